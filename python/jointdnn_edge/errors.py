@@ -1,0 +1,94 @@
+"""The SDK's one exception hierarchy.
+
+Every error the SDK raises on purpose derives from :class:`JointDNNError`, so an
+application (or the Android bridge) can catch one type. Subclasses that describe
+bad arguments also derive from :class:`ValueError`, so generic code that expects
+``ValueError`` keeps working. The native module raises these same classes: its
+error conversion looks them up here by name.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "JointDNNError",
+    "CostTableError",
+    "InfeasibleError",
+    "SolverError",
+    "LookupTableError",
+    "ModelError",
+    "ExecutionError",
+    "CodecError",
+    "TransportError",
+    "CloudUnavailableError",
+    "RemoteError",
+    "DeadlineExceededError",
+    "AuthError",
+]
+
+
+class JointDNNError(Exception):
+    """Root of every error raised by jointdnn-edge."""
+
+
+class CostTableError(JointDNNError, ValueError):
+    """A cost table, network description or planner argument is malformed."""
+
+
+class InfeasibleError(JointDNNError):
+    """No schedule satisfies the constraints.
+
+    ``constraint`` names the binding constraint (``"deadline_ms"``,
+    ``"energy_budget_mj"``, ``"cloud_budget_ms"``, a combination joined by
+    ``"+"``, or ``"force"``/``"groups"`` when the offered groups leave no
+    schedule at all); ``best`` is the smallest value of that constraint any
+    schedule reaches, when known.
+    """
+
+    def __init__(self, message: str, constraint: str = "", best: float | None = None):
+        super().__init__(message)
+        self.constraint = constraint
+        self.best = best
+
+
+class SolverError(JointDNNError):
+    """The solver cannot handle this instance (for example, a graph too wide for the exact DP)."""
+
+
+class LookupTableError(JointDNNError, ValueError):
+    """A lookup-table file is truncated, corrupt, or of an unknown version."""
+
+
+class ModelError(JointDNNError, ValueError):
+    """A model file cannot be loaded, sliced or run as asked."""
+
+
+class ExecutionError(JointDNNError):
+    """A runtime failed while executing a model slice."""
+
+
+class CodecError(JointDNNError, ValueError):
+    """An activation frame is malformed, corrupt, or exceeds a size limit."""
+
+
+class TransportError(JointDNNError):
+    """Talking to the cloud endpoint failed."""
+
+
+class CloudUnavailableError(TransportError):
+    """The cloud could not be reached (connection refused, reset, DNS, TLS)."""
+
+
+class RemoteError(TransportError):
+    """The cloud answered with an error status or an unusable body."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class DeadlineExceededError(TransportError):
+    """The cloud did not answer within the request's deadline."""
+
+
+class AuthError(RemoteError):
+    """The cloud refused the request's credentials (HTTP 401/403)."""

@@ -1,0 +1,210 @@
+"""The format-neutral layer graph every model loader produces.
+
+A :class:`ModelGraph` is a DNN seen the way the planner sees it: layers in
+topological order, each a group of one or more operators of the underlying
+model, with the tensors that flow between them. ONNX and TFLite loaders
+(``models/onnx_model.py``, ``models/tflite_model.py``) subclass it and add the
+format-specific parts: slicing a layer range into a standalone model.
+
+Layer-graph conventions shared with :class:`jointdnn_edge.CostTable`:
+layers are numbered ``0..N-1`` in topological order; ``edges`` holds ``(u, v)``
+when layer ``v`` reads a tensor produced by layer ``u`` (``u = -1``: a model
+input); a layer's *output bundle* is every tensor it produces that a later
+layer reads or that is a model output, and ``out_bytes[i]`` is that bundle's
+size.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..costs import CostTable
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A named tensor with a static shape and numpy dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype  # type: ignore[type-arg]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the raw (uncompressed) tensor."""
+        return int(np.prod(self.shape, dtype=np.int64)) * int(np.dtype(self.dtype).itemsize)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One planner layer: one operator, or an operator with trivial ops merged into it."""
+
+    index: int
+    name: str
+    op_type: str
+    #: names of the underlying operators (one unless trivial ops were merged)
+    ops: tuple[str, ...]
+    #: tensors read from outside this layer (activations and model inputs, not weights)
+    inputs: tuple[str, ...]
+    #: tensors this layer produces that leave it (read later, or model outputs)
+    outputs: tuple[TensorInfo, ...]
+    #: bytes of the parameters (initializers, Constant nodes, TFLite constant buffers)
+    weight_bytes: int = 0
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def out_bytes(self) -> int:
+        """Bytes of this layer's output bundle."""
+        return sum(t.nbytes for t in self.outputs)
+
+
+class ModelGraph(abc.ABC):
+    """A loaded model as a sequence of layers (see the module docstring).
+
+    Subclasses fill :attr:`layers`, :attr:`inputs`, :attr:`outputs` and
+    implement :meth:`slice_bytes` and :meth:`to_bytes`; the rest is shared.
+    """
+
+    #: "onnx" or "tflite"
+    format: str
+    name: str
+    layers: list[Layer]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+    # ------------------------------------------------------------- structure
+    @property
+    def n(self) -> int:
+        """Number of layers."""
+        return len(self.layers)
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """``(u, v)`` for every layer ``v`` reading a tensor of layer ``u`` (``-1``: model input)."""
+        producer = self._producers()
+        out: set[tuple[int, int]] = set()
+        for layer in self.layers:
+            for t in layer.inputs:
+                out.add((producer.get(t, -1), layer.index))
+        return sorted(out)
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes of all model inputs together."""
+        return sum(t.nbytes for t in self.inputs)
+
+    @property
+    def out_bytes(self) -> list[int]:
+        """Per-layer output-bundle bytes, for :class:`CostTable`."""
+        return [layer.out_bytes for layer in self.layers]
+
+    @property
+    def weight_bytes(self) -> list[int]:
+        """Per-layer parameter bytes."""
+        return [layer.weight_bytes for layer in self.layers]
+
+    def _producers(self) -> dict[str, int]:
+        return {t.name: layer.index for layer in self.layers for t in layer.outputs}
+
+    def tensor(self, name: str) -> TensorInfo:
+        """Shape and dtype of a model input or a layer output."""
+        for t in self.inputs:
+            if t.name == name:
+                return t
+        for layer in self.layers:
+            for t in layer.outputs:
+                if t.name == name:
+                    return t
+        raise KeyError(name)
+
+    def slice_io(self, first: int, last: int) -> tuple[list[str], list[str]]:
+        """Names of the tensors a slice of layers ``first..last`` reads and writes.
+
+        Inputs: every tensor the range reads that is produced before it (or is a
+        model input), across skip connections too. Outputs: every tensor
+        produced in the range that a later layer reads or that is a model output.
+        Both lists are in a stable order (inputs by first use, outputs by producer).
+        """
+        self._check_range(first, last)
+        produced_inside = {t.name for layer in self.layers[first : last + 1] for t in layer.outputs}
+        ins: list[str] = []
+        for layer in self.layers[first : last + 1]:
+            for t in layer.inputs:
+                if t not in produced_inside and t not in ins:
+                    ins.append(t)
+        model_outs = {t.name for t in self.outputs}
+        later_reads = {t for layer in self.layers[last + 1 :] for t in layer.inputs}
+        outs = [
+            t.name
+            for layer in self.layers[first : last + 1]
+            for t in layer.outputs
+            if t.name in later_reads or t.name in model_outs
+        ]
+        return ins, outs
+
+    def _check_range(self, first: int, last: int) -> None:
+        from ..errors import ModelError
+
+        if not (0 <= first <= last < self.n):
+            raise ModelError(f"layer range {first}..{last} is outside 0..{self.n - 1} of model {self.name!r}")
+
+    def cost_skeleton(self) -> dict[str, Any]:
+        """The structural arguments of :class:`CostTable` for this model (sizes, edges, names)."""
+        return {
+            "out_bytes": self.out_bytes,
+            "input_bytes": self.input_bytes,
+            "edges": self.edges,
+            "weight_bytes": self.weight_bytes,
+            "names": [layer.name for layer in self.layers],
+            "outputs": sorted({self._producers()[t.name] for t in self.outputs}),
+        }
+
+    # ------------------------------------------------------------ per format
+    @abc.abstractmethod
+    def to_bytes(self) -> bytes:
+        """The whole model, serialized in its own format."""
+
+    @abc.abstractmethod
+    def slice_bytes(self, first: int, last: int) -> bytes:
+        """A standalone model (same format) running layers ``first..last``.
+
+        Its inputs and outputs are named and ordered as :meth:`slice_io` says.
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, format={self.format!r}, layers={self.n})"
+
+
+def uniform_feeds(graph: ModelGraph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic random inputs for ``graph`` (uniform in [0, 1) for floats)."""
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for t in graph.inputs:
+        dt = np.dtype(t.dtype)
+        if dt.kind == "f":
+            feeds[t.name] = rng.random(t.shape).astype(dt)
+        elif dt.kind in "iu":
+            feeds[t.name] = rng.integers(0, 8, size=t.shape).astype(dt)
+        else:
+            feeds[t.name] = rng.integers(0, 2, size=t.shape).astype(dt)
+    return feeds
+
+
+def output_names(graph: ModelGraph) -> Sequence[str]:
+    """Names of the model outputs, in model order."""
+    return [t.name for t in graph.outputs]
+
+
+def costs_from(graph: ModelGraph, mobile_ms: Any, cloud_ms: Any, **kwargs: Any) -> CostTable:
+    """A :class:`CostTable` for ``graph`` from grouped times (structure taken from the graph)."""
+    from ..costs import CostTable
+
+    args = graph.cost_skeleton()
+    args.update(kwargs)
+    out_bytes, input_bytes = args.pop("out_bytes"), args.pop("input_bytes")
+    return CostTable(mobile_ms, cloud_ms, out_bytes, input_bytes, **args)
