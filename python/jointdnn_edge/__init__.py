@@ -1,13 +1,19 @@
 """jointdnn-edge: split a DNN between an edge device and the cloud, layer by layer.
 
 The public API is re-exported here; each concern lives in its own module
-(``costs``, ``planner``, ``models``, ``profiler``, ``codec``, ``transport``,
-``server``, ``session``, ``zoo``, ``cli``, ``android``).
+(``costs``, ``network``, ``planner``, ``models``, ``profiler``, ``codec``,
+``transport``, ``server``, ``session``, ``zoo``, ``cli``, ``android``).
+
+Names are loaded on first use (PEP 562), so ``import jointdnn_edge`` is cheap
+and the parts that need no third-party packages (errors, networks, lookup
+tables) work where numpy, onnxruntime or LiteRT are not installed.
 """
 
 from __future__ import annotations
 
-from .costs import DEFAULT_MOBILE_POWER_MW, NETWORK_PRESETS, CostTable, Network
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuthError,
     CloudUnavailableError,
@@ -23,8 +29,51 @@ from .errors import (
     SolverError,
     TransportError,
 )
+from .network import NETWORK_PRESETS, Network
 
 __version__ = "0.1.0"
+
+# public name -> module it lives in (None: the name is a submodule)
+_LAZY: dict[str, str | None] = {
+    "CostTable": "costs",
+    "DEFAULT_MOBILE_POWER_MW": "costs",
+    "plan": "planner",
+    "Schedule": "planner",
+    "LookupTable": "planner",
+    "native_available": "planner",
+    "load_model": "models",
+    "ModelGraph": "models",
+    "executor_for": "models",
+    "profile": "profiler",
+    "DeviceProfile": "profiler",
+    "codec": None,
+    "planner": None,
+    "models": None,
+    "zoo": None,
+}
+
+if TYPE_CHECKING:
+    from . import codec, models, planner, zoo
+    from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
+    from .models import ModelGraph, executor_for, load_model
+    from .planner import LookupTable, Schedule, native_available, plan
+    from .profiler import DeviceProfile, profile
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        where = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'jointdnn_edge' has no attribute {name!r}") from None
+    module = importlib.import_module(f".{where or name}", __name__)
+    value = module if where is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DEFAULT_MOBILE_POWER_MW",
@@ -35,13 +84,26 @@ __all__ = [
     "CostTable",
     "CostTableError",
     "DeadlineExceededError",
+    "DeviceProfile",
     "ExecutionError",
     "InfeasibleError",
     "JointDNNError",
+    "LookupTable",
     "LookupTableError",
     "ModelError",
+    "ModelGraph",
     "Network",
     "RemoteError",
+    "Schedule",
     "SolverError",
     "TransportError",
+    "codec",
+    "executor_for",
+    "load_model",
+    "models",
+    "native_available",
+    "plan",
+    "planner",
+    "profile",
+    "zoo",
 ]

@@ -3,9 +3,8 @@
 A :class:`CostTable` describes one DNN as layers ``0..N-1`` in topological order:
 the time (and mobile energy) of running every offered *group* of consecutive
 layers on the mobile device or on the cloud, the size of every layer's output,
-and which layer consumes which output. A :class:`Network` describes the link
-between the two platforms with the linear radio power model of the JointDNN
-paper (Eshratifar, Abrishami, Pedram, arXiv 1801.08618, Eq. 21 and Table 3).
+and which layer consumes which output. The link between the two platforms is a
+:class:`jointdnn_edge.network.Network` (re-exported here).
 
 Tensor numbering used throughout the planner: tensor ``0`` is the model input
 (it starts on the mobile), tensor ``k + 1`` is the output of layer ``k``.
@@ -16,12 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import CostTableError
+from .network import NETWORK_PRESETS, Network
 
 __all__ = [
     "CostTable",
@@ -47,98 +47,6 @@ DEFAULT_BACKWARD_FACTOR = 2.0
 
 _FORMAT = "jointdnn-edge/costtable"
 _VERSION = 1
-
-
-@dataclass(frozen=True)
-class Network:
-    """A mobile link: bandwidth in Mbit/s and the paper's linear radio power model.
-
-    Uploading ``b`` bytes takes ``8*b / (up_mbps * 1e6)`` seconds during which the
-    radio draws ``alpha_up * up_mbps + beta`` mW; downloading likewise with the
-    download figures. ``rtt_ms`` adds one round trip to the latency of every
-    platform switch (0 in the paper). Waiting for the cloud costs the mobile no
-    energy in this model, as in the paper.
-    """
-
-    up_mbps: float
-    down_mbps: float
-    alpha_up: float
-    alpha_down: float
-    beta: float
-    rtt_ms: float = 0.0
-    name: str | None = field(default=None, compare=False)
-
-    def __post_init__(self) -> None:
-        for attr in ("up_mbps", "down_mbps"):
-            v = getattr(self, attr)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise CostTableError(f"Network.{attr} must be a positive finite number, got {v!r}")
-        for attr in ("alpha_up", "alpha_down", "beta", "rtt_ms"):
-            v = getattr(self, attr)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise CostTableError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
-
-    @classmethod
-    def preset(cls, name: str, *, rtt_ms: float = 0.0) -> Network:
-        """The paper's Table 3 network ("3g", "4g" or "wifi"; case and dashes ignored)."""
-        key = name.lower().replace("-", "").replace("_", "")
-        if key not in NETWORK_PRESETS:
-            raise CostTableError(f"unknown network preset {name!r}; choose one of {sorted(NETWORK_PRESETS)}")
-        return replace(NETWORK_PRESETS[key], rtt_ms=rtt_ms)
-
-    def with_bandwidth(self, up_mbps: float, down_mbps: float) -> Network:
-        """The same radio with other bandwidths (for measured or emulated links)."""
-        return replace(self, up_mbps=float(up_mbps), down_mbps=float(down_mbps))
-
-    def upload_ms(self, nbytes: float) -> float:
-        """Milliseconds to upload ``nbytes``."""
-        return 8.0 * nbytes / (self.up_mbps * 1e3)
-
-    def download_ms(self, nbytes: float) -> float:
-        """Milliseconds to download ``nbytes``."""
-        return 8.0 * nbytes / (self.down_mbps * 1e3)
-
-    def upload_mj(self, nbytes: float) -> float:
-        """Mobile radio energy (mJ) to upload ``nbytes``."""
-        return (self.alpha_up * self.up_mbps + self.beta) * self.upload_ms(nbytes) / 1e3
-
-    def download_mj(self, nbytes: float) -> float:
-        """Mobile radio energy (mJ) to download ``nbytes``."""
-        return (self.alpha_down * self.down_mbps + self.beta) * self.download_ms(nbytes) / 1e3
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return {
-            "up_mbps": self.up_mbps,
-            "down_mbps": self.down_mbps,
-            "alpha_up": self.alpha_up,
-            "alpha_down": self.alpha_down,
-            "beta": self.beta,
-            "rtt_ms": self.rtt_ms,
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Network:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            float(d["up_mbps"]),
-            float(d["down_mbps"]),
-            alpha_up=float(d["alpha_up"]),
-            alpha_down=float(d["alpha_down"]),
-            beta=float(d["beta"]),
-            rtt_ms=float(d.get("rtt_ms", 0.0)),
-            name=d.get("name"),
-        )
-
-
-#: The paper's Table 3 (average U.S. mobile networks; power model from Huang et
-#: al., MobiSys'12): bandwidths in Mbit/s, alpha in mW per Mbit/s, beta in mW.
-NETWORK_PRESETS: dict[str, Network] = {
-    "3g": Network(1.1, 2.0275, alpha_up=868.98, alpha_down=122.12, beta=817.88, name="3g"),
-    "4g": Network(5.85, 13.76, alpha_up=438.39, alpha_down=51.97, beta=1288.04, name="4g"),
-    "wifi": Network(18.88, 54.97, alpha_up=283.17, alpha_down=137.01, beta=132.86, name="wifi"),
-}
 
 
 def _as_matrix(name: str, a: Any, n: int | None) -> np.ndarray:
@@ -193,7 +101,8 @@ def _as_edges(edges: Iterable[Sequence[int]] | None, n: int) -> tuple[tuple[int,
             raise CostTableError(f"edge {e!r} is not a pair of layer indices") from None
         if not (-1 <= u < v < n):
             raise CostTableError(
-                f"edge ({u}, {v}) is invalid: need -1 <= u < v < {n} (layers in topological order; -1 is the model input)"
+                f"edge ({u}, {v}) is invalid: need -1 <= u < v < {n} "
+                "(layers in topological order; -1 is the model input)"
             )
         out.add((u, v))
     return tuple(sorted(out))
@@ -208,7 +117,10 @@ def _codec_overhead(name: str, a: Any, n: int) -> np.ndarray:
         except (TypeError, ValueError) as e:
             raise CostTableError(f"{name} must be an (N+1)×2 array: {e}") from None
         if m.shape != (n + 1, 2):
-            raise CostTableError(f"{name} must have shape ({n + 1}, 2) (rows: model input, then layers; columns: up, down), got {m.shape}")
+            raise CostTableError(
+                f"{name} must have shape ({n + 1}, 2) (rows: model input, then layers; columns: up, down), "
+                f"got {m.shape}"
+            )
         if not np.isfinite(m).all() or (m < 0).any():
             raise CostTableError(f"{name} must be finite and >= 0")
     m.setflags(write=False)
@@ -257,8 +169,7 @@ class CostTable:
         "names",
         "phase",
         "meta",
-        "_native",
-        "_structure",
+        "_cache",
     )
 
     def __init__(
@@ -326,8 +237,8 @@ class CostTable:
             raise CostTableError(f"phase must be 'inference' or 'training', got {phase!r}")
         self.phase = phase
         self.meta: dict[str, Any] = dict(meta or {})
-        self._native: Any = None
-        self._structure: Any = None
+        # solver structures compiled from this table (it is immutable), by kind
+        self._cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ views
     @property
@@ -397,9 +308,7 @@ class CostTable:
             if mobile_power_mw is not None:
                 raise CostTableError("give mobile_mj or mobile_power_mw, not both")
             mj = _group_sums(_as_vector("mobile_mj", mobile_mj, n), max_group)
-        return cls(
-            mats[0], mats[1], out_bytes, input_bytes, mobile_mj=mj, mobile_power_mw=mobile_power_mw, **kwargs
-        )
+        return cls(mats[0], mats[1], out_bytes, input_bytes, mobile_mj=mj, mobile_power_mw=mobile_power_mw, **kwargs)
 
     @classmethod
     def training(
@@ -478,7 +387,11 @@ class CostTable:
         codec_mj = np.vstack([forward.codec_mj, b_codec_mj[1:]])
         names = list(forward.names) + [f"{forward.names[n - 1 - k]}.backward" for k in range(n)]
         meta = dict(forward.meta)
-        meta["training"] = {"forward_layers": n, "activation_edges": activation_edges, "backward": "given" if backward else f"{DEFAULT_BACKWARD_FACTOR}x forward"}
+        meta["training"] = {
+            "forward_layers": n,
+            "activation_edges": activation_edges,
+            "backward": "given" if backward else f"{DEFAULT_BACKWARD_FACTOR}x forward",
+        }
         return cls(
             mm,
             cm,
@@ -603,8 +516,8 @@ class CostTable:
         if "mobile_power_mw" in changes and "mobile_mj" not in changes:
             args["mobile_mj"] = None
         args.update(changes)
-        mobile_ms, cloud_ms, out_bytes, input_bytes = (args.pop(k) for k in ("mobile_ms", "cloud_ms", "out_bytes", "input_bytes"))
-        return CostTable(mobile_ms, cloud_ms, out_bytes, input_bytes, **args)
+        positional = [args.pop(k) for k in ("mobile_ms", "cloud_ms", "out_bytes", "input_bytes")]
+        return CostTable(*positional, **args)
 
 
 def _num(x: float) -> float | None:

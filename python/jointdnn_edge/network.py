@@ -1,0 +1,109 @@
+"""The mobile link: bandwidth and the JointDNN paper's linear radio power model.
+
+Eshratifar, Abrishami, Pedram, arXiv 1801.08618, Eq. 21 and Table 3. This
+module has no third-party imports, so that lookup tables can be read and
+queried where numpy is not installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import CostTableError
+
+__all__ = ["NETWORK_PRESETS", "Network"]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A mobile link: bandwidth in Mbit/s and the paper's linear radio power model.
+
+    Uploading ``b`` bytes takes ``8*b / (up_mbps * 1e6)`` seconds during which the
+    radio draws ``alpha_up * up_mbps + beta`` mW; downloading likewise with the
+    download figures. ``rtt_ms`` adds one round trip to the latency of every
+    platform switch (0 in the paper). Waiting for the cloud costs the mobile no
+    energy in this model, as in the paper.
+    """
+
+    up_mbps: float
+    down_mbps: float
+    alpha_up: float
+    alpha_down: float
+    beta: float
+    rtt_ms: float = 0.0
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        for attr in ("up_mbps", "down_mbps"):
+            v = getattr(self, attr)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise CostTableError(f"Network.{attr} must be a positive finite number, got {v!r}")
+        for attr in ("alpha_up", "alpha_down", "beta", "rtt_ms"):
+            v = getattr(self, attr)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise CostTableError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
+
+    @classmethod
+    def preset(cls, name: str, *, rtt_ms: float = 0.0) -> Network:
+        """The paper's Table 3 network ("3g", "4g" or "wifi"; case and dashes ignored)."""
+        key = name.lower().replace("-", "").replace("_", "")
+        if key not in NETWORK_PRESETS:
+            raise CostTableError(f"unknown network preset {name!r}; choose one of {sorted(NETWORK_PRESETS)}")
+        return replace(NETWORK_PRESETS[key], rtt_ms=rtt_ms)
+
+    def with_bandwidth(self, up_mbps: float, down_mbps: float) -> Network:
+        """The same radio with other bandwidths (for measured or emulated links)."""
+        return replace(self, up_mbps=float(up_mbps), down_mbps=float(down_mbps))
+
+    def upload_ms(self, nbytes: float) -> float:
+        """Milliseconds to upload ``nbytes``."""
+        return 8.0 * nbytes / (self.up_mbps * 1e3)
+
+    def download_ms(self, nbytes: float) -> float:
+        """Milliseconds to download ``nbytes``."""
+        return 8.0 * nbytes / (self.down_mbps * 1e3)
+
+    def upload_mj(self, nbytes: float) -> float:
+        """Mobile radio energy (mJ) to upload ``nbytes``."""
+        return (self.alpha_up * self.up_mbps + self.beta) * self.upload_ms(nbytes) / 1e3
+
+    def download_mj(self, nbytes: float) -> float:
+        """Mobile radio energy (mJ) to download ``nbytes``."""
+        return (self.alpha_down * self.down_mbps + self.beta) * self.download_ms(nbytes) / 1e3
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "up_mbps": self.up_mbps,
+            "down_mbps": self.down_mbps,
+            "alpha_up": self.alpha_up,
+            "alpha_down": self.alpha_down,
+            "beta": self.beta,
+            "rtt_ms": self.rtt_ms,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Network:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            float(d["up_mbps"]),
+            float(d["down_mbps"]),
+            alpha_up=float(d["alpha_up"]),
+            alpha_down=float(d["alpha_down"]),
+            beta=float(d["beta"]),
+            rtt_ms=float(d.get("rtt_ms", 0.0)),
+            name=d.get("name"),
+        )
+
+
+#: The paper's Table 3 (average U.S. mobile networks; power model from Huang et
+#: al., MobiSys'12): bandwidths in Mbit/s, alpha in mW per Mbit/s, beta in mW.
+NETWORK_PRESETS: dict[str, Network] = {
+    "3g": Network(1.1, 2.0275, alpha_up=868.98, alpha_down=122.12, beta=817.88, name="3g"),
+    "4g": Network(5.85, 13.76, alpha_up=438.39, alpha_down=51.97, beta=1288.04, name="4g"),
+    "wifi": Network(18.88, 54.97, alpha_up=283.17, alpha_down=137.01, beta=132.86, name="wifi"),
+}

@@ -1,0 +1,169 @@
+"""The planner: the optimal mobile/cloud schedule for a cost table and a network.
+
+:func:`plan` answers one request exactly (shortest path over the JointDNN
+state graph; exact label setting under constraints). :class:`LookupTable`
+precomputes answers over a range of network conditions for per-inference
+decisions. The work is done by the native core (``jointdnn_edge._core``)
+when it is available, otherwise by the pure-Python reference implementation
+(:mod:`.reference`), which computes the same answers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..errors import CostTableError, InfeasibleError
+from ..network import Network
+from . import reference
+from ._backend import native_available, native_module
+from .lut import LookupTable
+from .schedule import Schedule, evaluate_usage
+from .usage import Link
+
+__all__ = ["LookupTable", "Schedule", "evaluate_usage", "native_available", "plan"]
+
+_SOLVERS = ("auto", "native", "python", "ilp", "brute")
+
+
+def _prepare(costs: Any, phase: str) -> Any:
+    """The table to plan on for ``phase`` (building and caching the training table when asked)."""
+    from ..costs import CostTable
+
+    if not isinstance(costs, CostTable):
+        raise CostTableError(f"costs must be a CostTable, got {type(costs).__name__}")
+    if phase == "inference":
+        if costs.phase == "training":
+            raise CostTableError("this is a training cost table: plan it with phase='training'")
+        return costs
+    if phase != "training":
+        raise CostTableError(f"phase must be 'inference' or 'training', got {phase!r}")
+    if costs.phase == "training":
+        return costs
+    cached = costs._cache.get("training")
+    if cached is None:
+        cached = costs._cache["training"] = CostTable.training(costs)
+    return cached
+
+
+def _native_problem(costs: Any) -> Any:
+    """The table compiled into the native state graph (cached on the table)."""
+    prob = costs._cache.get("native")
+    if prob is None:
+        mod = native_module()
+        assert mod is not None
+        prob = mod.Problem(
+            costs.mobile_ms,
+            costs.cloud_ms,
+            costs.mobile_mj,
+            costs.out_bytes,
+            costs.input_bytes,
+            list(costs.edges),
+            list(costs.outputs),
+            costs.cloud_download_bytes,
+            costs.codec_ms,
+            costs.codec_mj,
+        )
+        costs._cache["native"] = prob
+    return prob
+
+
+def _python_graph(costs: Any) -> reference.StateGraph:
+    """The table compiled into the pure-Python state graph (cached on the table)."""
+    g = costs._cache.get("python")
+    if g is None:
+        g = costs._cache["python"] = reference.StateGraph.build(reference.Plain.of(costs))
+    return g
+
+
+def _check_bound(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise CostTableError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def plan(
+    costs: Any,
+    network: Network | str,
+    *,
+    objective: str = "latency",
+    deadline_ms: float | None = None,
+    energy_budget_mj: float | None = None,
+    cloud_budget_ms: float | None = None,
+    cloud_slowdown: float = 1.0,
+    phase: str = "inference",
+    force: str | None = None,
+    solver: str = "auto",
+) -> Schedule:
+    """The optimal schedule of ``costs`` on ``network`` (a :class:`Network` or a preset name).
+
+    ``objective`` is ``"latency"`` (end-to-end ms) or ``"energy"`` (mobile mJ).
+    Constraints, in any combination: ``deadline_ms`` (latency),
+    ``energy_budget_mj`` (mobile energy), ``cloud_budget_ms`` (cloud time,
+    after ``cloud_slowdown``); when none can be met, :class:`InfeasibleError`
+    names the constraint. ``force`` pins every layer to ``"mobile"`` or
+    ``"cloud"`` (the status-quo baselines). ``phase="training"`` plans one
+    online-training step (``CostTable.training``). ``solver``: ``"auto"``
+    (native if available, else ``"python"``), ``"native"``, ``"python"``,
+    ``"ilp"`` (HiGHS MILP) or ``"brute"`` (enumeration; small tables only).
+    All solvers are exact and agree on the optimal cost.
+    """
+    costs = _prepare(costs, phase)
+    if isinstance(network, str):
+        network = Network.preset(network)
+    elif not isinstance(network, Network):
+        raise CostTableError(f"network must be a Network or a preset name, got {type(network).__name__}")
+    if objective not in ("latency", "energy"):
+        raise CostTableError(f"objective must be 'latency' or 'energy', got {objective!r}")
+    if force not in (None, "mobile", "cloud"):
+        raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
+    if solver not in _SOLVERS:
+        raise CostTableError(f"solver must be one of {_SOLVERS}, got {solver!r}")
+    if not (isinstance(cloud_slowdown, (int, float)) and math.isfinite(cloud_slowdown) and cloud_slowdown > 0):
+        raise CostTableError(f"cloud_slowdown must be a positive finite number, got {cloud_slowdown!r}")
+    _check_bound("deadline_ms", deadline_ms)
+    _check_bound("energy_budget_mj", energy_budget_mj)
+    _check_bound("cloud_budget_ms", cloud_budget_ms)
+    link = Link.of(network)
+    if solver == "auto":
+        solver = "native" if native_available() else "python"
+    if solver == "native":
+        if not native_available():
+            raise CostTableError("solver='native' but the native module is not available (see native_available())")
+        segs, usage, transfers = _native_problem(costs).solve(
+            objective, tuple(link), cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
+        )
+    elif solver == "python":
+        req = reference.Request(
+            objective, link, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force=force
+        )
+        segs, usage, transfers = reference.solve(_python_graph(costs), req)
+    elif solver == "ilp":
+        from .ilp import solve_ilp
+
+        segs, usage, transfers = solve_ilp(
+            costs,
+            network,
+            objective=objective,
+            slowdown=cloud_slowdown,
+            deadline_ms=deadline_ms,
+            energy_budget_mj=energy_budget_mj,
+            cloud_budget_ms=cloud_budget_ms,
+            force=force,
+        )
+    else:
+        from .brute import best
+
+        found = best(
+            costs,
+            network,
+            objective=objective,
+            slowdown=cloud_slowdown,
+            deadline_ms=deadline_ms,
+            energy_budget_mj=energy_budget_mj,
+            cloud_budget_ms=cloud_budget_ms,
+            force=force,
+        )
+        if found is None:
+            raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")
+        segs, usage, transfers = found
+    return Schedule.from_usage(segs, usage, transfers, link, cloud_slowdown, objective=objective, solver=solver)

@@ -1,0 +1,133 @@
+"""Brute-force planning: the test oracle for small models.
+
+Two exhaustive methods, independent of the state-graph solvers:
+
+* :func:`all_schedules` enumerates every grouping and every platform choice
+  (``2·3^(N-1)`` schedules when all groups are offered) and evaluates each
+  with :func:`~jointdnn_edge.planner.schedule.evaluate_usage`. Handles any
+  objective and constraints; practical to about N = 9.
+* :func:`best_by_placement` enumerates the ``2^N`` per-layer placements;
+  for a placement, transfers and switches are fixed and the best grouping
+  of each run of same-platform layers is an interval DP on one scalar cost.
+  Exact for unconstrained objectives; practical to about N = 14.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .schedule import evaluate_usage
+from .usage import Link, dot, weights, within
+
+Segments = list[tuple[int, int, str]]
+
+
+def all_schedules(costs: Any, force: str | None = None) -> Iterator[tuple[Segments, list[float], int]]:
+    """Every schedule with its usage and transfer count."""
+    n = costs.n
+    platforms = ("mobile", "cloud") if force is None else (force,)
+
+    def rec(start: int, cur: Segments) -> Iterator[Segments]:
+        if start == n:
+            yield list(cur)
+            return
+        for end in range(start, n):
+            for p in platforms:
+                table = costs.mobile_ms if p == "mobile" else costs.cloud_ms
+                if math.isfinite(table[start][end]):
+                    cur.append((start, end, p))
+                    yield from rec(end + 1, cur)
+                    cur.pop()
+
+    for segs in rec(0, []):
+        u, k = evaluate_usage(costs, segs)
+        yield segs, u, k
+
+
+def best(
+    costs: Any,
+    network: Any,
+    *,
+    objective: str = "latency",
+    slowdown: float = 1.0,
+    deadline_ms: float | None = None,
+    energy_budget_mj: float | None = None,
+    cloud_budget_ms: float | None = None,
+    force: str | None = None,
+) -> tuple[Segments, list[float], int] | None:
+    """The optimum by full enumeration (None when nothing is feasible)."""
+    link = Link.of(network)
+    w = {m: weights(m, link, slowdown) for m in ("latency", "energy", "cloud")}
+    bounds = [
+        (m, b)
+        for m, b in (("latency", deadline_ms), ("energy", energy_budget_mj), ("cloud", cloud_budget_ms))
+        if b is not None
+    ]
+    best_v = math.inf
+    best_s = None
+    for segs, u, k in all_schedules(costs, force):
+        if not all(within(dot(w[m], u), b) for m, b in bounds):
+            continue
+        v = dot(w[objective], u)
+        if v < best_v:
+            best_v, best_s = v, (segs, u, k)
+    return best_s
+
+
+def best_by_placement(
+    costs: Any, network: Any, *, objective: str = "latency", slowdown: float = 1.0, force: str | None = None
+) -> tuple[float, Segments]:
+    """Unconstrained optimum by enumerating per-layer placements (see the module docs)."""
+    n = costs.n
+    link = Link.of(network)
+    w = weights(objective, link, slowdown)
+
+    def mobile_cost(i: int, j: int) -> float:
+        t = costs.mobile_ms[i][j]
+        return dot(w, [t, 0, costs.mobile_mj[i][j], 0, 0, 0, 0, 0]) if math.isfinite(t) else math.inf
+
+    def cloud_cost(i: int, j: int) -> float:
+        t = costs.cloud_ms[i][j]
+        return dot(w, [0, t, 0, 0, 0, 0, 0, 0]) if math.isfinite(t) else math.inf
+
+    group_cost = {"mobile": mobile_cost, "cloud": cloud_cost}
+    choices: Sequence[tuple[str, ...]] = (
+        list(itertools.product(("mobile", "cloud"), repeat=n)) if force is None else [(force,) * n]
+    )
+    best_v, best_segs = math.inf, []
+    for place in choices:
+        segs: Segments = []
+        compute = 0.0
+        i = 0
+        while i < n:
+            j = i
+            while j + 1 < n and place[j + 1] == place[i]:
+                j += 1
+            # best grouping of the run i..j on place[i]: interval DP
+            f = group_cost[place[i]]
+            dp = [0.0] + [math.inf] * (j - i + 1)
+            cut = [0] * (j - i + 2)
+            for e in range(1, j - i + 2):
+                for s in range(e):
+                    v = dp[s] + f(i + s, i + e - 1)
+                    if v < dp[e]:
+                        dp[e], cut[e] = v, s
+            run: Segments = []
+            e = j - i + 1
+            while e > 0:
+                s = cut[e]
+                run.append((i + s, i + e - 1, place[i]))
+                e = s
+            segs.extend(reversed(run))
+            compute += dp[j - i + 1]
+            i = j + 1
+        if not math.isfinite(compute):
+            continue
+        u, _ = evaluate_usage(costs, segs)
+        v = dot(w, u)
+        if v < best_v:
+            best_v, best_segs = v, segs
+    return best_v, best_segs

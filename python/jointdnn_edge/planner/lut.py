@@ -1,0 +1,523 @@
+"""Lookup tables: the exact schedule for the current network in about a microsecond.
+
+:meth:`LookupTable.build` precomputes, for a box of conditions (upload and
+download bandwidth, cloud slowdown) and a fixed radio, objective and
+constraints, the few schedules that can be optimal in each cell of the box
+(see ``rust/core/src/lut.rs`` for why a cell's list contains the optimum at
+*every* point of the cell). :meth:`LookupTable.query` evaluates a cell's
+list at the query point and returns the best feasible schedule: the same
+cost as an exact solve there. Cells whose list would be too long, and points
+outside the box, are answered by an exact solve on the cost table embedded in
+the file (``exact`` stays True); without an embedded table they get the best
+stored schedule, flagged ``exact=False``.
+
+The file format (``docs/lookup-table-format.md``) is little-endian binary,
+versioned and checksummed, and this module reads and queries it with the
+standard library only: it loads on a phone without numpy or the native
+module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import CostTableError, InfeasibleError, LookupTableError
+from ..network import Network
+from . import reference as ref
+from ._backend import native_module
+from .schedule import Schedule
+from .usage import DIMS, Link, Radio, reduce
+
+MAGIC = b"JDNNLUT\x00"
+VERSION = 1
+_OBJECTIVES = ("latency", "energy")
+_METRICS = ("latency", "energy", "cloud")
+_FORCES = (None, "mobile", "cloud")
+_CONSTRAINT_ARGS = (("deadline_ms", "latency"), ("energy_budget_mj", "energy"), ("cloud_budget_ms", "cloud"))
+
+#: Default cells per axis (upload, download, slowdown).
+DEFAULT_CELLS = (16, 16, 4)
+
+
+class LookupTable:
+    """A precomputed table of optimal schedules over a box of network conditions."""
+
+    def __init__(
+        self,
+        *,
+        n: int,
+        objective: str,
+        constraints: Sequence[tuple[str, float]],
+        force: str | None,
+        radio: Radio,
+        up_mbps: tuple[float, float],
+        down_mbps: tuple[float, float],
+        cloud_slowdown: tuple[float, float],
+        axes: tuple[int, int, int],
+        candidates: Sequence[tuple[Sequence[tuple[int, int, str]], Sequence[float], int]],
+        status: Sequence[int],
+        offsets: Sequence[int],
+        members: Sequence[int],
+        costs: dict[str, Any] | None = None,
+    ) -> None:
+        self.n = n
+        self.objective = objective
+        self.constraints = tuple((m, float(b)) for m, b in constraints)
+        self.force = force
+        self.radio = Radio(*radio)
+        self.up_mbps = tuple(up_mbps)
+        self.down_mbps = tuple(down_mbps)
+        self.cloud_slowdown = tuple(cloud_slowdown)
+        self.axes = tuple(axes)
+        self.candidates = [(tuple(map(tuple, s)), tuple(u), int(k)) for s, u, k in candidates]
+        self.status = list(status)
+        self.offsets = list(offsets)
+        self.members = list(members)
+        self._costs_dict = costs
+        self._reduced = [reduce(u, self.radio) for _, u, _ in self.candidates]
+        self._index: Any = None
+        self._solver: Any = None  # (solve function) for cells and points the table cannot answer alone
+        mod = native_module()
+        if mod is not None:
+            self._index = mod.LutIndex(
+                objective,
+                list(self.constraints),
+                tuple(self.radio),
+                self.up_mbps,
+                self.down_mbps,
+                self.cloud_slowdown,
+                list(self.axes),
+                self._reduced,
+                self.status,
+                self.offsets,
+                self.members,
+            )
+
+    # ----------------------------------------------------------------- build
+    @classmethod
+    def build(
+        cls,
+        costs: Any,
+        *,
+        objective: str = "latency",
+        network: Network | str = "4g",
+        deadline_ms: float | None = None,
+        energy_budget_mj: float | None = None,
+        cloud_budget_ms: float | None = None,
+        up_mbps: tuple[float, float] = (0.25, 100.0),
+        down_mbps: tuple[float, float] = (0.5, 200.0),
+        cloud_slowdown: tuple[float, float] = (1.0, 1.0),
+        cells: tuple[int, int, int] = DEFAULT_CELLS,
+        force: str | None = None,
+        phase: str = "inference",
+        max_candidates: int = 256,
+        embed_costs: bool = True,
+        solver: str = "auto",
+        progress: Callable[[int, int], None] | bool = False,
+    ) -> LookupTable:
+        """Precompute the table for ``costs`` over the given ranges.
+
+        ``network`` supplies the radio (alpha, beta, rtt; its bandwidths are
+        ignored). Cells are log-spaced in bandwidth and linear in slowdown; a
+        range with ``lo == hi`` gets one cell. ``progress`` is a callback
+        ``(done, total)`` or True for a progress bar. ``embed_costs`` stores
+        the cost table in the file so that cells and points the table cannot
+        answer alone are solved exactly.
+        """
+        from . import _prepare
+
+        costs = _prepare(costs, phase)
+        if isinstance(network, str):
+            network = Network.preset(network)
+        if objective not in _OBJECTIVES:
+            raise CostTableError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+        if force not in _FORCES:
+            raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
+        for name, r in (("up_mbps", up_mbps), ("down_mbps", down_mbps), ("cloud_slowdown", cloud_slowdown)):
+            if (
+                len(r) != 2
+                or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in r)
+                or not (0 < r[0] <= r[1])
+            ):
+                raise CostTableError(f"{name} must be a (lo, hi) pair with 0 < lo <= hi, got {r!r}")
+        if len(cells) != 3 or any(int(c) < 1 for c in cells):
+            raise CostTableError(f"cells must be three positive counts, got {cells!r}")
+        constraints = []
+        for (arg, metric), value in zip(_CONSTRAINT_ARGS, (deadline_ms, energy_budget_mj, cloud_budget_ms)):
+            if value is not None:
+                if not (math.isfinite(value) and value >= 0):
+                    raise CostTableError(f"{arg} must be finite and >= 0, got {value!r}")
+                constraints.append((metric, float(value)))
+        radio = Radio(network.alpha_up, network.alpha_down, network.beta, network.rtt_ms)
+        spec = ref.LutSpec(
+            objective=objective,
+            constraints=constraints,
+            radio=radio,
+            up=(float(up_mbps[0]), float(up_mbps[1])),
+            down=(float(down_mbps[0]), float(down_mbps[1])),
+            slowdown=(float(cloud_slowdown[0]), float(cloud_slowdown[1])),
+            cells=(int(cells[0]), int(cells[1]), int(cells[2])),
+            force=force,
+            max_candidates=max_candidates,
+        )
+        axes = spec.axes()
+        total = spec.num_cells()
+        mod = native_module() if solver in ("auto", "native") else None
+        if solver == "native" and mod is None:
+            raise CostTableError("solver='native' but the native module is not available")
+        results: list[tuple[int, list[tuple[Any, Any, int]]]] = []
+        report = _progress_reporter(progress, total)
+        chunk = 64
+        if mod is not None:
+            from . import _native_problem
+
+            prob = _native_problem(costs)
+            for start in range(0, total, chunk):
+                ids = list(range(start, min(total, start + chunk)))
+                results.extend(
+                    prob.lut_cells(
+                        objective,
+                        [(m, b) for m, b in constraints],
+                        tuple(radio),
+                        spec.up,
+                        spec.down,
+                        spec.slowdown,
+                        list(axes),
+                        ids,
+                        force,
+                        max_candidates,
+                    )
+                )
+                report(len(results))
+        else:
+            from . import _python_graph
+
+            g = _python_graph(costs)
+            for c in range(total):
+                results.append(ref.lut_cell(g, spec, c))
+                if (c + 1) % chunk == 0 or c + 1 == total:
+                    report(c + 1)
+        report(total, final=True)
+        # Deduplicate schedules across cells.
+        seen: dict[tuple[tuple[int, int, str], ...], int] = {}
+        candidates: list[tuple[Any, Any, int]] = []
+        status, offsets, members = [], [0], []
+        for st, cands in results:
+            status.append(st)
+            for segs, u, k in cands:
+                key = tuple((int(a), int(b), str(p)) for a, b, p in segs)
+                if key not in seen:
+                    seen[key] = len(candidates)
+                    candidates.append((key, list(u), k))
+                members.append(seen[key])
+            offsets.append(len(members))
+        return cls(
+            n=costs.n,
+            objective=objective,
+            constraints=constraints,
+            force=force,
+            radio=radio,
+            up_mbps=spec.up,
+            down_mbps=spec.down,
+            cloud_slowdown=spec.slowdown,
+            axes=axes,
+            candidates=candidates,
+            status=status,
+            offsets=offsets,
+            members=members,
+            costs=costs.to_dict() if embed_costs else None,
+        )
+
+    # ----------------------------------------------------------------- query
+    def query(self, up_mbps: float, down_mbps: float, cloud_slowdown: float = 1.0) -> Schedule:
+        """The optimal schedule at these conditions (see the module docs for the fallbacks).
+
+        Raises :class:`InfeasibleError` when no schedule meets the constraints there.
+        """
+        if self._index is not None:
+            idx, lat, en, cl = self._index.query(up_mbps, down_mbps, cloud_slowdown)
+        else:
+            idx, lat, en, cl = self._query_python(up_mbps, down_mbps, cloud_slowdown)
+        if idx >= 0:
+            segs, u, k = self.candidates[idx]
+            return Schedule(
+                segs,
+                latency_ms=lat,
+                mobile_energy_mj=en,
+                cloud_ms=cl,
+                bytes_up=u[3],
+                bytes_down=u[4],
+                transfers=k,
+                switches=round(u[5]),
+                usage=u,
+                objective=self.objective,
+                solver="lut",
+            )
+        if idx == -1:
+            names = "+".join(a for a, m in _CONSTRAINT_ARGS if m in dict(self.constraints)) or "groups"
+            raise InfeasibleError(
+                f"no schedule meets the table's constraints at up={up_mbps} Mbit/s, down={down_mbps} Mbit/s, "
+                f"slowdown={cloud_slowdown}",
+                names,
+            )
+        return self._fallback(up_mbps, down_mbps, cloud_slowdown)
+
+    def _query_python(self, up: float, down: float, slowdown: float) -> tuple[int, float, float, float]:
+        return ref.lut_query(
+            objective=self.objective,
+            constraints=self.constraints,
+            radio=self.radio,
+            ranges=(self.up_mbps, self.down_mbps, self.cloud_slowdown),
+            axes=self.axes,
+            reduced=self._reduced,
+            status=self.status,
+            offsets=self.offsets,
+            members=self.members,
+            up_mbps=up,
+            down_mbps=down,
+            slowdown=slowdown,
+        )
+
+    def _fallback(self, up: float, down: float, slowdown: float) -> Schedule:
+        """Exact solve with the embedded costs, else the best stored schedule (flagged inexact)."""
+        link = Link(float(up), float(down), *self.radio)
+        kwargs = {arg: dict(self.constraints).get(m) for arg, m in _CONSTRAINT_ARGS}
+        if self._costs_dict is not None:
+            if self._solver is None:
+                self._solver = _embedded_solver(self._costs_dict)
+            segs, u, k, solver = self._solver(self.objective, link, slowdown, self.force, kwargs)
+            return Schedule.from_usage(segs, u, k, link, slowdown, objective=self.objective, solver=f"lut/{solver}")
+        best = None
+        for segs, u, k in self.candidates:
+            s = Schedule.from_usage(segs, u, k, link, slowdown, objective=self.objective, exact=False, solver="lut")
+            vals = {"latency": s.latency_ms, "energy": s.mobile_energy_mj, "cloud": s.cloud_ms}
+            if not all(vals[m] <= b * (1 + 1e-9) + 1e-9 for m, b in self.constraints):
+                continue
+            if best is None or vals[self.objective] < getattr(best, _ATTR[self.objective]):
+                best = s
+        if best is None:
+            raise InfeasibleError("no stored schedule meets the constraints here (and no cost table is embedded)")
+        return best
+
+    # ----------------------------------------------------------------- stats
+    def stats(self) -> dict[str, Any]:
+        """Cells, stored schedules, longest cell list, cells answered by a direct solve, infeasible cells."""
+        sizes = [self.offsets[i + 1] - self.offsets[i] for i in range(len(self.status))]
+        return {
+            "cells": len(self.status),
+            "schedules": len(self.candidates),
+            "max_per_cell": max(sizes, default=0),
+            "mean_per_cell": (sum(sizes) / len(sizes)) if sizes else 0.0,
+            "solve_cells": sum(1 for s in self.status if s == ref.CELL_SOLVE),
+            "infeasible_cells": sum(1 for s in self.status if s == ref.CELL_INFEASIBLE),
+            "costs_embedded": self._costs_dict is not None,
+        }
+
+    def __repr__(self) -> str:
+        st = self.stats()
+        return (
+            f"LookupTable(n={self.n}, objective={self.objective!r}, constraints={dict(self.constraints)}, "
+            f"cells={st['cells']}, schedules={st['schedules']})"
+        )
+
+    # -------------------------------------------------------------- file I/O
+    def to_bytes(self) -> bytes:
+        """The table in the binary format of ``docs/lookup-table-format.md``."""
+        out = bytearray()
+        flags = 1 if self._costs_dict is not None else 0
+        out += MAGIC
+        out += struct.pack("<HHI", VERSION, flags, self.n)
+        out += struct.pack(
+            "<BBBB", _OBJECTIVES.index(self.objective), _FORCES.index(self.force), len(self.constraints), 0
+        )
+        for m, b in self.constraints:
+            out += struct.pack("<II d", _METRICS.index(m), 0, b)
+        out += struct.pack("<4d", *self.radio)
+        out += struct.pack("<6d", *self.up_mbps, *self.down_mbps, *self.cloud_slowdown)
+        out += struct.pack("<3I", *self.axes)
+        out += struct.pack("<I", len(self.candidates))
+        for segs, u, k in self.candidates:
+            out += struct.pack(f"<{DIMS}dII", *u, k, len(segs))
+            out += struct.pack(f"<{len(segs)}I", *(b | ((1 << 31) if p == "cloud" else 0) for _, b, p in segs))
+        ncells = len(self.status)
+        out += struct.pack(f"<{ncells}B", *self.status)
+        out += b"\x00" * (-ncells % 4)
+        out += struct.pack(f"<{ncells + 1}I", *self.offsets)
+        out += struct.pack(f"<{len(self.members)}I", *self.members)
+        if self._costs_dict is not None:
+            blob = json.dumps(self._costs_dict, separators=(",", ":"), allow_nan=False).encode()
+            out += struct.pack("<I", len(blob)) + blob
+        out += struct.pack("<I", zlib.crc32(out))
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LookupTable:
+        """Parse :meth:`to_bytes` output; raises :class:`LookupTableError` on any inconsistency."""
+        data = bytes(data)
+        if len(data) < len(MAGIC) + 12 or data[: len(MAGIC)] != MAGIC:
+            raise LookupTableError("not a jointdnn-edge lookup table (bad magic)")
+        (crc,) = struct.unpack_from("<I", data, len(data) - 4)
+        if zlib.crc32(data[:-4]) != crc:
+            raise LookupTableError("lookup table checksum mismatch: the file is corrupt or truncated")
+        r = _Reader(data, len(MAGIC), len(data) - 4)
+        version, flags, n = r.take("<HHI")
+        if version != VERSION:
+            raise LookupTableError(f"lookup table version {version} is not supported (this SDK reads {VERSION})")
+        obj, force, ncon, _ = r.take("<BBBB")
+        if obj >= len(_OBJECTIVES) or force >= len(_FORCES):
+            raise LookupTableError("lookup table header has an unknown objective or force code")
+        constraints = []
+        for _ in range(ncon):
+            m, _pad, b = r.take("<IId")
+            if m >= len(_METRICS):
+                raise LookupTableError(f"unknown constraint metric code {m}")
+            constraints.append((_METRICS[m], b))
+        radio = Radio(*r.take("<4d"))
+        rng = r.take("<6d")
+        axes = tuple(r.take("<3I"))
+        (ncand,) = r.take("<I")
+        candidates = []
+        for _ in range(ncand):
+            vals = r.take(f"<{DIMS}dII")
+            u, k, nseg = list(vals[:DIMS]), vals[DIMS], vals[DIMS + 1]
+            if nseg > n:
+                raise LookupTableError("a stored schedule has more segments than layers")
+            segs = []
+            first = 0
+            for word in r.take(f"<{nseg}I"):
+                last = word & 0x7FFFFFFF
+                if last < first or last >= n:
+                    raise LookupTableError("a stored schedule has inconsistent segments")
+                segs.append((first, last, "cloud" if word >> 31 else "mobile"))
+                first = last + 1
+            if first != n:
+                raise LookupTableError("a stored schedule does not cover every layer")
+            candidates.append((segs, u, k))
+        ncells = axes[0] * axes[1] * axes[2]
+        if ncells > len(data):
+            raise LookupTableError("lookup table cell count is implausible")
+        status = list(r.take(f"<{ncells}B"))
+        r.skip(-ncells % 4)
+        offsets = list(r.take(f"<{ncells + 1}I"))
+        if offsets[0] != 0 or any(a > b for a, b in zip(offsets, offsets[1:])) or any(s > 2 for s in status):
+            raise LookupTableError("lookup table cell index is inconsistent")
+        members = list(r.take(f"<{offsets[-1]}I"))
+        if any(m >= ncand for m in members):
+            raise LookupTableError("lookup table cell refers to a missing schedule")
+        costs = None
+        if flags & 1:
+            (blen,) = r.take("<I")
+            try:
+                costs = json.loads(r.bytes(blen).decode())
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise LookupTableError(f"embedded cost table is not valid JSON: {e}") from None
+        if r.pos != r.end:
+            raise LookupTableError("trailing bytes after the lookup table")
+        return cls(
+            n=n,
+            objective=_OBJECTIVES[obj],
+            constraints=constraints,
+            force=_FORCES[force],
+            radio=radio,
+            up_mbps=(rng[0], rng[1]),
+            down_mbps=(rng[2], rng[3]),
+            cloud_slowdown=(rng[4], rng[5]),
+            axes=axes,  # type: ignore[arg-type]
+            candidates=candidates,
+            status=status,
+            offsets=offsets,
+            members=members,
+            costs=costs,
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the table to ``path``."""
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LookupTable:
+        """Read a table written by :meth:`save` (standard library only)."""
+        with open(path, "rb") as f:
+            return cls.from_bytes(f.read())
+
+
+_ATTR = {"latency": "latency_ms", "energy": "mobile_energy_mj", "cloud": "cloud_ms"}
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int, end: int) -> None:
+        self.data, self.pos, self.end = data, pos, end
+
+    def take(self, fmt: str) -> tuple[Any, ...]:
+        size = struct.calcsize(fmt)
+        if self.pos + size > self.end:
+            raise LookupTableError("lookup table is truncated")
+        vals = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return vals
+
+    def bytes(self, k: int) -> bytes:
+        if self.pos + k > self.end:
+            raise LookupTableError("lookup table is truncated")
+        out = self.data[self.pos : self.pos + k]
+        self.pos += k
+        return out
+
+    def skip(self, k: int) -> None:
+        self.bytes(k)
+
+
+def _embedded_solver(d: dict[str, Any]) -> Callable[..., tuple[Any, Any, int, str]]:
+    """A solve function over an embedded cost table: native when available, else pure Python."""
+    mod = native_module()
+    if mod is not None:
+        from ..costs import CostTable
+        from . import _native_problem
+
+        prob = _native_problem(CostTable.from_dict(d))
+
+        def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
+            segs, u, k = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
+            return segs, u, k, "native"
+
+        return native
+    g = ref.StateGraph.build(ref.Plain.from_dict(d))
+
+    def python(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
+        segs, u, k = ref.solve(g, ref.Request(objective, link, slowdown, force=force, **kw))
+        return segs, u, k, "python"
+
+    return python
+
+
+def _progress_reporter(progress: Callable[[int, int], None] | bool, total: int) -> Callable[..., None]:
+    """``report(done, final=False)``: forwards to a callback, drives a rich progress bar, or does nothing."""
+    if callable(progress):
+        callback = progress
+
+        def forward(done: int, final: bool = False) -> None:
+            if not final:
+                callback(done, total)
+
+        return forward
+    if not progress:
+        return lambda done, final=False: None
+    from rich.progress import Progress
+
+    bar = Progress(transient=False)
+    bar.start()
+    task = bar.add_task("lookup table", total=total)
+
+    def report(done: int, final: bool = False) -> None:
+        bar.update(task, completed=done)
+        if final:
+            bar.stop()
+
+    return report

@@ -1,0 +1,263 @@
+"""Schedules: which layers run where, and what that costs.
+
+:func:`evaluate_usage` computes a schedule's costs straight from the cost
+model's definition, independently of every solver, so that solver output can
+be checked against it (``Schedule.evaluate``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..errors import CostTableError
+from .usage import BYTES_DOWN, BYTES_UP, CLOUD_MS, DIMS, Link, dot, weights
+
+PLATFORMS = ("mobile", "cloud")
+
+Segment = tuple[int, int, str]
+
+
+class Schedule:
+    """A partition of the layers into groups, each run on ``"mobile"`` or ``"cloud"``.
+
+    ``segments`` lists ``(first, last, platform)`` in layer order. The costs
+    are those of the network and cloud slowdown the schedule was made for:
+    ``latency_ms`` (all compute, transfers and round trips), ``mobile_energy_mj``
+    (mobile compute and radio), ``cloud_ms`` (cloud compute, slowed down),
+    ``bytes_up``/``bytes_down``, ``transfers`` (tensors and weight sets
+    moved) and ``switches`` (changes of platform, the return of the results
+    included). ``exact`` is False only for a lookup-table answer outside the
+    table's exact region; ``solver`` names what produced it.
+    """
+
+    __slots__ = (
+        "segments",
+        "latency_ms",
+        "mobile_energy_mj",
+        "cloud_ms",
+        "bytes_up",
+        "bytes_down",
+        "transfers",
+        "switches",
+        "usage",
+        "objective",
+        "exact",
+        "solver",
+    )
+
+    def __init__(
+        self,
+        segments: Iterable[Sequence[Any]],
+        *,
+        latency_ms: float,
+        mobile_energy_mj: float,
+        cloud_ms: float,
+        bytes_up: float,
+        bytes_down: float,
+        transfers: int,
+        switches: int,
+        usage: Sequence[float] | None = None,
+        objective: str | None = None,
+        exact: bool = True,
+        solver: str = "",
+    ) -> None:
+        self.segments: tuple[Segment, ...] = tuple((int(a), int(b), str(p)) for a, b, p in segments)
+        self.latency_ms = float(latency_ms)
+        self.mobile_energy_mj = float(mobile_energy_mj)
+        self.cloud_ms = float(cloud_ms)
+        self.bytes_up = float(bytes_up)
+        self.bytes_down = float(bytes_down)
+        self.transfers = int(transfers)
+        self.switches = int(switches)
+        self.usage = tuple(usage) if usage is not None else None
+        self.objective = objective
+        self.exact = exact
+        self.solver = solver
+
+    @classmethod
+    def from_usage(
+        cls,
+        segments: Iterable[Sequence[Any]],
+        usage: Sequence[float],
+        transfers: int,
+        link: Link,
+        slowdown: float,
+        **kwargs: Any,
+    ) -> Schedule:
+        """A schedule whose costs are computed from its usage vector on ``link``."""
+        return cls(
+            segments,
+            latency_ms=dot(weights("latency", link, slowdown), usage),
+            mobile_energy_mj=dot(weights("energy", link, slowdown), usage),
+            cloud_ms=usage[CLOUD_MS] * slowdown,
+            bytes_up=usage[BYTES_UP],
+            bytes_down=usage[BYTES_DOWN],
+            transfers=transfers,
+            switches=round(usage[5]),
+            usage=usage,
+            **kwargs,
+        )
+
+    # ----------------------------------------------------------------- views
+    @property
+    def n(self) -> int:
+        """Number of layers covered."""
+        return self.segments[-1][1] + 1 if self.segments else 0
+
+    def placement(self) -> list[str]:
+        """The platform of every layer, in order."""
+        out: list[str] = []
+        for a, b, p in self.segments:
+            out.extend([p] * (b - a + 1))
+        return out
+
+    def runs(self) -> list[Segment]:
+        """Maximal runs of consecutive layers on one platform (adjacent groups merged)."""
+        out: list[Segment] = []
+        for a, b, p in self.segments:
+            if out and out[-1][2] == p:
+                out[-1] = (out[-1][0], b, p)
+            else:
+                out.append((a, b, p))
+        return out
+
+    def pattern(self) -> str:
+        """The run pattern, e.g. ``"mobile-cloud-mobile"``."""
+        return "-".join(p for _, _, p in self.runs())
+
+    def bar(self) -> str:
+        """One character per layer: ``M`` mobile, ``C`` cloud, ``|`` between groups."""
+        return "|".join(("M" if p == "mobile" else "C") * (b - a + 1) for a, b, p in self.segments)
+
+    def __str__(self) -> str:
+        runs = ", ".join(f"{p} {a}..{b}" for a, b, p in self.runs())
+        return (
+            f"{runs}: {self.latency_ms:.3f} ms, {self.mobile_energy_mj:.3f} mJ, cloud {self.cloud_ms:.3f} ms, "
+            f"{self.bytes_up:.0f} B up, {self.bytes_down:.0f} B down"
+        )
+
+    def __repr__(self) -> str:
+        return f"Schedule({list(self.segments)!r}, latency_ms={self.latency_ms:.6g}, solver={self.solver!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return self.segments == other.segments and all(
+            math.isclose(getattr(self, k), getattr(other, k), rel_tol=1e-9, abs_tol=1e-9)
+            for k in ("latency_ms", "mobile_energy_mj", "cloud_ms", "bytes_up", "bytes_down")
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "segments": [list(s) for s in self.segments],
+            "latency_ms": self.latency_ms,
+            "mobile_energy_mj": self.mobile_energy_mj,
+            "cloud_ms": self.cloud_ms,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "transfers": self.transfers,
+            "switches": self.switches,
+            "objective": self.objective,
+            "exact": self.exact,
+            "solver": self.solver,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Schedule:
+        """Inverse of :meth:`to_dict`."""
+        keys = ("latency_ms", "mobile_energy_mj", "cloud_ms", "bytes_up", "bytes_down", "transfers", "switches")
+        return cls(
+            d["segments"],
+            **{k: d[k] for k in keys},
+            objective=d.get("objective"),
+            exact=d.get("exact", True),
+            solver=d.get("solver", ""),
+        )
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, costs: Any, network: Any, *, cloud_slowdown: float = 1.0) -> Schedule:
+        """This schedule's costs recomputed from the cost model's definition (no solver involved)."""
+        usage, transfers = evaluate_usage(costs, self.segments)
+        return Schedule.from_usage(
+            self.segments,
+            usage,
+            transfers,
+            Link.of(network),
+            cloud_slowdown,
+            objective=self.objective,
+            solver="evaluate",
+        )
+
+
+def evaluate_usage(costs: Any, segments: Sequence[Sequence[Any]]) -> tuple[list[float], int]:
+    """Usage vector and transfer count of ``segments`` on ``costs``, from the definition.
+
+    Every group's compute cost; every tensor whose producer's platform
+    differs from the platform of at least one consumer is sent once that way
+    (the model input starts on the mobile); a model output produced on the
+    cloud is downloaded; a layer on the cloud downloads its
+    ``cloud_download_bytes``; every change of platform in the sequence
+    ``mobile, groups…, mobile`` is one switch. Raises :class:`CostTableError`
+    if the segments do not cover the layers in order or use a group that is
+    not offered.
+    """
+    n = costs.n
+    u = [0.0] * DIMS
+    place: list[str] = []
+    for seg in segments:
+        a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
+        if a != len(place) or b < a or b >= n or p not in PLATFORMS:
+            raise CostTableError(
+                f"segments must cover layers 0..{n - 1} in order without gaps; got {tuple(seg)} "
+                f"where layer {len(place)} was expected"
+            )
+        table = costs.mobile_ms if p == "mobile" else costs.cloud_ms
+        t = float(table[a][b])
+        if not math.isfinite(t):
+            raise CostTableError(f"group {a}..{b} is not offered on the {p}")
+        if p == "mobile":
+            u[0] += t
+            u[2] += float(costs.mobile_mj[a][b])
+        else:
+            u[1] += t
+        place.extend([p] * (b - a + 1))
+    if len(place) != n:
+        raise CostTableError(f"segments cover {len(place)} layers but the model has {n}")
+    consumers: list[list[int]] = [[] for _ in range(n + 1)]
+    has_pred = [False] * n
+    for a, b in costs.edges:
+        consumers[a + 1].append(b)
+        has_pred[b] = True
+    for v in range(n):
+        if not has_pred[v]:
+            consumers[0].append(v)
+    outputs = set(costs.outputs)
+    transfers = 0
+    for t, cons in enumerate(consumers):
+        src = "mobile" if t == 0 else place[t - 1]
+        needed = any(place[c] != src for c in cons) or (t > 0 and (t - 1) in outputs and src == "cloud")
+        if needed:
+            d = 0 if src == "mobile" else 1
+            size = float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
+            u[3 + d] += size
+            u[6] += float(costs.codec_ms[t][d])
+            u[7] += float(costs.codec_mj[t][d])
+            transfers += 1
+    for layer, p in enumerate(place):
+        w = float(costs.cloud_download_bytes[layer])
+        if p == "cloud" and w > 0:
+            u[4] += w
+            transfers += 1
+    prev = "mobile"
+    for seg in segments:
+        if seg[2] != prev:
+            u[5] += 1
+        prev = seg[2]
+    if prev != "mobile":
+        u[5] += 1
+    return u, transfers

@@ -1,0 +1,112 @@
+"""Usage vectors: the network-independent totals every metric is computed from.
+
+Pure Python (no numpy), shared by the reference solver, the lookup table and
+:class:`~jointdnn_edge.planner.schedule.Schedule`. Mirrors
+``rust/core/src/problem.rs``; the formulas are documented there and in
+``docs/planner.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+DIMS = 8
+MOBILE_MS, CLOUD_MS, MOBILE_MJ, BYTES_UP, BYTES_DOWN, SWITCHES, CODEC_MS, CODEC_MJ = range(DIMS)
+RDIMS = 5
+
+#: Relative slack on constraint bounds (values within it meet the bound).
+TOLERANCE = 1e-9
+
+METRICS = ("latency", "energy", "cloud")
+
+
+class Radio(NamedTuple):
+    """The bandwidth-independent part of a network: the power model and round trip."""
+
+    alpha_up: float
+    alpha_down: float
+    beta: float
+    rtt_ms: float
+
+
+class Link(NamedTuple):
+    """A network as plain numbers: ``(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)``."""
+
+    up_mbps: float
+    down_mbps: float
+    alpha_up: float
+    alpha_down: float
+    beta: float
+    rtt_ms: float
+
+    @classmethod
+    def of(cls, network: object) -> Link:
+        """From any object with the :class:`~jointdnn_edge.network.Network` attributes."""
+        n = network
+        return cls(
+            float(n.up_mbps),  # type: ignore[attr-defined]
+            float(n.down_mbps),  # type: ignore[attr-defined]
+            float(n.alpha_up),  # type: ignore[attr-defined]
+            float(n.alpha_down),  # type: ignore[attr-defined]
+            float(n.beta),  # type: ignore[attr-defined]
+            float(n.rtt_ms),  # type: ignore[attr-defined]
+        )
+
+    @property
+    def radio(self) -> Radio:
+        return Radio(self.alpha_up, self.alpha_down, self.beta, self.rtt_ms)
+
+
+def within(value: float, bound: float) -> bool:
+    """Whether ``value`` meets ``bound`` up to :data:`TOLERANCE`."""
+    return value <= bound + TOLERANCE * max(abs(bound), 1.0)
+
+
+def weights(metric: str, link: Link, slowdown: float) -> list[float]:
+    """``w`` such that ``metric = w · usage`` on ``link`` with cloud ``slowdown``."""
+    w = [0.0] * DIMS
+    if metric == "latency":
+        w[MOBILE_MS] = 1.0
+        w[CLOUD_MS] = slowdown
+        w[BYTES_UP] = 8.0 / (link.up_mbps * 1e3)
+        w[BYTES_DOWN] = 8.0 / (link.down_mbps * 1e3)
+        w[SWITCHES] = link.rtt_ms
+        w[CODEC_MS] = 1.0
+    elif metric == "energy":
+        w[MOBILE_MJ] = 1.0
+        w[BYTES_UP] = 8.0 * (link.alpha_up * link.up_mbps + link.beta) / (link.up_mbps * 1e6)
+        w[BYTES_DOWN] = 8.0 * (link.alpha_down * link.down_mbps + link.beta) / (link.down_mbps * 1e6)
+        w[CODEC_MJ] = 1.0
+    elif metric == "cloud":
+        w[CLOUD_MS] = slowdown
+    else:
+        raise ValueError(f"unknown metric {metric!r}")
+    return w
+
+
+def dot(w: Sequence[float], u: Sequence[float]) -> float:
+    """``w · u``."""
+    return sum(a * b for a, b in zip(w, u))
+
+
+def reduce(u: Sequence[float], radio: Radio) -> tuple[float, float, float, float, float]:
+    """Reduced coordinates ``[L0, E0, bytes_up, bytes_down, cloud_ms]`` for a fixed radio."""
+    return (
+        u[MOBILE_MS] + radio.rtt_ms * u[SWITCHES] + u[CODEC_MS],
+        u[MOBILE_MJ] + u[CODEC_MJ] + 8e-6 * (radio.alpha_up * u[BYTES_UP] + radio.alpha_down * u[BYTES_DOWN]),
+        u[BYTES_UP],
+        u[BYTES_DOWN],
+        u[CLOUD_MS],
+    )
+
+
+def reduced_weights(metric: str, radio: Radio, up_mbps: float, down_mbps: float, slowdown: float) -> list[float]:
+    """``c`` with ``metric = c · reduce(usage)`` at the given bandwidths and slowdown."""
+    if metric == "latency":
+        return [1.0, 0.0, 8.0 / (up_mbps * 1e3), 8.0 / (down_mbps * 1e3), slowdown]
+    if metric == "energy":
+        return [0.0, 1.0, 8e-6 * radio.beta / up_mbps, 8e-6 * radio.beta / down_mbps, 0.0]
+    if metric == "cloud":
+        return [0.0, 0.0, 0.0, 0.0, slowdown]
+    raise ValueError(f"unknown metric {metric!r}")

@@ -1,0 +1,383 @@
+//! Lookup tables: a schedule decision per inference in well under a microsecond.
+//!
+//! The table covers a box of conditions — upload bandwidth, download
+//! bandwidth (Mbit/s) and cloud slowdown — for a fixed radio (alpha, beta,
+//! rtt), objective and constraints. For a fixed schedule every metric is a
+//! linear function of `x = (1/up, 1/down, slowdown)` with non-negative
+//! coefficients ([`crate::problem::reduce`]), so costs only grow with `x`.
+//!
+//! The box is cut into cells (log-spaced in bandwidth, linear in
+//! slowdown). For a cell with lowest corner `x_lo` (fastest link, least
+//! slowdown) and highest corner `x_hi`:
+//! * a schedule feasible anywhere in the cell is feasible at `x_lo`;
+//! * the optimum at any `x` in the cell is at most `U`, the optimum at
+//!   `x_hi` (that schedule is feasible and no dearer at `x`);
+//! * so every schedule optimal somewhere in the cell is feasible at `x_lo`
+//!   with objective at `x_lo` at most `U`, and it is not dominated in the
+//!   reduced coordinates (a dominating schedule is at least as good
+//!   everywhere).
+//!
+//! The cell stores exactly those schedules ([`crate::search::Mode::All`]),
+//! and a query evaluates them at the query point and takes the best
+//! feasible one: the exact optimum, at every point of the box, not only at
+//! grid points. When the problem is infeasible at `x_hi` the band is
+//! unbounded; if it then holds more than `max_candidates` schedules the
+//! cell is marked [`CellStatus::Solve`] and queries there fall back to a
+//! direct exact solve. A cell infeasible at `x_lo` is infeasible throughout.
+
+use rayon::prelude::*;
+
+use crate::error::{PlanError, Result};
+use crate::plan::{solve, Request};
+use crate::problem::{reduce, reduced_weights, Metric, Network, Platform, Point, Usage, RDIMS};
+use crate::search::{label_search, within, Force, Functional, LabelProblem, Mode, MAX_D};
+use crate::structure::StateGraph;
+
+/// What a lookup table is built for.
+#[derive(Clone, Debug)]
+pub struct LutSpec {
+    pub objective: Metric,
+    /// `(metric, bound)` pairs.
+    pub constraints: Vec<(Metric, f64)>,
+    /// alpha/beta/rtt of the radio; its bandwidths are ignored.
+    pub radio: Network,
+    pub up: (f64, f64),
+    pub down: (f64, f64),
+    pub slowdown: (f64, f64),
+    /// Cells along up, down, slowdown (a degenerate range gets one cell).
+    pub cells: [usize; 3],
+    pub force: Force,
+    pub max_candidates: usize,
+    pub max_labels: usize,
+}
+
+impl LutSpec {
+    /// Number of cells along each axis after collapsing degenerate ranges.
+    pub fn axes(&self) -> [usize; 3] {
+        let k = |(lo, hi): (f64, f64), c: usize| if lo == hi { 1 } else { c.max(1) };
+        [
+            k(self.up, self.cells[0]),
+            k(self.down, self.cells[1]),
+            k(self.slowdown, self.cells[2]),
+        ]
+    }
+
+    pub fn num_cells(&self) -> usize {
+        self.axes().iter().product()
+    }
+
+    /// Validates ranges and bounds.
+    pub fn validate(&self) -> Result<()> {
+        self.radio.with_bandwidth(1.0, 1.0).validate()?;
+        for (name, (lo, hi)) in [
+            ("up_mbps", self.up),
+            ("down_mbps", self.down),
+            ("cloud_slowdown", self.slowdown),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
+                return Err(PlanError::InvalidInput(format!(
+                    "{name} range must satisfy 0 < lo <= hi (finite), got ({lo}, {hi})"
+                )));
+            }
+        }
+        if self.objective == Metric::Cloud {
+            return Err(PlanError::InvalidInput(
+                "the objective must be latency or energy".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `(x_lo, x_hi)` corners of cell `c` as points (bandwidths, slowdown).
+    pub fn cell_corners(&self, c: usize) -> (Point, Point) {
+        let [nu, nd, ns] = self.axes();
+        let iu = c / (nd * ns);
+        let id = (c / ns) % nd;
+        let is = c % ns;
+        let (u0, u1) = log_edges(self.up, nu, iu);
+        let (d0, d1) = log_edges(self.down, nd, id);
+        let (s0, s1) = lin_edges(self.slowdown, ns, is);
+        (
+            Point {
+                up_mbps: u1,
+                down_mbps: d1,
+                slowdown: s0,
+            },
+            Point {
+                up_mbps: u0,
+                down_mbps: d0,
+                slowdown: s1,
+            },
+        )
+    }
+
+    fn request_at(&self, p: &Point) -> Request {
+        let mut r = Request::new(
+            self.objective,
+            self.radio.with_bandwidth(p.up_mbps, p.down_mbps),
+        );
+        r.slowdown = p.slowdown;
+        r.force = self.force;
+        r.max_labels = self.max_labels;
+        for &(m, b) in &self.constraints {
+            match m {
+                Metric::Latency => r.deadline_ms = Some(b),
+                Metric::Energy => r.energy_budget_mj = Some(b),
+                Metric::Cloud => r.cloud_budget_ms = Some(b),
+            }
+        }
+        r
+    }
+}
+
+fn log_edges((lo, hi): (f64, f64), k: usize, i: usize) -> (f64, f64) {
+    if k == 1 {
+        return (lo, hi);
+    }
+    let r = (hi / lo).ln();
+    let a = if i == 0 {
+        lo
+    } else {
+        lo * (r * i as f64 / k as f64).exp()
+    };
+    let b = if i + 1 == k {
+        hi
+    } else {
+        lo * (r * (i + 1) as f64 / k as f64).exp()
+    };
+    (a, b)
+}
+
+fn lin_edges((lo, hi): (f64, f64), k: usize, i: usize) -> (f64, f64) {
+    if k == 1 {
+        return (lo, hi);
+    }
+    let a = if i == 0 {
+        lo
+    } else {
+        lo + (hi - lo) * i as f64 / k as f64
+    };
+    let b = if i + 1 == k {
+        hi
+    } else {
+        lo + (hi - lo) * (i + 1) as f64 / k as f64
+    };
+    (a, b)
+}
+
+/// How queries in a cell are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellStatus {
+    /// The stored schedules contain the optimum at every point of the cell.
+    Exact = 0,
+    /// Too many candidates: solve directly.
+    Solve = 1,
+    /// No schedule is feasible anywhere in the cell.
+    Infeasible = 2,
+}
+
+/// A schedule stored in a table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub segments: Vec<(usize, usize, Platform)>,
+    pub usage: Usage,
+    pub transfers: u32,
+}
+
+/// The result of building one cell.
+#[derive(Clone, Debug)]
+pub struct CellResult {
+    pub status: CellStatus,
+    pub candidates: Vec<Candidate>,
+}
+
+/// Builds the given cells (in parallel).
+pub fn build_cells(g: &StateGraph, spec: &LutSpec, cells: &[usize]) -> Result<Vec<CellResult>> {
+    spec.validate()?;
+    cells.par_iter().map(|&c| build_cell(g, spec, c)).collect()
+}
+
+fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
+    let (lo, hi) = spec.cell_corners(c);
+    let cap = match solve(g, &spec.request_at(&hi)) {
+        Ok(s) => s.metric(
+            spec.objective,
+            &spec.radio.with_bandwidth(hi.up_mbps, hi.down_mbps),
+            hi.slowdown,
+        ),
+        Err(PlanError::Infeasible { .. }) => f64::INFINITY,
+        Err(e) => return Err(e),
+    };
+    let pad = |r: [f64; RDIMS]| -> Functional {
+        let mut f = [0.0; MAX_D];
+        f[..RDIMS].copy_from_slice(&r);
+        f
+    };
+    let objective = pad(reduced_weights(spec.objective, &spec.radio, &lo));
+    let constraints: Vec<(Functional, f64)> = spec
+        .constraints
+        .iter()
+        .map(|&(m, b)| (pad(reduced_weights(m, &spec.radio, &lo)), b))
+        .collect();
+    // Coordinates no metric uses must not keep schedules apart.
+    let mut relevant = [false; RDIMS];
+    for f in std::iter::once(&objective).chain(constraints.iter().map(|(f, _)| f)) {
+        for k in 0..RDIMS {
+            relevant[k] |= f[k] != 0.0;
+        }
+    }
+    let delta = g
+        .trans
+        .iter()
+        .map(|t| {
+            let r = reduce(&t.usage, &spec.radio);
+            let mut d = [0.0; MAX_D];
+            for k in 0..RDIMS {
+                if relevant[k] {
+                    d[k] = r[k];
+                }
+            }
+            d
+        })
+        .collect();
+    let lp = LabelProblem {
+        graph: g,
+        dim: RDIMS,
+        delta,
+        allowed: g
+            .trans
+            .iter()
+            .map(|t| spec.force.allows(t.platform))
+            .collect(),
+        objective,
+        constraints,
+        objective_cap: cap,
+        max_labels: spec.max_labels,
+    };
+    match label_search(&lp, Mode::All) {
+        Ok(found) if found.is_empty() => Ok(CellResult {
+            status: CellStatus::Infeasible,
+            candidates: Vec::new(),
+        }),
+        Ok(found) if found.len() > spec.max_candidates => Ok(CellResult {
+            status: CellStatus::Solve,
+            candidates: Vec::new(),
+        }),
+        Ok(found) => Ok(CellResult {
+            status: CellStatus::Exact,
+            candidates: found
+                .iter()
+                .map(|f| {
+                    let (usage, transfers) = f.path.usage(g);
+                    Candidate {
+                        segments: f.path.segments(g),
+                        usage,
+                        transfers,
+                    }
+                })
+                .collect(),
+        }),
+        Err(PlanError::TooLarge(_)) => Ok(CellResult {
+            status: CellStatus::Solve,
+            candidates: Vec::new(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The query side of a table: reduced coordinates of the stored schedules and the cells' lists.
+#[derive(Clone, Debug)]
+pub struct LutIndex {
+    pub objective: Metric,
+    pub constraints: Vec<(Metric, f64)>,
+    pub radio: Network,
+    pub up: (f64, f64),
+    pub down: (f64, f64),
+    pub slowdown: (f64, f64),
+    pub axes: [usize; 3],
+    /// Per candidate: `reduce(usage, radio)`.
+    pub reduced: Vec<[f64; RDIMS]>,
+    /// Per cell: status.
+    pub status: Vec<CellStatus>,
+    /// CSR offsets into `members` (len = cells + 1).
+    pub offsets: Vec<u32>,
+    pub members: Vec<u32>,
+}
+
+/// What a query found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Answer {
+    /// Candidate index, and its latency (ms), mobile energy (mJ), cloud time (ms) at the point.
+    Found(u32, [f64; 3]),
+    /// No schedule is feasible at this point.
+    Infeasible,
+    /// The table cannot answer exactly here (cell marked Solve, or the point is outside the box).
+    Solve,
+}
+
+impl LutIndex {
+    fn locate(&self, p: &Point) -> Option<usize> {
+        let axis = |(lo, hi): (f64, f64), k: usize, v: f64, log: bool| -> Option<usize> {
+            let slack = 1e-12 * hi.abs().max(1.0);
+            if !(v >= lo - slack && v <= hi + slack) {
+                return None;
+            }
+            if k == 1 {
+                return Some(0);
+            }
+            let f = if log {
+                (v / lo).ln() / (hi / lo).ln()
+            } else {
+                (v - lo) / (hi - lo)
+            };
+            Some(((f * k as f64).floor().max(0.0) as usize).min(k - 1))
+        };
+        let [nu, nd, ns] = self.axes;
+        let iu = axis(self.up, nu, p.up_mbps, true)?;
+        let id = axis(self.down, nd, p.down_mbps, true)?;
+        let is = axis(self.slowdown, ns, p.slowdown, false)?;
+        Some((iu * nd + id) * ns + is)
+    }
+
+    /// The best stored schedule at `p` (see [`Answer`]).
+    pub fn query(&self, p: &Point) -> Answer {
+        let Some(c) = self.locate(p) else {
+            return Answer::Solve;
+        };
+        match self.status[c] {
+            CellStatus::Solve => return Answer::Solve,
+            CellStatus::Infeasible => return Answer::Infeasible,
+            CellStatus::Exact => {}
+        }
+        let wl = reduced_weights(Metric::Latency, &self.radio, p);
+        let we = reduced_weights(Metric::Energy, &self.radio, p);
+        let wc = reduced_weights(Metric::Cloud, &self.radio, p);
+        let value =
+            |w: &[f64; RDIMS], r: &[f64; RDIMS]| -> f64 { (0..RDIMS).map(|k| w[k] * r[k]).sum() };
+        let mut best: Option<(u32, f64, [f64; 3])> = None;
+        for &m in &self.members[self.offsets[c] as usize..self.offsets[c + 1] as usize] {
+            let r = &self.reduced[m as usize];
+            let v = [value(&wl, r), value(&we, r), value(&wc, r)];
+            let pick = |metric: Metric| match metric {
+                Metric::Latency => v[0],
+                Metric::Energy => v[1],
+                Metric::Cloud => v[2],
+            };
+            if !self
+                .constraints
+                .iter()
+                .all(|&(metric, b)| within(pick(metric), b))
+            {
+                continue;
+            }
+            let o = pick(self.objective);
+            if best.as_ref().is_none_or(|(_, bo, _)| o < *bo) {
+                best = Some((m, o, v));
+            }
+        }
+        match best {
+            Some((m, _, v)) => Answer::Found(m, v),
+            None => Answer::Infeasible,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! One planning request: the optimal schedule for a network, an objective
+//! and any combination of constraints.
+
+use crate::error::{invalid, PlanError, Result};
+use crate::problem::{dot, weights, Metric, Network, Platform, Usage};
+use crate::search::{
+    label_search, shortest_path, transition_costs, within, Force, Functional, LabelProblem, Mode,
+    Path, MAX_D,
+};
+use crate::structure::StateGraph;
+
+/// Default cap on labels kept by the exact constrained search.
+pub const DEFAULT_MAX_LABELS: usize = 2_000_000;
+
+/// What to optimise, under which conditions and constraints.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub objective: Metric,
+    pub network: Network,
+    pub slowdown: f64,
+    pub deadline_ms: Option<f64>,
+    pub energy_budget_mj: Option<f64>,
+    pub cloud_budget_ms: Option<f64>,
+    pub force: Force,
+    pub max_labels: usize,
+}
+
+impl Request {
+    /// An unconstrained request.
+    pub fn new(objective: Metric, network: Network) -> Request {
+        Request {
+            objective,
+            network,
+            slowdown: 1.0,
+            deadline_ms: None,
+            energy_budget_mj: None,
+            cloud_budget_ms: None,
+            force: Force::None,
+            max_labels: DEFAULT_MAX_LABELS,
+        }
+    }
+
+    /// The active constraints as `(name, metric, bound)`.
+    pub fn constraints(&self) -> Vec<(&'static str, Metric, f64)> {
+        let mut c = Vec::new();
+        if let Some(b) = self.deadline_ms {
+            c.push(("deadline_ms", Metric::Latency, b));
+        }
+        if let Some(b) = self.energy_budget_mj {
+            c.push(("energy_budget_mj", Metric::Energy, b));
+        }
+        if let Some(b) = self.cloud_budget_ms {
+            c.push(("cloud_budget_ms", Metric::Cloud, b));
+        }
+        c
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.network.validate()?;
+        if !(self.slowdown.is_finite() && self.slowdown > 0.0) {
+            return invalid(format!(
+                "cloud_slowdown must be positive and finite, got {}",
+                self.slowdown
+            ));
+        }
+        if self.objective == Metric::Cloud {
+            return invalid("the objective must be latency or energy");
+        }
+        for (name, _, b) in self.constraints() {
+            if !(b.is_finite() && b >= 0.0) {
+                return invalid(format!("{name} must be finite and >= 0, got {b}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An optimal schedule and its network-independent totals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    pub segments: Vec<(usize, usize, Platform)>,
+    pub usage: Usage,
+    pub transfers: u32,
+}
+
+impl Solution {
+    fn from_path(g: &StateGraph, path: &Path) -> Solution {
+        let (usage, transfers) = path.usage(g);
+        Solution {
+            segments: path.segments(g),
+            usage,
+            transfers,
+        }
+    }
+
+    /// The value of `metric` for this schedule on `net` with `slowdown`.
+    pub fn metric(&self, metric: Metric, net: &Network, slowdown: f64) -> f64 {
+        dot(&weights(metric, net, slowdown), &self.usage)
+    }
+}
+
+/// The exact optimum of `req` over the state graph `g`.
+///
+/// Unconstrained: one shortest path. Constrained: if the unconstrained
+/// optimum already meets every bound it is returned; otherwise each
+/// constraint is checked alone (naming it when even its own minimum breaks
+/// it), then an exact label-setting search with the best single-constraint
+/// schedule as incumbent finds the optimum.
+pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
+    req.validate()?;
+    let net = &req.network;
+    let w_obj = weights(req.objective, net, req.slowdown);
+    let (_, best_path) =
+        shortest_path(g, &transition_costs(g, &w_obj, req.force)).ok_or_else(|| {
+            PlanError::Infeasible {
+                constraint: "groups".into(),
+                best: None,
+                message: "no schedule exists with the offered groups".into(),
+            }
+        })?;
+    let best = Solution::from_path(g, &best_path);
+    let constraints = req.constraints();
+    let meets = |s: &Solution| {
+        constraints
+            .iter()
+            .all(|&(_, m, b)| within(s.metric(m, net, req.slowdown), b))
+    };
+    if meets(&best) {
+        return Ok(best);
+    }
+
+    // Each constraint alone: its least value, and an incumbent if one of those schedules meets all.
+    let mut incumbent: Option<(f64, Solution)> = None;
+    for &(name, m, b) in &constraints {
+        let (least, path) = shortest_path(
+            g,
+            &transition_costs(g, &weights(m, net, req.slowdown), req.force),
+        )
+        .expect("a path exists: the unconstrained search found one");
+        if !within(least, b) {
+            return Err(PlanError::Infeasible {
+                constraint: name.into(),
+                best: Some(least),
+                message: format!(
+                    "no schedule meets {name} = {b}: the least {} any schedule reaches is {least:.6}",
+                    describe(m)
+                ),
+            });
+        }
+        let s = Solution::from_path(g, &path);
+        if meets(&s) {
+            let v = s.metric(req.objective, net, req.slowdown);
+            if incumbent.as_ref().is_none_or(|(iv, _)| v < *iv) {
+                incumbent = Some((v, s));
+            }
+        }
+    }
+
+    // Exact label setting over [objective, constraint values].
+    let dim = 1 + constraints.len();
+    let ws: Vec<Usage> = std::iter::once(w_obj)
+        .chain(
+            constraints
+                .iter()
+                .map(|&(_, m, _)| weights(m, net, req.slowdown)),
+        )
+        .collect();
+    let delta = g
+        .trans
+        .iter()
+        .map(|t| {
+            let mut d = [0.0; MAX_D];
+            for (k, w) in ws.iter().enumerate() {
+                d[k] = dot(w, &t.usage);
+            }
+            d
+        })
+        .collect();
+    let unit = |k: usize| -> Functional {
+        let mut f = [0.0; MAX_D];
+        f[k] = 1.0;
+        f
+    };
+    let lp = LabelProblem {
+        graph: g,
+        dim,
+        delta,
+        allowed: g
+            .trans
+            .iter()
+            .map(|t| req.force.allows(t.platform))
+            .collect(),
+        objective: unit(0),
+        constraints: constraints
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, _, b))| (unit(k + 1), b))
+            .collect(),
+        objective_cap: incumbent.as_ref().map_or(f64::INFINITY, |(v, _)| *v),
+        max_labels: req.max_labels,
+    };
+    let found = label_search(&lp, Mode::Best)?;
+    if let Some(f) = found.into_iter().next() {
+        return Ok(Solution::from_path(g, &f.path));
+    }
+    if let Some((_, s)) = incumbent {
+        return Ok(s);
+    }
+    let names: Vec<&str> = constraints.iter().map(|c| c.0).collect();
+    Err(PlanError::Infeasible {
+        constraint: names.join("+"),
+        best: None,
+        message: format!(
+            "no schedule meets {} together (each can be met alone)",
+            constraints
+                .iter()
+                .map(|(n, _, b)| format!("{n} = {b}"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    })
+}
+
+fn describe(m: Metric) -> &'static str {
+    match m {
+        Metric::Latency => "latency (ms)",
+        Metric::Energy => "mobile energy (mJ)",
+        Metric::Cloud => "cloud time (ms)",
+    }
+}

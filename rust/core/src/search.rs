@@ -1,0 +1,408 @@
+//! Exact searches over the [`StateGraph`].
+//!
+//! * [`shortest_path`]: the unconstrained optimum for one scalar cost
+//!   (weights · usage), a DP over states in topological order.
+//! * [`cost_to_go`]: the same DP run backwards, giving every state's
+//!   least remaining cost; used as admissible bounds.
+//! * [`label_search`]: exact multi-criteria label setting. Each state keeps
+//!   the labels (partial schedules) not dominated by another label there;
+//!   a label is discarded when even the cheapest completion would break a
+//!   bound. In [`Mode::Best`] it returns the optimum subject to the bounds
+//!   (branch and bound on the objective with the incumbent); in
+//!   [`Mode::All`] it returns every non-dominated schedule whose objective
+//!   lower bound stays within a given band — what lookup tables store.
+
+use crate::error::{PlanError, Result};
+use crate::problem::{Platform, Usage};
+use crate::structure::StateGraph;
+
+/// Which platforms groups may run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Force {
+    #[default]
+    None,
+    Mobile,
+    Cloud,
+}
+
+impl Force {
+    #[inline]
+    pub fn allows(self, p: Platform) -> bool {
+        match self {
+            Force::None => true,
+            Force::Mobile => p == Platform::Mobile,
+            Force::Cloud => p == Platform::Cloud,
+        }
+    }
+}
+
+/// A path through the state graph: the transitions taken, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Path {
+    pub transitions: Vec<u32>,
+}
+
+impl Path {
+    /// `(first, last, platform)` of each group.
+    pub fn segments(&self, g: &StateGraph) -> Vec<(usize, usize, Platform)> {
+        self.transitions
+            .iter()
+            .map(|&t| {
+                let tr = &g.trans[t as usize];
+                (tr.first as usize, tr.last as usize, tr.platform)
+            })
+            .collect()
+    }
+
+    /// Sum of the transitions' usage and transfer counts.
+    pub fn usage(&self, g: &StateGraph) -> (Usage, u32) {
+        let mut u = [0.0; crate::problem::DIMS];
+        let mut n = 0;
+        for &t in &self.transitions {
+            let tr = &g.trans[t as usize];
+            u = crate::problem::add(&u, &tr.usage);
+            n += tr.transfers;
+        }
+        (u, n)
+    }
+}
+
+/// Per-transition scalar cost `w · usage` (`inf` where `force` forbids the platform).
+pub fn transition_costs(g: &StateGraph, w: &Usage, force: Force) -> Vec<f64> {
+    g.trans
+        .iter()
+        .map(|t| {
+            if force.allows(t.platform) {
+                crate::problem::dot(w, &t.usage)
+            } else {
+                f64::INFINITY
+            }
+        })
+        .collect()
+}
+
+/// Cheapest path from the initial state to a terminal state under `costs`
+/// (one entry per transition). `None` when no terminal state is reachable.
+pub fn shortest_path(g: &StateGraph, costs: &[f64]) -> Option<(f64, Path)> {
+    let ns = g.num_states();
+    let mut dist = vec![f64::INFINITY; ns];
+    let mut via = vec![u32::MAX; ns];
+    dist[0] = 0.0;
+    for s in 0..ns {
+        let d = dist[s];
+        if !d.is_finite() {
+            continue;
+        }
+        let start = g.trans_start[s] as usize;
+        for (k, t) in g.out(s).iter().enumerate() {
+            let nd = d + costs[start + k];
+            let to = t.to as usize;
+            if nd < dist[to] {
+                dist[to] = nd;
+                via[to] = (start + k) as u32;
+            }
+        }
+    }
+    let end = (0..ns)
+        .filter(|&s| g.is_terminal(s) && dist[s].is_finite())
+        .min_by(|&a, &b| dist[a].total_cmp(&dist[b]))?;
+    Some((dist[end], trace(g, &via, end)))
+}
+
+fn trace(g: &StateGraph, via: &[u32], end: usize) -> Path {
+    let mut transitions = Vec::new();
+    let mut s = end;
+    while s != 0 {
+        let t = via[s];
+        transitions.push(t);
+        // the source of transition t: the state whose CSR range holds it
+        s = source_of(g, t as usize);
+    }
+    transitions.reverse();
+    Path { transitions }
+}
+
+/// State owning transition `t` (binary search in the CSR offsets).
+pub fn source_of(g: &StateGraph, t: usize) -> usize {
+    let t = t as u32;
+    g.trans_start.partition_point(|&x| x <= t) - 1
+}
+
+/// Least remaining cost from every state to the end under `costs` (`inf` if none).
+pub fn cost_to_go(g: &StateGraph, costs: &[f64]) -> Vec<f64> {
+    let ns = g.num_states();
+    let mut h = vec![f64::INFINITY; ns];
+    for s in (0..ns).rev() {
+        if g.is_terminal(s) {
+            h[s] = 0.0;
+            continue;
+        }
+        let start = g.trans_start[s] as usize;
+        let mut best = f64::INFINITY;
+        for (k, t) in g.out(s).iter().enumerate() {
+            let v = costs[start + k] + h[t.to as usize];
+            if v < best {
+                best = v;
+            }
+        }
+        h[s] = best;
+    }
+    h
+}
+
+/// Largest label vector dimension.
+pub const MAX_D: usize = 5;
+
+/// A linear function of the label vector: `coef · v`.
+pub type Functional = [f64; MAX_D];
+
+#[inline]
+fn apply(f: &Functional, v: &[f64; MAX_D], d: usize) -> f64 {
+    let mut s = 0.0;
+    for k in 0..d {
+        s += f[k] * v[k];
+    }
+    s
+}
+
+/// What [`label_search`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The single best feasible schedule.
+    Best,
+    /// Every non-dominated feasible schedule within the objective band.
+    All,
+}
+
+/// A constrained search problem over a state graph.
+pub struct LabelProblem<'a> {
+    pub graph: &'a StateGraph,
+    /// Label dimension (<= [`MAX_D`]).
+    pub dim: usize,
+    /// Per transition: its contribution to the label vector.
+    pub delta: Vec<[f64; MAX_D]>,
+    /// Allowed transitions (false: skip).
+    pub allowed: Vec<bool>,
+    pub objective: Functional,
+    /// `(functional, bound)`: a schedule is feasible when `f · v <= bound`.
+    pub constraints: Vec<(Functional, f64)>,
+    /// Upper bound on the objective (schedules above it are not wanted).
+    pub objective_cap: f64,
+    /// Stop with [`PlanError::TooLarge`] past this many labels.
+    pub max_labels: usize,
+}
+
+/// A complete schedule found by [`label_search`].
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub path: Path,
+    pub value: [f64; MAX_D],
+}
+
+struct Label {
+    v: [f64; MAX_D],
+    prev: u32,
+    via: u32,
+}
+
+/// Relative slack when comparing label vectors: the same totals summed in
+/// another order may differ in the last bits, and such labels are equal.
+pub const DOMINANCE_SLACK: f64 = 1e-12;
+
+/// `a <= b` in the first `d` coordinates, up to [`DOMINANCE_SLACK`].
+#[inline]
+fn le(a: &[f64; MAX_D], b: &[f64; MAX_D], d: usize) -> bool {
+    (0..d).all(|j| a[j] <= b[j] + DOMINANCE_SLACK * b[j].abs())
+}
+
+/// Relative slack on bounds: values within it count as meeting the bound.
+pub const TOLERANCE: f64 = 1e-9;
+
+#[inline]
+pub fn within(value: f64, bound: f64) -> bool {
+    value <= bound + TOLERANCE * bound.abs().max(1.0)
+}
+
+/// Exact label setting (see the module docs).
+pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
+    let g = lp.graph;
+    let d = lp.dim;
+    let ns = g.num_states();
+    let masked: Vec<f64> = (0..g.trans.len())
+        .map(|i| if lp.allowed[i] { 0.0 } else { f64::INFINITY })
+        .collect();
+    // Admissible bounds: least remaining value of every functional from every state.
+    let bound_of = |f: &Functional| -> Vec<f64> {
+        let costs: Vec<f64> = lp
+            .delta
+            .iter()
+            .zip(&masked)
+            .map(|(dv, m)| apply(f, dv, d) + m)
+            .collect();
+        cost_to_go(g, &costs)
+    };
+    let lb_obj = bound_of(&lp.objective);
+    let lb_con: Vec<Vec<f64>> = lp.constraints.iter().map(|(f, _)| bound_of(f)).collect();
+
+    let mut cap = lp.objective_cap;
+    let mut arena: Vec<Label> = vec![Label {
+        v: [0.0; MAX_D],
+        prev: u32::MAX,
+        via: u32::MAX,
+    }];
+    let mut alive: Vec<Vec<u32>> = vec![Vec::new(); ns];
+    alive[0].push(0);
+    if !lb_obj[0].is_finite()
+        || lp
+            .constraints
+            .iter()
+            .zip(&lb_con)
+            .any(|((_, b), lb)| !within(lb[0], *b))
+    {
+        return Ok(Vec::new());
+    }
+
+    for s in 0..ns {
+        if g.is_terminal(s) {
+            continue;
+        }
+        let labels = std::mem::take(&mut alive[s]);
+        let start = g.trans_start[s] as usize;
+        for &li in &labels {
+            let base = arena[li as usize].v;
+            'trans: for (k, t) in g.out(s).iter().enumerate() {
+                let ti = start + k;
+                if !lp.allowed[ti] {
+                    continue;
+                }
+                let to = t.to as usize;
+                let mut v = base;
+                for (x, dx) in v.iter_mut().zip(&lp.delta[ti]).take(d) {
+                    *x += dx;
+                }
+                for (c, ((f, b), lb)) in lp.constraints.iter().zip(&lb_con).enumerate() {
+                    let _ = c;
+                    if !within(apply(f, &v, d) + lb[to], *b) {
+                        continue 'trans;
+                    }
+                }
+                let obj_lb = apply(&lp.objective, &v, d) + lb_obj[to];
+                match mode {
+                    // strictly better than the incumbent only
+                    Mode::Best => {
+                        if obj_lb >= cap {
+                            continue;
+                        }
+                    }
+                    Mode::All => {
+                        if !within(obj_lb, cap) {
+                            continue;
+                        }
+                    }
+                }
+                // Dominance at the target state.
+                let here = &mut alive[to];
+                let mut dominated = false;
+                here.retain(|&m| {
+                    if dominated {
+                        return true;
+                    }
+                    let mv = &arena[m as usize].v;
+                    if le(mv, &v, d) {
+                        dominated = true;
+                        return true;
+                    }
+                    // drop labels the new one dominates
+                    !le(&v, mv, d)
+                });
+                if dominated {
+                    continue;
+                }
+                if arena.len() >= lp.max_labels {
+                    return Err(PlanError::TooLarge(format!(
+                        "the exact constrained search exceeded {} labels; loosen the constraints, \
+                         offer fewer group lengths, or use solver=\"ilp\"",
+                        lp.max_labels
+                    )));
+                }
+                arena.push(Label {
+                    v,
+                    prev: li,
+                    via: ti as u32,
+                });
+                here.push((arena.len() - 1) as u32);
+                if mode == Mode::Best && g.is_terminal(to) {
+                    let val = apply(&lp.objective, &v, d);
+                    if val < cap {
+                        cap = val;
+                    }
+                }
+            }
+        }
+    }
+
+    let mut finals: Vec<u32> = (0..ns)
+        .filter(|&s| g.is_terminal(s))
+        .flat_map(|s| alive[s].iter().copied())
+        .collect();
+    let path_of = |mut li: u32| -> Path {
+        let mut transitions = Vec::new();
+        while arena[li as usize].prev != u32::MAX {
+            transitions.push(arena[li as usize].via);
+            li = arena[li as usize].prev;
+        }
+        transitions.reverse();
+        Path { transitions }
+    };
+    match mode {
+        Mode::Best => {
+            let best = finals.iter().copied().min_by(|&a, &b| {
+                apply(&lp.objective, &arena[a as usize].v, d).total_cmp(&apply(
+                    &lp.objective,
+                    &arena[b as usize].v,
+                    d,
+                ))
+            });
+            Ok(best
+                .map(|li| Found {
+                    path: path_of(li),
+                    value: arena[li as usize].v,
+                })
+                .into_iter()
+                .collect())
+        }
+        Mode::All => {
+            // Terminal states differ only in the last platform: prune dominance across them.
+            finals.sort_by(|&a, &b| {
+                let (va, vb) = (&arena[a as usize].v, &arena[b as usize].v);
+                va[..d]
+                    .iter()
+                    .zip(&vb[..d])
+                    .fold(std::cmp::Ordering::Equal, |o, (x, y)| {
+                        o.then(x.total_cmp(y))
+                    })
+            });
+            let mut kept: Vec<u32> = Vec::new();
+            for &li in &finals {
+                let v = &arena[li as usize].v;
+                if kept
+                    .iter()
+                    .any(|&m| (0..d).all(|j| arena[m as usize].v[j] <= v[j]))
+                {
+                    continue;
+                }
+                if !within(apply(&lp.objective, v, d), cap) {
+                    continue;
+                }
+                kept.push(li);
+            }
+            Ok(kept
+                .into_iter()
+                .map(|li| Found {
+                    path: path_of(li),
+                    value: arena[li as usize].v,
+                })
+                .collect())
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Property tests: every solver against brute-force enumeration on random
+//! chains and DAGs (a small deterministic generator: no external crates).
+
+use crate::evaluate::{all_schedules, evaluate};
+use crate::lut::{build_cells, Answer, CellStatus, LutIndex, LutSpec};
+use crate::plan::{solve, Request, DEFAULT_MAX_LABELS};
+use crate::problem::{dot, reduce, weights, CostData, Metric, Network, Point, Usage};
+use crate::search::{within, Force};
+use crate::structure::{Limits, StateGraph};
+use crate::PlanError;
+
+/// xorshift64*: reproducible randomness for tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A random cost table: a chain or a DAG, grouping effects, some groups not offered.
+fn random_costs(rng: &mut Rng, n: usize, dag: bool) -> CostData {
+    // compute and transfers of comparable size, so optima change across the bandwidth range
+    let mobile: Vec<f64> = (0..n).map(|_| rng.range(1.0, 120.0)).collect();
+    let cloud: Vec<f64> = mobile.iter().map(|m| m / rng.range(2.0, 30.0)).collect();
+    let mut mm = vec![f64::INFINITY; n * n];
+    let mut cm = vec![f64::INFINITY; n * n];
+    let mut mj = vec![f64::INFINITY; n * n];
+    let max_group = 1 + rng.below(n);
+    for i in 0..n {
+        for j in i..n {
+            if j - i + 1 > max_group && j != i {
+                continue;
+            }
+            // fused groups are a bit cheaper than the sum of their layers
+            let fuse = if i == j { 1.0 } else { rng.range(0.7, 1.0) };
+            mm[i * n + j] = mobile[i..=j].iter().sum::<f64>() * fuse;
+            cm[i * n + j] = cloud[i..=j].iter().sum::<f64>()
+                * rng.range(0.6, 1.0).max(if i == j { 1.0 } else { 0.0 });
+            mj[i * n + j] = mm[i * n + j] * rng.range(3.0, 9.0);
+        }
+    }
+    let out_bytes: Vec<f64> = (0..n).map(|_| rng.range(1e3, 4e5).round()).collect();
+    let mut c = CostData::chain(n, mm, cm, mj, out_bytes, rng.range(1e4, 6e5).round());
+    if dag {
+        let mut edges = Vec::new();
+        for v in 0..n {
+            // each layer reads 1..=3 earlier tensors (possibly the model input)
+            let k = 1 + rng.below(3);
+            for _ in 0..k {
+                let u = rng.below(v + 1) as i64 - 1;
+                edges.push((u, v));
+            }
+            if v > 0 && rng.uniform() < 0.6 {
+                edges.push((v as i64 - 1, v));
+            }
+        }
+        edges.sort();
+        edges.dedup();
+        c.edges = edges;
+        let has_succ: Vec<bool> = (0..n)
+            .map(|u| c.edges.iter().any(|&(a, _)| a == u as i64))
+            .collect();
+        c.outputs = (0..n)
+            .filter(|&i| !has_succ[i] || rng.uniform() < 0.1)
+            .collect();
+    }
+    if rng.uniform() < 0.3 {
+        for l in 0..n {
+            c.cloud_download_bytes[l] = if rng.uniform() < 0.5 {
+                rng.range(0.0, 2e5).round()
+            } else {
+                0.0
+            };
+        }
+    }
+    if rng.uniform() < 0.3 {
+        for t in 0..=n {
+            c.codec_ms[t] = [rng.range(0.0, 2.0), rng.range(0.0, 2.0)];
+            c.codec_mj[t] = [rng.range(0.0, 5.0), rng.range(0.0, 5.0)];
+        }
+    }
+    c
+}
+
+fn random_network(rng: &mut Rng) -> Network {
+    Network {
+        up_mbps: rng.range(0.5, 30.0),
+        down_mbps: rng.range(1.0, 60.0),
+        alpha_up: rng.range(200.0, 900.0),
+        alpha_down: rng.range(50.0, 150.0),
+        beta: rng.range(100.0, 1300.0),
+        rtt_ms: if rng.uniform() < 0.5 {
+            0.0
+        } else {
+            rng.range(0.0, 40.0)
+        },
+    }
+}
+
+fn metric_of(u: &Usage, m: Metric, net: &Network, slowdown: f64) -> f64 {
+    dot(&weights(m, net, slowdown), u)
+}
+
+/// Brute-force optimum of `req` (None when infeasible).
+fn brute(req: &Request, all: &[(crate::problem::Segments, Usage)]) -> Option<f64> {
+    all.iter()
+        .filter(|(segs, _)| segs.iter().all(|s| req.force.allows(s.2)))
+        .filter(|(_, u)| {
+            req.constraints()
+                .iter()
+                .all(|&(_, m, b)| within(metric_of(u, m, &req.network, req.slowdown), b))
+        })
+        .map(|(_, u)| metric_of(u, req.objective, &req.network, req.slowdown))
+        .min_by(f64::total_cmp)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn evaluate_agrees_with_the_state_graph_on_every_schedule() {
+    let mut rng = Rng(7);
+    for case in 0..40 {
+        let n = 1 + rng.below(6);
+        let cost = random_costs(&mut rng, n, case % 2 == 1);
+        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+        // every path through the graph is a schedule whose evaluation matches the path's usage
+        let all = all_schedules(&cost);
+        let net = random_network(&mut rng);
+        for m in [Metric::Latency, Metric::Energy] {
+            let req = Request::new(m, net);
+            let s = solve(&g, &req).unwrap();
+            let (u, _) = evaluate(&cost, &s.segments).unwrap();
+            for (k, (a, b)) in u.iter().zip(&s.usage).enumerate() {
+                assert!(close(*a, *b), "case {case}: usage[{k}] {a} vs {b}");
+            }
+            let best = brute(&req, &all).unwrap();
+            assert!(close(s.metric(m, &net, 1.0), best), "case {case} {m:?}");
+        }
+    }
+}
+
+#[test]
+fn unconstrained_optimum_equals_brute_force() {
+    let mut rng = Rng(11);
+    for case in 0..150 {
+        let n = 1 + rng.below(8);
+        let cost = random_costs(&mut rng, n, case % 3 != 0);
+        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+        let all = all_schedules(&cost);
+        let net = random_network(&mut rng);
+        for m in [Metric::Latency, Metric::Energy] {
+            for force in [Force::None, Force::Mobile, Force::Cloud] {
+                let mut req = Request::new(m, net);
+                req.slowdown = rng.range(0.5, 4.0);
+                req.force = force;
+                let s = solve(&g, &req).unwrap();
+                let best = brute(&req, &all).unwrap();
+                assert!(
+                    close(s.metric(m, &net, req.slowdown), best),
+                    "case {case} {m:?} {force:?}"
+                );
+                assert!(s.segments.iter().all(|x| force.allows(x.2)));
+            }
+        }
+    }
+}
+
+#[test]
+fn constrained_optimum_equals_brute_force() {
+    let mut rng = Rng(23);
+    let mut infeasible = 0;
+    let mut feasible = 0;
+    for case in 0..250 {
+        let n = 1 + rng.below(7);
+        let cost = random_costs(&mut rng, n, case % 2 == 0);
+        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+        let all = all_schedules(&cost);
+        let net = random_network(&mut rng);
+        let slowdown = rng.range(0.5, 3.0);
+        // bounds drawn between the least and the largest value any schedule reaches
+        let span = |m: Metric| {
+            let vals: Vec<f64> = all
+                .iter()
+                .map(|(_, u)| metric_of(u, m, &net, slowdown))
+                .collect();
+            let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = vals.iter().copied().fold(0.0, f64::max);
+            (lo, hi)
+        };
+        let objective = if rng.uniform() < 0.5 {
+            Metric::Latency
+        } else {
+            Metric::Energy
+        };
+        let mut req = Request::new(objective, net);
+        req.slowdown = slowdown;
+        let pick = |rng: &mut Rng, (lo, hi): (f64, f64)| lo + (hi - lo) * rng.range(-0.05, 0.6);
+        if rng.uniform() < 0.7 {
+            req.deadline_ms = Some(pick(&mut rng, span(Metric::Latency)).max(0.0));
+        }
+        if rng.uniform() < 0.5 {
+            req.energy_budget_mj = Some(pick(&mut rng, span(Metric::Energy)).max(0.0));
+        }
+        if rng.uniform() < 0.4 {
+            req.cloud_budget_ms = Some(pick(&mut rng, span(Metric::Cloud)).max(0.0));
+        }
+        let expected = brute(&req, &all);
+        match (solve(&g, &req), expected) {
+            (Ok(s), Some(best)) => {
+                feasible += 1;
+                assert!(
+                    close(s.metric(objective, &net, slowdown), best),
+                    "case {case}"
+                );
+                for (_, m, b) in req.constraints() {
+                    assert!(
+                        within(s.metric(m, &net, slowdown), b),
+                        "case {case}: violates {m:?}"
+                    );
+                }
+            }
+            (Err(PlanError::Infeasible { constraint, .. }), None) => {
+                infeasible += 1;
+                assert!(!constraint.is_empty());
+            }
+            (got, exp) => panic!("case {case}: solver {got:?} vs brute force {exp:?}"),
+        }
+    }
+    assert!(
+        feasible > 50 && infeasible > 10,
+        "feasible {feasible}, infeasible {infeasible}"
+    );
+}
+
+#[test]
+fn lookup_table_answers_exactly_between_grid_points() {
+    let mut rng = Rng(31);
+    let mut changing = 0;
+    for case in 0..30 {
+        let n = 2 + rng.below(5);
+        let cost = random_costs(&mut rng, n, case % 2 == 0);
+        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+        let all = all_schedules(&cost);
+        let radio = random_network(&mut rng);
+        let objective = if case % 3 == 0 {
+            Metric::Energy
+        } else {
+            Metric::Latency
+        };
+        let mut constraints = Vec::new();
+        if case % 4 == 1 {
+            // a deadline binding somewhere in the box
+            let mid = radio.with_bandwidth(3.0, 6.0);
+            let lat: Vec<f64> = all
+                .iter()
+                .map(|(_, u)| metric_of(u, Metric::Latency, &mid, 1.0))
+                .collect();
+            let lo = lat.iter().copied().fold(f64::INFINITY, f64::min);
+            constraints.push((Metric::Latency, lo * rng.range(1.0, 1.6)));
+        }
+        let spec = LutSpec {
+            objective,
+            constraints: constraints.clone(),
+            radio,
+            up: (0.5, 20.0),
+            down: (1.0, 40.0),
+            slowdown: (1.0, 3.0),
+            cells: [5, 4, 3],
+            force: Force::None,
+            max_candidates: 10_000,
+            max_labels: DEFAULT_MAX_LABELS,
+        };
+        let cells: Vec<usize> = (0..spec.num_cells()).collect();
+        let built = build_cells(&g, &spec, &cells).unwrap();
+        // flatten to an index (no dedup needed for the test)
+        let mut reduced = Vec::new();
+        let mut offsets = vec![0u32];
+        let mut members = Vec::new();
+        let mut status = Vec::new();
+        for cell in &built {
+            status.push(cell.status);
+            for cand in &cell.candidates {
+                members.push(reduced.len() as u32);
+                reduced.push(reduce(&cand.usage, &radio));
+            }
+            offsets.push(members.len() as u32);
+        }
+        assert!(status.iter().all(|s| *s != CellStatus::Solve));
+        let index = LutIndex {
+            objective,
+            constraints: constraints.clone(),
+            radio,
+            up: spec.up,
+            down: spec.down,
+            slowdown: spec.slowdown,
+            axes: spec.axes(),
+            reduced,
+            status,
+            offsets,
+            members,
+        };
+        let mut optima = std::collections::HashSet::new();
+        for _ in 0..40 {
+            let p = Point {
+                up_mbps: (rng.range(0.5f64.ln(), 20f64.ln())).exp(),
+                down_mbps: (rng.range(0.0, 40f64.ln())).exp(),
+                slowdown: rng.range(1.0, 3.0),
+            };
+            let net = radio.with_bandwidth(p.up_mbps, p.down_mbps);
+            let mut req = Request::new(objective, net);
+            req.slowdown = p.slowdown;
+            if let Some(&(_, b)) = constraints.first() {
+                req.deadline_ms = Some(b);
+            }
+            let expected = brute(&req, &all);
+            match (index.query(&p), expected) {
+                (Answer::Found(m, v), Some(best)) => {
+                    optima.insert(m);
+                    let got = if objective == Metric::Latency {
+                        v[0]
+                    } else {
+                        v[1]
+                    };
+                    assert!(
+                        close(got, best),
+                        "case {case} at {p:?}: table {got} vs exact {best}"
+                    );
+                }
+                (Answer::Infeasible, None) => {}
+                (a, e) => panic!("case {case} at {p:?}: table {a:?} vs brute force {e:?}"),
+            }
+        }
+        changing += usize::from(optima.len() > 1);
+    }
+    // the test only means something if optima change inside the box
+    assert!(
+        changing >= 10,
+        "only {changing} cases had more than one optimum"
+    );
+}
+
+#[test]
+fn outside_the_box_the_table_defers_to_a_solve() {
+    let mut rng = Rng(5);
+    let cost = random_costs(&mut rng, 4, false);
+    let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+    let radio = random_network(&mut rng);
+    let spec = LutSpec {
+        objective: Metric::Latency,
+        constraints: vec![],
+        radio,
+        up: (1.0, 10.0),
+        down: (1.0, 10.0),
+        slowdown: (1.0, 1.0),
+        cells: [2, 2, 4],
+        force: Force::None,
+        max_candidates: 100,
+        max_labels: DEFAULT_MAX_LABELS,
+    };
+    assert_eq!(spec.axes(), [2, 2, 1]);
+    let built = build_cells(&g, &spec, &(0..4).collect::<Vec<_>>()).unwrap();
+    let mut index = LutIndex {
+        objective: Metric::Latency,
+        constraints: vec![],
+        radio,
+        up: spec.up,
+        down: spec.down,
+        slowdown: spec.slowdown,
+        axes: spec.axes(),
+        reduced: vec![],
+        status: vec![],
+        offsets: vec![0],
+        members: vec![],
+    };
+    for cell in &built {
+        index.status.push(cell.status);
+        for cand in &cell.candidates {
+            index.members.push(index.reduced.len() as u32);
+            index.reduced.push(reduce(&cand.usage, &radio));
+        }
+        index.offsets.push(index.members.len() as u32);
+    }
+    let inside = Point {
+        up_mbps: 3.0,
+        down_mbps: 3.0,
+        slowdown: 1.0,
+    };
+    assert!(matches!(index.query(&inside), Answer::Found(..)));
+    for p in [
+        Point {
+            up_mbps: 0.5,
+            ..inside
+        },
+        Point {
+            down_mbps: 11.0,
+            ..inside
+        },
+        Point {
+            slowdown: 1.5,
+            ..inside
+        },
+    ] {
+        assert_eq!(index.query(&p), Answer::Solve, "{p:?}");
+    }
+}
+
+#[test]
+fn infeasible_constraint_is_named_with_its_least_value() {
+    let mut rng = Rng(3);
+    let cost = random_costs(&mut rng, 5, false);
+    let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+    let net = random_network(&mut rng);
+    let mut req = Request::new(Metric::Energy, net);
+    let least = solve(&g, &Request::new(Metric::Latency, net))
+        .unwrap()
+        .metric(Metric::Latency, &net, 1.0);
+    req.deadline_ms = Some(least * 0.5);
+    match solve(&g, &req) {
+        Err(PlanError::Infeasible {
+            constraint, best, ..
+        }) => {
+            assert_eq!(constraint, "deadline_ms");
+            assert!(close(best.unwrap(), least));
+        }
+        other => panic!("expected infeasible, got {other:?}"),
+    }
+}
+
+#[test]
+fn wide_dag_exact_on_a_unet_shape() {
+    // encoder 0..k, decoder k..2k with skips i -> 2k-1-i (a U-Net), checked against brute force.
+    let mut rng = Rng(99);
+    let k = 4;
+    let n = 2 * k;
+    let mut cost = random_costs(&mut rng, n, false);
+    for i in 0..k - 1 {
+        cost.edges.push((i as i64, n - 1 - i));
+    }
+    cost.edges.sort();
+    let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+    assert!(g.width >= k - 1);
+    let all = all_schedules(&cost);
+    let net = random_network(&mut rng);
+    for m in [Metric::Latency, Metric::Energy] {
+        let req = Request::new(m, net);
+        let s = solve(&g, &req).unwrap();
+        let best = brute(&req, &all).unwrap();
+        assert!(close(s.metric(m, &net, 1.0), best));
+    }
+}

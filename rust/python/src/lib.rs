@@ -1,0 +1,320 @@
+//! `jointdnn_edge._core`: thin PyO3 bindings of `jointdnn-core`.
+//!
+//! Each method converts its arguments, releases the GIL around the work, and
+//! calls plain Rust in `jointdnn-core`; errors are converted in `errors.rs`.
+//! Arrays are read straight from numpy's memory (no Python lists).
+
+mod errors;
+
+use errors::IntoPy;
+use jointdnn_core::lut::{build_cells, Answer, CellStatus, LutIndex as CoreIndex, LutSpec};
+use jointdnn_core::plan::DEFAULT_MAX_LABELS;
+use jointdnn_core::problem::RDIMS;
+use jointdnn_core::{
+    solve, CostData, Force, Limits, Metric, Network, Platform, Point, Request, StateGraph,
+};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+type PySegments = Vec<(usize, usize, &'static str)>;
+/// A schedule as Python sees it: `(segments, usage, transfers)`.
+type PySolution = (PySegments, [f64; 8], u32);
+/// `(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)`.
+type NetTuple = (f64, f64, f64, f64, f64, f64);
+/// `(alpha_up, alpha_down, beta, rtt_ms)`: a network without its bandwidths.
+type RadioTuple = (f64, f64, f64, f64);
+
+fn vec2(a: &PyReadonlyArray2<f64>) -> Vec<f64> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    }
+}
+
+fn vec1(a: &PyReadonlyArray1<f64>) -> Vec<f64> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    }
+}
+
+fn rows2(a: &PyReadonlyArray2<f64>) -> PyResult<Vec<[f64; 2]>> {
+    let v = a.as_array();
+    if v.ncols() != 2 {
+        return Err(PyValueError::new_err(
+            "codec arrays must have two columns (up, down)",
+        ));
+    }
+    Ok(v.rows().into_iter().map(|r| [r[0], r[1]]).collect())
+}
+
+fn metric(name: &str) -> PyResult<Metric> {
+    match name {
+        "latency" => Ok(Metric::Latency),
+        "energy" => Ok(Metric::Energy),
+        "cloud" => Ok(Metric::Cloud),
+        other => Err(PyValueError::new_err(format!("unknown metric {other:?}"))),
+    }
+}
+
+fn force(name: Option<&str>) -> PyResult<Force> {
+    match name {
+        None => Ok(Force::None),
+        Some("mobile") => Ok(Force::Mobile),
+        Some("cloud") => Ok(Force::Cloud),
+        Some(other) => Err(PyValueError::new_err(format!(
+            "force must be None, 'mobile' or 'cloud', got {other:?}"
+        ))),
+    }
+}
+
+fn network(t: NetTuple) -> Network {
+    Network {
+        up_mbps: t.0,
+        down_mbps: t.1,
+        alpha_up: t.2,
+        alpha_down: t.3,
+        beta: t.4,
+        rtt_ms: t.5,
+    }
+}
+
+fn radio(r: RadioTuple) -> Network {
+    network((1.0, 1.0, r.0, r.1, r.2, r.3))
+}
+
+fn segments(s: &[(usize, usize, Platform)]) -> PySegments {
+    s.iter().map(|&(a, b, p)| (a, b, p.name())).collect()
+}
+
+/// A cost table compiled into the exact planner's state graph (built once, solved many times).
+#[pyclass(frozen, module = "jointdnn_edge._core")]
+struct Problem {
+    graph: StateGraph,
+}
+
+#[pymethods]
+impl Problem {
+    #[new]
+    #[pyo3(signature = (mobile_ms, cloud_ms, mobile_mj, out_bytes, input_bytes, edges, outputs, cloud_download_bytes, codec_ms, codec_mj))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        mobile_ms: PyReadonlyArray2<f64>,
+        cloud_ms: PyReadonlyArray2<f64>,
+        mobile_mj: PyReadonlyArray2<f64>,
+        out_bytes: PyReadonlyArray1<f64>,
+        input_bytes: f64,
+        edges: Vec<(i64, usize)>,
+        outputs: Vec<usize>,
+        cloud_download_bytes: PyReadonlyArray1<f64>,
+        codec_ms: PyReadonlyArray2<f64>,
+        codec_mj: PyReadonlyArray2<f64>,
+    ) -> PyResult<Self> {
+        let n = mobile_ms.as_array().nrows();
+        let cost = CostData {
+            n,
+            mobile_ms: vec2(&mobile_ms),
+            cloud_ms: vec2(&cloud_ms),
+            mobile_mj: vec2(&mobile_mj),
+            out_bytes: vec1(&out_bytes),
+            input_bytes,
+            edges,
+            outputs,
+            cloud_download_bytes: vec1(&cloud_download_bytes),
+            codec_ms: rows2(&codec_ms)?,
+            codec_mj: rows2(&codec_mj)?,
+        };
+        let graph = py
+            .detach(|| StateGraph::build(&cost, &Limits::default()))
+            .py_err(py)?;
+        Ok(Problem { graph })
+    }
+
+    /// Number of layers.
+    #[getter]
+    fn n(&self) -> usize {
+        self.graph.n
+    }
+
+    /// `(states, transitions, cut width)` of the state graph.
+    #[getter]
+    fn size(&self) -> (usize, usize, usize) {
+        (
+            self.graph.num_states(),
+            self.graph.trans.len(),
+            self.graph.width,
+        )
+    }
+
+    /// The exact optimum: `(segments, usage, transfers)`.
+    #[pyo3(signature = (objective, network, slowdown=1.0, deadline_ms=None, energy_budget_mj=None, cloud_budget_ms=None, force=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn solve(
+        &self,
+        py: Python<'_>,
+        objective: &str,
+        network: NetTuple,
+        slowdown: f64,
+        deadline_ms: Option<f64>,
+        energy_budget_mj: Option<f64>,
+        cloud_budget_ms: Option<f64>,
+        force: Option<&str>,
+    ) -> PyResult<PySolution> {
+        let mut req = Request::new(metric(objective)?, self::network(network));
+        req.slowdown = slowdown;
+        req.deadline_ms = deadline_ms;
+        req.energy_budget_mj = energy_budget_mj;
+        req.cloud_budget_ms = cloud_budget_ms;
+        req.force = self::force(force)?;
+        let graph = &self.graph;
+        let sol = py.detach(|| solve(graph, &req)).py_err(py)?;
+        Ok((segments(&sol.segments), sol.usage, sol.transfers))
+    }
+
+    /// Builds lookup-table cells in parallel: per cell `(status, [(segments, usage, transfers), …])`.
+    #[pyo3(signature = (objective, constraints, radio, up, down, slowdown, axes, cells, force=None, max_candidates=256))]
+    #[allow(clippy::too_many_arguments)]
+    fn lut_cells(
+        &self,
+        py: Python<'_>,
+        objective: &str,
+        constraints: Vec<(String, f64)>,
+        radio: RadioTuple,
+        up: (f64, f64),
+        down: (f64, f64),
+        slowdown: (f64, f64),
+        axes: [usize; 3],
+        cells: Vec<usize>,
+        force: Option<&str>,
+        max_candidates: usize,
+    ) -> PyResult<Vec<(u8, Vec<PySolution>)>> {
+        let spec = LutSpec {
+            objective: metric(objective)?,
+            constraints: constraints
+                .iter()
+                .map(|(m, b)| Ok((metric(m)?, *b)))
+                .collect::<PyResult<_>>()?,
+            radio: self::radio(radio),
+            up,
+            down,
+            slowdown,
+            cells: axes,
+            force: self::force(force)?,
+            max_candidates,
+            max_labels: DEFAULT_MAX_LABELS,
+        };
+        let graph = &self.graph;
+        let built = py.detach(|| build_cells(graph, &spec, &cells)).py_err(py)?;
+        Ok(built
+            .into_iter()
+            .map(|c| {
+                (
+                    c.status as u8,
+                    c.candidates
+                        .into_iter()
+                        .map(|k| (segments(&k.segments), k.usage, k.transfers))
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// The query side of a lookup table (see `jointdnn_core::lut`).
+#[pyclass(frozen, module = "jointdnn_edge._core")]
+struct LutIndex {
+    index: CoreIndex,
+}
+
+#[pymethods]
+impl LutIndex {
+    #[new]
+    #[pyo3(signature = (objective, constraints, radio, up, down, slowdown, axes, reduced, status, offsets, members))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        objective: &str,
+        constraints: Vec<(String, f64)>,
+        radio: RadioTuple,
+        up: (f64, f64),
+        down: (f64, f64),
+        slowdown: (f64, f64),
+        axes: [usize; 3],
+        reduced: Vec<[f64; RDIMS]>,
+        status: Vec<u8>,
+        offsets: Vec<u32>,
+        members: Vec<u32>,
+    ) -> PyResult<Self> {
+        let cells: usize = axes.iter().product();
+        if status.len() != cells
+            || offsets.len() != cells + 1
+            || offsets.last().copied() != Some(members.len() as u32)
+        {
+            return Err(PyValueError::new_err("inconsistent cell arrays"));
+        }
+        if members.iter().any(|&m| m as usize >= reduced.len())
+            || offsets.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(PyValueError::new_err("cell members out of range"));
+        }
+        let status = status
+            .into_iter()
+            .map(|s| match s {
+                0 => Ok(CellStatus::Exact),
+                1 => Ok(CellStatus::Solve),
+                2 => Ok(CellStatus::Infeasible),
+                other => Err(PyValueError::new_err(format!(
+                    "unknown cell status {other}"
+                ))),
+            })
+            .collect::<PyResult<_>>()?;
+        Ok(LutIndex {
+            index: CoreIndex {
+                objective: metric(objective)?,
+                constraints: constraints
+                    .iter()
+                    .map(|(m, b)| Ok((metric(m)?, *b)))
+                    .collect::<PyResult<_>>()?,
+                radio: self::radio(radio),
+                up,
+                down,
+                slowdown,
+                axes,
+                reduced,
+                status,
+                offsets,
+                members,
+            },
+        })
+    }
+
+    /// `(candidate, latency_ms, energy_mj, cloud_ms)`; candidate -1: infeasible here, -2: solve directly.
+    fn query(&self, up_mbps: f64, down_mbps: f64, slowdown: f64) -> (i64, f64, f64, f64) {
+        let p = Point {
+            up_mbps,
+            down_mbps,
+            slowdown,
+        };
+        match self.index.query(&p) {
+            Answer::Found(i, v) => (i as i64, v[0], v[1], v[2]),
+            Answer::Infeasible => (-1, f64::NAN, f64::NAN, f64::NAN),
+            Answer::Solve => (-2, f64::NAN, f64::NAN, f64::NAN),
+        }
+    }
+}
+
+/// Number of cores the parallel lookup-table build uses.
+#[pyfunction]
+fn parallelism() -> usize {
+    rayon::current_num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Problem>()?;
+    m.add_class::<LutIndex>()?;
+    m.add_function(wrap_pyfunction!(parallelism, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,210 @@
+"""Lookup tables and the label-setting search behind them."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jointdnn_edge import CostTable, InfeasibleError, LookupTableError, Network
+from jointdnn_edge.planner import LookupTable, brute, native_available, plan, reference
+from jointdnn_edge.planner.usage import Radio, reduce
+from planner_strategies import cost_tables, random_costs
+
+pytestmark = pytest.mark.pure
+
+ATTR = {"latency": "latency_ms", "energy": "mobile_energy_mj"}
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@given(costs=cost_tables(max_n=6), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=40)
+def test_label_search_all_mode_returns_exactly_the_pareto_front(costs, seed):
+    """Without bounds, "all" mode must return the Pareto front of all schedules in reduced coordinates."""
+    rng = np.random.default_rng(seed)
+    radio = Radio(*rng.uniform([200, 50, 100, 0], [900, 150, 1300, 20]))
+    g = reference.StateGraph.build(reference.Plain.of(costs))
+    lp = reference.LabelProblem(
+        graph=g,
+        dim=5,
+        delta=[list(reduce(t[5], radio)) for t in g.trans],
+        allowed=[True] * len(g.trans),
+        objective=[1.0, 0, 0, 0, 0],
+    )
+    found = [v for _, v in reference.label_search(lp, "all")]
+    points = [reduce(u, radio) for _, u, _ in brute.all_schedules(costs)]
+
+    def le(a, b):  # a <= b everywhere, up to summation-order rounding
+        return all(x <= y + 1e-9 * max(abs(y), 1.0) for x, y in zip(a, b))
+
+    def same(a, b):
+        return le(a, b) and le(b, a)
+
+    front = [p for p in points if not any(le(q, p) and not same(q, p) for q in points)]
+    assert all(any(same(f, p) for p in front) for f in found), "search returned a dominated schedule"
+    assert all(any(same(f, p) for f in found) for p in front), "search missed a Pareto-optimal schedule"
+    assert all(not same(a, b) for i, a in enumerate(found) for b in found[:i]), "duplicates"
+
+
+@given(
+    costs=cost_tables(max_n=7, extras=False),
+    objective=st.sampled_from(["latency", "energy"]),
+    constrained=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=25)
+def test_queries_equal_direct_solves_anywhere_in_the_box(costs, objective, constrained, seed):
+    rng = np.random.default_rng(seed)
+    radio = Network.preset("4g", rtt_ms=float(rng.choice([0.0, 10.0])))
+    kw = {}
+    if constrained:
+        # a deadline that binds somewhere in the box
+        mid = plan(costs, radio.with_bandwidth(3.0, 6.0), objective="latency").latency_ms
+        kw["deadline_ms"] = mid * float(rng.uniform(1.0, 1.5))
+    lut = LookupTable.build(
+        costs,
+        objective=objective,
+        network=radio,
+        up_mbps=(0.5, 20.0),
+        down_mbps=(1.0, 40.0),
+        cloud_slowdown=(1.0, 3.0),
+        cells=(4, 4, 2),
+        **kw,
+    )
+    for _ in range(30):
+        up = float(np.exp(rng.uniform(np.log(0.5), np.log(20.0))))
+        down = float(np.exp(rng.uniform(0.0, np.log(40.0))))
+        slow = float(rng.uniform(1.0, 3.0))
+        net = radio.with_bandwidth(up, down)
+        try:
+            direct = plan(costs, net, objective=objective, cloud_slowdown=slow, **kw)
+        except InfeasibleError:
+            with pytest.raises(InfeasibleError):
+                lut.query(up, down, slow)
+            continue
+        got = lut.query(up, down, slow)
+        assert close(getattr(got, ATTR[objective]), getattr(direct, ATTR[objective])), (up, down, slow)
+        # and what it reports about the schedule is true
+        e = got.evaluate(costs, net, cloud_slowdown=slow)
+        assert close(got.latency_ms, e.latency_ms) and close(got.mobile_energy_mj, e.mobile_energy_mj)
+
+
+def _table(n: int = 8, **kw) -> tuple[CostTable, LookupTable]:
+    costs = random_costs(np.random.default_rng(7), n, dag=True)
+    return costs, LookupTable.build(costs, network="4g", cells=(6, 6, 1), **kw)
+
+
+def test_file_round_trip_is_lossless(tmp_path):
+    _costs, lut = _table(deadline_ms=1e9)
+    path = tmp_path / "t.lut"
+    lut.save(path)
+    back = LookupTable.load(path)
+    assert back.to_bytes() == lut.to_bytes()
+    for up, down in [(0.3, 0.6), (2.0, 9.0), (77.0, 150.0)]:
+        assert back.query(up, down).segments == lut.query(up, down).segments
+
+
+def test_corrupt_truncated_and_foreign_files_are_refused():
+    _, lut = _table()
+    data = lut.to_bytes()
+    with pytest.raises(LookupTableError, match="magic"):
+        LookupTable.from_bytes(b"PK\x03\x04" + data[4:])
+    with pytest.raises(LookupTableError, match="checksum"):
+        LookupTable.from_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x40
+    with pytest.raises(LookupTableError):
+        LookupTable.from_bytes(bytes(flipped))
+    # a future version is refused by name, not misread
+    import struct
+    import zlib
+
+    newer = bytearray(data[:-4])
+    struct.pack_into("<H", newer, 8, 99)
+    newer += struct.pack("<I", zlib.crc32(newer))
+    with pytest.raises(LookupTableError, match="version 99"):
+        LookupTable.from_bytes(bytes(newer))
+
+
+def test_points_outside_the_box_are_solved_exactly_with_embedded_costs():
+    costs, lut = _table()
+    net = Network.preset("4g")
+    for up, down in [(0.05, 0.1), (500.0, 900.0)]:
+        s = lut.query(up, down)
+        assert s.exact and s.solver.startswith("lut/")
+        assert close(s.latency_ms, plan(costs, net.with_bandwidth(up, down)).latency_ms)
+
+
+def test_without_embedded_costs_outside_points_are_flagged_inexact():
+    costs, lut = _table(embed_costs=False)
+    s = lut.query(500.0, 900.0)
+    assert not s.exact
+    assert s.latency_ms >= plan(costs, Network.preset("4g").with_bandwidth(500.0, 900.0)).latency_ms - 1e-9
+
+
+def test_infeasible_region_raises_in_every_cell_it_covers():
+    costs = random_costs(np.random.default_rng(3), 6, dag=False, extras=False)
+    net = Network.preset("3g")
+    fastest_at_low = plan(costs, net.with_bandwidth(0.5, 1.0)).latency_ms
+    fastest_at_high = plan(costs, net.with_bandwidth(20.0, 40.0)).latency_ms
+    assert fastest_at_high < fastest_at_low
+    deadline = (fastest_at_low + fastest_at_high) / 2
+    lut = LookupTable.build(costs, network=net, deadline_ms=deadline, up_mbps=(0.5, 20.0), down_mbps=(1.0, 40.0))
+    with pytest.raises(InfeasibleError) as err:
+        lut.query(0.5, 1.0)
+    assert err.value.constraint == "deadline_ms"
+    assert lut.query(20.0, 40.0).latency_ms <= deadline * (1 + 1e-9)
+
+
+def test_table_built_natively_is_read_by_the_pure_python_fallback_without_numpy(tmp_path):
+    """The same file works on a phone without numpy or the native module (Android plan-only mode)."""
+    _costs, lut = _table(deadline_ms=1e9)
+    path = tmp_path / "t.lut"
+    lut.save(path)
+    probe = [(0.7, 1.3), (4.0, 12.0), (60.0, 100.0), (500.0, 900.0)]
+    expected = [lut.query(u, d) for u, d in probe]
+    script = f"""
+import sys
+sys.modules['numpy'] = None  # importing numpy now fails
+from jointdnn_edge.planner.lut import LookupTable
+from jointdnn_edge.planner import native_available
+assert not native_available()
+lut = LookupTable.load({str(path)!r})
+for u, d in {probe!r}:
+    s = lut.query(u, d)
+    print(repr(s.latency_ms), s.segments)
+"""
+    env = dict(os.environ, JOINTDNN_EDGE_PURE="1")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    lines = out.stdout.strip().splitlines()
+    for line, s in zip(lines, expected):
+        lat, segs = line.split(" ", 1)
+        assert close(float(lat), s.latency_ms)
+        assert segs == str(s.segments)
+
+
+@pytest.mark.skipif(not native_available(), reason="compares native and pure-Python builds")
+def test_native_and_python_builds_store_the_same_schedules():
+    costs = random_costs(np.random.default_rng(11), 7, dag=True)
+    kw = dict(network="wifi", cells=(5, 5, 2), cloud_slowdown=(1.0, 2.0), deadline_ms=1e4)
+    a = LookupTable.build(costs, solver="native", **kw)
+    b = LookupTable.build(costs, solver="python", **kw)
+    assert a.status == b.status and a.offsets == b.offsets
+    assert [a.candidates[m][0] for m in a.members] == [b.candidates[m][0] for m in b.members]
+
+
+def test_build_reports_progress():
+    costs = random_costs(np.random.default_rng(1), 5, dag=False)
+    seen = []
+    LookupTable.build(costs, cells=(8, 8, 1), progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (64, 64)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
