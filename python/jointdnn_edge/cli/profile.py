@@ -1,0 +1,110 @@
+"""``jointdnn-edge profile MODEL -o costs.json``: measure grouped layer costs on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from ..errors import JointDNNError
+from ._app import app, console, err_console
+
+
+def _parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
+    """``NAME=D1,D2,...`` items as ``{NAME: (D1, D2, ...)}``."""
+    out: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        name, sep, dims = item.rpartition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--input-shape takes NAME=D1,D2,..., got {item!r}")
+        try:
+            out[name] = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            raise typer.BadParameter(f"--input-shape dimensions must be integers, got {item!r}") from None
+    return out
+
+
+@app.command("profile")
+def profile_command(
+    model: str = typer.Argument(..., help="Model file (.onnx or .tflite), or zoo:NAME for a zoo model."),
+    output: Path = typer.Option(..., "--output", "-o", help="Cost table JSON to write."),
+    max_group: Optional[int] = typer.Option(
+        None, "--max-group", help="Longest group of layers to profile (default: all)."
+    ),
+    repeats: int = typer.Option(5, "--repeats", help="Timed runs per group (the median is kept)."),
+    warmup: int = typer.Option(1, "--warmup", help="Untimed runs per group before timing."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Runtime compute threads (mimic a weak device with 1-2)."
+    ),
+    cloud_speedup: float = typer.Option(10.0, "--cloud-speedup", help="Cloud time = mobile time / this ratio."),
+    device: str = typer.Option(
+        "jetson-tx2", "--device", help="Energy preset: jetson-tx2, jetson-tx2-maxp, raspberry-pi-4, raspberry-pi-5."
+    ),
+    power_mw: Optional[float] = typer.Option(None, "--power-mw", help="Compute power in mW (overrides --device's)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size for a dynamic batch dimension."),
+    input_shape: list[str] = typer.Option([], "--input-shape", help="NAME=D1,D2,... for dynamic inputs (repeatable)."),
+    merge_trivial: bool = typer.Option(
+        False, "--merge-trivial", help="Merge activations, batch norm and reshapes into their layer."
+    ),
+    optimization: str = typer.Option(
+        "all", "--optimization", help="onnxruntime graph optimization: all, extended, basic, disable."
+    ),
+    size: Optional[str] = typer.Option(None, "--size", help="zoo: preset full, small or tiny."),
+    width: Optional[float] = typer.Option(None, "--width", help="zoo: channel/unit multiplier."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", help="zoo: input size."),
+    seed: int = typer.Option(0, "--seed", help="zoo weight seed and input noise seed."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Show a progress bar (default: when stderr is a terminal)."
+    ),
+) -> None:
+    """Profile every group of consecutive layers of MODEL and write a cost table for `jointdnn-edge plan`."""
+    from .. import zoo
+    from ..models import executor_for, load_model
+    from ..profiler import DeviceProfile, count_groups, profile
+
+    try:
+        shapes = _parse_shapes(input_shape)
+        if model.startswith("zoo:"):
+            name = model[4:]
+            graph = zoo.load(
+                name,
+                size=size,
+                width=width,
+                resolution=resolution,
+                batch=batch_size or 1,
+                seed=seed,
+                merge_trivial=merge_trivial,
+            )
+        else:
+            if not Path(model).exists():
+                raise typer.BadParameter(f"no such file: {model}")
+            graph = load_model(model, batch_size=batch_size, input_shapes=shapes or None, merge_trivial=merge_trivial)
+        dev = DeviceProfile.preset(device)
+        if power_mw is not None:
+            dev = DeviceProfile(
+                f"{dev.name} ({power_mw:g} mW given)", float(power_mw), source="given on the command line"
+            )
+        options = {"optimization": optimization} if graph.format == "onnx" else {}
+        executor = executor_for(graph, threads=threads, **options)
+        console.print(
+            f"profiling {graph.name} ({graph.format}, {graph.n} layers, {count_groups(graph.n, max_group)} groups) "
+            f"with {executor.info().get('runtime')}"
+        )
+        costs = profile(
+            graph, executor, max_group=max_group, repeats=repeats, warmup=warmup, device=dev,
+            cloud_speedup=cloud_speedup, progress=progress, seed=seed,
+        )  # fmt: skip
+        costs.save(output)
+    except typer.BadParameter:
+        raise
+    except (JointDNNError, ValueError, ImportError) as e:
+        err_console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from None
+    singles = float(np.trace(costs.mobile_ms))
+    console.print(
+        f"wrote {output}: {costs.n} layers, mobile {singles:.3f} ms as single layers"
+        + (f", {costs.mobile_ms[0, -1]:.3f} ms as one group" if np.isfinite(costs.mobile_ms[0, -1]) else "")
+        + f"; cloud {costs.meta.get('cloud_source')}"
+    )

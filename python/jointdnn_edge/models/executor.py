@@ -1,0 +1,118 @@
+"""The executor protocol: run a model, or any layer range of it, on this machine.
+
+An executor turns a :class:`~jointdnn_edge.models.graph.ModelGraph` and a layer
+range into outputs. Backends:
+
+* :class:`~jointdnn_edge.models.ort_executor.OrtExecutor` (onnxruntime, CPU) for
+  ``graph.format == "onnx"``;
+* :class:`~jointdnn_edge.models.litert_executor.LiteRTExecutor` (LiteRT) for
+  ``graph.format == "tflite"``.
+
+:func:`executor_for` picks one by the graph's format. Every backend caches
+one runtime session per (graph, range) in a bounded LRU, so running the same
+slices again (every inference of a session, every repeat of the profiler) pays
+the slicing and session set-up once.
+
+Contract (what the profiler and the session layer rely on):
+
+``run(graph, first, last, feeds) -> dict[str, ndarray]``
+    Runs layers ``first..last``. ``feeds`` maps the slice inputs (the names
+    ``graph.slice_io(first, last)[0]``) to arrays; extra entries are ignored,
+    so a dict of every live tensor can be passed. The result maps the slice
+    outputs (``graph.slice_io(first, last)[1]``) to arrays. Raises
+    :class:`~jointdnn_edge.ExecutionError` when inputs are missing or the
+    runtime fails, :class:`~jointdnn_edge.ModelError` when the runtime cannot
+    load the slice.
+``run_model(graph, feeds) -> dict[str, ndarray]``
+    The whole model, by model input and output names.
+``info() -> dict``
+    ``runtime`` (name), ``version``, ``threads`` and backend details
+    (``providers`` and optimization level for onnxruntime).
+``prepare(graph, first, last)`` (optional)
+    A :class:`PreparedRun`: the cached session bound to the range, callable
+    with ``feeds``; what ``run`` does minus the per-call look-ups. The
+    profiler uses it when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import ExecutionError, ModelError
+
+if TYPE_CHECKING:
+    from .graph import ModelGraph
+
+__all__ = ["Executor", "PreparedRun", "executor_for"]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What every backend offers (see the module docstring)."""
+
+    runtime: str
+
+    def run(self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run layers ``first..last``; inputs and outputs named as ``graph.slice_io`` says."""
+        ...
+
+    def run_model(self, graph: ModelGraph, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run the whole model."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Runtime name, version, threads and backend details."""
+        ...
+
+
+class PreparedRun:
+    """A loaded slice (or whole model) ready to run: ``prepared(feeds) -> outputs``.
+
+    ``input_names``/``output_names`` are the slice's; calling it checks that
+    every input is fed (extra feeds are ignored) and returns outputs by name.
+    """
+
+    __slots__ = ("_fn", "input_names", "output_names", "what")
+
+    def __init__(
+        self,
+        fn: Callable[[Mapping[str, Any]], dict[str, np.ndarray]],
+        input_names: list[str],
+        output_names: list[str],
+        what: str,
+    ) -> None:
+        self._fn = fn
+        self.input_names = input_names
+        self.output_names = output_names
+        self.what = what
+
+    def __call__(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run once with ``feeds`` (by input name)."""
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise ExecutionError(f"{self.what}: missing inputs {missing}")
+        return self._fn(feeds)
+
+    def __repr__(self) -> str:
+        return f"PreparedRun({self.what}, inputs={self.input_names}, outputs={self.output_names})"
+
+
+def executor_for(graph: ModelGraph | str, threads: int | None = None, **options: Any) -> Executor:
+    """A new executor for ``graph``'s format (or a format name: ``"onnx"``/``"tflite"``).
+
+    ``threads`` bounds the runtime's compute threads (``None``: the runtime's
+    default); ``options`` go to the backend's constructor.
+    """
+    fmt = graph if isinstance(graph, str) else getattr(graph, "format", None)
+    if fmt == "onnx":
+        from .ort_executor import OrtExecutor
+
+        return OrtExecutor(threads=threads, **options)
+    if fmt == "tflite":
+        from .litert_executor import LiteRTExecutor
+
+        return LiteRTExecutor(threads=threads, **options)  # type: ignore[return-value]
+    raise ModelError(f"no executor for model format {fmt!r} (expected 'onnx' or 'tflite')")
