@@ -21,7 +21,7 @@ cargo test --workspace --quiet
 
 echo "== python: ruff, stubs"
 ruff check python tests benches
-python -m mypy.stubtest jointdnn_edge._core --allowlist tests/stubtest-allowlist.txt
+python -m mypy.stubtest jointdnn_edge._core
 
 echo "== pytest (native planner)"
 # Run from tests/ so that the installed package, not the source tree, is imported.

@@ -317,7 +317,7 @@ class CostTable:
         backward: CostTable | None = None,
         weight_bytes: Sequence[float] | None = None,
         *,
-        activation_edges: bool = True,
+        activation_edges: bool = False,
     ) -> CostTable:
         """The online-training table: N forward layers then N mirrored backward layers.
 
@@ -330,11 +330,16 @@ class CostTable:
 
         When a backward layer runs on the cloud, the weights it updates
         (``weight_bytes``, default ``forward.weight_bytes``) are downloaded to
-        the mobile, as in the paper. With ``activation_edges`` (default), the
-        backward pass of layer f also consumes layer f's input activations, as
-        real back-propagation does; ``activation_edges=False`` gives the
-        paper's plain 2N chain. The training step ends when the weights are
-        back on the mobile: no activation must return.
+        the mobile, as in the paper. The training step ends when the weights
+        are back on the mobile: no activation must return.
+
+        By default the table is the paper's graph: one chain of 2N layers.
+        ``activation_edges=True`` also makes the backward pass of layer f read
+        layer f's input activations, as real back-propagation does. That is
+        exact too, but it keeps every forward activation live until its
+        backward layer, so the planner's cut width equals the depth and its
+        state graph grows as 2^N: use it for small networks only (the planner
+        raises :class:`SolverError` past its limits).
         """
         if forward.phase != "inference":
             raise CostTableError("CostTable.training takes an inference (forward) table")

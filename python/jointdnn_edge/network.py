@@ -45,6 +45,9 @@ class Network:
             v = getattr(self, attr)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise CostTableError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
+        # the six numbers as floats, in the order the solvers take them (computed once: plans are hot paths)
+        link = (self.up_mbps, self.down_mbps, self.alpha_up, self.alpha_down, self.beta, self.rtt_ms)
+        object.__setattr__(self, "_link", tuple(float(x) for x in link))
 
     @classmethod
     def preset(cls, name: str, *, rtt_ms: float = 0.0) -> Network:

@@ -1,17 +1,19 @@
 """Command-line interface: ``jointdnn-edge <command>``.
 
 Each concern registers its commands on the shared :data:`app` from its own
-module (``cli/plan.py``, ``cli/zoo.py``, ...); this file only wires them up.
+module (``cli/plan.py``, ``cli/zoo.py``, ...); importing them here wires
+them up.
 """
 
 from __future__ import annotations
 
-import sys
-
+from . import plan as _plan
+from . import profile as _profile
+from . import zoo as _zoo
 from ._app import app
 
-# Importing a command module registers its commands on ``app``.
-from . import plan as _plan  # noqa: E402,F401
+__all__ = ["app", "main"]
+_COMMAND_MODULES = (_plan, _profile, _zoo)
 
 
 def main() -> None:
@@ -20,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

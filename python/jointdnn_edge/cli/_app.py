@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
@@ -13,6 +15,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _width() -> int | None:
+    # rich assumes 80 columns when output is not a terminal (pipes, CI logs); tables need more
+    return None if sys.stdout.isatty() else 120
+
+
 #: Console for human output; errors go to stderr.
-console = Console()
-err_console = Console(stderr=True)
+console = Console(width=_width())
+err_console = Console(stderr=True, width=_width())

@@ -24,13 +24,14 @@ from .usage import Link
 __all__ = ["LookupTable", "Schedule", "evaluate_usage", "native_available", "plan"]
 
 _SOLVERS = ("auto", "native", "python", "ilp", "brute")
+_OBJECTIVES = ("latency", "energy")
+_FORCES = ("mobile", "cloud")
 
 
 def _prepare(costs: Any, phase: str) -> Any:
     """The table to plan on for ``phase`` (building and caching the training table when asked)."""
-    from ..costs import CostTable
-
-    if not isinstance(costs, CostTable):
+    cache = getattr(costs, "_cache", None)
+    if cache is None:
         raise CostTableError(f"costs must be a CostTable, got {type(costs).__name__}")
     if phase == "inference":
         if costs.phase == "training":
@@ -40,9 +41,11 @@ def _prepare(costs: Any, phase: str) -> Any:
         raise CostTableError(f"phase must be 'inference' or 'training', got {phase!r}")
     if costs.phase == "training":
         return costs
-    cached = costs._cache.get("training")
+    cached = cache.get("training")
     if cached is None:
-        cached = costs._cache["training"] = CostTable.training(costs)
+        from ..costs import CostTable
+
+        cached = cache["training"] = CostTable.training(costs)
     return cached
 
 
@@ -108,33 +111,40 @@ def plan(
     All solvers are exact and agree on the optimal cost.
     """
     costs = _prepare(costs, phase)
-    if isinstance(network, str):
-        network = Network.preset(network)
-    elif not isinstance(network, Network):
-        raise CostTableError(f"network must be a Network or a preset name, got {type(network).__name__}")
-    if objective not in ("latency", "energy"):
+    if network.__class__ is not Network:
+        if not isinstance(network, (Network, str)):
+            raise CostTableError(f"network must be a Network or a preset name, got {type(network).__name__}")
+        network = Network.preset(network) if isinstance(network, str) else network
+    if objective not in _OBJECTIVES:
         raise CostTableError(f"objective must be 'latency' or 'energy', got {objective!r}")
-    if force not in (None, "mobile", "cloud"):
+    if force is not None and force not in _FORCES:
         raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
-    if solver not in _SOLVERS:
-        raise CostTableError(f"solver must be one of {_SOLVERS}, got {solver!r}")
-    if not (isinstance(cloud_slowdown, (int, float)) and math.isfinite(cloud_slowdown) and cloud_slowdown > 0):
+    if cloud_slowdown != 1.0 and not (
+        isinstance(cloud_slowdown, (int, float)) and math.isfinite(cloud_slowdown) and cloud_slowdown > 0
+    ):
         raise CostTableError(f"cloud_slowdown must be a positive finite number, got {cloud_slowdown!r}")
-    _check_bound("deadline_ms", deadline_ms)
-    _check_bound("energy_budget_mj", energy_budget_mj)
-    _check_bound("cloud_budget_ms", cloud_budget_ms)
-    link = Link.of(network)
+    if deadline_ms is not None or energy_budget_mj is not None or cloud_budget_ms is not None:
+        _check_bound("deadline_ms", deadline_ms)
+        _check_bound("energy_budget_mj", energy_budget_mj)
+        _check_bound("cloud_budget_ms", cloud_budget_ms)
     if solver == "auto":
         solver = "native" if native_available() else "python"
+    link = network._link  # type: ignore[attr-defined]
     if solver == "native":
-        if not native_available():
-            raise CostTableError("solver='native' but the native module is not available (see native_available())")
-        segs, usage, transfers = _native_problem(costs).solve(
-            objective, tuple(link), cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
+        prob = costs._cache.get("native")
+        if prob is None:
+            if not native_available():
+                raise CostTableError("solver='native' but the native module is not available (see native_available())")
+            prob = _native_problem(costs)
+        segs, usage, transfers, (lat, energy, cloud) = prob.solve(
+            objective, link, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
         )
-    elif solver == "python":
+        return Schedule._make(tuple(segs), lat, energy, cloud, usage, transfers, objective, "native")
+    if solver not in _SOLVERS:
+        raise CostTableError(f"solver must be one of {_SOLVERS}, got {solver!r}")
+    if solver == "python":
         req = reference.Request(
-            objective, link, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force=force
+            objective, Link(*link), cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force=force
         )
         segs, usage, transfers = reference.solve(_python_graph(costs), req)
     elif solver == "ilp":
@@ -166,4 +176,4 @@ def plan(
         if found is None:
             raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")
         segs, usage, transfers = found
-    return Schedule.from_usage(segs, usage, transfers, link, cloud_slowdown, objective=objective, solver=solver)
+    return Schedule.from_usage(segs, usage, transfers, Link(*link), cloud_slowdown, objective=objective, solver=solver)

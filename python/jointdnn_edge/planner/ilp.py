@@ -26,7 +26,11 @@ the state-graph solver is orders of magnitude faster.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -101,18 +105,39 @@ class _Model:
         a = coo_matrix((v, (r, c)), shape=(len(rows), nv)).tocsr()
         lo = np.array([x[1] for x in rows])
         hi = np.array([x[2] for x in rows])
-        res = milp(
-            c=u @ np.asarray(w_obj),
-            integrality=np.asarray(self.integer),
-            bounds=(0, 1),
-            constraints=LinearConstraint(a, lo, hi),
-            options={"mip_rel_gap": 1e-12, "presolve": True},
-        )
+        with _quiet_stdout():
+            res = milp(
+                c=u @ np.asarray(w_obj),
+                integrality=np.asarray(self.integer),
+                bounds=(0, 1),
+                constraints=LinearConstraint(a, lo, hi),
+                options={"mip_rel_gap": 1e-9, "presolve": True},
+            )
         if res.status == 2:
             raise InfeasibleError("the ILP has no feasible solution under the constraints", "ilp")
         if res.x is None:
             raise SolverError(f"HiGHS failed: {res.message}")
         return np.asarray(res.x)
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence C-level writes to stdout (some HiGHS builds print debug lines during MIP solves)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (e.g. captured by a test runner)
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _group_vars(

@@ -71,11 +71,13 @@ class LookupTable:
         self.constraints = tuple((m, float(b)) for m, b in constraints)
         self.force = force
         self.radio = Radio(*radio)
-        self.up_mbps = tuple(up_mbps)
-        self.down_mbps = tuple(down_mbps)
-        self.cloud_slowdown = tuple(cloud_slowdown)
+        self.up_mbps: tuple[float, float] = (float(up_mbps[0]), float(up_mbps[1]))
+        self.down_mbps: tuple[float, float] = (float(down_mbps[0]), float(down_mbps[1]))
+        self.cloud_slowdown: tuple[float, float] = (float(cloud_slowdown[0]), float(cloud_slowdown[1]))
         self.axes = tuple(axes)
-        self.candidates = [(tuple(map(tuple, s)), tuple(u), int(k)) for s, u, k in candidates]
+        self.candidates = [
+            (tuple((int(a), int(b), str(p)) for a, b, p in s), tuple(u), int(k)) for s, u, k in candidates
+        ]
         self.status = list(status)
         self.offsets = list(offsets)
         self.members = list(members)
@@ -83,6 +85,7 @@ class LookupTable:
         self._reduced = [reduce(u, self.radio) for _, u, _ in self.candidates]
         self._index: Any = None
         self._solver: Any = None  # (solve function) for cells and points the table cannot answer alone
+        self._query: Callable[[float, float, float], tuple[int, float, float, float]] = self._query_python
         mod = native_module()
         if mod is not None:
             self._index = mod.LutIndex(
@@ -98,6 +101,7 @@ class LookupTable:
                 self.offsets,
                 self.members,
             )
+            self._query = self._index.query
 
     # ----------------------------------------------------------------- build
     @classmethod
@@ -240,25 +244,10 @@ class LookupTable:
 
         Raises :class:`InfeasibleError` when no schedule meets the constraints there.
         """
-        if self._index is not None:
-            idx, lat, en, cl = self._index.query(up_mbps, down_mbps, cloud_slowdown)
-        else:
-            idx, lat, en, cl = self._query_python(up_mbps, down_mbps, cloud_slowdown)
+        idx, lat, en, cl = self._query(up_mbps, down_mbps, cloud_slowdown)
         if idx >= 0:
             segs, u, k = self.candidates[idx]
-            return Schedule(
-                segs,
-                latency_ms=lat,
-                mobile_energy_mj=en,
-                cloud_ms=cl,
-                bytes_up=u[3],
-                bytes_down=u[4],
-                transfers=k,
-                switches=round(u[5]),
-                usage=u,
-                objective=self.objective,
-                solver="lut",
-            )
+            return Schedule._make(segs, lat, en, cl, u, k, self.objective, "lut")
         if idx == -1:
             names = "+".join(a for a, m in _CONSTRAINT_ARGS if m in dict(self.constraints)) or "groups"
             raise InfeasibleError(
@@ -484,7 +473,7 @@ def _embedded_solver(d: dict[str, Any]) -> Callable[..., tuple[Any, Any, int, st
         prob = _native_problem(CostTable.from_dict(d))
 
         def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
-            segs, u, k = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
+            segs, u, k, _ = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
             return segs, u, k, "native"
 
         return native

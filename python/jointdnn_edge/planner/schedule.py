@@ -77,6 +77,35 @@ class Schedule:
         self.solver = solver
 
     @classmethod
+    def _make(
+        cls,
+        segments: tuple[Segment, ...],
+        latency_ms: float,
+        mobile_energy_mj: float,
+        cloud_ms: float,
+        usage: Sequence[float],
+        transfers: int,
+        objective: str | None,
+        solver: str,
+        exact: bool = True,
+    ) -> Schedule:
+        """Internal fast constructor for trusted solver output (segments already normalised)."""
+        s = object.__new__(cls)
+        s.segments = segments
+        s.latency_ms = latency_ms
+        s.mobile_energy_mj = mobile_energy_mj
+        s.cloud_ms = cloud_ms
+        s.bytes_up = usage[3]
+        s.bytes_down = usage[4]
+        s.transfers = transfers
+        s.switches = int(usage[5] + 0.5)
+        s.usage = usage  # type: ignore[assignment]  # solver output: a list or tuple of DIMS floats
+        s.objective = objective
+        s.exact = exact
+        s.solver = solver
+        return s
+
+    @classmethod
     def from_usage(
         cls,
         segments: Iterable[Sequence[Any]],

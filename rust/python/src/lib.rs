@@ -20,6 +20,8 @@ use pyo3::prelude::*;
 type PySegments = Vec<(usize, usize, &'static str)>;
 /// A schedule as Python sees it: `(segments, usage, transfers)`.
 type PySolution = (PySegments, [f64; 8], u32);
+/// A planned schedule: `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
+type PyPlan = (PySegments, [f64; 8], u32, [f64; 3]);
 /// `(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)`.
 type NetTuple = (f64, f64, f64, f64, f64, f64);
 /// `(alpha_up, alpha_down, beta, rtt_ms)`: a network without its bandwidths.
@@ -148,7 +150,7 @@ impl Problem {
         )
     }
 
-    /// The exact optimum: `(segments, usage, transfers)`.
+    /// The exact optimum: `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
     #[pyo3(signature = (objective, network, slowdown=1.0, deadline_ms=None, energy_budget_mj=None, cloud_budget_ms=None, force=None))]
     #[allow(clippy::too_many_arguments)]
     fn solve(
@@ -161,7 +163,7 @@ impl Problem {
         energy_budget_mj: Option<f64>,
         cloud_budget_ms: Option<f64>,
         force: Option<&str>,
-    ) -> PyResult<PySolution> {
+    ) -> PyResult<PyPlan> {
         let mut req = Request::new(metric(objective)?, self::network(network));
         req.slowdown = slowdown;
         req.deadline_ms = deadline_ms;
@@ -170,7 +172,13 @@ impl Problem {
         req.force = self::force(force)?;
         let graph = &self.graph;
         let sol = py.detach(|| solve(graph, &req)).py_err(py)?;
-        Ok((segments(&sol.segments), sol.usage, sol.transfers))
+        let m = |k| sol.metric(k, &req.network, req.slowdown);
+        Ok((
+            segments(&sol.segments),
+            sol.usage,
+            sol.transfers,
+            [m(Metric::Latency), m(Metric::Energy), m(Metric::Cloud)],
+        ))
     }
 
     /// Builds lookup-table cells in parallel: per cell `(status, [(segments, usage, transfers), …])`.

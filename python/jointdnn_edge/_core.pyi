@@ -1,0 +1,106 @@
+"""Type stubs of the native planner core (``rust/python``), checked by ``python -m mypy.stubtest``.
+
+Use the public API in :mod:`jointdnn_edge.planner` instead of this module:
+it validates arguments, caches the compiled state graph on the cost table
+and turns results into :class:`~jointdnn_edge.planner.Schedule` objects.
+"""
+
+from typing import Final, final
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import TypeAlias
+
+__all__ = ["LutIndex", "Problem", "__version__", "parallelism"]
+
+__version__: Final[str]
+
+_Segments: TypeAlias = list[tuple[int, int, str]]
+_Usage: TypeAlias = list[float]
+
+@final
+class Problem:
+    """A cost table compiled into the exact planner's state graph (built once, solved many times).
+
+    Arrays are float64: ``mobile_ms``, ``cloud_ms``, ``mobile_mj`` are N×N
+    (``inf``: group not offered), ``out_bytes`` and ``cloud_download_bytes``
+    have N entries, ``codec_ms`` and ``codec_mj`` are (N+1)×2. Raises
+    ``CostTableError`` for malformed data and ``SolverError`` when the graph
+    exceeds the exact planner's limits.
+    """
+
+    def __new__(
+        cls,
+        mobile_ms: npt.NDArray[np.float64],
+        cloud_ms: npt.NDArray[np.float64],
+        mobile_mj: npt.NDArray[np.float64],
+        out_bytes: npt.NDArray[np.float64],
+        input_bytes: float,
+        edges: list[tuple[int, int]],
+        outputs: list[int],
+        cloud_download_bytes: npt.NDArray[np.float64],
+        codec_ms: npt.NDArray[np.float64],
+        codec_mj: npt.NDArray[np.float64],
+    ) -> Problem: ...
+    @property
+    def n(self) -> int:
+        """Number of layers."""
+    @property
+    def size(self) -> tuple[int, int, int]:
+        """``(states, transitions, cut width)`` of the state graph."""
+    def solve(
+        self,
+        objective: str,
+        network: tuple[float, float, float, float, float, float],
+        slowdown: float = 1.0,
+        deadline_ms: float | None = None,
+        energy_budget_mj: float | None = None,
+        cloud_budget_ms: float | None = None,
+        force: str | None = None,
+    ) -> tuple[_Segments, _Usage, int, list[float]]:
+        """The exact optimum: ``(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])``.
+
+        ``network`` is ``(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)``.
+        Raises ``InfeasibleError`` naming the constraint that cannot be met.
+        """
+    def lut_cells(
+        self,
+        objective: str,
+        constraints: list[tuple[str, float]],
+        radio: tuple[float, float, float, float],
+        up: tuple[float, float],
+        down: tuple[float, float],
+        slowdown: tuple[float, float],
+        axes: list[int],
+        cells: list[int],
+        force: str | None = None,
+        max_candidates: int = 256,
+    ) -> list[tuple[int, list[tuple[_Segments, _Usage, int]]]]:
+        """Builds lookup-table cells in parallel: per cell ``(status, [(segments, usage, transfers), ...])``.
+
+        ``radio`` is ``(alpha_up, alpha_down, beta, rtt_ms)``; status 0 exact, 1 solve directly, 2 infeasible.
+        """
+
+@final
+class LutIndex:
+    """The query side of a lookup table: stored schedules' reduced coordinates and per-cell lists."""
+
+    def __new__(
+        cls,
+        objective: str,
+        constraints: list[tuple[str, float]],
+        radio: tuple[float, float, float, float],
+        up: tuple[float, float],
+        down: tuple[float, float],
+        slowdown: tuple[float, float],
+        axes: list[int],
+        reduced: list[tuple[float, float, float, float, float]],
+        status: list[int],
+        offsets: list[int],
+        members: list[int],
+    ) -> LutIndex: ...
+    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> tuple[int, float, float, float]:
+        """``(candidate, latency_ms, energy_mj, cloud_ms)``; candidate -1: infeasible here, -2: solve directly."""
+
+def parallelism() -> int:
+    """Number of threads the parallel lookup-table build uses."""

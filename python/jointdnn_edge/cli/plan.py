@@ -1,0 +1,227 @@
+"""``jointdnn-edge plan`` and ``jointdnn-edge lut``: schedules from cost tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import JointDNNError
+from ._app import app, console, err_console
+
+EXAMPLES = {"alexnet": "example_alexnet.json"}
+
+lut_app = typer.Typer(help="Build and query lookup tables (a schedule per inference in about a microsecond).")
+app.add_typer(lut_app, name="lut")
+
+
+def example_costs(name: str) -> Any:
+    """A built-in example cost table (see scripts/make_example_costs.py for how it was made)."""
+    from ..costs import CostTable
+
+    data = resources.files("jointdnn_edge").joinpath("data", EXAMPLES[name]).read_text()
+    return CostTable.from_dict(json.loads(data))
+
+
+def load_costs(costs: Optional[Path], model: Optional[str], *, profile_repeats: int = 3) -> Any:
+    """The cost table named on the command line: a file, a built-in example, or a zoo model profiled now."""
+    from ..costs import CostTable
+
+    if costs is not None and model is not None:
+        raise typer.BadParameter("give --costs or --model, not both")
+    if costs is not None:
+        return CostTable.load(costs)
+    name = (model or "alexnet").lower()
+    if name in EXAMPLES:
+        return example_costs(name)
+    from .. import zoo
+    from ..models import executor_for
+    from ..profiler import profile
+
+    if name.replace("-", "").replace("_", "") not in [z.replace("-", "") for z in zoo.names()]:
+        raise typer.BadParameter(f"unknown model {model!r}: built-in examples {sorted(EXAMPLES)}, zoo {zoo.names()}")
+    err_console.print(f"profiling zoo model {name!r} (small preset) on this machine; cloud = mobile / 10")
+    graph = zoo.load(name, size="small")
+    return profile(graph, executor_for(graph, threads=1), max_group=8, repeats=profile_repeats, progress=True)
+
+
+def network_from(name: str, up: Optional[float], down: Optional[float], rtt: Optional[float]) -> Any:
+    """A preset network with optional bandwidth and round-trip overrides."""
+    from dataclasses import replace
+
+    from ..network import Network
+
+    net = Network.preset(name)
+    if up is not None or down is not None:
+        net = net.with_bandwidth(up or net.up_mbps, down or net.down_mbps)
+    if rtt is not None:
+        net = replace(net, rtt_ms=rtt)
+    return net
+
+
+@app.command("plan")
+def plan_command(
+    costs: Optional[Path] = typer.Option(None, "--costs", help="Cost table JSON (from `jointdnn-edge profile`)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Built-in example (alexnet; the default) or a zoo model to profile now."
+    ),
+    network: str = typer.Option("4g", "--network", help="Network preset: 3g, 4g, wifi (the paper's Table 3)."),
+    up_mbps: Optional[float] = typer.Option(None, "--up-mbps", help="Override the preset's upload bandwidth."),
+    down_mbps: Optional[float] = typer.Option(None, "--down-mbps", help="Override the preset's download bandwidth."),
+    rtt_ms: Optional[float] = typer.Option(None, "--rtt-ms", help="Round trip added per platform switch."),
+    objective: str = typer.Option("latency", "--objective", help="latency or energy."),
+    deadline_ms: Optional[float] = typer.Option(None, "--deadline-ms", help="Latency constraint (QoS)."),
+    energy_budget_mj: Optional[float] = typer.Option(None, "--energy-budget-mj", help="Mobile energy constraint."),
+    cloud_budget_ms: Optional[float] = typer.Option(None, "--cloud-budget-ms", help="Cloud time constraint."),
+    cloud_slowdown: float = typer.Option(1.0, "--cloud-slowdown", help="Multiply cloud times (congestion)."),
+    phase: str = typer.Option("inference", "--phase", help="inference or training (one online-training step)."),
+    solver: str = typer.Option("auto", "--solver", help="auto, native, python, ilp or brute."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the schedules to this PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Print the optimal schedule, its costs, and mobile-only and cloud-only beside it."""
+    from ..planner import plan
+    from ..plots import describe, plot_schedules, schedule_text
+
+    try:
+        table = load_costs(costs, model)
+        net = network_from(network, up_mbps, down_mbps, rtt_ms)
+        kw: dict[str, Any] = dict(objective=objective, cloud_slowdown=cloud_slowdown, phase=phase, solver=solver)
+        started = time.perf_counter()
+        joint = plan(
+            table,
+            net,
+            deadline_ms=deadline_ms,
+            energy_budget_mj=energy_budget_mj,
+            cloud_budget_ms=cloud_budget_ms,
+            **kw,
+        )
+        solve_us = (time.perf_counter() - started) * 1e6
+        rows = {"JointDNN": joint}
+        for force in ("mobile", "cloud"):
+            try:
+                rows[f"{force}-only"] = plan(table, net, force=force, **kw)
+            except JointDNNError:
+                pass
+    except JointDNNError as e:
+        err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
+        raise typer.Exit(2) from None
+    planned = table if phase == "inference" or table.phase == "training" else table._cache["training"]
+    if as_json:
+        out = {k: {**describe(v), "segments": [list(s) for s in v.segments]} for k, v in rows.items()}
+        console.print_json(json.dumps({"network": net.to_dict(), "objective": objective, "schedules": out}))
+    else:
+        src = table.meta.get("source") or table.meta.get("model", {})
+        console.print(
+            f"[bold]{planned.n} layers[/bold] ({phase}), network {net.name or 'custom'}: "
+            f"up {net.up_mbps} / down {net.down_mbps} Mbit/s, rtt {net.rtt_ms} ms; objective {objective}"
+        )
+        if isinstance(src, str):
+            console.print(f"[dim]{src}[/dim]")
+        t = Table(show_header=True, header_style="bold")
+        for col in ("schedule", "latency ms", "energy mJ", "cloud ms", "up bytes", "down bytes", "pattern"):
+            t.add_column(col, justify="left" if col in ("schedule", "pattern") else "right", no_wrap=True)
+        for k, s in rows.items():
+            t.add_row(
+                k,
+                f"{s.latency_ms:.3f}",
+                f"{s.mobile_energy_mj:.3f}",
+                f"{s.cloud_ms:.3f}",
+                f"{s.bytes_up:.0f}",
+                f"{s.bytes_down:.0f}",
+                s.pattern(),
+            )
+        console.print(t)
+        base = [s for k, s in rows.items() if k != "JointDNN"]
+        if base:
+            attr = "latency_ms" if objective == "latency" else "mobile_energy_mj"
+            best = min(getattr(s, attr) for s in base)
+            console.print(
+                f"JointDNN vs best single platform: {best / max(getattr(joint, attr), 1e-12):.2f}x on {objective}"
+            )
+        console.print(
+            f"[bold]schedule[/bold] (M mobile, C cloud, | group boundary; solved in {solve_us:.0f} µs "
+            f"incl. building the solver's graph on first use):"
+        )
+        console.print(joint.bar())
+        for line in schedule_text(planned, joint):
+            console.print("  " + line)
+    if plot is not None:
+        plot_schedules(planned, rows, plot, title=f"{network} · {objective}")
+        err_console.print(f"wrote {plot}")
+
+
+@lut_app.command("build")
+def lut_build(
+    output: Path = typer.Option(..., "--output", "-o", help="Lookup table file to write."),
+    costs: Optional[Path] = typer.Option(None, "--costs", help="Cost table JSON."),
+    model: Optional[str] = typer.Option(None, "--model", help="Built-in example or zoo model (default alexnet)."),
+    network: str = typer.Option("4g", "--network", help="Radio (power model, rtt) preset: 3g, 4g, wifi."),
+    rtt_ms: Optional[float] = typer.Option(None, "--rtt-ms", help="Round trip per platform switch."),
+    objective: str = typer.Option("latency", "--objective"),
+    deadline_ms: Optional[float] = typer.Option(None, "--deadline-ms"),
+    energy_budget_mj: Optional[float] = typer.Option(None, "--energy-budget-mj"),
+    cloud_budget_ms: Optional[float] = typer.Option(None, "--cloud-budget-ms"),
+    up: tuple[float, float] = typer.Option((0.25, 100.0), "--up-mbps", help="Upload range LO HI."),
+    down: tuple[float, float] = typer.Option((0.5, 200.0), "--down-mbps", help="Download range LO HI."),
+    slowdown: tuple[float, float] = typer.Option((1.0, 1.0), "--cloud-slowdown", help="Slowdown range LO HI."),
+    cells: tuple[int, int, int] = typer.Option((16, 16, 4), "--cells", help="Cells along up, down, slowdown."),
+    phase: str = typer.Option("inference", "--phase"),
+    embed_costs: bool = typer.Option(True, "--embed-costs/--no-embed-costs", help="Store the cost table too."),
+) -> None:
+    """Precompute the optimal schedules over a range of network conditions (parallel, with a progress bar)."""
+    from ..planner import LookupTable
+
+    try:
+        table = load_costs(costs, model)
+        net = network_from(network, None, None, rtt_ms)
+        started = time.perf_counter()
+        lut = LookupTable.build(
+            table,
+            objective=objective,
+            network=net,
+            deadline_ms=deadline_ms,
+            energy_budget_mj=energy_budget_mj,
+            cloud_budget_ms=cloud_budget_ms,
+            up_mbps=up,
+            down_mbps=down,
+            cloud_slowdown=slowdown,
+            cells=cells,
+            phase=phase,
+            embed_costs=embed_costs,
+            progress=True,
+        )
+        lut.save(output)
+    except JointDNNError as e:
+        err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
+        raise typer.Exit(2) from None
+    st = lut.stats()
+    console.print(
+        f"wrote {output} ({output.stat().st_size} bytes) in {time.perf_counter() - started:.2f} s: "
+        f"{st['cells']} cells, {st['schedules']} distinct schedules, at most {st['max_per_cell']} per cell, "
+        f"{st['solve_cells']} cells answered by a direct solve, {st['infeasible_cells']} infeasible"
+    )
+
+
+@lut_app.command("query")
+def lut_query(
+    table: Path = typer.Argument(..., help="Lookup table file."),
+    up_mbps: float = typer.Option(..., "--up-mbps"),
+    down_mbps: float = typer.Option(..., "--down-mbps"),
+    cloud_slowdown: float = typer.Option(1.0, "--cloud-slowdown"),
+) -> None:
+    """Print the table's schedule for these conditions."""
+    from ..planner import LookupTable
+
+    try:
+        lut = LookupTable.load(table)
+        s = lut.query(up_mbps, down_mbps, cloud_slowdown)
+    except (JointDNNError, OSError) as e:
+        err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
+        raise typer.Exit(2) from None
+    console.print(f"{s.bar()}\n{s}")
