@@ -215,3 +215,48 @@ def test_label_search_on_instances_where_the_optimum_is_a_compromise():
         if hard >= 25:
             break
     assert hard >= 25, f"only {hard} compromise instances found"
+
+
+@given(
+    costs=cost_tables(max_n=7),
+    network=networks(),
+    objective=st.sampled_from(["latency", "energy"]),
+    deadline_frac=st.one_of(st.none(), st.floats(0.0, 0.6)),
+)
+@settings(max_examples=50)
+def test_stateless_cloud_optimum_equals_full_enumeration(costs, network, objective, deadline_frac):
+    """``cloud_keeps_tensors=False`` (a stateless server) against enumeration under the same model."""
+    kw = {}
+    if deadline_frac is not None:
+        link = Link.of(network)
+        lat = [
+            dot(weights("latency", link, 1.0), u) for _, u, _ in brute.all_schedules(costs, cloud_keeps_tensors=False)
+        ]
+        kw["deadline_ms"] = min(lat) + (max(lat) - min(lat)) * deadline_frac
+    found = brute.best(costs, network, objective=objective, cloud_keeps_tensors=False, **kw)
+    for solver in SOLVERS:
+        s = plan(costs, network, objective=objective, solver=solver, cloud_keeps_tensors=False, **kw)
+        expected = dot(weights(objective, Link.of(network), 1.0), found[1])
+        assert close(getattr(s, ATTR[objective]), expected), (solver, s, expected)
+        e = s.evaluate(costs, network, cloud_keeps_tensors=False)
+        assert close(s.latency_ms, e.latency_ms) and (s.transfers, s.bytes_up) == (e.transfers, e.bytes_up)
+        # a cloud that keeps tensors never does worse
+        assert getattr(plan(costs, network, objective=objective, solver=solver, **kw), ATTR[objective]) <= getattr(
+            s, ATTR[objective]
+        ) * (1 + 1e-9)
+
+
+def test_stateless_cloud_sends_skip_tensors_down_and_up_again():
+    """A large skip tensor held by the cloud across a mobile segment: free when kept, 2x its size when not."""
+    mobile = np.array([100.0, 100.0, 1.0, 1.0, 100.0])
+    cloud = np.array([1.0, 1.0, 100.0, 100.0, 1.0])
+    edges = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 4)]
+    costs = CostTable.from_layers(mobile, cloud, [2e6, 100, 100, 100, 100], 100, edges=edges, max_group=1)
+    net = Network(10.0, 20.0, alpha_up=400, alpha_down=100, beta=800)
+    for solver in SOLVERS:
+        keeps = plan(costs, net, solver=solver)
+        assert keeps.pattern() == "cloud-mobile-cloud"
+        as_stateless = keeps.evaluate(costs, net, cloud_keeps_tensors=False)
+        assert as_stateless.bytes_down - keeps.bytes_down == 2e6 and as_stateless.bytes_up - keeps.bytes_up == 2e6
+        stateless = plan(costs, net, solver=solver, cloud_keeps_tensors=False)
+        assert keeps.latency_ms < stateless.latency_ms < as_stateless.latency_ms

@@ -208,3 +208,14 @@ def test_build_reports_progress():
     LookupTable.build(costs, cells=(8, 8, 1), progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (64, 64)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_stateless_tables_answer_for_a_stateless_cloud_and_keep_the_flag_in_the_file(tmp_path):
+    costs = random_costs(np.random.default_rng(21), 7, dag=True)
+    lut = LookupTable.build(costs, network="wifi", cells=(4, 4, 1), cloud_keeps_tensors=False)
+    back = LookupTable.from_bytes(lut.to_bytes())
+    assert back.cloud_keeps_tensors is False and back.to_bytes() == lut.to_bytes()
+    net = Network.preset("wifi")
+    for up, down in [(0.3, 0.7), (5.0, 9.0), (80.0, 190.0), (400.0, 900.0)]:
+        direct = plan(costs, net.with_bandwidth(up, down), cloud_keeps_tensors=False)
+        assert close(back.query(up, down).latency_ms, direct.latency_ms)

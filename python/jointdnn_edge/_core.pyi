@@ -26,7 +26,8 @@ class Problem:
     (``inf``: group not offered), ``out_bytes`` and ``cloud_download_bytes``
     have N entries, ``codec_ms`` and ``codec_mj`` are (N+1)×2. Raises
     ``CostTableError`` for malformed data and ``SolverError`` when the graph
-    exceeds the exact planner's limits.
+    exceeds the exact planner's limits. ``cloud_keeps_tensors=False`` models a
+    stateless cloud server (see ``jointdnn_edge.plan``).
     """
 
     def __new__(
@@ -41,6 +42,7 @@ class Problem:
         cloud_download_bytes: npt.NDArray[np.float64],
         codec_ms: npt.NDArray[np.float64],
         codec_mj: npt.NDArray[np.float64],
+        cloud_keeps_tensors: bool = True,
     ) -> Problem: ...
     @property
     def n(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import CostTableError, InfeasibleError
+from ..errors import CostTableError, InfeasibleError, SolverError
 from ..network import Network
 from . import reference
 from ._backend import native_available, native_module
@@ -49,9 +49,10 @@ def _prepare(costs: Any, phase: str) -> Any:
     return cached
 
 
-def _native_problem(costs: Any) -> Any:
-    """The table compiled into the native state graph (cached on the table)."""
-    prob = costs._cache.get("native")
+def _native_problem(costs: Any, cloud_keeps_tensors: bool = True) -> Any:
+    """The table compiled into the native state graph (cached on the table, per cloud memory model)."""
+    key = "native" if cloud_keeps_tensors else "native-stateless"
+    prob = costs._cache.get(key)
     if prob is None:
         mod = native_module()
         assert mod is not None
@@ -66,16 +67,18 @@ def _native_problem(costs: Any) -> Any:
             costs.cloud_download_bytes,
             costs.codec_ms,
             costs.codec_mj,
+            cloud_keeps_tensors,
         )
-        costs._cache["native"] = prob
+        costs._cache[key] = prob
     return prob
 
 
-def _python_graph(costs: Any) -> reference.StateGraph:
-    """The table compiled into the pure-Python state graph (cached on the table)."""
-    g = costs._cache.get("python")
+def _python_graph(costs: Any, cloud_keeps_tensors: bool = True) -> reference.StateGraph:
+    """The table compiled into the pure-Python state graph (cached on the table, per cloud memory model)."""
+    key = "python" if cloud_keeps_tensors else "python-stateless"
+    g = costs._cache.get(key)
     if g is None:
-        g = costs._cache["python"] = reference.StateGraph.build(reference.Plain.of(costs))
+        g = costs._cache[key] = reference.StateGraph.build(reference.Plain.of(costs), cloud_keeps_tensors)
     return g
 
 
@@ -96,6 +99,7 @@ def plan(
     phase: str = "inference",
     force: str | None = None,
     solver: str = "auto",
+    cloud_keeps_tensors: bool = True,
 ) -> Schedule:
     """The optimal schedule of ``costs`` on ``network`` (a :class:`Network` or a preset name).
 
@@ -105,7 +109,13 @@ def plan(
     after ``cloud_slowdown``); when none can be met, :class:`InfeasibleError`
     names the constraint. ``force`` pins every layer to ``"mobile"`` or
     ``"cloud"`` (the status-quo baselines). ``phase="training"`` plans one
-    online-training step (``CostTable.training``). ``solver``: ``"auto"``
+    online-training step (``CostTable.training``). ``cloud_keeps_tensors``
+    (default, as in the paper): the cloud holds every tensor it has
+    received or computed, so a tensor crosses the link at most once per
+    direction; ``False`` models a stateless cloud server, where each run of
+    cloud layers gets its inputs uploaded with the request and every tensor
+    still needed afterwards comes back with the response (the same for
+    chains; it matters for DAGs). ``solver``: ``"auto"``
     (native if available, else ``"python"``), ``"native"``, ``"python"``,
     ``"ilp"`` (HiGHS MILP) or ``"brute"`` (enumeration; small tables only).
     All solvers are exact and agree on the optimal cost.
@@ -131,11 +141,11 @@ def plan(
         solver = "native" if native_available() else "python"
     link = network._link  # type: ignore[attr-defined]
     if solver == "native":
-        prob = costs._cache.get("native")
+        prob = costs._cache.get("native" if cloud_keeps_tensors else "native-stateless")
         if prob is None:
             if not native_available():
                 raise CostTableError("solver='native' but the native module is not available (see native_available())")
-            prob = _native_problem(costs)
+            prob = _native_problem(costs, cloud_keeps_tensors)
         segs, usage, transfers, (lat, energy, cloud) = prob.solve(
             objective, link, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
         )
@@ -146,10 +156,12 @@ def plan(
         req = reference.Request(
             objective, Link(*link), cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force=force
         )
-        segs, usage, transfers = reference.solve(_python_graph(costs), req)
+        segs, usage, transfers = reference.solve(_python_graph(costs, cloud_keeps_tensors), req)
     elif solver == "ilp":
         from .ilp import solve_ilp
 
+        if not cloud_keeps_tensors and not (costs.is_chain and list(costs.outputs) == [costs.n - 1]):
+            raise SolverError("the ILP formulations model a cloud that keeps tensors; use another solver")
         segs, usage, transfers = solve_ilp(
             costs,
             network,
@@ -172,6 +184,7 @@ def plan(
             energy_budget_mj=energy_budget_mj,
             cloud_budget_ms=cloud_budget_ms,
             force=force,
+            cloud_keeps_tensors=cloud_keeps_tensors,
         )
         if found is None:
             raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")

@@ -7,7 +7,8 @@ Two exhaustive methods, independent of the state-graph solvers:
   with :func:`~jointdnn_edge.planner.schedule.evaluate_usage`. Handles any
   objective and constraints; practical to about N = 9.
 * :func:`best_by_placement` enumerates the ``2^N`` per-layer placements;
-  for a placement, transfers and switches are fixed and the best grouping
+  for a placement, transfers and switches are fixed (runs are maximal
+  same-platform sequences either way) and the best grouping
   of each run of same-platform layers is an interval DP on one scalar cost.
   Exact for unconstrained objectives; practical to about N = 14.
 """
@@ -25,7 +26,9 @@ from .usage import Link, dot, weights, within
 Segments = list[tuple[int, int, str]]
 
 
-def all_schedules(costs: Any, force: str | None = None) -> Iterator[tuple[Segments, list[float], int]]:
+def all_schedules(
+    costs: Any, force: str | None = None, *, cloud_keeps_tensors: bool = True
+) -> Iterator[tuple[Segments, list[float], int]]:
     """Every schedule with its usage and transfer count."""
     n = costs.n
     platforms = ("mobile", "cloud") if force is None else (force,)
@@ -43,7 +46,7 @@ def all_schedules(costs: Any, force: str | None = None) -> Iterator[tuple[Segmen
                     cur.pop()
 
     for segs in rec(0, []):
-        u, k = evaluate_usage(costs, segs)
+        u, k = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors)
         yield segs, u, k
 
 
@@ -57,6 +60,7 @@ def best(
     energy_budget_mj: float | None = None,
     cloud_budget_ms: float | None = None,
     force: str | None = None,
+    cloud_keeps_tensors: bool = True,
 ) -> tuple[Segments, list[float], int] | None:
     """The optimum by full enumeration (None when nothing is feasible)."""
     link = Link.of(network)
@@ -68,7 +72,7 @@ def best(
     ]
     best_v = math.inf
     best_s = None
-    for segs, u, k in all_schedules(costs, force):
+    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors):
         if not all(within(dot(w[m], u), b) for m, b in bounds):
             continue
         v = dot(w[objective], u)
@@ -78,7 +82,13 @@ def best(
 
 
 def best_by_placement(
-    costs: Any, network: Any, *, objective: str = "latency", slowdown: float = 1.0, force: str | None = None
+    costs: Any,
+    network: Any,
+    *,
+    objective: str = "latency",
+    slowdown: float = 1.0,
+    force: str | None = None,
+    cloud_keeps_tensors: bool = True,
 ) -> tuple[float, Segments]:
     """Unconstrained optimum by enumerating per-layer placements (see the module docs)."""
     n = costs.n
@@ -126,7 +136,7 @@ def best_by_placement(
             i = j + 1
         if not math.isfinite(compute):
             continue
-        u, _ = evaluate_usage(costs, segs)
+        u, _ = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors)
         v = dot(w, u)
         if v < best_v:
             best_v, best_segs = v, segs

@@ -65,8 +65,10 @@ class LookupTable:
         offsets: Sequence[int],
         members: Sequence[int],
         costs: dict[str, Any] | None = None,
+        cloud_keeps_tensors: bool = True,
     ) -> None:
         self.n = n
+        self.cloud_keeps_tensors = cloud_keeps_tensors
         self.objective = objective
         self.constraints = tuple((m, float(b)) for m, b in constraints)
         self.force = force
@@ -124,6 +126,7 @@ class LookupTable:
         embed_costs: bool = True,
         solver: str = "auto",
         progress: Callable[[int, int], None] | bool = False,
+        cloud_keeps_tensors: bool = True,
     ) -> LookupTable:
         """Precompute the table for ``costs`` over the given ranges.
 
@@ -132,7 +135,8 @@ class LookupTable:
         range with ``lo == hi`` gets one cell. ``progress`` is a callback
         ``(done, total)`` or True for a progress bar. ``embed_costs`` stores
         the cost table in the file so that cells and points the table cannot
-        answer alone are solved exactly.
+        answer alone are solved exactly. ``cloud_keeps_tensors`` as in
+        :func:`jointdnn_edge.plan` (False for a stateless cloud server).
         """
         from . import _prepare
 
@@ -181,7 +185,7 @@ class LookupTable:
         if mod is not None:
             from . import _native_problem
 
-            prob = _native_problem(costs)
+            prob = _native_problem(costs, cloud_keeps_tensors)
             for start in range(0, total, chunk):
                 ids = list(range(start, min(total, start + chunk)))
                 results.extend(
@@ -202,7 +206,7 @@ class LookupTable:
         else:
             from . import _python_graph
 
-            g = _python_graph(costs)
+            g = _python_graph(costs, cloud_keeps_tensors)
             for c in range(total):
                 results.append(ref.lut_cell(g, spec, c))
                 if (c + 1) % chunk == 0 or c + 1 == total:
@@ -236,6 +240,7 @@ class LookupTable:
             offsets=offsets,
             members=members,
             costs=costs.to_dict() if embed_costs else None,
+            cloud_keeps_tensors=cloud_keeps_tensors,
         )
 
     # ----------------------------------------------------------------- query
@@ -279,7 +284,7 @@ class LookupTable:
         kwargs = {arg: dict(self.constraints).get(m) for arg, m in _CONSTRAINT_ARGS}
         if self._costs_dict is not None:
             if self._solver is None:
-                self._solver = _embedded_solver(self._costs_dict)
+                self._solver = _embedded_solver(self._costs_dict, self.cloud_keeps_tensors)
             segs, u, k, solver = self._solver(self.objective, link, slowdown, self.force, kwargs)
             return Schedule.from_usage(segs, u, k, link, slowdown, objective=self.objective, solver=f"lut/{solver}")
         best = None
@@ -319,7 +324,7 @@ class LookupTable:
     def to_bytes(self) -> bytes:
         """The table in the binary format of ``docs/lookup-table-format.md``."""
         out = bytearray()
-        flags = 1 if self._costs_dict is not None else 0
+        flags = (1 if self._costs_dict is not None else 0) | (0 if self.cloud_keeps_tensors else 2)
         out += MAGIC
         out += struct.pack("<HHI", VERSION, flags, self.n)
         out += struct.pack(
@@ -423,6 +428,7 @@ class LookupTable:
             offsets=offsets,
             members=members,
             costs=costs,
+            cloud_keeps_tensors=not flags & 2,
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -463,21 +469,21 @@ class _Reader:
         self.bytes(k)
 
 
-def _embedded_solver(d: dict[str, Any]) -> Callable[..., tuple[Any, Any, int, str]]:
+def _embedded_solver(d: dict[str, Any], cloud_keeps_tensors: bool) -> Callable[..., tuple[Any, Any, int, str]]:
     """A solve function over an embedded cost table: native when available, else pure Python."""
     mod = native_module()
     if mod is not None:
         from ..costs import CostTable
         from . import _native_problem
 
-        prob = _native_problem(CostTable.from_dict(d))
+        prob = _native_problem(CostTable.from_dict(d), cloud_keeps_tensors)
 
         def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
             segs, u, k, _ = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
             return segs, u, k, "native"
 
         return native
-    g = ref.StateGraph.build(ref.Plain.from_dict(d))
+    g = ref.StateGraph.build(ref.Plain.from_dict(d), cloud_keeps_tensors)
 
     def python(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
         segs, u, k = ref.solve(g, ref.Request(objective, link, slowdown, force=force, **kw))

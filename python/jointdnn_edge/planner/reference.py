@@ -163,8 +163,8 @@ class StateGraph:
         return self.boundary[s] == self.n
 
     @classmethod
-    def build(cls, c: Plain) -> StateGraph:
-        """Builds the state graph of ``c`` (mirror of ``StateGraph::build``)."""
+    def build(cls, c: Plain, cloud_keeps_tensors: bool = True) -> StateGraph:
+        """Builds the state graph of ``c`` (mirror of ``StateGraph::build``; see it for the cloud memory models)."""
         n = c.n
         preds, returns, live = topology(c)
         width = max((len(x) for x in live), default=0)
@@ -192,6 +192,13 @@ class StateGraph:
                         res[t] = (key >> (1 + 2 * slot)) & 3
                     usage = [0.0] * DIMS
                     transfers = 0
+                    if not cloud_keeps_tensors and platform == MOBILE and last == CLOUD:
+                        # a cloud run ends: the stateless cloud hands back what only it holds, then forgets
+                        for t in live[p]:
+                            if res[t] == CLOUD:
+                                _send(c, t, MOBILE, usage)
+                                transfers += 1
+                            res[t] = MOBILE
                     for q in range(p, n):
                         for t in preds[q]:
                             if t == 0 or t <= p:

@@ -209,9 +209,11 @@ class Schedule:
         )
 
     # ------------------------------------------------------------ evaluation
-    def evaluate(self, costs: Any, network: Any, *, cloud_slowdown: float = 1.0) -> Schedule:
+    def evaluate(
+        self, costs: Any, network: Any, *, cloud_slowdown: float = 1.0, cloud_keeps_tensors: bool = True
+    ) -> Schedule:
         """This schedule's costs recomputed from the cost model's definition (no solver involved)."""
-        usage, transfers = evaluate_usage(costs, self.segments)
+        usage, transfers = evaluate_usage(costs, self.segments, cloud_keeps_tensors=cloud_keeps_tensors)
         return Schedule.from_usage(
             self.segments,
             usage,
@@ -223,17 +225,23 @@ class Schedule:
         )
 
 
-def evaluate_usage(costs: Any, segments: Sequence[Sequence[Any]]) -> tuple[list[float], int]:
+def evaluate_usage(
+    costs: Any, segments: Sequence[Sequence[Any]], *, cloud_keeps_tensors: bool = True
+) -> tuple[list[float], int]:
     """Usage vector and transfer count of ``segments`` on ``costs``, from the definition.
 
-    Every group's compute cost; every tensor whose producer's platform
-    differs from the platform of at least one consumer is sent once that way
-    (the model input starts on the mobile); a model output produced on the
-    cloud is downloaded; a layer on the cloud downloads its
+    Every group's compute cost; a layer on the cloud downloads its
     ``cloud_download_bytes``; every change of platform in the sequence
-    ``mobile, groups…, mobile`` is one switch. Raises :class:`CostTableError`
-    if the segments do not cover the layers in order or use a group that is
-    not offered.
+    ``mobile, groups…, mobile`` is one switch. Tensors (the model input
+    starts on the mobile): when the cloud keeps tensors, a tensor whose
+    producer's platform differs from the platform of at least one consumer
+    is sent once that way and a model output produced on the cloud is
+    downloaded; with a stateless cloud, a tensor produced in a cloud run
+    (maximal sequence of cloud groups) is downloaded once if a layer outside
+    that run reads it or it is a model output, and it is uploaded once to
+    every other cloud run that reads it. Raises :class:`CostTableError` if
+    the segments do not cover the layers in order or use a group that is not
+    offered.
     """
     n = costs.n
     u = [0.0] * DIMS
@@ -266,17 +274,34 @@ def evaluate_usage(costs: Any, segments: Sequence[Sequence[Any]]) -> tuple[list[
         if not has_pred[v]:
             consumers[0].append(v)
     outputs = set(costs.outputs)
+    run: list[int] = []
+    prev_p = None
+    for seg in segments:
+        a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
+        r = (run[-1] + (p != prev_p)) if run else 0
+        run.extend([r] * (b - a + 1))
+        prev_p = p
     transfers = 0
+
+    def send(t: int, d: int) -> None:
+        nonlocal transfers
+        u[3 + d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
+        u[6] += float(costs.codec_ms[t][d])
+        u[7] += float(costs.codec_mj[t][d])
+        transfers += 1
+
     for t, cons in enumerate(consumers):
         src = "mobile" if t == 0 else place[t - 1]
-        needed = any(place[c] != src for c in cons) or (t > 0 and (t - 1) in outputs and src == "cloud")
-        if needed:
-            d = 0 if src == "mobile" else 1
-            size = float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
-            u[3 + d] += size
-            u[6] += float(costs.codec_ms[t][d])
-            u[7] += float(costs.codec_mj[t][d])
-            transfers += 1
+        is_output = t > 0 and (t - 1) in outputs
+        if cloud_keeps_tensors:
+            if any(place[c] != src for c in cons) or (is_output and src == "cloud"):
+                send(t, 0 if src == "mobile" else 1)
+            continue
+        home = -1 if t == 0 else run[t - 1]
+        if src == "cloud" and (is_output or any(run[c] != home for c in cons)):
+            send(t, 1)
+        for _ in {run[c] for c in cons if place[c] == "cloud" and run[c] != home}:
+            send(t, 0)
     for layer, p in enumerate(place):
         w = float(costs.cloud_download_bytes[layer])
         if p == "cloud" and w > 0:

@@ -24,7 +24,7 @@ pub use error::{PlanError, Result};
 pub use plan::{solve, Request, Solution};
 pub use problem::{CostData, Metric, Network, Platform, Point, Usage};
 pub use search::Force;
-pub use structure::{Limits, StateGraph};
+pub use structure::{GraphOptions, StateGraph};
 
 #[cfg(test)]
 mod tests;

@@ -112,10 +112,7 @@ impl LutSpec {
     }
 
     fn request_at(&self, p: &Point) -> Request {
-        let mut r = Request::new(
-            self.objective,
-            self.radio.with_bandwidth(p.up_mbps, p.down_mbps),
-        );
+        let mut r = Request::new(self.objective, self.radio.with_bandwidth(p.up_mbps, p.down_mbps));
         r.slowdown = p.slowdown;
         r.force = self.force;
         r.max_labels = self.max_labels;
@@ -244,11 +241,7 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
         graph: g,
         dim: RDIMS,
         delta,
-        allowed: g
-            .trans
-            .iter()
-            .map(|t| spec.force.allows(t.platform))
-            .collect(),
+        allowed: g.trans.iter().map(|t| spec.force.allows(t.platform)).collect(),
         objective,
         constraints,
         objective_cap: cap,
@@ -352,8 +345,7 @@ impl LutIndex {
         let wl = reduced_weights(Metric::Latency, &self.radio, p);
         let we = reduced_weights(Metric::Energy, &self.radio, p);
         let wc = reduced_weights(Metric::Cloud, &self.radio, p);
-        let value =
-            |w: &[f64; RDIMS], r: &[f64; RDIMS]| -> f64 { (0..RDIMS).map(|k| w[k] * r[k]).sum() };
+        let value = |w: &[f64; RDIMS], r: &[f64; RDIMS]| -> f64 { (0..RDIMS).map(|k| w[k] * r[k]).sum() };
         let mut best: Option<(u32, f64, [f64; 3])> = None;
         for &m in &self.members[self.offsets[c] as usize..self.offsets[c + 1] as usize] {
             let r = &self.reduced[m as usize];
@@ -363,11 +355,7 @@ impl LutIndex {
                 Metric::Energy => v[1],
                 Metric::Cloud => v[2],
             };
-            if !self
-                .constraints
-                .iter()
-                .all(|&(metric, b)| within(pick(metric), b))
-            {
+            if !self.constraints.iter().all(|&(metric, b)| within(pick(metric), b)) {
                 continue;
             }
             let o = pick(self.objective);

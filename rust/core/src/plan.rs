@@ -4,8 +4,7 @@
 use crate::error::{invalid, PlanError, Result};
 use crate::problem::{dot, weights, Metric, Network, Platform, Usage};
 use crate::search::{
-    label_search, shortest_path, transition_costs, within, Force, Functional, LabelProblem, Mode,
-    Path, MAX_D,
+    label_search, shortest_path, transition_costs, within, Force, Functional, LabelProblem, Mode, Path, MAX_D,
 };
 use crate::structure::StateGraph;
 
@@ -111,12 +110,10 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     let net = &req.network;
     let w_obj = weights(req.objective, net, req.slowdown);
     let (_, best_path) =
-        shortest_path(g, &transition_costs(g, &w_obj, req.force)).ok_or_else(|| {
-            PlanError::Infeasible {
-                constraint: "groups".into(),
-                best: None,
-                message: "no schedule exists with the offered groups".into(),
-            }
+        shortest_path(g, &transition_costs(g, &w_obj, req.force)).ok_or_else(|| PlanError::Infeasible {
+            constraint: "groups".into(),
+            best: None,
+            message: "no schedule exists with the offered groups".into(),
         })?;
     let best = Solution::from_path(g, &best_path);
     let constraints = req.constraints();
@@ -132,11 +129,8 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     // Each constraint alone: its least value, and an incumbent if one of those schedules meets all.
     let mut incumbent: Option<(f64, Solution)> = None;
     for &(name, m, b) in &constraints {
-        let (least, path) = shortest_path(
-            g,
-            &transition_costs(g, &weights(m, net, req.slowdown), req.force),
-        )
-        .expect("a path exists: the unconstrained search found one");
+        let (least, path) = shortest_path(g, &transition_costs(g, &weights(m, net, req.slowdown), req.force))
+            .expect("a path exists: the unconstrained search found one");
         if !within(least, b) {
             return Err(PlanError::Infeasible {
                 constraint: name.into(),
@@ -159,11 +153,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     // Exact label setting over [objective, constraint values].
     let dim = 1 + constraints.len();
     let ws: Vec<Usage> = std::iter::once(w_obj)
-        .chain(
-            constraints
-                .iter()
-                .map(|&(_, m, _)| weights(m, net, req.slowdown)),
-        )
+        .chain(constraints.iter().map(|&(_, m, _)| weights(m, net, req.slowdown)))
         .collect();
     let delta = g
         .trans
@@ -185,11 +175,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
         graph: g,
         dim,
         delta,
-        allowed: g
-            .trans
-            .iter()
-            .map(|t| req.force.allows(t.platform))
-            .collect(),
+        allowed: g.trans.iter().map(|t| req.force.allows(t.platform)).collect(),
         objective: unit(0),
         constraints: constraints
             .iter()

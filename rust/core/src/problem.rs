@@ -135,8 +135,7 @@ pub fn weights(metric: Metric, net: &Network, slowdown: f64) -> Usage {
         Metric::Energy => {
             w[MOBILE_MJ] = 1.0;
             w[BYTES_UP] = 8.0 * (net.alpha_up * net.up_mbps + net.beta) / (net.up_mbps * 1e6);
-            w[BYTES_DOWN] =
-                8.0 * (net.alpha_down * net.down_mbps + net.beta) / (net.down_mbps * 1e6);
+            w[BYTES_DOWN] = 8.0 * (net.alpha_down * net.down_mbps + net.beta) / (net.down_mbps * 1e6);
             w[CODEC_MJ] = 1.0;
         }
         Metric::Cloud => {
@@ -255,9 +254,7 @@ impl CostData {
                 for j in i..n {
                     let v = m[i * n + j];
                     if v.is_nan() || v < 0.0 {
-                        return invalid(format!(
-                            "{name}[{i}, {j}] = {v} must be >= 0 (inf: not offered)"
-                        ));
+                        return invalid(format!("{name}[{i}, {j}] = {v} must be >= 0 (inf: not offered)"));
                     }
                 }
                 if !m[i * n + i].is_finite() {
@@ -333,9 +330,7 @@ pub const RDIMS: usize = 5;
 pub fn reduce(u: &Usage, net: &Network) -> [f64; RDIMS] {
     [
         u[MOBILE_MS] + net.rtt_ms * u[SWITCHES] + u[CODEC_MS],
-        u[MOBILE_MJ]
-            + u[CODEC_MJ]
-            + 8e-6 * (net.alpha_up * u[BYTES_UP] + net.alpha_down * u[BYTES_DOWN]),
+        u[MOBILE_MJ] + u[CODEC_MJ] + 8e-6 * (net.alpha_up * u[BYTES_UP] + net.alpha_down * u[BYTES_DOWN]),
         u[BYTES_UP],
         u[BYTES_DOWN],
         u[CLOUD_MS],
@@ -345,13 +340,7 @@ pub fn reduce(u: &Usage, net: &Network) -> [f64; RDIMS] {
 /// Weights `c` with `metric(point) = c · reduce(usage)`.
 pub fn reduced_weights(metric: Metric, net: &Network, p: &Point) -> [f64; RDIMS] {
     match metric {
-        Metric::Latency => [
-            1.0,
-            0.0,
-            8.0 / (p.up_mbps * 1e3),
-            8.0 / (p.down_mbps * 1e3),
-            p.slowdown,
-        ],
+        Metric::Latency => [1.0, 0.0, 8.0 / (p.up_mbps * 1e3), 8.0 / (p.down_mbps * 1e3), p.slowdown],
         Metric::Energy => [
             0.0,
             1.0,
@@ -415,24 +404,13 @@ mod tests {
 
     #[test]
     fn validation_names_the_bad_entry() {
-        let mut c = CostData::chain(
-            2,
-            vec![1.0; 4],
-            vec![1.0; 4],
-            vec![1.0; 4],
-            vec![1.0; 2],
-            1.0,
-        );
+        let mut c = CostData::chain(2, vec![1.0; 4], vec![1.0; 4], vec![1.0; 4], vec![1.0; 2], 1.0);
         assert!(c.validate().is_ok());
         c.cloud_ms[3] = f64::INFINITY;
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("cloud_ms[1, 1]"), "{e}");
         c.cloud_ms[3] = 1.0;
         c.mobile_ms[1] = f64::NAN;
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("mobile_ms[0, 1]"));
+        assert!(c.validate().unwrap_err().to_string().contains("mobile_ms[0, 1]"));
     }
 }

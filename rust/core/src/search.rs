@@ -357,11 +357,7 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
     match mode {
         Mode::Best => {
             let best = finals.iter().copied().min_by(|&a, &b| {
-                apply(&lp.objective, &arena[a as usize].v, d).total_cmp(&apply(
-                    &lp.objective,
-                    &arena[b as usize].v,
-                    d,
-                ))
+                apply(&lp.objective, &arena[a as usize].v, d).total_cmp(&apply(&lp.objective, &arena[b as usize].v, d))
             });
             Ok(best
                 .map(|li| Found {
@@ -378,17 +374,12 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
                 va[..d]
                     .iter()
                     .zip(&vb[..d])
-                    .fold(std::cmp::Ordering::Equal, |o, (x, y)| {
-                        o.then(x.total_cmp(y))
-                    })
+                    .fold(std::cmp::Ordering::Equal, |o, (x, y)| o.then(x.total_cmp(y)))
             });
             let mut kept: Vec<u32> = Vec::new();
             for &li in &finals {
                 let v = &arena[li as usize].v;
-                if kept
-                    .iter()
-                    .any(|&m| (0..d).all(|j| arena[m as usize].v[j] <= v[j]))
-                {
+                if kept.iter().any(|&m| (0..d).all(|j| arena[m as usize].v[j] <= v[j])) {
                     continue;
                 }
                 if !within(apply(&lp.objective, v, d), cap) {

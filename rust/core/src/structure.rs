@@ -24,17 +24,27 @@
 //! "both" only once a consumer on the other side has run); a residual
 //! network has `w = 2`, a U-Net about its number of skip connections plus
 //! one. Building costs O(states · G · fan-in) time and the graph stores
-//! O(states · 2G) transitions; [`Limits`] caps both so that an instance too
+//! O(states · 2G) transitions; [`GraphOptions`] caps both so that an instance too
 //! wide for the exact method fails with a clear error instead of exhausting
 //! memory.
+//!
+//! Cloud memory. By default the cloud keeps every tensor it has until the
+//! end (the paper's model: a tensor crosses the link at most once per
+//! direction). A *stateless* cloud server (any replica may serve any
+//! request) keeps nothing between requests: when a run of cloud groups
+//! ends, every live tensor it holds alone is downloaded with the response,
+//! and a later cloud run uploads again whatever it reads. With
+//! [`GraphOptions::cloud_keeps_tensors`] false the graph models exactly
+//! that: at a switch from the cloud to the mobile, cloud-only tensors are
+//! sent down and every residency becomes "mobile". For a chain both models
+//! coincide.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::{PlanError, Result};
 use crate::problem::{
-    CostData, Platform, Usage, BYTES_DOWN, BYTES_UP, CLOUD_MS, CODEC_MJ, CODEC_MS, DIMS, MOBILE_MJ,
-    MOBILE_MS, SWITCHES,
+    CostData, Platform, Usage, BYTES_DOWN, BYTES_UP, CLOUD_MS, CODEC_MJ, CODEC_MS, DIMS, MOBILE_MJ, MOBILE_MS, SWITCHES,
 };
 
 /// Residency of a live tensor.
@@ -44,21 +54,24 @@ const ON_BOTH: u8 = 2;
 // Residency codes double as `Platform as u8`.
 const _: () = assert!(ON_MOBILE == Platform::Mobile as u8 && ON_CLOUD == Platform::Cloud as u8);
 
-/// Caps on the size of the exact state graph.
+/// How to build the state graph: caps on its size, and the cloud's memory model.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct GraphOptions {
     /// Most tensors live at one boundary (2 bits each in a 64-bit key).
     pub max_width: usize,
     pub max_states: usize,
     pub max_transitions: usize,
+    /// Whether the cloud keeps tensors between its runs (see the module docs).
+    pub cloud_keeps_tensors: bool,
 }
 
-impl Default for Limits {
+impl Default for GraphOptions {
     fn default() -> Self {
-        Limits {
+        GraphOptions {
             max_width: 31,
             max_states: 1 << 21,
             max_transitions: 1 << 22,
+            cloud_keeps_tensors: true,
         }
     }
 }
@@ -106,16 +119,16 @@ impl StateGraph {
     }
 
     /// Builds the state graph of `cost` (validated first).
-    pub fn build(cost: &CostData, limits: &Limits) -> Result<StateGraph> {
+    pub fn build(cost: &CostData, options: &GraphOptions) -> Result<StateGraph> {
         cost.validate()?;
         let n = cost.n;
         let topo = Topology::new(cost);
         let width = topo.live.iter().map(|l| l.len()).max().unwrap_or(0);
-        if width > limits.max_width {
+        if width > options.max_width {
             return Err(PlanError::TooLarge(format!(
                 "the graph is too wide for the exact planner: {width} tensors are live at one cut (limit {}); \
                  merge layers or plan a coarser graph",
-                limits.max_width
+                options.max_width
             )));
         }
 
@@ -149,6 +162,16 @@ impl StateGraph {
                     }
                     let mut usage = [0.0; DIMS];
                     let mut transfers = 0u32;
+                    if !options.cloud_keeps_tensors && platform == Platform::Mobile && last == Platform::Cloud {
+                        // A cloud run ends: the stateless cloud hands back what only it holds, then forgets.
+                        for &t in &topo.live[p] {
+                            if res[t] == ON_CLOUD {
+                                send(cost, t, Platform::Mobile, &mut usage);
+                                transfers += 1;
+                            }
+                            res[t] = ON_MOBILE;
+                        }
+                    }
                     for q in p..n {
                         for &t in &topo.preds[q] {
                             if topo.produced_before(t, p) {
@@ -198,8 +221,8 @@ impl StateGraph {
                             Some(&i) => i,
                             None => {
                                 total_states += 1;
-                                if total_states > limits.max_states {
-                                    return Err(too_many("states", limits.max_states, width));
+                                if total_states > options.max_states {
+                                    return Err(too_many("states", options.max_states, width));
                                 }
                                 let i = keys[next].len() as u32;
                                 keys[next].push(new_key);
@@ -207,8 +230,8 @@ impl StateGraph {
                                 i
                             }
                         };
-                        if raw.len() >= limits.max_transitions {
-                            return Err(too_many("transitions", limits.max_transitions, width));
+                        if raw.len() >= options.max_transitions {
+                            return Err(too_many("transitions", options.max_transitions, width));
                         }
                         raw.push((
                             next as u32,
@@ -335,11 +358,7 @@ impl Topology {
                     .collect()
             })
             .collect();
-        Topology {
-            preds,
-            returns,
-            live,
-        }
+        Topology { preds, returns, live }
     }
 
     /// Whether tensor `t` exists before boundary `p` (tensor 0 always does).
@@ -386,9 +405,7 @@ mod tests {
             1.0,
         );
         c.edges = edges;
-        let has_succ: Vec<bool> = (0..n)
-            .map(|u| c.edges.iter().any(|&(a, _)| a == u as i64))
-            .collect();
+        let has_succ: Vec<bool> = (0..n).map(|u| c.edges.iter().any(|&(a, _)| a == u as i64)).collect();
         c.outputs = (0..n).filter(|&i| !has_succ[i]).collect();
         c
     }
@@ -396,7 +413,7 @@ mod tests {
     #[test]
     fn chain_has_at_most_two_states_per_boundary() {
         let c = uniform(6, (1..6).map(|v| (v as i64 - 1, v)).collect());
-        let g = StateGraph::build(&c, &Limits::default()).unwrap();
+        let g = StateGraph::build(&c, &GraphOptions::default()).unwrap();
         assert_eq!(g.width, 1);
         for b in 1..=6 {
             let k = g.boundary.iter().filter(|&&x| x == b).count();
@@ -414,7 +431,7 @@ mod tests {
         let topo = Topology::new(&c);
         assert_eq!(topo.live[2], vec![1, 2]);
         assert_eq!(topo.live[3], vec![1, 3]);
-        let g = StateGraph::build(&c, &Limits::default()).unwrap();
+        let g = StateGraph::build(&c, &GraphOptions::default()).unwrap();
         assert_eq!(g.width, 2);
     }
 
@@ -425,9 +442,9 @@ mod tests {
         let mut edges: Vec<(i64, usize)> = (0..k).map(|i| (i as i64, k)).collect();
         edges.push((-1, 0));
         let c = uniform(k + 1, edges);
-        let limits = Limits {
+        let limits = GraphOptions {
             max_width: 3,
-            ..Limits::default()
+            ..GraphOptions::default()
         };
         match StateGraph::build(&c, &limits) {
             Err(PlanError::TooLarge(m)) => assert!(m.contains("too wide"), "{m}"),

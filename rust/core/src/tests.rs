@@ -6,7 +6,7 @@ use crate::lut::{build_cells, Answer, CellStatus, LutIndex, LutSpec};
 use crate::plan::{solve, Request, DEFAULT_MAX_LABELS};
 use crate::problem::{dot, reduce, weights, CostData, Metric, Network, Point, Usage};
 use crate::search::{within, Force};
-use crate::structure::{Limits, StateGraph};
+use crate::structure::{GraphOptions, StateGraph};
 use crate::PlanError;
 
 /// xorshift64*: reproducible randomness for tests.
@@ -47,8 +47,7 @@ fn random_costs(rng: &mut Rng, n: usize, dag: bool) -> CostData {
             // fused groups are a bit cheaper than the sum of their layers
             let fuse = if i == j { 1.0 } else { rng.range(0.7, 1.0) };
             mm[i * n + j] = mobile[i..=j].iter().sum::<f64>() * fuse;
-            cm[i * n + j] = cloud[i..=j].iter().sum::<f64>()
-                * rng.range(0.6, 1.0).max(if i == j { 1.0 } else { 0.0 });
+            cm[i * n + j] = cloud[i..=j].iter().sum::<f64>() * rng.range(0.6, 1.0).max(if i == j { 1.0 } else { 0.0 });
             mj[i * n + j] = mm[i * n + j] * rng.range(3.0, 9.0);
         }
     }
@@ -70,12 +69,8 @@ fn random_costs(rng: &mut Rng, n: usize, dag: bool) -> CostData {
         edges.sort();
         edges.dedup();
         c.edges = edges;
-        let has_succ: Vec<bool> = (0..n)
-            .map(|u| c.edges.iter().any(|&(a, _)| a == u as i64))
-            .collect();
-        c.outputs = (0..n)
-            .filter(|&i| !has_succ[i] || rng.uniform() < 0.1)
-            .collect();
+        let has_succ: Vec<bool> = (0..n).map(|u| c.edges.iter().any(|&(a, _)| a == u as i64)).collect();
+        c.outputs = (0..n).filter(|&i| !has_succ[i] || rng.uniform() < 0.1).collect();
     }
     if rng.uniform() < 0.3 {
         for l in 0..n {
@@ -102,11 +97,7 @@ fn random_network(rng: &mut Rng) -> Network {
         alpha_up: rng.range(200.0, 900.0),
         alpha_down: rng.range(50.0, 150.0),
         beta: rng.range(100.0, 1300.0),
-        rtt_ms: if rng.uniform() < 0.5 {
-            0.0
-        } else {
-            rng.range(0.0, 40.0)
-        },
+        rtt_ms: if rng.uniform() < 0.5 { 0.0 } else { rng.range(0.0, 40.0) },
     }
 }
 
@@ -137,14 +128,14 @@ fn evaluate_agrees_with_the_state_graph_on_every_schedule() {
     for case in 0..40 {
         let n = 1 + rng.below(6);
         let cost = random_costs(&mut rng, n, case % 2 == 1);
-        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+        let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
         // every path through the graph is a schedule whose evaluation matches the path's usage
-        let all = all_schedules(&cost);
+        let all = all_schedules(&cost, true);
         let net = random_network(&mut rng);
         for m in [Metric::Latency, Metric::Energy] {
             let req = Request::new(m, net);
             let s = solve(&g, &req).unwrap();
-            let (u, _) = evaluate(&cost, &s.segments).unwrap();
+            let (u, _) = evaluate(&cost, &s.segments, true).unwrap();
             for (k, (a, b)) in u.iter().zip(&s.usage).enumerate() {
                 assert!(close(*a, *b), "case {case}: usage[{k}] {a} vs {b}");
             }
@@ -160,8 +151,8 @@ fn unconstrained_optimum_equals_brute_force() {
     for case in 0..150 {
         let n = 1 + rng.below(8);
         let cost = random_costs(&mut rng, n, case % 3 != 0);
-        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
-        let all = all_schedules(&cost);
+        let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+        let all = all_schedules(&cost, true);
         let net = random_network(&mut rng);
         for m in [Metric::Latency, Metric::Energy] {
             for force in [Force::None, Force::Mobile, Force::Cloud] {
@@ -188,16 +179,13 @@ fn constrained_optimum_equals_brute_force() {
     for case in 0..250 {
         let n = 1 + rng.below(7);
         let cost = random_costs(&mut rng, n, case % 2 == 0);
-        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
-        let all = all_schedules(&cost);
+        let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+        let all = all_schedules(&cost, true);
         let net = random_network(&mut rng);
         let slowdown = rng.range(0.5, 3.0);
         // bounds drawn between the least and the largest value any schedule reaches
         let span = |m: Metric| {
-            let vals: Vec<f64> = all
-                .iter()
-                .map(|(_, u)| metric_of(u, m, &net, slowdown))
-                .collect();
+            let vals: Vec<f64> = all.iter().map(|(_, u)| metric_of(u, m, &net, slowdown)).collect();
             let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = vals.iter().copied().fold(0.0, f64::max);
             (lo, hi)
@@ -223,15 +211,9 @@ fn constrained_optimum_equals_brute_force() {
         match (solve(&g, &req), expected) {
             (Ok(s), Some(best)) => {
                 feasible += 1;
-                assert!(
-                    close(s.metric(objective, &net, slowdown), best),
-                    "case {case}"
-                );
+                assert!(close(s.metric(objective, &net, slowdown), best), "case {case}");
                 for (_, m, b) in req.constraints() {
-                    assert!(
-                        within(s.metric(m, &net, slowdown), b),
-                        "case {case}: violates {m:?}"
-                    );
+                    assert!(within(s.metric(m, &net, slowdown), b), "case {case}: violates {m:?}");
                 }
             }
             (Err(PlanError::Infeasible { constraint, .. }), None) => {
@@ -254,14 +236,10 @@ fn lookup_table_answers_exactly_between_grid_points() {
     for case in 0..30 {
         let n = 2 + rng.below(5);
         let cost = random_costs(&mut rng, n, case % 2 == 0);
-        let g = StateGraph::build(&cost, &Limits::default()).unwrap();
-        let all = all_schedules(&cost);
+        let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+        let all = all_schedules(&cost, true);
         let radio = random_network(&mut rng);
-        let objective = if case % 3 == 0 {
-            Metric::Energy
-        } else {
-            Metric::Latency
-        };
+        let objective = if case % 3 == 0 { Metric::Energy } else { Metric::Latency };
         let mut constraints = Vec::new();
         if case % 4 == 1 {
             // a deadline binding somewhere in the box
@@ -331,15 +309,8 @@ fn lookup_table_answers_exactly_between_grid_points() {
             match (index.query(&p), expected) {
                 (Answer::Found(m, v), Some(best)) => {
                     optima.insert(m);
-                    let got = if objective == Metric::Latency {
-                        v[0]
-                    } else {
-                        v[1]
-                    };
-                    assert!(
-                        close(got, best),
-                        "case {case} at {p:?}: table {got} vs exact {best}"
-                    );
+                    let got = if objective == Metric::Latency { v[0] } else { v[1] };
+                    assert!(close(got, best), "case {case} at {p:?}: table {got} vs exact {best}");
                 }
                 (Answer::Infeasible, None) => {}
                 (a, e) => panic!("case {case} at {p:?}: table {a:?} vs brute force {e:?}"),
@@ -348,17 +319,14 @@ fn lookup_table_answers_exactly_between_grid_points() {
         changing += usize::from(optima.len() > 1);
     }
     // the test only means something if optima change inside the box
-    assert!(
-        changing >= 10,
-        "only {changing} cases had more than one optimum"
-    );
+    assert!(changing >= 10, "only {changing} cases had more than one optimum");
 }
 
 #[test]
 fn outside_the_box_the_table_defers_to_a_solve() {
     let mut rng = Rng(5);
     let cost = random_costs(&mut rng, 4, false);
-    let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
     let radio = random_network(&mut rng);
     let spec = LutSpec {
         objective: Metric::Latency,
@@ -402,10 +370,7 @@ fn outside_the_box_the_table_defers_to_a_solve() {
     };
     assert!(matches!(index.query(&inside), Answer::Found(..)));
     for p in [
-        Point {
-            up_mbps: 0.5,
-            ..inside
-        },
+        Point { up_mbps: 0.5, ..inside },
         Point {
             down_mbps: 11.0,
             ..inside
@@ -423,7 +388,7 @@ fn outside_the_box_the_table_defers_to_a_solve() {
 fn infeasible_constraint_is_named_with_its_least_value() {
     let mut rng = Rng(3);
     let cost = random_costs(&mut rng, 5, false);
-    let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
     let net = random_network(&mut rng);
     let mut req = Request::new(Metric::Energy, net);
     let least = solve(&g, &Request::new(Metric::Latency, net))
@@ -431,9 +396,7 @@ fn infeasible_constraint_is_named_with_its_least_value() {
         .metric(Metric::Latency, &net, 1.0);
     req.deadline_ms = Some(least * 0.5);
     match solve(&g, &req) {
-        Err(PlanError::Infeasible {
-            constraint, best, ..
-        }) => {
+        Err(PlanError::Infeasible { constraint, best, .. }) => {
             assert_eq!(constraint, "deadline_ms");
             assert!(close(best.unwrap(), least));
         }
@@ -452,9 +415,9 @@ fn wide_dag_exact_on_a_unet_shape() {
         cost.edges.push((i as i64, n - 1 - i));
     }
     cost.edges.sort();
-    let g = StateGraph::build(&cost, &Limits::default()).unwrap();
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
     assert!(g.width >= k - 1);
-    let all = all_schedules(&cost);
+    let all = all_schedules(&cost, true);
     let net = random_network(&mut rng);
     for m in [Metric::Latency, Metric::Energy] {
         let req = Request::new(m, net);
@@ -462,4 +425,131 @@ fn wide_dag_exact_on_a_unet_shape() {
         let best = brute(&req, &all).unwrap();
         assert!(close(s.metric(m, &net, 1.0), best));
     }
+}
+
+#[test]
+fn stateless_cloud_optimum_equals_brute_force() {
+    let mut rng = Rng(77);
+    let options = GraphOptions {
+        cloud_keeps_tensors: false,
+        ..GraphOptions::default()
+    };
+    for case in 0..150 {
+        let n = 1 + rng.below(7);
+        let cost = random_costs(&mut rng, n, case % 4 != 0);
+        let g = StateGraph::build(&cost, &options).unwrap();
+        let all = all_schedules(&cost, false);
+        let net = random_network(&mut rng);
+        for m in [Metric::Latency, Metric::Energy] {
+            let mut req = Request::new(m, net);
+            req.slowdown = rng.range(0.5, 3.0);
+            if rng.uniform() < 0.4 {
+                let lat: Vec<f64> = all
+                    .iter()
+                    .map(|(_, u)| metric_of(u, Metric::Latency, &net, req.slowdown))
+                    .collect();
+                let lo = lat.iter().copied().fold(f64::INFINITY, f64::min);
+                req.deadline_ms = Some(lo * rng.range(1.0, 1.5));
+            }
+            match (solve(&g, &req), brute(&req, &all)) {
+                (Ok(s), Some(best)) => {
+                    assert!(close(s.metric(m, &net, req.slowdown), best), "case {case}");
+                    let (u, _) = evaluate(&cost, &s.segments, false).unwrap();
+                    for (a, b) in u.iter().zip(&s.usage) {
+                        assert!(close(*a, *b), "case {case}: state graph and evaluator disagree");
+                    }
+                    let stateful = solve(&StateGraph::build(&cost, &GraphOptions::default()).unwrap(), &req);
+                    if let Ok(k) = stateful {
+                        // keeping tensors can only help
+                        assert!(k.metric(m, &net, req.slowdown) <= best * (1.0 + 1e-9));
+                    }
+                }
+                (Err(PlanError::Infeasible { .. }), None) => {}
+                (got, exp) => panic!("case {case}: {got:?} vs {exp:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn on_chains_cloud_memory_makes_no_difference() {
+    let mut rng = Rng(91);
+    for _ in 0..60 {
+        let n = 1 + rng.below(9);
+        let cost = random_costs(&mut rng, n, false);
+        let net = random_network(&mut rng);
+        for keeps in [true, false] {
+            let all = all_schedules(&cost, keeps);
+            for (segs, u) in &all {
+                let (v, _) = evaluate(&cost, segs, !keeps).unwrap();
+                assert_eq!(u, &v);
+            }
+        }
+        let a = solve(
+            &StateGraph::build(&cost, &GraphOptions::default()).unwrap(),
+            &Request::new(Metric::Latency, net),
+        )
+        .unwrap();
+        let opts = GraphOptions {
+            cloud_keeps_tensors: false,
+            ..GraphOptions::default()
+        };
+        let b = solve(
+            &StateGraph::build(&cost, &opts).unwrap(),
+            &Request::new(Metric::Latency, net),
+        )
+        .unwrap();
+        assert!(close(
+            a.metric(Metric::Latency, &net, 1.0),
+            b.metric(Metric::Latency, &net, 1.0)
+        ));
+    }
+}
+
+#[test]
+fn a_stateless_cloud_pays_for_skip_tensors_it_cannot_keep() {
+    // 0 -> 1 -> 2 -> 3 -> 4 with a skip 0 -> 4 carrying a large tensor. Layers 2 and 3 are
+    // cheap on the mobile and slow on the cloud, so a cloud that keeps layer 0's output runs
+    // cloud, mobile, cloud; a stateless one must ship that tensor down and up again.
+    let n = 5;
+    let per_m = [100.0, 100.0, 1.0, 1.0, 100.0];
+    let per_c = [1.0, 1.0, 100.0, 100.0, 1.0];
+    let mut mm = vec![f64::INFINITY; n * n];
+    let mut cm = vec![f64::INFINITY; n * n];
+    for i in 0..n {
+        mm[i * n + i] = per_m[i];
+        cm[i * n + i] = per_c[i];
+    }
+    let mut cost = CostData::chain(n, mm.clone(), cm, mm, vec![2e6, 100.0, 100.0, 100.0, 100.0], 100.0);
+    cost.edges.push((0, 4));
+    let net = Network {
+        up_mbps: 10.0,
+        down_mbps: 20.0,
+        alpha_up: 400.0,
+        alpha_down: 100.0,
+        beta: 800.0,
+        rtt_ms: 0.0,
+    };
+    let req = Request::new(Metric::Latency, net);
+    let keeps = solve(&StateGraph::build(&cost, &GraphOptions::default()).unwrap(), &req).unwrap();
+    let pattern: Vec<_> = keeps.segments.iter().map(|s| s.2).collect();
+    use crate::problem::Platform::{Cloud, Mobile};
+    assert_eq!(pattern, [Cloud, Cloud, Mobile, Mobile, Cloud]);
+    let opts = GraphOptions {
+        cloud_keeps_tensors: false,
+        ..GraphOptions::default()
+    };
+    let stateless = solve(&StateGraph::build(&cost, &opts).unwrap(), &req).unwrap();
+    // the stateful schedule, evaluated for a stateless cloud, pays the 2e6 bytes down and up again
+    let (u, _) = evaluate(&cost, &keeps.segments, false).unwrap();
+    assert_eq!(
+        u[crate::problem::BYTES_DOWN] - keeps.usage[crate::problem::BYTES_DOWN],
+        2e6
+    );
+    assert_eq!(u[crate::problem::BYTES_UP] - keeps.usage[crate::problem::BYTES_UP], 2e6);
+    // the stateless optimum avoids that and matches brute force under the stateless model
+    let best = brute(&req, &all_schedules(&cost, false)).unwrap();
+    assert!(close(stateless.metric(Metric::Latency, &net, 1.0), best));
+    assert!(best < metric_of(&u, Metric::Latency, &net, 1.0));
+    assert!(stateless.metric(Metric::Latency, &net, 1.0) > keeps.metric(Metric::Latency, &net, 1.0));
 }

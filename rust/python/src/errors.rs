@@ -16,19 +16,13 @@ pub fn to_py(py: Python<'_>, err: PlanError) -> PyErr {
                 constraint,
                 best,
                 message,
-            } => module.getattr("InfeasibleError")?.call1((
-                message.as_str(),
-                constraint.as_str(),
-                *best,
-            ))?,
+            } => module
+                .getattr("InfeasibleError")?
+                .call1((message.as_str(), constraint.as_str(), *best))?,
         };
         Ok(PyErr::from_value(value))
     };
-    build().unwrap_or_else(|e| {
-        PyRuntimeError::new_err(format!(
-            "{err} (and the error class could not be loaded: {e})"
-        ))
-    })
+    build().unwrap_or_else(|e| PyRuntimeError::new_err(format!("{err} (and the error class could not be loaded: {e})")))
 }
 
 /// `Result` conversion for binding functions.

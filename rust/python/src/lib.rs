@@ -10,9 +10,7 @@ use errors::IntoPy;
 use jointdnn_core::lut::{build_cells, Answer, CellStatus, LutIndex as CoreIndex, LutSpec};
 use jointdnn_core::plan::DEFAULT_MAX_LABELS;
 use jointdnn_core::problem::RDIMS;
-use jointdnn_core::{
-    solve, CostData, Force, Limits, Metric, Network, Platform, Point, Request, StateGraph,
-};
+use jointdnn_core::{solve, CostData, Force, GraphOptions, Metric, Network, Platform, Point, Request, StateGraph};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -44,9 +42,7 @@ fn vec1(a: &PyReadonlyArray1<f64>) -> Vec<f64> {
 fn rows2(a: &PyReadonlyArray2<f64>) -> PyResult<Vec<[f64; 2]>> {
     let v = a.as_array();
     if v.ncols() != 2 {
-        return Err(PyValueError::new_err(
-            "codec arrays must have two columns (up, down)",
-        ));
+        return Err(PyValueError::new_err("codec arrays must have two columns (up, down)"));
     }
     Ok(v.rows().into_iter().map(|r| [r[0], r[1]]).collect())
 }
@@ -99,7 +95,7 @@ struct Problem {
 #[pymethods]
 impl Problem {
     #[new]
-    #[pyo3(signature = (mobile_ms, cloud_ms, mobile_mj, out_bytes, input_bytes, edges, outputs, cloud_download_bytes, codec_ms, codec_mj))]
+    #[pyo3(signature = (mobile_ms, cloud_ms, mobile_mj, out_bytes, input_bytes, edges, outputs, cloud_download_bytes, codec_ms, codec_mj, cloud_keeps_tensors=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -113,6 +109,7 @@ impl Problem {
         cloud_download_bytes: PyReadonlyArray1<f64>,
         codec_ms: PyReadonlyArray2<f64>,
         codec_mj: PyReadonlyArray2<f64>,
+        cloud_keeps_tensors: bool,
     ) -> PyResult<Self> {
         let n = mobile_ms.as_array().nrows();
         let cost = CostData {
@@ -128,9 +125,11 @@ impl Problem {
             codec_ms: rows2(&codec_ms)?,
             codec_mj: rows2(&codec_mj)?,
         };
-        let graph = py
-            .detach(|| StateGraph::build(&cost, &Limits::default()))
-            .py_err(py)?;
+        let options = GraphOptions {
+            cloud_keeps_tensors,
+            ..GraphOptions::default()
+        };
+        let graph = py.detach(|| StateGraph::build(&cost, &options)).py_err(py)?;
         Ok(Problem { graph })
     }
 
@@ -143,11 +142,7 @@ impl Problem {
     /// `(states, transitions, cut width)` of the state graph.
     #[getter]
     fn size(&self) -> (usize, usize, usize) {
-        (
-            self.graph.num_states(),
-            self.graph.trans.len(),
-            self.graph.width,
-        )
+        (self.graph.num_states(), self.graph.trans.len(), self.graph.width)
     }
 
     /// The exact optimum: `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
@@ -255,15 +250,11 @@ impl LutIndex {
         members: Vec<u32>,
     ) -> PyResult<Self> {
         let cells: usize = axes.iter().product();
-        if status.len() != cells
-            || offsets.len() != cells + 1
-            || offsets.last().copied() != Some(members.len() as u32)
+        if status.len() != cells || offsets.len() != cells + 1 || offsets.last().copied() != Some(members.len() as u32)
         {
             return Err(PyValueError::new_err("inconsistent cell arrays"));
         }
-        if members.iter().any(|&m| m as usize >= reduced.len())
-            || offsets.windows(2).any(|w| w[0] > w[1])
-        {
+        if members.iter().any(|&m| m as usize >= reduced.len()) || offsets.windows(2).any(|w| w[0] > w[1]) {
             return Err(PyValueError::new_err("cell members out of range"));
         }
         let status = status
@@ -272,9 +263,7 @@ impl LutIndex {
                 0 => Ok(CellStatus::Exact),
                 1 => Ok(CellStatus::Solve),
                 2 => Ok(CellStatus::Infeasible),
-                other => Err(PyValueError::new_err(format!(
-                    "unknown cell status {other}"
-                ))),
+                other => Err(PyValueError::new_err(format!("unknown cell status {other}"))),
             })
             .collect::<PyResult<_>>()?;
         Ok(LutIndex {
