@@ -130,7 +130,16 @@ class ModelGraph(abc.ABC):
         model input), across skip connections too. Outputs: every tensor
         produced in the range that a later layer reads or that is a model output.
         Both lists are in a stable order (inputs by first use, outputs by producer).
+        Memoized: executors, the profiler and sessions ask for the same ranges on
+        every run, and a graph's layers do not change once loaded.
         """
+        cache: dict[tuple[int, int], tuple[list[str], list[str]]] = self.__dict__.setdefault("_slice_io_cache", {})
+        hit = cache.get((first, last))
+        if hit is None:
+            hit = cache[(first, last)] = self._compute_slice_io(first, last)
+        return list(hit[0]), list(hit[1])
+
+    def _compute_slice_io(self, first: int, last: int) -> tuple[list[str], list[str]]:
         self._check_range(first, last)
         produced_inside = {t.name for layer in self.layers[first : last + 1] for t in layer.outputs}
         ins: list[str] = []

@@ -84,21 +84,12 @@ class OnnxGraph(ModelGraph):
         self._bytes: bytes | None = None
         self._extractor: onnx.utils.Extractor | None = None
         self._slices: collections.OrderedDict[tuple[int, int], bytes] = collections.OrderedDict()
-        self._io: dict[tuple[int, int], tuple[list[str], list[str]]] = {}
         self._tensors = {t.name: t for t in inputs}
         self._tensors.update({t.name: t for layer in layers for t in layer.outputs})
 
     def tensor(self, name: str) -> TensorInfo:
         """Shape and dtype of a model input or a layer output."""
         return self._tensors[name]
-
-    def slice_io(self, first: int, last: int) -> tuple[list[str], list[str]]:
-        """As :meth:`ModelGraph.slice_io`, memoized (executors and the profiler ask for the same ranges often)."""
-        key = (first, last)
-        hit = self._io.get(key)
-        if hit is None:
-            hit = self._io[key] = super().slice_io(first, last)
-        return list(hit[0]), list(hit[1])
 
     def to_bytes(self) -> bytes:
         """The normalized whole model, serialized."""
