@@ -18,6 +18,7 @@ pub mod lut;
 pub mod plan;
 pub mod problem;
 pub mod search;
+pub mod sparse;
 pub mod structure;
 
 pub use error::{PlanError, Result};

@@ -35,3 +35,12 @@ impl<T> IntoPy<T> for Result<T, PlanError> {
         self.map_err(|e| to_py(py, e))
     }
 }
+
+/// A core error raised as `jointdnn_edge.errors.CodecError` (for the codec kernels).
+pub fn codec_error(py: Python<'_>, err: PlanError) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let class = py.import("jointdnn_edge.errors")?.getattr("CodecError")?;
+        Ok(PyErr::from_value(class.call1((err.to_string(),))?))
+    };
+    build().unwrap_or_else(|e| PyRuntimeError::new_err(format!("{err} (and CodecError could not be loaded: {e})")))
+}

@@ -11,7 +11,7 @@ use jointdnn_core::lut::{build_cells, Answer, CellStatus, LutIndex as CoreIndex,
 use jointdnn_core::plan::DEFAULT_MAX_LABELS;
 use jointdnn_core::problem::RDIMS;
 use jointdnn_core::{solve, CostData, Force, GraphOptions, Metric, Network, Platform, Point, Request, StateGraph};
-use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -301,6 +301,24 @@ impl LutIndex {
     }
 }
 
+/// Scatters packed non-zero elements into `out` (zeroed, `n * itemsize` bytes) by a bitmap
+/// (the codec's sparse layout); raises `CodecError` on inconsistent sizes.
+#[pyfunction]
+fn sparse_expand(
+    py: Python<'_>,
+    bitmap: PyReadonlyArray1<u8>,
+    values: PyReadonlyArray1<u8>,
+    itemsize: usize,
+    n: usize,
+    mut out: PyReadwriteArray1<u8>,
+) -> PyResult<()> {
+    let (Ok(bitmap), Ok(values), Ok(out)) = (bitmap.as_slice(), values.as_slice(), out.as_slice_mut()) else {
+        return Err(PyValueError::new_err("sparse_expand needs contiguous uint8 arrays"));
+    };
+    py.detach(|| jointdnn_core::sparse::expand(bitmap, values, itemsize, n, out))
+        .map_err(|e| errors::codec_error(py, e))
+}
+
 /// Number of cores the parallel lookup-table build uses.
 #[pyfunction]
 fn parallelism() -> usize {
@@ -312,6 +330,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Problem>()?;
     m.add_class::<LutIndex>()?;
     m.add_function(wrap_pyfunction!(parallelism, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_expand, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

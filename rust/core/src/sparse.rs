@@ -1,0 +1,184 @@
+//! The codec's sparse layout, expanded in one pass.
+//!
+//! A sparse payload (see `docs/wire-format.md`) holds a bitmap with one bit
+//! per element (least significant bit first; set = non-zero) and the
+//! non-zero elements packed in order. Decoding scatters them back into a
+//! zeroed buffer. numpy needs two passes and an index array for that; this
+//! is one pass that skips whole zero bytes of the bitmap. The Python codec
+//! uses it when the native module is present and numpy otherwise, with
+//! identical results.
+
+use crate::error::{invalid, Result};
+
+/// Number of set bits among the first `n` bits of `bitmap`.
+pub fn count_set(bitmap: &[u8], n: usize) -> usize {
+    let full = n / 8;
+    let mut c: usize = bitmap[..full].iter().map(|b| b.count_ones() as usize).sum();
+    if n % 8 != 0 {
+        c += (bitmap[full] & ((1u8 << (n % 8)) - 1)).count_ones() as usize;
+    }
+    c
+}
+
+/// Scatters `values` (packed elements of `itemsize` bytes) into `out` (`n * itemsize` bytes,
+/// zeroed by the caller) at the positions whose bit is set in `bitmap`.
+///
+/// Fails, writing nothing, when the sizes disagree: the bitmap must have `ceil(n / 8)` bytes with
+/// no bit set past `n`, and exactly one value per set bit.
+pub fn expand(bitmap: &[u8], values: &[u8], itemsize: usize, n: usize, out: &mut [u8]) -> Result<()> {
+    if itemsize == 0 || out.len() != n * itemsize {
+        return invalid(format!(
+            "output buffer has {} bytes, expected {n} elements of {itemsize}",
+            out.len()
+        ));
+    }
+    if bitmap.len() != n.div_ceil(8) {
+        return invalid(format!("bitmap has {} bytes, expected {}", bitmap.len(), n.div_ceil(8)));
+    }
+    if n % 8 != 0 && bitmap[n / 8] >> (n % 8) != 0 {
+        return invalid("bitmap has bits set past the last element");
+    }
+    let nnz = count_set(bitmap, n);
+    if values.len() != nnz * itemsize {
+        return invalid(format!(
+            "bitmap marks {nnz} non-zero elements but {} bytes of values hold {}",
+            values.len(),
+            values.len() / itemsize
+        ));
+    }
+    match itemsize {
+        1 => scatter_bytes(bitmap, values, out),
+        2 => scatter::<2>(bitmap, values, out),
+        4 => scatter::<4>(bitmap, values, out),
+        8 => scatter::<8>(bitmap, values, out),
+        k => scatter_dyn(bitmap, values, k, out),
+    }
+    Ok(())
+}
+
+/// The scatter for one-byte elements, branch-free per bitmap byte: eight output bytes are
+/// picked from one 8-byte load of the packed values by each bit's rank (random sparsity
+/// patterns would otherwise mispredict a branch on almost every element).
+fn scatter_bytes(bitmap: &[u8], values: &[u8], out: &mut [u8]) {
+    let mut src = 0usize;
+    for (byte_index, &b) in bitmap.iter().enumerate() {
+        if b == 0 {
+            continue;
+        }
+        let base = byte_index * 8;
+        if src + 8 <= values.len() && base + 8 <= out.len() {
+            let w = u64::from_le_bytes(values[src..src + 8].try_into().expect("8 bytes"));
+            let mut rank = 0u32;
+            let mut chunk = [0u8; 8];
+            for (i, slot) in chunk.iter_mut().enumerate() {
+                let bit = (b >> i) & 1;
+                // rank <= i <= 7, so the shift stays below 64
+                *slot = ((w >> (8 * rank)) as u8) & 0u8.wrapping_sub(bit);
+                rank += bit as u32;
+            }
+            out[base..base + 8].copy_from_slice(&chunk);
+            src += rank as usize;
+        } else {
+            let mut bits = b;
+            while bits != 0 {
+                out[base + bits.trailing_zeros() as usize] = values[src];
+                src += 1;
+                bits &= bits - 1;
+            }
+        }
+    }
+}
+
+/// The scatter for a compile-time element size (each copy is one load and one store).
+fn scatter<const K: usize>(bitmap: &[u8], values: &[u8], out: &mut [u8]) {
+    let mut src = 0usize;
+    for (byte_index, &b) in bitmap.iter().enumerate() {
+        if b == 0 {
+            continue; // eight zeros: the buffer is already zero
+        }
+        let base = byte_index * 8 * K;
+        if b == 0xFF && base + 8 * K <= out.len() {
+            out[base..base + 8 * K].copy_from_slice(&values[src..src + 8 * K]);
+            src += 8 * K;
+            continue;
+        }
+        let mut bits = b;
+        while bits != 0 {
+            let dst = base + bits.trailing_zeros() as usize * K;
+            let v: [u8; K] = values[src..src + K].try_into().expect("K bytes");
+            out[dst..dst + K].copy_from_slice(&v);
+            src += K;
+            bits &= bits - 1;
+        }
+    }
+}
+
+fn scatter_dyn(bitmap: &[u8], values: &[u8], k: usize, out: &mut [u8]) {
+    let mut src = 0usize;
+    for (byte_index, &b) in bitmap.iter().enumerate() {
+        let mut bits = b;
+        while bits != 0 {
+            let dst = (byte_index * 8 + bits.trailing_zeros() as usize) * k;
+            out[dst..dst + k].copy_from_slice(&values[src..src + k]);
+            src += k;
+            bits &= bits - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference: element by element.
+    fn naive(bitmap: &[u8], values: &[u8], itemsize: usize, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n * itemsize];
+        let mut src = 0;
+        for i in 0..n {
+            if bitmap[i / 8] >> (i % 8) & 1 == 1 {
+                out[i * itemsize..(i + 1) * itemsize].copy_from_slice(&values[src..src + itemsize]);
+                src += itemsize;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_element_by_element_reference() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in [0usize, 1, 7, 8, 9, 63, 64, 65, 1000] {
+            for itemsize in [1usize, 2, 3, 4, 8] {
+                for density in [0u64, 30, 70, 100] {
+                    let mut bitmap = vec![0u8; n.div_ceil(8)];
+                    let mut values = Vec::new();
+                    for i in 0..n {
+                        if next() % 100 < density {
+                            bitmap[i / 8] |= 1 << (i % 8);
+                            for _ in 0..itemsize {
+                                values.push((next() % 255 + 1) as u8);
+                            }
+                        }
+                    }
+                    let mut out = vec![0u8; n * itemsize];
+                    expand(&bitmap, &values, itemsize, n, &mut out).unwrap();
+                    assert_eq!(out, naive(&bitmap, &values, itemsize, n), "n {n} itemsize {itemsize}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_sizes_are_refused() {
+        let mut out = vec![0u8; 10];
+        assert!(expand(&[0b11], &[1], 1, 10, &mut out).is_err()); // bitmap too short
+        assert!(expand(&[0b11, 0], &[1], 1, 10, &mut out).is_err()); // one value for two bits
+        assert!(expand(&[0, 0b100], &[], 1, 10, &mut out).is_err()); // bit past n
+        assert!(expand(&[0, 0], &[], 1, 9, &mut out).is_err()); // wrong output size
+    }
+}
