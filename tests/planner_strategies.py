@@ -61,9 +61,11 @@ def random_costs(
 
 
 @st.composite
-def cost_tables(draw: st.DrawFn, max_n: int = 8, dag: bool | None = None, extras: bool = True) -> CostTable:
-    """Random chains and DAGs with up to ``max_n`` layers."""
-    n = draw(st.integers(1, max_n))
+def cost_tables(
+    draw: st.DrawFn, max_n: int = 8, dag: bool | None = None, extras: bool = True, min_n: int = 1
+) -> CostTable:
+    """Random chains and DAGs with ``min_n`` to ``max_n`` layers."""
+    n = draw(st.integers(min_n, max_n))
     is_dag = draw(st.booleans()) if dag is None else dag
     seed = draw(st.integers(0, 2**32 - 1))
     return random_costs(np.random.default_rng(seed), n, dag=is_dag, extras=extras)

@@ -264,3 +264,42 @@ def test_from_layers_sums_groups_and_bounds_their_length():
     assert close(costs.mobile_mj[1, 2], 5.0 * 7.5)  # default power: 7.5 W
     with pytest.raises(CostTableError, match="mobile_mj or mobile_power_mw"):
         CostTable.from_layers([1.0], [1.0], [1], 1, mobile_mj=[1.0], mobile_power_mw=5.0)
+
+
+@given(
+    costs=cost_tables(min_n=8, max_n=12, extras=True),
+    network=networks(),
+    objective=st.sampled_from(["latency", "energy"]),
+    which=st.sets(st.sampled_from(["deadline_ms", "energy_budget_mj", "cloud_budget_ms"]), min_size=1),
+    fractions=st.tuples(*[st.floats(0.3, 1.0)] * 3),
+)
+@settings(max_examples=25)
+def test_constrained_optimum_up_to_12_layers_equals_the_ilp(costs, network, objective, which, fractions):
+    """Beyond what enumeration reaches, the HiGHS ILP is the independent oracle for constrained plans."""
+    from jointdnn_edge.planner import native_available
+    from jointdnn_edge.planner.ilp import solve_ilp
+
+    metric = {"deadline_ms": "latency", "energy_budget_mj": "energy", "cloud_budget_ms": "cloud"}
+    attr = {"latency": "latency_ms", "energy": "mobile_energy_mj", "cloud": "cloud_ms"}
+    bounds = {}
+    for name, f in zip(sorted(which), fractions):
+        m = metric[name]
+        # between the least value of that metric and its value at the objective's unconstrained optimum
+        least = getattr(
+            plan(costs, network, objective=m if m != "cloud" else "latency", force="mobile" if m == "cloud" else None),
+            attr[m],
+        )
+        free = getattr(plan(costs, network, objective=objective), attr[m])
+        bounds[name] = least + (max(free, least) - least) * f + (1.0 if m == "cloud" else 0.0)
+    try:
+        _, u, _ = solve_ilp(costs, network, objective=objective, formulation="placement", **bounds)
+        expected = dot(weights(objective, Link.of(network), 1.0), u)
+    except InfeasibleError:
+        expected = None
+    for solver in ["native", "python"] if native_available() else ["python"]:
+        if expected is None:
+            with pytest.raises(InfeasibleError):
+                plan(costs, network, objective=objective, solver=solver, **bounds)
+            continue
+        s = plan(costs, network, objective=objective, solver=solver, **bounds)
+        assert close(getattr(s, attr[objective]), expected, rel=1e-7), (solver, getattr(s, attr[objective]), expected)
