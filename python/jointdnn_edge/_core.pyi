@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import TypeAlias
 
-__all__ = ["LutIndex", "Problem", "__version__", "parallelism"]
+__all__ = ["LutIndex", "Problem", "__version__", "parallelism", "sparse_expand"]
 
 __version__: Final[str]
 
@@ -106,3 +106,16 @@ class LutIndex:
 
 def parallelism() -> int:
     """Number of threads the parallel lookup-table build uses."""
+
+def sparse_expand(
+    bitmap: npt.NDArray[np.uint8],
+    values: npt.NDArray[np.uint8],
+    itemsize: int,
+    n: int,
+    out: npt.NDArray[np.uint8],
+) -> None:
+    """Scatter the packed non-zero elements ``values`` into the zeroed buffer ``out`` of ``n * itemsize``
+    bytes, element ``i`` taken when bit ``i`` of ``bitmap`` is set (the codec's sparse layout).
+
+    Raises ``CodecError`` when the sizes disagree (too few or too many packed values, short buffers).
+    """
