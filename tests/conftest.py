@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / ".cache" / "fixtures"
 
-pytest_plugins: list[str] = ["fixtures_tflite", "fixtures_codec", "fixtures_models"]
+pytest_plugins: list[str] = ["fixtures_tflite", "fixtures_codec", "fixtures_models", "fixtures_session"]
 
 # Hypothesis: deterministic in CI (derandomize) and bounded in time; the
 # "dev" profile explores more. Select with HYPOTHESIS_PROFILE.

@@ -46,18 +46,30 @@ _LAZY: dict[str, str | None] = {
     "executor_for": "models",
     "profile": "profiler",
     "DeviceProfile": "profiler",
+    "JointSession": "session",
+    "CloudClient": "transport",
+    "BandwidthEstimator": "transport",
+    "Emulation": "transport",
+    "create_app": "server",
+    "serve": "server",
     "codec": None,
     "planner": None,
     "models": None,
     "zoo": None,
+    "server": None,
+    "session": None,
+    "transport": None,
 }
 
 if TYPE_CHECKING:
-    from . import codec, models, planner, zoo
+    from . import codec, models, planner, server, session, transport, zoo
     from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
     from .models import ModelGraph, executor_for, load_model
     from .planner import LookupTable, Schedule, native_available, plan
     from .profiler import DeviceProfile, profile
+    from .server import create_app, serve
+    from .session import JointSession
+    from .transport import BandwidthEstimator, CloudClient, Emulation
 
 
 def __getattr__(name: str) -> Any:
@@ -79,15 +91,19 @@ __all__ = [
     "DEFAULT_MOBILE_POWER_MW",
     "NETWORK_PRESETS",
     "AuthError",
+    "BandwidthEstimator",
+    "CloudClient",
     "CloudUnavailableError",
     "CodecError",
     "CostTable",
     "CostTableError",
     "DeadlineExceededError",
     "DeviceProfile",
+    "Emulation",
     "ExecutionError",
     "InfeasibleError",
     "JointDNNError",
+    "JointSession",
     "LookupTable",
     "LookupTableError",
     "ModelError",
@@ -98,6 +114,7 @@ __all__ = [
     "SolverError",
     "TransportError",
     "codec",
+    "create_app",
     "executor_for",
     "load_model",
     "models",
@@ -105,5 +122,9 @@ __all__ = [
     "plan",
     "planner",
     "profile",
+    "serve",
+    "server",
+    "session",
+    "transport",
     "zoo",
 ]

@@ -7,13 +7,15 @@ them up.
 
 from __future__ import annotations
 
+from . import demo as _demo
 from . import plan as _plan
 from . import profile as _profile
+from . import serve as _serve
 from . import zoo as _zoo
 from ._app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (_plan, _profile, _zoo)
+_COMMAND_MODULES = (_demo, _plan, _profile, _serve, _zoo)
 
 
 def main() -> None:

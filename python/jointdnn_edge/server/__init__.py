@@ -1,0 +1,28 @@
+"""The cloud endpoint: an Open Inference Protocol (KServe v2) server that runs any layer range of its models.
+
+``create_app(models, token=..., limits=...)`` gives the ASGI app;
+``serve([...])`` runs it under uvicorn (``jointdnn-edge serve``);
+``BackgroundServer(app)`` runs it on a thread. :mod:`.protocol` holds the
+message encoding shared with the client (``jointdnn_edge.transport``).
+See ``docs/server.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from .app import BackgroundServer, Limits, app_from_env, create_app, load_models, serve
+
+__all__ = ["BackgroundServer", "Limits", "ProtocolError", "app_from_env", "create_app", "load_models", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    # the app module imports starlette; keep `import jointdnn_edge.server.protocol` free of it
+    if name in __all__:
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'jointdnn_edge.server' has no attribute {name!r}")

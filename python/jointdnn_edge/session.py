@@ -1,0 +1,605 @@
+"""The joint session: split every inference between this device and the cloud, re-planned each time.
+
+Per inference, :meth:`JointSession.run` reads the current network estimate,
+asks the lookup table (built once, lazily) for the optimal schedule, runs the
+mobile runs of layers locally and sends the cloud runs to the endpoint as
+split requests, and returns the model outputs. ``session.last_trace`` tells
+what happened: the schedule, each run's times, bytes and codecs, and the
+predicted against the measured latency.
+
+Nothing is lost when the cloud fails: if a request cannot be delivered, times
+out, is refused or comes back corrupt, the session runs the rest of the model
+locally from the layer that failed, marks the cloud down for a back-off, and
+records the fallback in the trace. The outputs equal the local whole-model
+outputs up to the slicing tolerance of the executors (``docs/session.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import CodecError, CostTableError, ExecutionError, InfeasibleError, RemoteError, TransportError
+from .network import Network
+
+if TYPE_CHECKING:
+    from .costs import CostTable
+    from .models.graph import ModelGraph
+    from .planner import LookupTable, Schedule
+    from .transport import CloudClient
+
+__all__ = ["JointSession", "Step", "Trace"]
+
+logger = logging.getLogger("jointdnn_edge.session")
+
+#: Bandwidth box of the session's lookup table (Mbit/s); points outside are solved exactly.
+DEFAULT_LUT_UP = (0.1, 1000.0)
+DEFAULT_LUT_DOWN = (0.1, 1000.0)
+#: Cloud slowdown box of the lookup table (measured server time over the cost table's cloud time).
+DEFAULT_LUT_SLOWDOWN = (1.0, 8.0)
+
+
+@dataclass
+class Step:
+    """One executed run of consecutive layers on one platform.
+
+    ``ms``: wall time of the step on this device (a cloud step includes
+    encoding, the request and decoding); ``compute_ms``: the layers' compute
+    (mobile executor, or as the server reports it); ``encode_ms``/``decode_ms``:
+    this device's codec time; ``server_ms``: the server's whole handling;
+    ``network_ms``: request wall time minus ``server_ms``; ``codec_up``/
+    ``codec_down``: codecs of the frames' tensors; ``fallback``: a local run
+    replacing failed cloud work; ``error``: why this cloud step failed.
+    """
+
+    first: int
+    last: int
+    platform: str
+    ms: float = 0.0
+    compute_ms: float = 0.0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    encode_ms: float = 0.0
+    decode_ms: float = 0.0
+    server_ms: float = 0.0
+    network_ms: float = 0.0
+    codec_up: str = ""
+    codec_down: str = ""
+    fallback: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Trace:
+    """What one :meth:`JointSession.run` did.
+
+    ``schedule``: the plan (its costs are the predictions); ``source``: where
+    it came from (``"lut"``, ``"plan"``, ``"fixed"``, ``"mobile-only: ..."``);
+    ``network``/``cloud_slowdown``: the conditions planned for; ``steps``:
+    what ran, in order (a failed cloud step, then the local fallback);
+    ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
+    and ``energy_mj`` (mobile compute at the table's power plus radio energy
+    of the bytes actually moved, on ``network``); ``fallback``: the reason
+    the cloud was given up on this inference, if it was; ``backoff_s``: how
+    long the cloud is now marked down; ``planning_ms``: time to pick the
+    schedule.
+    """
+
+    schedule: Schedule
+    source: str
+    network: Network
+    cloud_slowdown: float
+    steps: list[Step] = field(default_factory=list)
+    predicted_ms: float | None = None
+    measured_ms: float = 0.0
+    predicted_energy_mj: float | None = None
+    energy_mj: float | None = None
+    fallback: str | None = None
+    backoff_s: float | None = None
+    planning_ms: float = 0.0
+
+    @property
+    def bytes_up(self) -> int:
+        """Bytes sent to the cloud (HTTP bodies)."""
+        return sum(s.bytes_up for s in self.steps)
+
+    @property
+    def bytes_down(self) -> int:
+        """Bytes received from the cloud (HTTP bodies)."""
+        return sum(s.bytes_down for s in self.steps)
+
+    @property
+    def executed(self) -> list[tuple[int, int, str]]:
+        """The runs that produced the outputs (failed cloud steps left out)."""
+        return [(s.first, s.last, s.platform) for s in self.steps if s.error is None]
+
+    def bar(self) -> str:
+        """The executed placement, one character per layer: ``M`` mobile, ``C`` cloud, ``|`` between runs."""
+        return "|".join(("M" if p == "mobile" else "C") * (b - a + 1) for a, b, p in self.executed)
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        pred = f"{self.predicted_ms:.1f} ms" if self.predicted_ms is not None else "n/a"
+        lines = [
+            f"schedule {self.schedule.bar()} ({self.source}); planned for up {self.network.up_mbps:.3g} / "
+            f"down {self.network.down_mbps:.3g} Mbit/s, rtt {2 * self.network.rtt_ms:.3g} ms",
+            f"latency predicted {pred}, measured {self.measured_ms:.1f} ms; "
+            f"{self.bytes_up} B up, {self.bytes_down} B down",
+        ]
+        for s in self.steps:
+            what = f"  {s.platform:6} {s.first}..{s.last}: {s.ms:.2f} ms (compute {s.compute_ms:.2f})"
+            if s.platform == "cloud":
+                what += f", {s.bytes_up} B up [{s.codec_up}], {s.bytes_down} B down [{s.codec_down}]"
+            if s.fallback:
+                what += " [local fallback]"
+            if s.error:
+                what += f" FAILED: {s.error}"
+            lines.append(what)
+        if self.fallback:
+            lines.append(f"  cloud given up: {self.fallback}; marked down for {self.backoff_s or 0:.1f} s")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (costs a fixed schedule was not evaluated with are null)."""
+        schedule = self.schedule.to_dict()
+        schedule = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in schedule.items()}
+        return {
+            "schedule": schedule,
+            "source": self.source,
+            "network": self.network.to_dict(),
+            "cloud_slowdown": self.cloud_slowdown,
+            "steps": [s.to_dict() for s in self.steps],
+            "predicted_ms": self.predicted_ms,
+            "measured_ms": self.measured_ms,
+            "predicted_energy_mj": self.predicted_energy_mj,
+            "energy_mj": self.energy_mj,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "fallback": self.fallback,
+            "backoff_s": self.backoff_s,
+            "planning_ms": self.planning_ms,
+        }
+
+
+class JointSession:
+    """Runs a model split between this device and a cloud endpoint, re-planning every inference.
+
+    ``model``: a :class:`~jointdnn_edge.ModelGraph` (or a path / bytes for
+    :func:`~jointdnn_edge.load_model`). ``cloud``: a
+    :class:`~jointdnn_edge.transport.CloudClient`, a URL, or None (everything
+    local). ``costs``: the model's :class:`~jointdnn_edge.CostTable`; None
+    profiles this device when a plan is first needed (cloud times = mobile
+    times / 10, corrected online by the measured cloud slowdown).
+    ``network``: ``"auto"`` (the client's bandwidth estimator, with the
+    power model of ``radio``), a preset name or a fixed
+    :class:`~jointdnn_edge.Network`. ``objective`` and the constraints
+    (``deadline_ms``, ``energy_budget_mj``, ``cloud_budget_ms``) are the
+    planner's.
+
+    Other options: ``schedule`` fixes the split (a
+    :class:`~jointdnn_edge.Schedule` or ``(first, last, platform)``
+    segments), ``force="mobile"|"cloud"`` plans the status-quo baselines;
+    ``codec``/``codec_level`` choose the activation codec (lossless;
+    ``quantize_bits`` makes it lossy, only when asked); ``executor``/
+    ``threads`` the local runtime; ``model_name`` the name on the server
+    (default ``model.name``). ``request_slack`` = ``(factor, ms)``: a cloud
+    request's deadline is ``factor`` times its predicted time plus ``ms``.
+    ``track_cloud_load``: estimate the cloud slowdown from the server's
+    reported compute times. ``on_infeasible``: ``"best"`` runs the
+    unconstrained optimum when no schedule meets the constraints (the trace
+    says so), ``"raise"`` raises :class:`~jointdnn_edge.InfeasibleError`.
+
+    A session may be used from several threads; each :meth:`run` is
+    independent and ``last_trace`` is the latest one to finish.
+    """
+
+    def __init__(
+        self,
+        model: ModelGraph | str | bytes,
+        cloud: CloudClient | str | None = None,
+        costs: CostTable | None = None,
+        network: Network | str = "auto",
+        objective: str = "latency",
+        *,
+        deadline_ms: float | None = None,
+        energy_budget_mj: float | None = None,
+        cloud_budget_ms: float | None = None,
+        schedule: Schedule | Sequence[Sequence[Any]] | None = None,
+        force: str | None = None,
+        radio: Network | str = "wifi",
+        codec: str = "auto",
+        codec_level: int = 1,
+        quantize_bits: int | None = None,
+        executor: Any = None,
+        threads: int | None = None,
+        model_name: str | None = None,
+        request_slack: tuple[float, float] = (4.0, 250.0),
+        track_cloud_load: bool = True,
+        on_infeasible: str = "best",
+        lut_cells: tuple[int, int, int] = (16, 16, 4),
+        profile_max_group: int | None = 8,
+    ) -> None:
+        from .codec import CODECS
+        from .models import ModelGraph, load_model
+        from .models.executor import executor_for
+        from .server.protocol import model_digest
+        from .transport import CloudClient
+
+        self.graph: ModelGraph = model if isinstance(model, ModelGraph) else load_model(model)
+        g = self.graph
+        if isinstance(cloud, str):
+            cloud = CloudClient(cloud)
+        self.cloud: CloudClient | None = cloud
+        self.model_name = model_name or g.name
+        self.executor = executor if executor is not None else executor_for(g, threads=threads)
+        if objective not in ("latency", "energy"):
+            raise CostTableError(f"objective must be 'latency' or 'energy', got {objective!r}")
+        self.objective = objective
+        self.constraints: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("deadline_ms", deadline_ms),
+                ("energy_budget_mj", energy_budget_mj),
+                ("cloud_budget_ms", cloud_budget_ms),
+            )
+            if v is not None
+        }
+        if force not in (None, "mobile", "cloud"):
+            raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
+        if force is not None and schedule is not None:
+            raise CostTableError("give schedule or force, not both")
+        self.force = force
+        if isinstance(network, str) and network != "auto":
+            network = Network.preset(network)
+        if not (network == "auto" or isinstance(network, Network)):
+            raise CostTableError(f"network must be 'auto', a preset name or a Network, got {network!r}")
+        self.network = network
+        self.radio = Network.preset(radio) if isinstance(radio, str) else radio
+        if codec not in CODECS:
+            raise CodecError(f"unknown codec {codec!r}; choose one of {CODECS}")
+        self.codec = codec
+        self.codec_level = int(codec_level)
+        self.quantize_bits = quantize_bits
+        self.request_slack = (float(request_slack[0]), float(request_slack[1]))
+        self.track_cloud_load = track_cloud_load
+        if on_infeasible not in ("best", "raise"):
+            raise ValueError(f"on_infeasible must be 'best' or 'raise', got {on_infeasible!r}")
+        self.on_infeasible = on_infeasible
+        self.lut_cells = lut_cells
+        self.profile_max_group = profile_max_group
+        self.digest = model_digest(g)
+        self._costs = costs
+        if costs is not None and costs.n != g.n:
+            raise CostTableError(f"the cost table has {costs.n} layers, model {g.name!r} has {g.n}")
+        self._fixed: Schedule | None = None
+        if schedule is not None:
+            self._fixed = self._as_schedule(schedule)
+        self._lut: LookupTable | None = None
+        self._lut_rtt: float | None = None
+        self._lock = threading.RLock()
+        self._slowdown = 1.0
+        self._io = {t.name: t for t in g.inputs}
+        self.last_trace: Trace | None = None
+
+    # ------------------------------------------------------------ set-up
+    @property
+    def costs(self) -> CostTable:
+        """The cost table (profiled on first use when none was given)."""
+        if self._costs is None:
+            with self._lock:
+                if self._costs is None:
+                    self._costs = self._profile()
+        return self._costs
+
+    def _profile(self) -> CostTable:
+        from .codec import compress_costs, layer_samples, profile_codec
+        from .models.graph import uniform_feeds
+        from .profiler import profile
+
+        g = self.graph
+        logger.info("profiling %s (%d layers) for the session's cost table", g.name, g.n)
+        table = profile(g, self.executor, max_group=self.profile_max_group, repeats=3, progress=False)
+        if self.codec != "raw" or self.quantize_bits is not None:
+            samples = layer_samples(g, [uniform_feeds(g, 0)], executor=self.executor)
+            prof = profile_codec(samples, codec=self.codec, level=self.codec_level, quantize_bits=self.quantize_bits)
+            table = compress_costs(table, prof)
+        return table
+
+    @property
+    def lookup_table(self) -> LookupTable:
+        """The session's lookup table (built on first use over the default bandwidth and slowdown box)."""
+        with self._lock:
+            if self._lut is None:
+                self._lut = self._build_lut()
+            return self._lut
+
+    def _build_lut(self) -> LookupTable:
+        from .planner import LookupTable
+
+        radio = self._network_now()
+        self._lut_rtt = radio.rtt_ms
+        return LookupTable.build(
+            self.costs,
+            objective=self.objective,
+            network=radio,
+            up_mbps=DEFAULT_LUT_UP,
+            down_mbps=DEFAULT_LUT_DOWN,
+            cloud_slowdown=DEFAULT_LUT_SLOWDOWN if self.track_cloud_load else (1.0, 1.0),
+            cells=self.lut_cells if self.track_cloud_load else (self.lut_cells[0], self.lut_cells[1], 1),
+            cloud_keeps_tensors=False,  # the server is stateless: see docs/session.md
+            **self.constraints,
+        )
+
+    def _as_schedule(self, schedule: Schedule | Sequence[Sequence[Any]]) -> Schedule:
+        from .planner import Schedule
+
+        segs = schedule.segments if isinstance(schedule, Schedule) else tuple(tuple(s) for s in schedule)
+        n, pos = self.graph.n, 0
+        for seg in segs:
+            if len(seg) != 3 or seg[0] != pos or not (seg[0] <= seg[1] < n) or seg[2] not in ("mobile", "cloud"):
+                raise CostTableError(
+                    f"schedule segments must cover layers 0..{n - 1} in order as (first, last, platform); got {seg!r}"
+                )
+            pos = int(seg[1]) + 1
+        if pos != n:
+            raise CostTableError(f"schedule covers layers 0..{pos - 1}, the model has {n}")
+        return Schedule(segs, latency_ms=math.nan, mobile_energy_mj=math.nan, cloud_ms=math.nan, bytes_up=math.nan,
+                        bytes_down=math.nan, transfers=0, switches=0, solver="fixed")  # fmt: skip
+
+    # ------------------------------------------------------------ planning
+    def _network_now(self) -> Network:
+        """The network to plan on: the fixed one, or the estimate (with ``radio``'s power model)."""
+        if isinstance(self.network, Network):
+            return self.network
+        if self.cloud is None:
+            return self.radio
+        est = self.cloud.estimator
+        if est.rtt_ms is None and self.cloud.available:
+            try:
+                self.cloud.ping()
+            except TransportError:
+                pass  # the inference's own request meets the failure, falls back and records it
+        return est.network(self.radio)
+
+    def _evaluate(self, schedule: Schedule, network: Network, slowdown: float) -> Schedule:
+        """``schedule`` with its costs on ``network`` (as is when there is no cost table to evaluate on)."""
+        if self._costs is None:
+            return schedule
+        return schedule.evaluate(self._costs, network, cloud_slowdown=slowdown, cloud_keeps_tensors=False)
+
+    def _mobile_only(self, network: Network) -> Schedule:
+        from .planner import plan
+
+        if self._costs is None:  # no profiling just to run locally
+            return self._as_schedule([(0, self.graph.n - 1, "mobile")])
+        return plan(self.costs, network, objective=self.objective, force="mobile", cloud_keeps_tensors=False)
+
+    def plan(self) -> tuple[Schedule, str, Network, float]:
+        """The schedule the next inference would use: ``(schedule, source, network, cloud_slowdown)``."""
+        from .planner import plan
+
+        network = self._network_now()
+        slowdown = self._slowdown if self.track_cloud_load else 1.0
+        if self.cloud is None:
+            return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
+        if not self.cloud.available:
+            why = f"mobile-only: cloud down for {self.cloud.down_for:.1f} s ({self.cloud.last_error})"
+            return self._mobile_only(network), why, network, slowdown
+        if self._fixed is not None:
+            return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
+        kwargs: dict[str, Any] = {"objective": self.objective, "cloud_slowdown": slowdown, "cloud_keeps_tensors": False}
+        try:
+            if self.force is not None:
+                return plan(self.costs, network, force=self.force, **kwargs), "plan", network, slowdown
+            lut = self.lookup_table
+            if isinstance(self.network, str) and self._lut_rtt is not None and _drifted(self._lut_rtt, network.rtt_ms):
+                with self._lock:  # the table's radio (round trip included) is fixed when built
+                    self._lut = lut = self._build_lut()
+            return lut.query(network.up_mbps, network.down_mbps, slowdown), "lut", network, slowdown
+        except InfeasibleError as e:
+            if self.on_infeasible == "raise" or not self.constraints:
+                raise
+            best = plan(self.costs, network, **kwargs)
+            return best, f"plan (infeasible: {e.constraint or e}; unconstrained optimum)", network, slowdown
+
+    # ------------------------------------------------------------ running
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One inference: the model outputs by name (see the class docstring for what happens)."""
+        t_start = time.perf_counter()
+        g = self.graph
+        tensors: dict[str, Any] = {}
+        for name, info in self._io.items():
+            if name not in inputs:
+                raise ExecutionError(f"input {name!r} of model {g.name!r} is missing")
+            x = np.asarray(inputs[name])
+            if tuple(x.shape) != tuple(info.shape):
+                raise ExecutionError(f"input {name!r} has shape {x.shape}, model {g.name!r} expects {info.shape}")
+            tensors[name] = x
+        schedule, source, network, slowdown = self.plan()
+        t_planned = time.perf_counter()
+        trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
+        if math.isfinite(schedule.latency_ms):
+            trace.predicted_ms = schedule.latency_ms
+            trace.predicted_energy_mj = schedule.mobile_energy_mj
+        used_cloud = False
+        for first, last, platform in schedule.runs():
+            if platform == "mobile":
+                trace.steps.append(self._run_mobile(first, last, tensors))
+                continue
+            assert self.cloud is not None
+            try:
+                step = self._run_cloud(first, last, tensors, network, slowdown)
+            except (TransportError, CodecError) as e:
+                reason = f"{type(e).__name__}: {e}"
+                trace.backoff_s = self.cloud.mark_down(reason)
+                trace.fallback = reason
+                trace.steps.append(Step(first, last, "cloud", error=reason))
+                logger.warning("cloud failed at layers %d..%d (%s); finishing locally", first, last, reason)
+                trace.steps.append(self._run_mobile(first, g.n - 1, tensors, fallback=True))
+                break
+            trace.steps.append(step)
+            used_cloud = True
+        if used_cloud and trace.fallback is None:
+            assert self.cloud is not None
+            self.cloud.mark_up()
+        outputs = {t.name: tensors[t.name] for t in g.outputs}
+        trace.measured_ms = (time.perf_counter() - t_start) * 1e3
+        trace.energy_mj = self._energy(trace, network)
+        self.last_trace = trace
+        return outputs
+
+    __call__ = run
+
+    def _run_mobile(self, first: int, last: int, tensors: dict[str, Any], fallback: bool = False) -> Step:
+        t0 = time.perf_counter()
+        result = self.executor.run(self.graph, first, last, tensors)
+        ms = (time.perf_counter() - t0) * 1e3
+        tensors.update(result)
+        return Step(first, last, "mobile", ms=ms, compute_ms=ms, fallback=fallback)
+
+    def _run_cloud(self, first: int, last: int, tensors: dict[str, Any], network: Network, slowdown: float) -> Step:
+        from .codec import decode, encode, read_headers
+
+        g = self.graph
+        assert self.cloud is not None
+        ins, outs = g.slice_io(first, last)
+        t0 = time.perf_counter()
+        frame = encode(
+            {n: tensors[n] for n in ins}, codec=self.codec, level=self.codec_level, quantize_bits=self.quantize_bits
+        )
+        t1 = time.perf_counter()
+        expected = {n: g.tensor(n) for n in outs}
+        raw_out = sum(t.nbytes for t in expected.values())
+        predicted_cloud = self._predicted_cloud_ms(first, last)
+        deadline_s = None
+        if predicted_cloud is not None:
+            est_down = network.download_ms(raw_out)
+            step_ms = network.upload_ms(len(frame)) + predicted_cloud * slowdown + est_down + 2 * network.rtt_ms
+            deadline_s = (self.request_slack[0] * step_ms + self.request_slack[1]) / 1e3
+        resp = self.cloud.infer_slice(
+            self.model_name,
+            first,
+            last,
+            frame,
+            codec=self.codec,
+            level=self.codec_level,
+            quantize_bits=self.quantize_bits,
+            digest=self.digest,
+            deadline_s=deadline_s,
+            max_response_bytes=2 * raw_out + (1 << 16) + 64 * len(outs),
+        )
+        t2 = time.perf_counter()
+        heads = read_headers(resp.frame, max_bytes=raw_out)
+        got = {h.name: h for h in heads}
+        if set(got) != set(outs):
+            raise RemoteError(f"cloud returned tensors {sorted(got)} for layers {first}..{last}, expected {outs}", 200)
+        for h in heads:
+            want = expected[h.name]
+            dt = h.quant.dtype if h.quant is not None else h.dtype
+            if tuple(h.shape) != tuple(want.shape) or np.dtype(dt) != np.dtype(want.dtype):
+                raise RemoteError(f"cloud returned {h.name!r} as {np.dtype(dt)}{list(h.shape)}", 200)
+        result = decode(resp.frame, max_bytes=raw_out)
+        t3 = time.perf_counter()
+        tensors.update(result)
+        if self.track_cloud_load and predicted_cloud and resp.compute_ms > 0:
+            sample = resp.compute_ms / predicted_cloud
+            self._slowdown = min(100.0, max(0.05, 0.7 * self._slowdown + 0.3 * sample))
+        return Step(
+            first,
+            last,
+            "cloud",
+            ms=(t3 - t0) * 1e3,
+            compute_ms=resp.compute_ms,
+            bytes_up=resp.bytes_up,
+            bytes_down=resp.bytes_down,
+            encode_ms=(t1 - t0) * 1e3,
+            decode_ms=(t3 - t2) * 1e3,
+            server_ms=resp.server_ms,
+            network_ms=resp.wall_ms - resp.server_ms,
+            codec_up=_codecs(read_headers(frame, max_bytes=1 << 62)),
+            codec_down=_codecs(heads),
+        )
+
+    def _predicted_cloud_ms(self, first: int, last: int) -> float | None:
+        """Cloud compute of layers ``first..last`` per the cost table (single layers summed if not offered)."""
+        if self._costs is None:
+            return None
+        t = float(self._costs.cloud_ms[first, last])
+        if not math.isfinite(t):
+            t = float(sum(self._costs.cloud_ms[i, i] for i in range(first, last + 1)))
+        return t
+
+    def _energy(self, trace: Trace, network: Network) -> float | None:
+        """Mobile energy estimate: measured mobile compute at the table's power, plus radio energy of the bytes."""
+        power = self._power_mw()
+        if power is None:
+            return None
+        mobile_ms = sum(s.compute_ms for s in trace.steps if s.platform == "mobile")
+        codec_ms = sum(s.encode_ms + s.decode_ms for s in trace.steps if s.platform == "cloud")
+        radio = network.upload_mj(trace.bytes_up) + network.download_mj(trace.bytes_down)
+        return (mobile_ms + codec_ms) * power / 1e3 + radio
+
+    def _power_mw(self) -> float | None:
+        c = self._costs
+        if c is None:
+            return None
+        ms, mj = float(c.mobile_ms[0, 0]), float(c.mobile_mj[0, 0])
+        return mj / ms * 1e3 if ms > 0 else None
+
+    # ------------------------------------------------------------ helpers
+    def probe(self, repeats: int = 1) -> None:
+        """Measure the link with real split requests (the model inputs, layer 0 on the cloud), results discarded.
+
+        Useful before the first inference with ``network="auto"``, and when
+        the schedule stays on the mobile (no transfers, so nothing to measure).
+        """
+        from .codec import encode
+        from .models.graph import uniform_feeds
+
+        if self.cloud is None:
+            return
+        feeds = uniform_feeds(self.graph, 0)
+        ins = self.graph.slice_io(0, 0)[0]
+        frame = encode({n: feeds[n] for n in ins}, codec="raw")
+        self.cloud.ping()  # opens the connection (a handshake is no bandwidth sample) and measures the round trip
+        for _ in range(repeats):
+            self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
+
+    def close(self) -> None:
+        """Close the cloud client's connections, a client passed in included (shared clients: close them once)."""
+        if self.cloud is not None:
+            self.cloud.close()
+
+    def __enter__(self) -> JointSession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.cloud.url if self.cloud is not None else "no cloud"
+        return f"JointSession({self.graph.name!r}, {where}, objective={self.objective!r})"
+
+
+def _drifted(built: float, now: float) -> bool:
+    """Whether a round-trip estimate moved enough from the one a table was built with to rebuild it."""
+    return abs(now - built) > max(1.0, 0.5 * built)
+
+
+def _codecs(entries: Sequence[Any]) -> str:
+    seen: list[str] = []
+    for e in entries:
+        if e.codec not in seen:
+            seen.append(e.codec)
+    return "+".join(seen)

@@ -1,0 +1,168 @@
+"""Fixtures for the server, transport, session and demo tests: real uvicorn servers on 127.0.0.1.
+
+``cloud`` is one server for the whole run, in a background thread, serving
+tiny zoo models (a chain, two DAGs, and a TFLite model) behind a bearer
+token. ``spawn_server`` starts a server as a separate process (through the
+``jointdnn-edge serve`` command) that a test may kill. Nothing here targets
+any address but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from jointdnn_edge.models.graph import ModelGraph
+
+TOKEN = "test-token-0123456789"
+#: Limits of the shared server: small enough that tests can exceed them cheaply.
+MAX_BODY = 4 << 20
+MAX_JSON = 1 << 20
+MAX_DECODED = 16 << 20
+
+
+@dataclass
+class Cloud:
+    """The shared test server: its URL, token, models (by served name) and app."""
+
+    url: str
+    token: str
+    models: dict[str, ModelGraph]
+    app: Any
+
+    def client(self, **kwargs: Any) -> Any:
+        """A new :class:`CloudClient` of this server (with the token unless ``token=`` is given)."""
+        from jointdnn_edge.transport import CloudClient
+
+        kwargs.setdefault("token", self.token)
+        return CloudClient(self.url, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def session_models() -> dict[str, ModelGraph]:
+    """Tiny zoo models by served name: alexnet (chain), resnet and pix2pix (DAGs), alexnet_tflite."""
+    from jointdnn_edge import zoo
+    from jointdnn_edge.models import load_model
+
+    return {
+        "alexnet": zoo.load("alexnet", size="tiny"),
+        "resnet": zoo.load("resnet", size="tiny"),
+        "pix2pix": zoo.load("pix2pix", size="tiny"),
+        "alexnet_tflite": load_model(zoo.build("alexnet", "tflite", size="tiny"), name="alexnet_tflite"),
+    }
+
+
+@pytest.fixture(scope="session")
+def cloud(session_models: dict[str, ModelGraph]) -> Iterator[Cloud]:
+    """A real uvicorn server on a free 127.0.0.1 port for the whole test run."""
+    from jointdnn_edge.server import BackgroundServer, Limits, create_app
+
+    limits = Limits(
+        max_body_bytes=MAX_BODY, max_json_bytes=MAX_JSON, max_decoded_bytes=MAX_DECODED, max_concurrency=4, max_queue=64
+    )
+    app = create_app(session_models, token=TOKEN, limits=limits, threads=1)
+    with BackgroundServer(app) as server:
+        yield Cloud(server.url, TOKEN, session_models, app)
+
+
+@pytest.fixture(scope="session")
+def reference() -> Callable[[ModelGraph, Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
+    """``reference(graph, feeds)``: the local whole-model outputs (the oracle of every split test)."""
+    from jointdnn_edge.models.executor import executor_for
+
+    executors: dict[int, Any] = {}
+
+    def run(graph: ModelGraph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ex = executors.setdefault(id(graph), executor_for(graph, threads=1))
+        return ex.run_model(graph, feeds)
+
+    return run
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``jointdnn-edge serve`` in a child process on 127.0.0.1; :meth:`kill` stops it at once (SIGKILL)."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            sys.executable,
+            "-c",
+            "from jointdnn_edge.cli import main; main()",
+            "serve",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        env = {k: v for k, v in os.environ.items() if k != "JOINTDNN_EDGE_TOKEN"}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 90.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"server process exited with {self.proc.returncode}: {err}")
+            try:
+                if httpx.get(self.url + "/v2/health/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("server process did not become ready")
+
+    def kill(self) -> None:
+        """SIGKILL the server and wait until it is gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
+    """``spawn_server(*serve_args)``: a server process, killed at the end of the test if still running."""
+    started: list[ServerProcess] = []
+
+    def spawn(*args: str) -> ServerProcess:
+        p = ServerProcess(*args)
+        started.append(p)
+        return p
+
+    yield spawn
+    for p in started:
+        p.kill()
+
+
+def assert_close(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) -> None:
+    """Outputs equal up to the slicing tolerance (1e-5 relative to the output's largest magnitude)."""
+    assert set(got) == set(want)
+    for name, w in want.items():
+        g = np.asarray(got[name])
+        assert g.shape == w.shape and g.dtype == w.dtype, name
+        scale = float(np.abs(w).max()) or 1.0
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale, err_msg=name)

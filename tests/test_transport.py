@@ -1,0 +1,236 @@
+"""The transport: bandwidth estimation, link emulation, typed errors, retries and back-off.
+
+Estimator values are checked against numbers computed by hand; everything
+else talks to real uvicorn servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fixtures_session import assert_close
+from jointdnn_edge import (
+    AuthError,
+    CloudUnavailableError,
+    DeadlineExceededError,
+    Network,
+    RemoteError,
+    TransportError,
+    codec,
+)
+from jointdnn_edge.models.graph import uniform_feeds
+from jointdnn_edge.transport import BandwidthEstimator, CloudClient, Emulation
+
+
+# ------------------------------------------------------------------ estimator
+def test_estimator_is_a_decayed_harmonic_mean() -> None:
+    est = BandwidthEstimator(window=4, decay=0.5, min_bytes=1000)
+    assert est.up_mbps is None and est.down_mbps is None and est.rtt_ms is None
+    # 10, 20, 40 Mbit/s: 1 MB in 0.8 s, 0.4 s, 0.2 s
+    for seconds in (0.8, 0.4, 0.2):
+        assert est.add_transfer("up", 1_000_000, seconds)
+    # newest first: 40 (w=1), 20 (w=0.5), 10 (w=0.25) -> 1.75 / (1/40 + 0.5/20 + 0.25/10) = 23.33...
+    assert est.up_mbps == pytest.approx(1.75 / (1 / 40 + 0.5 / 20 + 0.25 / 10))
+    assert est.up_mbps == pytest.approx(70 / 3)
+    assert est.down_mbps is None  # directions are separate
+
+
+def test_estimator_window_small_transfers_and_outliers() -> None:
+    est = BandwidthEstimator(window=3, decay=1.0, min_bytes=10_000)
+    assert not est.add_transfer("down", 9_999, 0.001)  # latency-dominated: not a sample
+    assert not est.add_transfer("down", 50_000, 0.0)  # no time measured: not a sample
+    for _ in range(3):
+        est.add_transfer("down", 125_000, 0.1)  # 10 Mbit/s
+    assert est.down_mbps == pytest.approx(10.0)
+    # one burst that looked 100x faster moves a harmonic mean little (an arithmetic mean would say 40)
+    est.add_transfer("down", 125_000, 0.001)  # 1000 Mbit/s; window keeps the last three
+    assert est.down_mbps == pytest.approx(3 / (1 / 10 + 1 / 10 + 1 / 1000))
+    assert est.down_mbps < 15.1
+    # the window forgets: three fresh 2 Mbit/s samples are all that count
+    for _ in range(3):
+        est.add_transfer("down", 125_000, 0.5)
+    assert est.down_mbps == pytest.approx(2.0)
+
+
+def test_estimator_rtt_median_and_network() -> None:
+    est = BandwidthEstimator(window=5)
+    for ms in (10, 12, 500, 11, 9):  # one stall does not move a median
+        est.add_rtt(ms / 1e3)
+    assert est.rtt_ms == pytest.approx(11.0)
+    assert not est.add_rtt(float("nan"))
+    radio = Network.preset("4g")
+    net = est.network(radio)
+    # no bandwidth samples: the radio's bandwidths; rtt per switch is half a round trip
+    assert (net.up_mbps, net.down_mbps, net.rtt_ms) == (radio.up_mbps, radio.down_mbps, 5.5)
+    assert (net.alpha_up, net.beta) == (radio.alpha_up, radio.beta)
+    est.add_transfer("up", 1_000_000, 1.0)
+    assert est.network(radio).up_mbps == pytest.approx(8.0)
+    est.reset()
+    assert est.counts() == {"up": 0, "down": 0, "rtt": 0}
+
+
+def test_estimator_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError):
+        BandwidthEstimator(window=0)
+    with pytest.raises(ValueError):
+        BandwidthEstimator(decay=0.0)
+    with pytest.raises(ValueError):
+        BandwidthEstimator().add_transfer("sideways", 1e6, 1.0)
+    with pytest.raises(ValueError):
+        Emulation(up_mbps=-1.0)
+
+
+# ------------------------------------------------------------------ client on the shared server
+def _slice_frame(cloud: Any, name: str = "alexnet") -> tuple[Any, dict[str, np.ndarray], bytes]:
+    g = cloud.models[name]
+    feeds = uniform_feeds(g, 2)
+    return g, feeds, codec.encode(feeds)
+
+
+def test_split_request_and_connection_reuse(cloud: Any) -> None:
+    from jointdnn_edge.models.executor import executor_for
+    from jointdnn_edge.server.protocol import model_digest
+
+    g, feeds, frame = _slice_frame(cloud)
+    want = executor_for(g, threads=1).run(g, 0, 9, feeds)
+    with cloud.client() as client:
+        for _ in range(4):
+            resp = client.infer_slice("alexnet", 0, 9, frame, codec="sparse", digest=model_digest(g))
+            assert_close(codec.decode(resp.frame), want)
+            assert resp.bytes_up > len(frame) and resp.bytes_down > len(resp.frame)
+            assert resp.server_ms >= resp.compute_ms >= 0 and resp.wall_ms >= resp.server_ms
+            assert resp.attempts == 1
+        # keep-alive: four requests, one connection
+        assert len(client._streams) == 1
+        # whole-model convenience request (standard protocol)
+        out = client.infer("alexnet", feeds)
+        assert np.array_equal(out["prob"], executor_for(g, threads=1).run_model(g, feeds)["prob"])
+        assert client.model_metadata("alexnet")["parameters"]["jointdnn_digest"] == model_digest(g)
+        assert client.ping() >= 0 and client.estimator.rtt_ms is not None
+
+
+def test_typed_errors(cloud: Any) -> None:
+    frame = _slice_frame(cloud)[2]
+    with cloud.client(token="wrong") as client:
+        with pytest.raises(AuthError) as e:
+            client.infer_slice("alexnet", 0, 1, frame)
+        assert e.value.status == 403 and "invalid bearer token" in str(e.value)
+    with cloud.client(token=None) as client:
+        with pytest.raises(AuthError) as e:
+            client.model_metadata("alexnet")
+        assert e.value.status == 401
+    with cloud.client() as client:
+        with pytest.raises(RemoteError) as e:
+            client.infer_slice("nope", 0, 1, frame)
+        assert e.value.status == 404 and "unknown model 'nope'" in str(e.value)
+        with pytest.raises(RemoteError) as e:
+            client.infer_slice("alexnet", 0, 99, frame)
+        assert e.value.status == 422 and "outside 0..20" in str(e.value)
+        with pytest.raises(RemoteError) as e:
+            client.infer_slice("alexnet", 0, 1, frame, digest="sha256:other")
+        assert e.value.status == 409
+        with pytest.raises(RemoteError, match="larger than"):
+            client.infer_slice("alexnet", 0, 1, frame, max_response_bytes=100)
+    assert issubclass(AuthError, TransportError) and issubclass(DeadlineExceededError, TransportError)
+
+
+def test_refused_connection_is_retried_then_reported() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = CloudClient(f"http://127.0.0.1:{port}", retries=2)
+    with pytest.raises(CloudUnavailableError, match="cannot reach"):
+        client.infer_slice("m", 0, 0, b"")
+    client.close()
+
+
+def test_backoff_doubles_and_is_capped_and_resets() -> None:
+    client = CloudClient("http://127.0.0.1:9", backoff=(1.0, 5.0))
+    assert client.available
+    assert [client.mark_down("x") for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert not client.available and 0 < client.down_for <= 5.0 and client.last_error == "x"
+    client.mark_up()
+    assert client.available and client.mark_down("y") == 1.0
+    client.close()
+
+
+def test_deadline_is_enforced_on_a_slow_server(session_models: Any) -> None:
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["alexnet"]
+    app = create_app({"alexnet": g}, slowdown=5000.0, threads=1)  # every request computes for a long while
+    frame = codec.encode(uniform_feeds(g, 0))
+    with BackgroundServer(app) as server, CloudClient(server.url) as client:
+        client.ping()  # connection open: the deadline below covers only the request
+        with pytest.raises(DeadlineExceededError, match="no answer within 50 ms"):
+            client.infer_slice("alexnet", 0, 20, frame, deadline_s=0.05)
+
+
+def test_emulated_link_paces_transfers_and_the_estimator_measures_it(cloud: Any) -> None:
+    feeds = _slice_frame(cloud, "pix2pix")[1]
+    frame = codec.encode(feeds, codec="raw")  # 786 KB
+    up = 40.0  # Mbit/s
+    with cloud.client(emulate=Emulation(up_mbps=up, down_mbps=None)) as client:
+        client.ping()
+        resp = client.infer_slice("pix2pix", 0, 0, frame, codec="raw")
+        # pacing guarantees the upload takes at least bytes * 8 / rate
+        assert resp.wall_ms >= resp.bytes_up * 8 / (up * 1e3)
+        assert resp.up_ms + resp.server_ms + resp.down_ms <= resp.wall_ms + 1e-6
+        est = client.estimator.up_mbps
+        assert est is not None and est <= up * 1.05  # cannot look faster than the emulated link
+    assert Emulation.of(Network.preset("3g")) == Emulation(1.1, 2.0275, 0.0)
+
+
+def test_503_is_retried_only_within_the_retry_budget(session_models: Any) -> None:
+    import threading
+    import time
+
+    from jointdnn_edge.server import BackgroundServer, Limits, create_app
+
+    g = session_models["alexnet"]
+    app = create_app({"alexnet": g}, limits=Limits(max_concurrency=1, max_queue=0), slowdown=2000.0, threads=1)
+    frame = codec.encode(uniform_feeds(g, 0))
+    with BackgroundServer(app) as server, CloudClient(server.url, retries=0) as client:
+        t = threading.Thread(target=lambda: client.infer_slice("alexnet", 0, 20, frame))
+        t.start()
+        while app.state.jointdnn.pending == 0 and t.is_alive():
+            time.sleep(0.005)
+        with pytest.raises(RemoteError) as e:
+            client.infer_slice("alexnet", 0, 20, frame)
+        assert e.value.status == 503
+        t.join()
+
+
+def test_tls_through_uvicorn_options(session_models: Any, tmp_path: Any) -> None:
+    """The server speaks HTTPS with uvicorn's ssl options; the client verifies it against a given CA."""
+    import shutil
+    import ssl
+    import subprocess
+
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    g = session_models["alexnet"]
+    app = create_app({"alexnet": g}, token="tls-token", threads=1)
+    frame = codec.encode(uniform_feeds(g, 0))
+    with BackgroundServer(app, ssl_keyfile=str(key), ssl_certfile=str(cert)) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        trusted = ssl.create_default_context(cafile=str(cert))
+        with CloudClient(server.url, token="tls-token", verify=trusted) as client:
+            resp = client.infer_slice("alexnet", 0, 3, frame)
+            assert list(codec.decode(resp.frame)) == g.slice_io(0, 3)[1]
+        with CloudClient(server.url, token="tls-token", retries=0) as client:  # the system CAs do not know it
+            with pytest.raises(CloudUnavailableError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+                client.infer_slice("alexnet", 0, 3, frame)
