@@ -165,8 +165,10 @@ def test_infeasible_region_raises_in_every_cell_it_covers():
     assert lut.query(20.0, 40.0).latency_ms <= deadline * (1 + 1e-9)
 
 
-def test_table_built_natively_is_read_by_the_pure_python_fallback_without_numpy(tmp_path):
-    """The same file works on a phone without numpy or the native module (Android plan-only mode)."""
+@pytest.mark.parametrize("pure", ["1", "0"], ids=["native-hidden", "native-present"])
+def test_table_built_natively_is_read_without_numpy(tmp_path, pure):
+    """The same file works on a phone without numpy (Android plan-only mode), with or without the native module;
+    the points outside the box are solved on the embedded cost table."""
     _costs, lut = _table(deadline_ms=1e9)
     path = tmp_path / "t.lut"
     lut.save(path)
@@ -177,13 +179,13 @@ import sys
 sys.modules['numpy'] = None  # importing numpy now fails
 from jointdnn_edge.planner.lut import LookupTable
 from jointdnn_edge.planner import native_available
-assert not native_available()
+assert {pure!r} == "0" or not native_available()
 lut = LookupTable.load({str(path)!r})
 for u, d in {probe!r}:
     s = lut.query(u, d)
     print(repr(s.latency_ms), s.segments)
 """
-    env = dict(os.environ, JOINTDNN_EDGE_PURE="1")
+    env = dict(os.environ, JOINTDNN_EDGE_PURE=pure)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     lines = out.stdout.strip().splitlines()
     for line, s in zip(lines, expected):
@@ -219,3 +221,45 @@ def test_stateless_tables_answer_for_a_stateless_cloud_and_keep_the_flag_in_the_
     for up, down in [(0.3, 0.7), (5.0, 9.0), (80.0, 190.0), (400.0, 900.0)]:
         direct = plan(costs, net.with_bandwidth(up, down), cloud_keeps_tensors=False)
         assert close(back.query(up, down).latency_ms, direct.latency_ms)
+
+
+def _queries_match_plan(lut: LookupTable, costs: CostTable, network: Network, seed: int, **kw) -> None:
+    """Answers at random points of the table's box equal a direct plan() there."""
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        up = math.exp(rng.uniform(math.log(lut.up_mbps[0]), math.log(lut.up_mbps[1])))
+        down = math.exp(rng.uniform(math.log(lut.down_mbps[0]), math.log(lut.down_mbps[1])))
+        got = lut.query(up, down)
+        want = plan(costs, network.with_bandwidth(up, down), **kw)
+        assert close(got.latency_ms, want.latency_ms), (up, down, got.segments, want.segments)
+
+
+def test_cells_over_the_work_budget_fall_back_to_exact_solves_alike_in_both_builds():
+    costs = random_costs(np.random.default_rng(5), 7, dag=True)
+    kw = dict(network="wifi", up_mbps=(0.1, 1000.0), down_mbps=(0.1, 1000.0), cells=(3, 3, 1))
+    tables = [LookupTable.build(costs, solver="python", cell_work_budget=60, **kw)]
+    if native_available():
+        tables.append(LookupTable.build(costs, solver="native", cell_work_budget=60, **kw))
+        assert tables[0].status == tables[1].status and tables[0].offsets == tables[1].offsets
+    unbudgeted = LookupTable.build(costs, solver="python", **kw)
+    assert unbudgeted.stats()["solve_cells"] == 0
+    solve_cells = tables[0].stats()["solve_cells"]
+    assert 0 < solve_cells < 9, "the budget should cut some cells, not all"
+    for lut in tables:
+        _queries_match_plan(lut, costs, Network.preset("wifi"), seed=3)
+
+
+@pytest.mark.skipif(not native_available(), reason="a wide-cell build is slow in pure Python")
+def test_wide_cells_on_an_additive_cost_table_build_and_answer_exactly():
+    """Regression: 4 x 4 cells over 0.1-1000 Mbit/s once took minutes to enumerate (groups cost the sum of layers)."""
+    rng = np.random.default_rng(1)
+    n = 21
+    mobile = rng.uniform(2.0, 20.0, n)
+    out = np.round(rng.uniform(2e3, 4e5, n) * np.linspace(1.0, 0.05, n))
+    costs = CostTable.from_layers(mobile, mobile / 10, out, 6e5, mobile_power_mw=2500.0, max_group=8)
+    for keeps in (True, False):
+        lut = LookupTable.build(
+            costs, network="wifi", up_mbps=(0.1, 1000.0), down_mbps=(0.1, 1000.0), cells=(4, 4, 1),
+            cloud_keeps_tensors=keeps,
+        )  # fmt: skip
+        _queries_match_plan(lut, costs, Network.preset("wifi"), seed=7, cloud_keeps_tensors=keeps)

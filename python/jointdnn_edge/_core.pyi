@@ -77,10 +77,12 @@ class Problem:
         cells: list[int],
         force: str | None = None,
         max_candidates: int = 256,
+        max_work: int = 16777216,
     ) -> list[tuple[int, list[tuple[_Segments, _Usage, int]]]]:
         """Builds lookup-table cells in parallel: per cell ``(status, [(segments, usage, transfers), ...])``.
 
         ``radio`` is ``(alpha_up, alpha_down, beta, rtt_ms)``; status 0 exact, 1 solve directly, 2 infeasible.
+        A cell whose enumeration needs more than ``max_work`` label comparisons gets status 1.
         """
 
 @final

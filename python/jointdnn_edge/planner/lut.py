@@ -123,6 +123,7 @@ class LookupTable:
         force: str | None = None,
         phase: str = "inference",
         max_candidates: int = 256,
+        cell_work_budget: int = ref.CELL_MAX_WORK,
         embed_costs: bool = True,
         solver: str = "auto",
         progress: Callable[[int, int], None] | bool = False,
@@ -137,6 +138,12 @@ class LookupTable:
         the cost table in the file so that cells and points the table cannot
         answer alone are solved exactly. ``cloud_keeps_tensors`` as in
         :func:`jointdnn_edge.plan` (False for a stateless cloud server).
+
+        A cell stores at most ``max_candidates`` schedules and its enumeration
+        may spend at most ``cell_work_budget`` label comparisons (tens of
+        milliseconds natively); a cell over either limit is answered by a
+        direct exact solve at query time (``stats()["solve_cells"]``). Cells
+        spanning a wide range of bandwidths hit these limits: use more cells.
         """
         from . import _prepare
 
@@ -156,6 +163,8 @@ class LookupTable:
                 raise CostTableError(f"{name} must be a (lo, hi) pair with 0 < lo <= hi, got {r!r}")
         if len(cells) != 3 or any(int(c) < 1 for c in cells):
             raise CostTableError(f"cells must be three positive counts, got {cells!r}")
+        if int(cell_work_budget) < 0 or int(max_candidates) < 0:
+            raise CostTableError("cell_work_budget and max_candidates must be >= 0")
         constraints = []
         for (arg, metric), value in zip(_CONSTRAINT_ARGS, (deadline_ms, energy_budget_mj, cloud_budget_ms)):
             if value is not None:
@@ -173,6 +182,7 @@ class LookupTable:
             cells=(int(cells[0]), int(cells[1]), int(cells[2])),
             force=force,
             max_candidates=max_candidates,
+            max_work=int(cell_work_budget),
         )
         axes = spec.axes()
         total = spec.num_cells()
@@ -200,6 +210,7 @@ class LookupTable:
                         ids,
                         force,
                         max_candidates,
+                        spec.max_work,
                     )
                 )
                 report(len(results))
@@ -298,6 +309,11 @@ class LookupTable:
         if best is None:
             raise InfeasibleError("no stored schedule meets the constraints here (and no cost table is embedded)")
         return best
+
+    @property
+    def embedded_costs(self) -> dict[str, Any] | None:
+        """The cost table stored in the file (as :meth:`CostTable.to_dict` gives it), or None when not embedded."""
+        return self._costs_dict
 
     # ----------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
@@ -472,14 +488,20 @@ class _Reader:
 def _embedded_solver(d: dict[str, Any], cloud_keeps_tensors: bool) -> Callable[..., tuple[Any, Any, int, str]]:
     """A solve function over an embedded cost table: native when available, else pure Python."""
     mod = native_module()
+    prob = None
     if mod is not None:
-        from ..costs import CostTable
-        from . import _native_problem
+        try:  # the native path needs numpy (CostTable); a phone without it uses the pure-Python solver
+            from ..costs import CostTable
+            from . import _native_problem
 
-        prob = _native_problem(CostTable.from_dict(d), cloud_keeps_tensors)
+            prob = _native_problem(CostTable.from_dict(d), cloud_keeps_tensors)
+        except ImportError:
+            prob = None
+    if prob is not None:
+        native_prob = prob
 
         def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
-            segs, u, k, _ = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
+            segs, u, k, _ = native_prob.solve(objective, tuple(link), slowdown, force=force, **kw)
             return segs, u, k, "native"
 
         return native

@@ -45,6 +45,9 @@ MAX_WIDTH = 31
 MAX_STATES = 1 << 21
 MAX_TRANSITIONS = 1 << 22
 DEFAULT_MAX_LABELS = 2_000_000
+DEFAULT_MAX_WORK = 2_000_000_000
+#: Dominance comparisons one lookup-table cell may spend before it is answered by direct solves.
+CELL_MAX_WORK = 1 << 24
 
 Segments = list[tuple[int, int, str]]
 
@@ -375,6 +378,7 @@ class LabelProblem:
     constraints: list[tuple[list[float], float]] = field(default_factory=list)
     objective_cap: float = math.inf
     max_labels: int = DEFAULT_MAX_LABELS
+    max_work: int = DEFAULT_MAX_WORK
 
 
 #: Relative slack when comparing label vectors: the same totals summed in another order may differ in the last bits.
@@ -400,6 +404,7 @@ def label_search(lp: LabelProblem, mode: str) -> list[tuple[list[int], list[floa
     lb_obj = bound_of(lp.objective)
     lb_con = [bound_of(f) for f, _ in lp.constraints]
     cap = lp.objective_cap
+    work = 0  # dominance comparisons, counted as search.rs counts them
     # arena of labels: (vector, previous label, transition)
     vec: list[list[float]] = [[0.0] * d]
     prev: list[int] = [-1]
@@ -431,6 +436,12 @@ def label_search(lp: LabelProblem, mode: str) -> list[tuple[list[int], list[floa
                 elif not within(obj_lb, cap):
                     continue
                 here = alive[to]
+                work += len(here)
+                if work > lp.max_work:
+                    raise SolverError(
+                        f"the exact constrained search exceeded its budget of {lp.max_work} label comparisons; "
+                        'loosen the constraints, offer fewer group lengths, or use solver="ilp"'
+                    )
                 if any(_le(vec[m], v, d) for m in here):
                     continue
                 here[:] = [m for m in here if not _le(v, vec[m], d)]
@@ -487,6 +498,7 @@ class Request:
     cloud_budget_ms: float | None = None
     force: str | None = None
     max_labels: int = DEFAULT_MAX_LABELS
+    max_work: int = DEFAULT_MAX_WORK
 
     def constraints(self) -> list[tuple[str, str, float]]:
         out = []
@@ -546,6 +558,7 @@ def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
         constraints=[([1.0 if j == k + 1 else 0.0 for j in range(dim)], b) for k, (_, _, b) in enumerate(constraints)],
         objective_cap=incumbent[0] if incumbent else math.inf,
         max_labels=req.max_labels,
+        max_work=req.max_work,
     )
     res = label_search(lp, "best")
     if res:
@@ -577,6 +590,7 @@ class LutSpec:
     force: str | None = None
     max_candidates: int = 256
     max_labels: int = DEFAULT_MAX_LABELS
+    max_work: int = CELL_MAX_WORK
 
     def axes(self) -> tuple[int, int, int]:
         def k(r: tuple[float, float], c: int) -> int:
@@ -656,6 +670,7 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> tuple[int, list[tuple[Segm
         constraints=constraints,
         objective_cap=cap,
         max_labels=spec.max_labels,
+        max_work=spec.max_work,
     )
     try:
         found = label_search(lp, "all")

@@ -21,9 +21,11 @@
 //! and a query evaluates them at the query point and takes the best
 //! feasible one: the exact optimum, at every point of the box, not only at
 //! grid points. When the problem is infeasible at `x_hi` the band is
-//! unbounded; if it then holds more than `max_candidates` schedules the
-//! cell is marked [`CellStatus::Solve`] and queries there fall back to a
-//! direct exact solve. A cell infeasible at `x_lo` is infeasible throughout.
+//! unbounded. A cell whose band holds more than `max_candidates` schedules,
+//! or whose enumeration costs more than `max_work` dominance comparisons (a
+//! cell spanning a wide range of bandwidths), is marked
+//! [`CellStatus::Solve`]: queries there fall back to a direct exact solve.
+//! A cell infeasible at `x_lo` is infeasible throughout.
 
 use rayon::prelude::*;
 
@@ -32,6 +34,9 @@ use crate::plan::{solve, Request};
 use crate::problem::{reduce, reduced_weights, Metric, Network, Platform, Point, Usage, RDIMS};
 use crate::search::{label_search, within, Force, Functional, LabelProblem, Mode, MAX_D};
 use crate::structure::StateGraph;
+
+/// Default [`LutSpec::max_work`]: some tens of milliseconds per cell.
+pub const CELL_MAX_WORK: u64 = 1 << 24;
 
 /// What a lookup table is built for.
 #[derive(Clone, Debug)]
@@ -49,6 +54,9 @@ pub struct LutSpec {
     pub force: Force,
     pub max_candidates: usize,
     pub max_labels: usize,
+    /// Dominance comparisons one cell's enumeration may spend before the cell is marked
+    /// [`CellStatus::Solve`] (a wide cell's band can hold a huge number of schedules).
+    pub max_work: u64,
 }
 
 impl LutSpec {
@@ -246,6 +254,7 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
         constraints,
         objective_cap: cap,
         max_labels: spec.max_labels,
+        max_work: spec.max_work,
     };
     match label_search(&lp, Mode::All) {
         Ok(found) if found.is_empty() => Ok(CellResult {

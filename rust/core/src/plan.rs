@@ -11,6 +11,9 @@ use crate::structure::StateGraph;
 /// Default cap on labels kept by the exact constrained search.
 pub const DEFAULT_MAX_LABELS: usize = 2_000_000;
 
+/// Default cap on the dominance comparisons of one exact constrained search (seconds of work).
+pub const DEFAULT_MAX_WORK: u64 = 2_000_000_000;
+
 /// What to optimise, under which conditions and constraints.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -22,6 +25,7 @@ pub struct Request {
     pub cloud_budget_ms: Option<f64>,
     pub force: Force,
     pub max_labels: usize,
+    pub max_work: u64,
 }
 
 impl Request {
@@ -36,6 +40,7 @@ impl Request {
             cloud_budget_ms: None,
             force: Force::None,
             max_labels: DEFAULT_MAX_LABELS,
+            max_work: DEFAULT_MAX_WORK,
         }
     }
 
@@ -184,6 +189,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
             .collect(),
         objective_cap: incumbent.as_ref().map_or(f64::INFINITY, |(v, _)| *v),
         max_labels: req.max_labels,
+        max_work: req.max_work,
     };
     let found = label_search(&lp, Mode::Best)?;
     if let Some(f) = found.into_iter().next() {

@@ -190,6 +190,9 @@ pub struct LabelProblem<'a> {
     pub objective_cap: f64,
     /// Stop with [`PlanError::TooLarge`] past this many labels.
     pub max_labels: usize,
+    /// Stop with [`PlanError::TooLarge`] past this many dominance comparisons: the search's
+    /// running time, counted the same way by the pure-Python mirror so both stop alike.
+    pub max_work: u64,
 }
 
 /// A complete schedule found by [`label_search`].
@@ -245,6 +248,7 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
     let lb_con: Vec<Vec<f64>> = lp.constraints.iter().map(|(f, _)| bound_of(f)).collect();
 
     let mut cap = lp.objective_cap;
+    let mut work: u64 = 0;
     let mut arena: Vec<Label> = vec![Label {
         v: [0.0; MAX_D],
         prev: u32::MAX,
@@ -302,6 +306,14 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
                 }
                 // Dominance at the target state.
                 let here = &mut alive[to];
+                work += here.len() as u64;
+                if work > lp.max_work {
+                    return Err(PlanError::TooLarge(format!(
+                        "the exact constrained search exceeded its budget of {} label comparisons; loosen the \
+                         constraints, offer fewer group lengths, or use solver=\"ilp\"",
+                        lp.max_work
+                    )));
+                }
                 let mut dominated = false;
                 here.retain(|&m| {
                     if dominated {

@@ -2,7 +2,7 @@
 //! chains and DAGs (a small deterministic generator: no external crates).
 
 use crate::evaluate::{all_schedules, evaluate};
-use crate::lut::{build_cells, Answer, CellStatus, LutIndex, LutSpec};
+use crate::lut::{build_cells, Answer, CellStatus, LutIndex, LutSpec, CELL_MAX_WORK};
 use crate::plan::{solve, Request, DEFAULT_MAX_LABELS};
 use crate::problem::{dot, reduce, weights, CostData, Metric, Network, Point, Usage};
 use crate::search::{within, Force};
@@ -262,6 +262,7 @@ fn lookup_table_answers_exactly_between_grid_points() {
             force: Force::None,
             max_candidates: 10_000,
             max_labels: DEFAULT_MAX_LABELS,
+            max_work: CELL_MAX_WORK,
         };
         let cells: Vec<usize> = (0..spec.num_cells()).collect();
         let built = build_cells(&g, &spec, &cells).unwrap();
@@ -339,6 +340,7 @@ fn outside_the_box_the_table_defers_to_a_solve() {
         force: Force::None,
         max_candidates: 100,
         max_labels: DEFAULT_MAX_LABELS,
+        max_work: CELL_MAX_WORK,
     };
     assert_eq!(spec.axes(), [2, 2, 1]);
     let built = build_cells(&g, &spec, &(0..4).collect::<Vec<_>>()).unwrap();
@@ -552,4 +554,84 @@ fn a_stateless_cloud_pays_for_skip_tensors_it_cannot_keep() {
     assert!(close(stateless.metric(Metric::Latency, &net, 1.0), best));
     assert!(best < metric_of(&u, Metric::Latency, &net, 1.0));
     assert!(stateless.metric(Metric::Latency, &net, 1.0) > keeps.metric(Metric::Latency, &net, 1.0));
+}
+
+#[test]
+fn a_cell_over_its_work_budget_is_answered_by_a_solve_and_the_rest_stay_exact() {
+    // A wide box in few cells: enumerating a cell's band takes many comparisons.
+    let mut rng = Rng(17);
+    let cost = random_costs(&mut rng, 6, true);
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+    let radio = random_network(&mut rng);
+    let all = all_schedules(&cost, true);
+    let spec = |max_work| LutSpec {
+        objective: Metric::Latency,
+        constraints: vec![],
+        radio,
+        up: (0.1, 1000.0),
+        down: (0.1, 1000.0),
+        slowdown: (1.0, 1.0),
+        cells: [3, 3, 1],
+        force: Force::None,
+        max_candidates: 10_000,
+        max_labels: DEFAULT_MAX_LABELS,
+        max_work,
+    };
+    let cells: Vec<usize> = (0..9).collect();
+    let full = build_cells(&g, &spec(u64::MAX), &cells).unwrap();
+    assert!(full.iter().all(|c| c.status == CellStatus::Exact));
+    let sizes: Vec<usize> = full.iter().map(|c| c.candidates.len()).collect();
+    // a budget between the cheapest and the dearest cell's needs
+    let tight = build_cells(&g, &spec(40), &cells).unwrap();
+    let solved = tight.iter().filter(|c| c.status == CellStatus::Solve).count();
+    assert!(
+        solved > 0 && solved < 9,
+        "budget 40 left {solved} of 9 cells to solves ({sizes:?})"
+    );
+    for (t, f) in tight.iter().zip(&full) {
+        match t.status {
+            CellStatus::Exact => {
+                let a: Vec<_> = t.candidates.iter().map(|c| c.segments.clone()).collect();
+                let b: Vec<_> = f.candidates.iter().map(|c| c.segments.clone()).collect();
+                assert_eq!(a, b, "a cell within its budget stores the same schedules");
+            }
+            CellStatus::Solve => assert!(t.candidates.is_empty()),
+            CellStatus::Infeasible => panic!("no constraint, no infeasible cell"),
+        }
+    }
+    // every schedule the unbudgeted table stores is a real one
+    assert!(full
+        .iter()
+        .flat_map(|c| &c.candidates)
+        .all(|c| all.iter().any(|(s, _)| *s == c.segments)));
+}
+
+#[test]
+fn a_constrained_plan_over_its_work_budget_says_so() {
+    // Find a case whose deadline binds (so the label search runs), then starve it.
+    for seed in 23..200 {
+        let mut rng = Rng(seed);
+        let cost = random_costs(&mut rng, 8, true);
+        let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+        let net = random_network(&mut rng);
+        let fastest = solve(&g, &Request::new(Metric::Latency, net)).unwrap();
+        let frugal = solve(&g, &Request::new(Metric::Energy, net)).unwrap();
+        let (lo, hi) = (
+            fastest.metric(Metric::Latency, &net, 1.0),
+            frugal.metric(Metric::Latency, &net, 1.0),
+        );
+        if hi <= lo * 1.01 {
+            continue;
+        }
+        let mut req = Request::new(Metric::Energy, net);
+        req.deadline_ms = Some(0.5 * (lo + hi));
+        assert!(solve(&g, &req).is_ok());
+        req.max_work = 3;
+        match solve(&g, &req) {
+            Err(PlanError::TooLarge(msg)) => assert!(msg.contains("budget"), "{msg}"),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        return;
+    }
+    panic!("no case with a binding deadline");
 }

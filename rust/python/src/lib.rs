@@ -7,7 +7,7 @@
 mod errors;
 
 use errors::IntoPy;
-use jointdnn_core::lut::{build_cells, Answer, CellStatus, LutIndex as CoreIndex, LutSpec};
+use jointdnn_core::lut::{build_cells, Answer, CellStatus, LutIndex as CoreIndex, LutSpec, CELL_MAX_WORK};
 use jointdnn_core::plan::DEFAULT_MAX_LABELS;
 use jointdnn_core::problem::RDIMS;
 use jointdnn_core::{solve, CostData, Force, GraphOptions, Metric, Network, Platform, Point, Request, StateGraph};
@@ -176,8 +176,9 @@ impl Problem {
         ))
     }
 
+    // The default max_work is spelled out so that the text signature (and the stub) shows it.
     /// Builds lookup-table cells in parallel: per cell `(status, [(segments, usage, transfers), …])`.
-    #[pyo3(signature = (objective, constraints, radio, up, down, slowdown, axes, cells, force=None, max_candidates=256))]
+    #[pyo3(signature = (objective, constraints, radio, up, down, slowdown, axes, cells, force=None, max_candidates=256, max_work=16777216))]
     #[allow(clippy::too_many_arguments)]
     fn lut_cells(
         &self,
@@ -192,6 +193,7 @@ impl Problem {
         cells: Vec<usize>,
         force: Option<&str>,
         max_candidates: usize,
+        max_work: u64,
     ) -> PyResult<Vec<(u8, Vec<PySolution>)>> {
         let spec = LutSpec {
             objective: metric(objective)?,
@@ -207,6 +209,7 @@ impl Problem {
             force: self::force(force)?,
             max_candidates,
             max_labels: DEFAULT_MAX_LABELS,
+            max_work,
         };
         let graph = &self.graph;
         let built = py.detach(|| build_cells(graph, &spec, &cells)).py_err(py)?;
@@ -324,6 +327,8 @@ fn sparse_expand(
 fn parallelism() -> usize {
     rayon::current_num_threads()
 }
+
+const _: () = assert!(CELL_MAX_WORK == 16777216);
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
