@@ -268,8 +268,13 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def _popcount(bitmap: np.ndarray) -> int:  # type: ignore[type-arg]
-    """Set bits in a uint8 array (a byte lookup table: no unpacking of every bit)."""
+    """Set bits in a uint8 array (numpy >= 2's popcount, else a byte lookup table: no unpacking of every bit)."""
+    if _BITWISE_COUNT is not None:
+        return int(_BITWISE_COUNT(bitmap).sum(dtype=np.int64))
     return int(_POPCOUNT[bitmap].sum(dtype=np.int64))
+
+
+_BITWISE_COUNT = getattr(np, "bitwise_count", None)
 
 
 # ---------------------------------------------------------------------- png
