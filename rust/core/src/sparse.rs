@@ -91,25 +91,31 @@ fn scatter_bytes(bitmap: &[u8], values: &[u8], out: &mut [u8]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi2")]
 unsafe fn scatter_bytes_pdep(bitmap: &[u8], values: &[u8], out: &mut [u8]) {
-    use std::arch::x86_64::_pdep_u64;
-    let mut src = 0usize;
-    for (byte_index, &b) in bitmap.iter().enumerate() {
-        if b == 0 {
-            continue;
-        }
-        let base = byte_index * 8;
-        if src + 8 <= values.len() && base + 8 <= out.len() {
-            let w = u64::from_le_bytes(values[src..src + 8].try_into().expect("8 bytes"));
-            let v = _pdep_u64(w, BYTE_MASKS[b as usize]);
-            out[base..base + 8].copy_from_slice(&v.to_le_bytes());
-        } else {
-            scatter_tail(b, &values[src..], &mut out[base..]);
-        }
-        src += b.count_ones() as usize;
-    }
+    // Inlined here (the closure inherits the target feature), so the deposit is one BMI2
+    // instruction; the caller checked that the CPU has BMI2.
+    scatter_bytes_with(bitmap, values, out, |w, b| {
+        std::arch::x86_64::_pdep_u64(w, BYTE_MASKS[b as usize])
+    })
 }
 
 fn scatter_bytes_portable(bitmap: &[u8], values: &[u8], out: &mut [u8]) {
+    scatter_bytes_with(bitmap, values, out, |w, b| {
+        let mut rank = 0u32;
+        let mut v = 0u64;
+        for i in 0..8 {
+            let bit = u64::from((b >> i) & 1);
+            // rank <= i <= 7, so the shift stays below 64
+            v |= ((w >> (8 * rank)) & 0xFF & 0u64.wrapping_sub(bit)) << (8 * i);
+            rank += bit as u32;
+        }
+        v
+    })
+}
+
+/// The byte scatter's loop; `deposit(w, b)` spreads the low bytes of `w` over the bytes that
+/// the bits of `b` select.
+#[inline(always)]
+fn scatter_bytes_with(bitmap: &[u8], values: &[u8], out: &mut [u8], deposit: impl Fn(u64, u8) -> u64) {
     let mut src = 0usize;
     for (byte_index, &b) in bitmap.iter().enumerate() {
         if b == 0 {
@@ -118,15 +124,7 @@ fn scatter_bytes_portable(bitmap: &[u8], values: &[u8], out: &mut [u8]) {
         let base = byte_index * 8;
         if src + 8 <= values.len() && base + 8 <= out.len() {
             let w = u64::from_le_bytes(values[src..src + 8].try_into().expect("8 bytes"));
-            let mut rank = 0u32;
-            let mut chunk = [0u8; 8];
-            for (i, slot) in chunk.iter_mut().enumerate() {
-                let bit = (b >> i) & 1;
-                // rank <= i <= 7, so the shift stays below 64
-                *slot = ((w >> (8 * rank)) as u8) & 0u8.wrapping_sub(bit);
-                rank += bit as u32;
-            }
-            out[base..base + 8].copy_from_slice(&chunk);
+            out[base..base + 8].copy_from_slice(&deposit(w, b).to_le_bytes());
         } else {
             scatter_tail(b, &values[src..], &mut out[base..]);
         }
