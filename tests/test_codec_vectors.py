@@ -104,6 +104,7 @@ def test_compressed_vectors_keep_stable_headers_when_re_encoded(name: str) -> No
     frame = codec.encode(tensors, codec=codec_name)
     mine, theirs = codec.read_headers(frame), codec.read_headers((HERE / doc["frame"]).read_bytes())
     for a, b in zip(mine, theirs):
+
         def key(e: codec.FrameEntry) -> tuple:
             return (e.name, e.dtype, e.shape, e.codec, e.checksum, e.quant)
 
