@@ -56,6 +56,22 @@ val syncJointDnnPython by tasks.registering(Sync::class) {
 }
 tasks.named("preBuild") { dependsOn(syncJointDnnPython) }
 
+// Full mode only: the TFLite flatbuffer schema the SDK reads models with. It ships inside the
+// ai-edge-litert wheel, which has no Android build, so copy its three pure-Python files from the
+// workstation's installation (`python -c "import ai_edge_litert; print(ai_edge_litert.__path__[0])"`)
+// into a small ai_edge_litert package, and add the output folder to chaquopy.sourceSets below.
+// ai-edge-litert is Apache-2.0: keep its license with the copy.
+// val aiEdgeLitert = file("/path/to/site-packages/ai_edge_litert")
+// val syncTfliteSchema by tasks.registering(Sync::class) {
+//     from(aiEdgeLitert) {
+//         include("schema_py_generated.py", "tools/flatbuffer_utils.py", "tools/mmap_utils.py")
+//         into("ai_edge_litert")
+//     }
+//     into(layout.buildDirectory.dir("tflite-schema"))
+//     doLast { layout.buildDirectory.file("tflite-schema/ai_edge_litert/__init__.py").get().asFile.writeText("") }
+// }
+// tasks.named("preBuild") { dependsOn(syncTfliteSchema) }
+
 chaquopy {
     defaultConfig {
         version = "3.11" // the Python the SDK is tested with; Chaquopy 17 offers 3.10 to 3.14
@@ -73,9 +89,10 @@ chaquopy {
             // The cloud client (openCloud, and sessions with a cloud URL): httpx, pure Python.
             install("httpx")
 
-            // Full mode (openSession) also needs a TFLite runtime for Python on the device; check
-            // Chaquopy's repository (https://chaquo.com/pypi-13.1/) for a tflite-runtime build for
-            // your Python version before relying on it.
+            // Full mode (openSession) also needs flatbuffers (pure Python), the schema files above,
+            // and a TFLite interpreter for Python: Chaquopy's repository (https://chaquo.com/pypi-13.1/)
+            // has tflite-runtime 2.5.0; check that it has a build for your Python version and ABI.
+            // install("flatbuffers")
             // install("tflite-runtime")
 
             // Native planner (optional): the SDK wheel cross-built for the device's ABI (README, "Native
@@ -90,6 +107,7 @@ chaquopy {
     sourceSets {
         getByName("main") {
             srcDir(layout.buildDirectory.dir("jointdnn-python"))
+            // srcDir(layout.buildDirectory.dir("tflite-schema"))  // full mode (see syncTfliteSchema)
         }
     }
 }

@@ -351,6 +351,24 @@ def test_info_and_native_flag(alexnet_path):
     assert info["state"]["costs"]["n"] == 21 and info["state"]["lookup_table"] is None
 
 
+JAVA_FRIENDLY = {"str", "bytes", "bool", "int", "float", "None", "list", "Any"}
+
+
+def test_every_entry_point_is_declared_to_return_java_friendly_types_only():
+    """str (JSON), bytes, bool, int, float, None, or a list of those: what Chaquopy hands Java as is."""
+    import inspect
+    import re
+
+    for name in bridge.__all__:
+        fn = getattr(bridge, name)
+        if not callable(fn):
+            continue
+        ret = inspect.signature(fn).return_annotation
+        assert ret is not inspect.Signature.empty, f"{name} declares no return type"
+        words = set(re.findall(r"[A-Za-z_]\w*", str(ret)))
+        assert words <= JAVA_FRIENDLY, f"{name} returns {ret}"
+
+
 # ------------------------------------------------------------ without numpy / native
 NUMPY_FREE = """
 import json, sys
@@ -443,6 +461,61 @@ def test_decisions_are_identical_with_and_without_the_native_planner(tmp_path, a
                 for key in ("latency_ms", "mobile_energy_mj", "cloud_ms", "bytes_up", "bytes_down"):
                     assert close(a[key], b[key])
                 assert a["solver"].replace("native", "python") == b["solver"]
+
+
+PHONE = """
+import json, sys
+sys.modules['numpy'] = None  # the phone: no numpy, and JOINTDNN_EDGE_PURE=1 hides the native module
+from jointdnn_edge import android as bridge
+args = json.loads(sys.argv[1])
+out = {"native": bridge.native_available(), "summary": json.loads(bridge.load_lookup_table(args["lut"]))}
+out["own"] = [json.loads(bridge.decide(*r)) for r in args["own"]]
+out["other"] = [json.loads(bridge.decide(*r)) for r in args["other"]]
+bridge.reset()
+with open(args["lut"], "rb") as f:
+    out["from_bytes"] = json.loads(bridge.load_lookup_table_bytes(f.read()))
+print(json.dumps(out))
+"""
+
+
+def test_a_table_built_by_the_cli_on_the_workstation_loads_on_the_phone(tmp_path, alexnet_path, alexnet):
+    """`jointdnn-edge lut build` here; the file as it is, in a process without numpy or the native module."""
+    out = tmp_path / "alexnet.lut"
+    cli = [sys.executable, "-c", "from jointdnn_edge.cli import main; main()"]
+    build = ["lut", "build", "-o", str(out), "--costs", str(alexnet_path), "--network", "wifi", "--deadline-ms", "900"]
+    build += ["--up-mbps", "0.5", "100", "--down-mbps", "1", "200", "--cloud-slowdown", "1", "3"]
+    build += ["--cells", "6", "6", "2"]
+    subprocess.run(cli + build, capture_output=True, text=True, check=True)
+    wifi = Network.preset("wifi")
+    api = LookupTable.build(
+        alexnet, network=wifi, deadline_ms=900.0, up_mbps=(0.5, 100), down_mbps=(1, 200), cloud_slowdown=(1, 3),
+        cells=(6, 6, 2),
+    )  # fmt: skip
+    assert out.read_bytes() == api.to_bytes()  # one file format, whoever writes it
+
+    own = [[u, d, None, None, s] for u, d in POINTS for s in (1.0, 2.2)]  # the table's request (in and out of its box)
+    least = plan(alexnet, wifi.with_bandwidth(5.0, 10.0), objective="energy").mobile_energy_mj
+    other = [[5.0, 10.0, least * 1.5], [5.0, 10.0, None, None, 1.0, "energy"]]  # requests it was not built for
+    args = json.dumps({"lut": str(out), "own": own, "other": other})
+    env = dict(os.environ, JOINTDNN_EDGE_PURE="1")
+    run = subprocess.run([sys.executable, "-c", PHONE, args], capture_output=True, text=True, env=env, check=True)
+    phone = json.loads(run.stdout)
+
+    assert phone["native"] is False
+    assert phone["summary"] == phone["from_bytes"]
+    assert phone["summary"]["constraints"] == {"deadline_ms": 900.0} and phone["summary"]["cells"] == [6, 6, 2]
+    radio = {k: float(getattr(wifi, k)) for k in ("alpha_up", "alpha_down", "beta", "rtt_ms")}
+    assert phone["summary"]["radio"] == radio  # the file carries the radio it was built for
+    for (up, down, _b, _d, slowdown), got in zip(own, phone["own"]):
+        assert got["source"] == "lut"
+        same(got, api.query(up, down, slowdown))
+        exact = plan(alexnet, wifi.with_bandwidth(up, down), deadline_ms=900.0, cloud_slowdown=slowdown)
+        assert close(got["latency_ms"], exact.latency_ms)
+    net = wifi.with_bandwidth(5.0, 10.0)
+    assert [g["source"] for g in phone["other"]] == ["plan", "plan"]
+    same(phone["other"][0], plan(alexnet, net, deadline_ms=900.0, energy_budget_mj=least * 1.5))
+    same(phone["other"][1], plan(alexnet, net, objective="energy", deadline_ms=900.0))
+    assert all(g["solver"] == "python" for g in phone["other"])
 
 
 # -------------------------------------------------------------------- codec

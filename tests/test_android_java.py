@@ -208,7 +208,7 @@ def test_every_entry_point_the_facade_names_exists_with_that_arity_and_reply_typ
     by_name = {}
     for c in calls:
         by_name.setdefault(c.name, set()).add((c.nargs, c.converts_to))
-    assert by_name["decide"] == {(2, "str"), (4, "str"), (6, "str")}
+    assert by_name["decide"] == {(2, "str"), (4, "str"), (6, "str"), (7, "str")}
     assert by_name["encode_frame"] == {(4, "bytes")}
     assert by_name["decode_frame"] == {(2, "list")}
     assert by_name["native_available"] == {(0, "bool")}

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import array
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +160,72 @@ def test_the_session_plans_with_the_loaded_cost_table(model_path, graph, server,
     assert trace["network"]["up_mbps"] == 40.0
 
 
+CHAQUOPY_LIKE = """
+import json, sys
+import numpy as np
+import ai_edge_litert
+from jointdnn_edge import android as bridge
+args = json.loads(sys.argv[1])
+layout = list(ai_edge_litert.__path__)  # the schema-only package, before anything loads the interpreter
+handle = bridge.open_session(args["model"], args["url"], json.dumps(args["options"]))
+feeds = dict(np.load(args["feeds"]))
+meta = json.dumps([{"name": k, "dtype": a.dtype.name, "shape": list(a.shape)} for k, a in feeds.items()])
+parts = bridge.run(handle, meta, [a.astype(a.dtype.newbyteorder("<")).tobytes() for a in feeds.values()])
+outs = {m["name"]: np.frombuffer(b, dtype=np.dtype(m["dtype"]).newbyteorder("<")).reshape(m["shape"])
+        for m, b in zip(json.loads(parts[0]), parts[1:])}
+np.savez(args["outs"], **outs)
+trace = json.loads(bridge.last_trace(handle))
+print(json.dumps({"layout": layout, "trace": trace, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_full_mode_needs_only_the_tflite_schema_and_a_tflite_runtime_interpreter(
+    model_path, graph, server, feeds, expected, tmp_path
+):
+    """The Python packages a Chaquopy app can have (android_bridge/README.md, full mode), simulated here.
+
+    No ai-edge-litert wheel exists for Android: the app carries its three pure-Python flatbuffer
+    modules as a small ``ai_edge_litert`` package, and the interpreter comes from
+    ``tflite_runtime.interpreter`` (Chaquopy's tflite-runtime). Here a stand-in ``tflite_runtime``
+    lends the workstation's LiteRT interpreter, since tflite-runtime itself is not installed.
+    """
+    import ai_edge_litert
+
+    real = Path(ai_edge_litert.__file__).parent
+    site = tmp_path / "site"
+    (site / "ai_edge_litert" / "tools").mkdir(parents=True)
+    (site / "ai_edge_litert" / "__init__.py").write_text("")
+    for rel in ("schema_py_generated.py", "tools/flatbuffer_utils.py", "tools/mmap_utils.py"):
+        (site / "ai_edge_litert" / rel).write_bytes((real / rel).read_bytes())
+    (site / "tflite_runtime").mkdir()
+    (site / "tflite_runtime" / "__init__.py").write_text("")
+    (site / "tflite_runtime" / "interpreter.py").write_text(
+        "# stand-in for Chaquopy's tflite-runtime: the workstation's interpreter under its name\n"
+        "import ai_edge_litert\n"
+        f"ai_edge_litert.__path__.append({str(real)!r})\n"
+        "from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: F401\n"
+    )
+    split = [[0, 7, "mobile"], [8, graph.n - 1, "cloud"]]
+    args = {
+        "model": str(model_path),
+        "url": server.url,
+        "options": {"schedule": split, "network": "wifi", "token": server.token},
+        "feeds": str(tmp_path / "feeds.npz"),
+        "outs": str(tmp_path / "outs.npz"),
+    }
+    np.savez(args["feeds"], **feeds)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run(
+        [sys.executable, "-c", CHAQUOPY_LIKE, json.dumps(args)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["layout"] == [str(site / "ai_edge_litert")]
+    assert "tflite_runtime.interpreter" in out["modules"]
+    assert out["trace"]["fallback"] is None and out["trace"]["steps"][1]["platform"] == "cloud"
+    assert_same_outputs(dict(np.load(args["outs"])), expected)
+
+
 def test_when_the_cloud_is_down_the_session_finishes_on_the_device(model_path, graph, feeds, expected):
     split = [[0, 3, "mobile"], [4, graph.n - 1, "cloud"]]
     opts = {"schedule": split, "network": "4g", "timeout": 5}
@@ -210,6 +279,7 @@ def test_plan_only_app_sends_a_cloud_run_and_reads_the_link_estimate(graph, serv
     meta, blobs = as_java({n: tensors[n] for n in ins})
     frame = bridge.encode_frame(meta, blobs, "auto")
     reply, info = bridge.cloud_infer(handle, SERVED, first, last, array.array("b", frame))
+    assert isinstance(reply, bytes) and isinstance(info, str)  # what the facade reads as byte[] and JSON
     got = from_java(bridge.decode_frame(reply))
     want = local.run(graph, first, last, {n: tensors[n] for n in ins})
     assert set(got) == set(outs)

@@ -24,12 +24,17 @@ numpy nor the native module; a cost table needs numpy for the fastest path
 but is planned without it too (the pure-Python planner reads the JSON
 directly); the codec and the cloud client need numpy, zstandard and httpx.
 *Full*: the SDK runs the slices itself (:func:`open_session`, :func:`run`,
-:func:`last_trace`) where numpy and a TFLite runtime are installed through
-Chaquopy.
+:func:`last_trace`) where numpy, zstandard, httpx, flatbuffers and a TFLite
+interpreter are installed through Chaquopy, together with the three
+pure-Python flatbuffer-schema files of ``ai-edge-litert`` (which has no
+Android wheel); ``android_bridge/README.md`` (Step 5) lists them.
 
 **Planner.** The native (Rust) planner runs when its extension was built
 for the device's ABI; otherwise the pure-Python fallback computes the same
-decisions. :func:`native_available` tells which one runs.
+decisions. :func:`native_available` tells whether the extension loaded.
+Exact plans on a cost table reach it through numpy arrays, so without numpy
+they run in pure Python even then; the ``planner`` field of
+:func:`load_costs` says which one plans.
 
 **Errors.** Every entry point raises the SDK's own exception classes
 (:mod:`jointdnn_edge.errors`), which Chaquopy turns into
@@ -37,7 +42,8 @@ decisions. :func:`native_available` tells which one runs.
 differs between Chaquopy versions, each failure is also recorded per thread:
 :func:`last_error` returns it as JSON (``type``, ``message``, the class
 hierarchy and the error's own fields such as ``constraint``), and the Java
-facade rethrows it as a typed ``JointDnnException``.
+facade rethrows it as a typed ``JointDnnException`` (a ``PyException``
+subclass, so callers catching ``PyException`` still catch it).
 
 **State.** One planner configuration per process (the loaded cost table
 and/or lookup table, the radio, the defaults), replaced as a whole by the

@@ -34,7 +34,8 @@ public final class BridgeChecks {
                 String text = new String(Files.readAllBytes(Paths.get(args[1])), StandardCharsets.UTF_8);
                 // through the same path the facade takes when no structured record exists
                 JointDnnException e = JointDnnException.from(new PyException(text), null);
-                out.print(e.getErrorClass() + "\n" + e.getMessage());
+                PyException asCaught = e; // compiles only while a catch (PyException) also catches SDK errors
+                out.print(e.getErrorClass() + "\n" + asCaught.getMessage());
                 break;
             }
             case "read": {

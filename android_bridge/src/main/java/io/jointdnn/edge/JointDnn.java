@@ -26,8 +26,8 @@ import java.util.List;
  * for (Schedule.Segment run : s.runs) { ... }
  * }</pre>
  *
- * <p>Every method may throw {@link JointDnnException} (unchecked), naming the SDK's Python error
- * class. Calls may come from any thread (Chaquopy serialises them on the Python GIL); run them
+ * <p>Every method may throw {@link JointDnnException} (unchecked; a {@code PyException}), naming
+ * the SDK's Python error class. Calls may come from any thread (Chaquopy serialises them on the Python GIL); run them
  * off the UI thread, since a plan or a cloud round trip can take milliseconds to seconds.
  */
 public final class JointDnn {
@@ -137,6 +137,16 @@ public final class JointDnn {
     public Schedule decide(double upMbps, double downMbps, Double batteryMj, Double deadlineMs,
                            double cloudSlowdown, String objective) {
         return schedule(call("decide", upMbps, downMbps, batteryMj, deadlineMs, cloudSlowdown, objective));
+    }
+
+    /**
+     * As the full form, plus a bound on the time the cloud layers take, in ms after the slowdown
+     * ({@code cloudBudgetMs}; null for none).
+     */
+    public Schedule decide(double upMbps, double downMbps, Double batteryMj, Double deadlineMs,
+                           double cloudSlowdown, String objective, Double cloudBudgetMs) {
+        return schedule(call("decide", upMbps, downMbps, batteryMj, deadlineMs, cloudSlowdown, objective,
+                cloudBudgetMs));
     }
 
     /** Every {@code {first, last}} layer range the loaded lookup table's schedules run on the mobile. */

@@ -20,9 +20,12 @@ import java.util.List;
  * {@code e.isA("TransportError")} is true for every network failure and
  * {@code e.isA("JointDNNError")} for every SDK error.
  *
- * <p>Unchecked, like Chaquopy's {@code PyException}, which is kept as the cause.
+ * <p>A subclass of Chaquopy's {@code PyException} (unchecked), so code that catches
+ * {@code PyException} around SDK calls keeps working; the original {@code PyException} is kept
+ * as the cause. {@link #getMessage()} is the Python message alone and {@link #toString()} is
+ * {@code "ErrorClass: message"}.
  */
-public class JointDnnException extends RuntimeException {
+public class JointDnnException extends PyException {
     private static final long serialVersionUID = 1L;
 
     private final String errorClass;
