@@ -97,9 +97,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``jointdnn-edge serve`` in a child process on 127.0.0.1; :meth:`kill` stops it at once (SIGKILL)."""
+    """``jointdnn-edge serve`` in a child process on 127.0.0.1; :meth:`kill` stops it at once (SIGKILL).
 
-    def __init__(self, *args: str) -> None:
+    The process leads its own process group, so that :meth:`kill` also stops
+    the worker processes of ``--workers N``. ``env``: extra environment
+    variables (``JOINTDNN_EDGE_TOKEN`` is removed unless given here).
+    """
+
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
@@ -115,8 +120,11 @@ class ServerProcess:
             "--log-level",
             "warning",
         ]
-        env = {k: v for k, v in os.environ.items() if k != "JOINTDNN_EDGE_TOKEN"}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        environ = {k: v for k, v in os.environ.items() if k != "JOINTDNN_EDGE_TOKEN"}
+        environ.update(env or {})
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ, start_new_session=True
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
@@ -137,9 +145,11 @@ class ServerProcess:
         raise RuntimeError("server process did not become ready")
 
     def kill(self) -> None:
-        """SIGKILL the server and wait until it is gone."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL the server and its workers (the process group it leads) and wait until it is gone."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the whole group is gone already
+            pass
         self.proc.wait(timeout=30)
 
 
@@ -148,8 +158,8 @@ def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
     """``spawn_server(*serve_args)``: a server process, killed at the end of the test if still running."""
     started: list[ServerProcess] = []
 
-    def spawn(*args: str) -> ServerProcess:
-        p = ServerProcess(*args)
+    def spawn(*args: str, env: Mapping[str, str] | None = None) -> ServerProcess:
+        p = ServerProcess(*args, env=env)
         started.append(p)
         return p
 

@@ -192,6 +192,26 @@ def test_auth_refuses_missing_and_wrong_tokens(cloud: Any) -> None:
         client.close()
 
 
+def test_token_from_the_environment_with_worker_processes(spawn_server: Any, reference: Any) -> None:
+    """``serve --workers 2`` with the token only in ``JOINTDNN_EDGE_TOKEN``: the workers enforce it and compute."""
+    from jointdnn_edge import zoo
+    from jointdnn_edge.transport import CloudClient
+
+    token = "token-from-the-environment"
+    server = spawn_server("zoo:alexnet", "--size", "tiny", "--threads", "1", "--workers", "2",
+                          env={"JOINTDNN_EDGE_TOKEN": token})  # fmt: skip
+    g = zoo.load("alexnet", size="tiny")
+    feeds = uniform_feeds(g, 4)
+    want = reference(g, feeds)
+    with httpx.Client(base_url=server.url, timeout=30.0) as c:
+        assert c.get("/v2/models/alexnet").status_code == 401
+        assert c.get("/v2/models/alexnet", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 403
+    for _ in range(4):  # new connections: either worker may accept them; any must answer the same
+        with CloudClient(server.url, token=token) as client:
+            resp = client.infer_slice("alexnet", 0, 20, codec.encode(feeds), digest=P.model_digest(g))
+            assert np.array_equal(codec.decode(resp.frame)["prob"], want["prob"])
+
+
 # ------------------------------------------------------------------ hostile input
 def _whole(name: str = "input", **entry: Any) -> dict[str, Any]:
     base = {"name": name, "datatype": "FP32", "shape": [1, 3, 67, 67]}

@@ -83,6 +83,7 @@ def test_split_inference_equals_local(cloud: Any, reference: Any, name: str, sch
     for step in trace.steps:
         if step.platform == C:
             assert step.bytes_up > 0 and step.bytes_down > 0 and step.compute_ms >= 0 and step.codec_up
+            assert step.deadline_ms is None  # no cost table to predict from: the client's timeout applies
     assert trace.bar() == "|".join(("M" if p == M else "C") * (b - a + 1) for a, b, p in runs)
 
 
@@ -142,6 +143,42 @@ def test_wire_bytes_match_the_stateless_cost_model(cloud: Any, schedule: Any, re
     assert down < trace.bytes_down < down + 2048 * len(cloud_steps)
 
 
+def test_request_deadline_is_derived_from_the_schedule(cloud: Any, reference: Any) -> None:
+    """Each cloud request's deadline is factor x (its predicted upload + compute + download + round trip) + slack.
+
+    The oracle recomputes the prediction by hand from the frame the session
+    must have built (the raw codec makes its size a function of the tensors),
+    the cost table and the network's rates.
+    """
+    g = cloud.models["alexnet"]
+    costs = synthetic_costs(g, mobile_ms=1.0, cloud_ms=0.2)
+    net = Network.preset("4g")
+    schedule = [(0, 4, M), (5, 12, C), (13, 16, M), (17, 20, C)]
+    slack = (3.0, 40.0)
+    feeds = uniform_feeds(g, 8)
+    with JointSession(g, cloud.client(), costs, network=net, schedule=schedule, codec="raw", request_slack=slack,
+                      track_cloud_load=False, executor=executor_for(g, threads=1)) as s:  # fmt: skip
+        out = s.run(feeds)
+        trace = s.last_trace
+    assert trace is not None and trace.fallback is None
+    assert_close(out, reference(g, feeds))
+    local = executor_for(g, threads=1)
+    env = dict(feeds)
+    cloud_steps = [st for st in trace.steps if st.platform == C]
+    assert [(st.first, st.last) for st in cloud_steps] == [(5, 12), (17, 20)]
+    for first, last, _ in _runs(schedule):
+        if (first, last) in [(5, 12), (17, 20)]:
+            ins, outs = g.slice_io(first, last)
+            frame_bytes = len(codec.encode({n: env[n] for n in ins}, codec="raw"))
+            out_bytes = sum(g.tensor(n).nbytes for n in outs)
+            predicted = 0.2 * (last - first + 1)
+            step_ms = (8 * frame_bytes / (net.up_mbps * 1e3) + predicted + 8 * out_bytes / (net.down_mbps * 1e3)
+                       + 2 * net.rtt_ms)  # fmt: skip
+            step = next(st for st in cloud_steps if st.first == first)
+            assert step.deadline_ms == pytest.approx(slack[0] * step_ms + slack[1])
+        env.update(local.run(g, first, last, env))
+
+
 def test_lookup_table_plans_each_inference(cloud: Any, reference: Any) -> None:
     g = cloud.models["alexnet"]
     costs = synthetic_costs(g, mobile_ms=1.0, cloud_ms=0.05)
@@ -198,6 +235,9 @@ def test_no_cloud_runs_locally(cloud: Any, reference: Any) -> None:
     assert_close(s.run(feeds), reference(g, feeds))
     assert s.last_trace is not None and s.last_trace.source == "mobile-only: no cloud"
     assert s.last_trace.bytes_up == 0 and s.last_trace.executed == [(0, 69, M)]
+    # without an executor, the session profiles and runs on one compute thread (fast on few or shared cores)
+    assert JointSession(g, None).executor.info()["threads"] == 1
+    assert JointSession(g, None, threads=None).executor.info()["threads"] == "default"
 
 
 def test_bad_inputs_and_schedules_are_refused(cloud: Any) -> None:
@@ -295,6 +335,10 @@ def test_deadline_fallback(session_models: Any, reference: Any) -> None:
     assert_close(out, reference(g, feeds))
     assert trace is not None
     _assert_fell_back(trace, "DeadlineExceededError", 5, g.n)
+    failed = trace.steps[1]
+    # the deadline came from the prediction (tiny here) plus the 20 ms slack, not from the client's 30 s timeout
+    assert failed.deadline_ms is not None and 20.0 < failed.deadline_ms < 1000.0
+    assert f"{failed.deadline_ms:.0f} ms" in trace.fallback  # "deadline of N ms passed" or "no answer within N ms"
 
 
 def _hostile_app(graph: Any, mode: str) -> Any:

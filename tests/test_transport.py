@@ -143,8 +143,11 @@ def test_refused_connection_is_retried_then_reported() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = CloudClient(f"http://127.0.0.1:{port}", retries=2)
+    sent: list[str] = []
+    client.http.event_hooks["request"] = [lambda request: sent.append(request.url.path)]
     with pytest.raises(CloudUnavailableError, match="cannot reach"):
         client.infer_slice("m", 0, 0, b"")
+    assert sent == ["/v2/models/m/infer"] * 3  # nothing reached a server: tried once and retried twice
     client.close()
 
 
@@ -164,10 +167,13 @@ def test_deadline_is_enforced_on_a_slow_server(session_models: Any) -> None:
     g = session_models["alexnet"]
     app = create_app({"alexnet": g}, slowdown=5000.0, threads=1)  # every request computes for a long while
     frame = codec.encode(uniform_feeds(g, 0))
-    with BackgroundServer(app) as server, CloudClient(server.url) as client:
+    with BackgroundServer(app) as server, CloudClient(server.url, retries=2) as client:
         client.ping()  # connection open: the deadline below covers only the request
+        sent: list[str] = []
+        client.http.event_hooks["request"] = [lambda request: sent.append(request.url.path)]
         with pytest.raises(DeadlineExceededError, match="no answer within 50 ms"):
             client.infer_slice("alexnet", 0, 20, frame, deadline_s=0.05)
+        assert sent == ["/v2/models/alexnet/infer"]  # the server may be computing it: never retried
 
 
 def test_emulated_link_paces_transfers_and_the_estimator_measures_it(cloud: Any) -> None:
@@ -203,6 +209,78 @@ def test_503_is_retried_only_within_the_retry_budget(session_models: Any) -> Non
             client.infer_slice("alexnet", 0, 20, frame)
         assert e.value.status == 503
         t.join()
+
+
+class _Front:
+    """A misbehaving front (a proxy, a load balancer) before a real server app.
+
+    Its first ``times`` inference requests are answered ``503`` (busy,
+    ``Retry-After: 0``) or ``500`` without reaching the app, or (``"drop"``)
+    reach the app, which computes, and lose the connection while the answer
+    is being sent. ``seen`` counts the inference requests that arrived,
+    ``computed`` those the app answered.
+    """
+
+    def __init__(self, app: Any, mode: str, times: int) -> None:
+        self.app, self.mode, self.times = app, mode, times
+        self.seen = self.computed = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
+            await self.app(scope, receive, send)
+            return
+        self.seen += 1
+        if self.seen <= self.times and self.mode in ("503", "500"):
+            while (await receive()).get("more_body"):
+                pass
+            headers = [(b"content-type", b"application/json"), (b"retry-after", b"0")]
+            await send({"type": "http.response.start", "status": int(self.mode), "headers": headers})
+            await send({"type": "http.response.body", "body": b'{"error": "front says no"}'})
+            return
+        self.computed += 1
+        if self.seen <= self.times and self.mode == "drop":
+
+            async def drop_body(message: Any) -> None:
+                if message["type"] == "http.response.body":
+                    raise ConnectionAbortedError("connection lost after computing")  # uvicorn closes it
+                await send(message)
+
+            await self.app(scope, receive, drop_body)
+            return
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    "mode, times, retries, expect, seen, computed",
+    [
+        ("503", 2, 2, "ok", 3, 1),  # refused before computing: retried, computed once
+        ("503", 3, 2, 503, 3, 0),  # more refusals than the retry budget: the 503 is reported
+        ("500", 1, 2, 500, 1, 0),  # an error, perhaps after computing: never retried
+        ("drop", 1, 2, "lost", 1, 1),  # connection lost after the server computed: never retried
+    ],
+)
+def test_retries_only_where_nothing_was_computed(
+    session_models: Any, mode: str, times: int, retries: int, expect: Any, seen: int, computed: int
+) -> None:
+    from jointdnn_edge.models.executor import executor_for
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 3)
+    front = _Front(create_app({"alexnet": g}, threads=1), mode, times)
+    with BackgroundServer(front) as server, CloudClient(server.url, retries=retries) as client:
+        if expect == "ok":
+            resp = client.infer_slice("alexnet", 0, 20, codec.encode(feeds))
+            assert_close(codec.decode(resp.frame), executor_for(g, threads=1).run(g, 0, 20, feeds))
+            assert resp.attempts == times + 1
+        elif expect == "lost":
+            with pytest.raises(CloudUnavailableError):
+                client.infer_slice("alexnet", 0, 20, codec.encode(feeds))
+        else:
+            with pytest.raises(RemoteError) as e:
+                client.infer_slice("alexnet", 0, 20, codec.encode(feeds))
+            assert e.value.status == expect and "front says no" in str(e.value)
+    assert (front.seen, front.computed) == (seen, computed)
 
 
 def test_tls_through_uvicorn_options(session_models: Any, tmp_path: Any) -> None:

@@ -18,6 +18,7 @@ from .errors import (
     AuthError,
     CloudUnavailableError,
     CodecError,
+    ConfigError,
     CostTableError,
     DeadlineExceededError,
     ExecutionError,
@@ -50,6 +51,7 @@ _LAZY: dict[str, str | None] = {
     "CloudClient": "transport",
     "BandwidthEstimator": "transport",
     "Emulation": "transport",
+    "RemoteExecutor": "transport",
     "create_app": "server",
     "serve": "server",
     "codec": None,
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
     from .profiler import DeviceProfile, profile
     from .server import create_app, serve
     from .session import JointSession
-    from .transport import BandwidthEstimator, CloudClient, Emulation
+    from .transport import BandwidthEstimator, CloudClient, Emulation, RemoteExecutor
 
 
 def __getattr__(name: str) -> Any:
@@ -95,6 +97,7 @@ __all__ = [
     "CloudClient",
     "CloudUnavailableError",
     "CodecError",
+    "ConfigError",
     "CostTable",
     "CostTableError",
     "DeadlineExceededError",
@@ -110,6 +113,7 @@ __all__ = [
     "ModelGraph",
     "Network",
     "RemoteError",
+    "RemoteExecutor",
     "Schedule",
     "SolverError",
     "TransportError",

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
 from .network import Network
 
 __all__ = ["DemoResult", "DemoRow", "SlowedExecutor", "run_demo"]
@@ -52,7 +53,7 @@ class SlowedExecutor:
 
     def __init__(self, inner: Any, factor: float) -> None:
         if not factor >= 1.0:
-            raise ValueError(f"factor must be >= 1, got {factor!r}")
+            raise ConfigError(f"factor must be >= 1, got {factor!r}")
         self.inner = inner
         self.factor = float(factor)
         self.runtime = getattr(inner, "runtime", "unknown")

@@ -23,6 +23,7 @@ __all__ = [
     "RemoteError",
     "DeadlineExceededError",
     "AuthError",
+    "ConfigError",
 ]
 
 
@@ -32,6 +33,10 @@ class JointDNNError(Exception):
 
 class CostTableError(JointDNNError, ValueError):
     """A cost table, network description or planner argument is malformed."""
+
+
+class ConfigError(JointDNNError, ValueError):
+    """An argument or setting is invalid (a client, server, session, executor or zoo option)."""
 
 
 class InfeasibleError(JointDNNError):

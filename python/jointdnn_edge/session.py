@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CodecError, CostTableError, ExecutionError, InfeasibleError, RemoteError, TransportError
+from .errors import CodecError, ConfigError, CostTableError, ExecutionError, InfeasibleError, TransportError
 from .network import Network
 
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ class Step:
     this device's codec time; ``server_ms``: the server's whole handling;
     ``network_ms``: request wall time minus ``server_ms``; ``codec_up``/
     ``codec_down``: codecs of the frames' tensors; ``fallback``: a local run
-    replacing failed cloud work; ``error``: why this cloud step failed.
+    replacing failed cloud work; ``error``: why this cloud step failed;
+    ``deadline_ms``: the deadline the cloud request was given (None: the
+    client's timeout, when there is no cost table to predict from).
     """
 
     first: int
@@ -74,6 +76,7 @@ class Step:
     codec_down: str = ""
     fallback: bool = False
     error: str | None = None
+    deadline_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -191,10 +194,15 @@ class JointSession:
     :class:`~jointdnn_edge.Schedule` or ``(first, last, platform)``
     segments), ``force="mobile"|"cloud"`` plans the status-quo baselines;
     ``codec``/``codec_level`` choose the activation codec (lossless;
-    ``quantize_bits`` makes it lossy, only when asked); ``executor``/
-    ``threads`` the local runtime; ``model_name`` the name on the server
-    (default ``model.name``). ``request_slack`` = ``(factor, ms)``: a cloud
-    request's deadline is ``factor`` times its predicted time plus ``ms``.
+    ``quantize_bits`` makes it lossy, only when asked); ``executor`` the
+    local runtime, which both profiles (when ``costs`` is None) and runs
+    the mobile layers; without one, ``executor_for(model, threads=threads)``
+    with ``threads=1`` by default (``None``: the runtime's own default, one
+    thread per core for onnxruntime, whose per-slice thread pools make
+    profiling many times slower where cores are few or shared);
+    ``model_name`` the name on the server (default ``model.name``).
+    ``request_slack`` = ``(factor, ms)``: a cloud request's deadline is
+    ``factor`` times its predicted time plus ``ms`` (``Step.deadline_ms``).
     ``track_cloud_load``: estimate the cloud slowdown from the server's
     reported compute times. ``on_infeasible``: ``"best"`` runs the
     unconstrained optimum when no schedule meets the constraints (the trace
@@ -222,7 +230,7 @@ class JointSession:
         codec_level: int = 1,
         quantize_bits: int | None = None,
         executor: Any = None,
-        threads: int | None = None,
+        threads: int | None = 1,
         model_name: str | None = None,
         request_slack: tuple[float, float] = (4.0, 250.0),
         track_cloud_load: bool = True,
@@ -274,7 +282,7 @@ class JointSession:
         self.request_slack = (float(request_slack[0]), float(request_slack[1]))
         self.track_cloud_load = track_cloud_load
         if on_infeasible not in ("best", "raise"):
-            raise ValueError(f"on_infeasible must be 'best' or 'raise', got {on_infeasible!r}")
+            raise ConfigError(f"on_infeasible must be 'best' or 'raise', got {on_infeasible!r}")
         self.on_infeasible = on_infeasible
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
@@ -438,13 +446,17 @@ class JointSession:
                 trace.steps.append(self._run_mobile(first, last, tensors))
                 continue
             assert self.cloud is not None
+            step = Step(first, last, "cloud")
+            t_step = time.perf_counter()
             try:
-                step = self._run_cloud(first, last, tensors, network, slowdown)
+                self._run_cloud(step, tensors, network, slowdown)
             except (TransportError, CodecError) as e:
                 reason = f"{type(e).__name__}: {e}"
+                step.ms = (time.perf_counter() - t_step) * 1e3  # what the failed attempt cost
                 trace.backoff_s = self.cloud.mark_down(reason)
                 trace.fallback = reason
-                trace.steps.append(Step(first, last, "cloud", error=reason))
+                step.error = reason
+                trace.steps.append(step)
                 logger.warning("cloud failed at layers %d..%d (%s); finishing locally", first, last, reason)
                 trace.steps.append(self._run_mobile(first, g.n - 1, tensors, fallback=True))
                 break
@@ -468,25 +480,26 @@ class JointSession:
         tensors.update(result)
         return Step(first, last, "mobile", ms=ms, compute_ms=ms, fallback=fallback)
 
-    def _run_cloud(self, first: int, last: int, tensors: dict[str, Any], network: Network, slowdown: float) -> Step:
-        from .codec import decode, encode, read_headers
+    def _run_cloud(self, step: Step, tensors: dict[str, Any], network: Network, slowdown: float) -> None:
+        """Run ``step``'s layers on the cloud and fill in the step (its deadline first, in case the request fails)."""
+        from .codec import encode, read_headers
+        from .transport import decode_slice_outputs, response_limit
 
         g = self.graph
         assert self.cloud is not None
+        first, last = step.first, step.last
         ins, outs = g.slice_io(first, last)
         t0 = time.perf_counter()
         frame = encode(
             {n: tensors[n] for n in ins}, codec=self.codec, level=self.codec_level, quantize_bits=self.quantize_bits
         )
         t1 = time.perf_counter()
-        expected = {n: g.tensor(n) for n in outs}
-        raw_out = sum(t.nbytes for t in expected.values())
+        raw_out = sum(g.tensor(n).nbytes for n in outs)
         predicted_cloud = self._predicted_cloud_ms(first, last)
-        deadline_s = None
-        if predicted_cloud is not None:
-            est_down = network.download_ms(raw_out)
-            step_ms = network.upload_ms(len(frame)) + predicted_cloud * slowdown + est_down + 2 * network.rtt_ms
-            deadline_s = (self.request_slack[0] * step_ms + self.request_slack[1]) / 1e3
+        deadline_s = self._deadline_s(len(frame), raw_out, predicted_cloud, network, slowdown)
+        step.encode_ms = (t1 - t0) * 1e3
+        step.codec_up = _codecs(read_headers(frame, max_bytes=1 << 62))
+        step.deadline_ms = None if deadline_s is None else deadline_s * 1e3
         resp = self.cloud.infer_slice(
             self.model_name,
             first,
@@ -497,39 +510,41 @@ class JointSession:
             quantize_bits=self.quantize_bits,
             digest=self.digest,
             deadline_s=deadline_s,
-            max_response_bytes=2 * raw_out + (1 << 16) + 64 * len(outs),
+            max_response_bytes=response_limit(g, first, last),
         )
         t2 = time.perf_counter()
-        heads = read_headers(resp.frame, max_bytes=raw_out)
-        got = {h.name: h for h in heads}
-        if set(got) != set(outs):
-            raise RemoteError(f"cloud returned tensors {sorted(got)} for layers {first}..{last}, expected {outs}", 200)
-        for h in heads:
-            want = expected[h.name]
-            dt = h.quant.dtype if h.quant is not None else h.dtype
-            if tuple(h.shape) != tuple(want.shape) or np.dtype(dt) != np.dtype(want.dtype):
-                raise RemoteError(f"cloud returned {h.name!r} as {np.dtype(dt)}{list(h.shape)}", 200)
-        result = decode(resp.frame, max_bytes=raw_out)
+        result, heads = decode_slice_outputs(g, first, last, resp.frame)
         t3 = time.perf_counter()
         tensors.update(result)
         if self.track_cloud_load and predicted_cloud and resp.compute_ms > 0:
             sample = resp.compute_ms / predicted_cloud
             self._slowdown = min(100.0, max(0.05, 0.7 * self._slowdown + 0.3 * sample))
-        return Step(
-            first,
-            last,
-            "cloud",
-            ms=(t3 - t0) * 1e3,
-            compute_ms=resp.compute_ms,
-            bytes_up=resp.bytes_up,
-            bytes_down=resp.bytes_down,
-            encode_ms=(t1 - t0) * 1e3,
-            decode_ms=(t3 - t2) * 1e3,
-            server_ms=resp.server_ms,
-            network_ms=resp.wall_ms - resp.server_ms,
-            codec_up=_codecs(read_headers(frame, max_bytes=1 << 62)),
-            codec_down=_codecs(heads),
+        step.ms = (t3 - t0) * 1e3
+        step.compute_ms = resp.compute_ms
+        step.bytes_up, step.bytes_down = resp.bytes_up, resp.bytes_down
+        step.decode_ms = (t3 - t2) * 1e3
+        step.server_ms = resp.server_ms
+        step.network_ms = resp.wall_ms - resp.server_ms
+        step.codec_down = _codecs(heads)
+
+    def _deadline_s(
+        self, frame_bytes: int, raw_out: int, predicted_cloud: float | None, network: Network, slowdown: float
+    ) -> float | None:
+        """A cloud request's deadline: ``factor`` x its predicted time + ``slack`` ms (None without a cost table).
+
+        The prediction: uploading the frame actually built, the cloud compute
+        of the range (times the current slowdown), downloading the range's
+        outputs uncompressed, and one round trip (two switches of ``rtt_ms``).
+        """
+        if predicted_cloud is None:
+            return None
+        step_ms = (
+            network.upload_ms(frame_bytes)
+            + predicted_cloud * slowdown
+            + network.download_ms(raw_out)
+            + 2 * network.rtt_ms
         )
+        return (self.request_slack[0] * step_ms + self.request_slack[1]) / 1e3
 
     def _predicted_cloud_ms(self, first: int, last: int) -> float | None:
         """Cloud compute of layers ``first..last`` per the cost table (single layers summed if not offered)."""

@@ -30,14 +30,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AuthError, CloudUnavailableError, DeadlineExceededError, RemoteError
+from .errors import (
+    AuthError,
+    CloudUnavailableError,
+    ConfigError,
+    DeadlineExceededError,
+    ExecutionError,
+    RemoteError,
+    TransportError,
+)
 from .server import protocol as P
 from .server.protocol import ProtocolError
 
 if TYPE_CHECKING:
+    from .codec.frame import FrameEntry
+    from .models.executor import PreparedRun
+    from .models.graph import ModelGraph
     from .network import Network
 
-__all__ = ["BandwidthEstimator", "CloudClient", "Emulation", "SliceResponse"]
+__all__ = ["BandwidthEstimator", "CloudClient", "Emulation", "RemoteExecutor", "SliceResponse", "decode_slice_outputs"]
 
 
 # ------------------------------------------------------------------ estimator
@@ -62,11 +73,11 @@ class BandwidthEstimator:
 
     def __init__(self, *, window: int = 8, decay: float = 0.7, min_bytes: int = 8192) -> None:
         if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+            raise ConfigError(f"window must be >= 1, got {window}")
         if not 0 < decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], got {decay}")
+            raise ConfigError(f"decay must be in (0, 1], got {decay}")
         if min_bytes < 0:
-            raise ValueError(f"min_bytes must be >= 0, got {min_bytes}")
+            raise ConfigError(f"min_bytes must be >= 0, got {min_bytes}")
         self.window = int(window)
         self.decay = float(decay)
         self.min_bytes = int(min_bytes)
@@ -78,7 +89,7 @@ class BandwidthEstimator:
     def add_transfer(self, direction: str, nbytes: float, seconds: float) -> bool:
         """Record ``nbytes`` moved ``"up"`` or ``"down"`` in ``seconds`` of network time; False if not a sample."""
         if direction not in ("up", "down"):
-            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+            raise ConfigError(f"direction must be 'up' or 'down', got {direction!r}")
         if nbytes < max(self.min_bytes, 1) or not (seconds > 0 and math.isfinite(seconds)):
             return False
         mbps = 8.0 * nbytes / seconds / 1e6
@@ -180,9 +191,9 @@ class Emulation:
         for name in ("up_mbps", "down_mbps"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"Emulation.{name} must be a positive number or None, got {v!r}")
+                raise ConfigError(f"Emulation.{name} must be a positive number or None, got {v!r}")
         if not (isinstance(self.rtt_ms, (int, float)) and math.isfinite(self.rtt_ms) and self.rtt_ms >= 0):
-            raise ValueError(f"Emulation.rtt_ms must be >= 0, got {self.rtt_ms!r}")
+            raise ConfigError(f"Emulation.rtt_ms must be >= 0, got {self.rtt_ms!r}")
 
     @classmethod
     def of(cls, network: Network) -> Emulation:
@@ -286,14 +297,14 @@ class CloudClient:
         from .network import Network
 
         if not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
+            raise ConfigError(f"retries must be >= 0, got {retries}")
         if not (0 < backoff[0] <= backoff[1]):
-            raise ValueError(f"backoff must be (first, longest) with 0 < first <= longest, got {backoff!r}")
+            raise ConfigError(f"backoff must be (first, longest) with 0 < first <= longest, got {backoff!r}")
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {url!r}")
+            raise ConfigError(f"url must start with http:// or https://, got {url!r}")
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.backoff = (float(backoff[0]), float(backoff[1]))
@@ -690,3 +701,201 @@ def _timings(doc: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
                 out[key] = float(v)
     return out
+
+
+# ------------------------------------------------------------------ slices
+def response_limit(graph: ModelGraph, first: int, last: int) -> int:
+    """The largest response body a split request for layers ``first..last`` may sensibly get back.
+
+    Twice the raw size of the range's outputs (no codec makes data that much
+    larger) plus room for the JSON header and the frame's records.
+    """
+    outs = graph.slice_io(first, last)[1]
+    return 2 * sum(graph.tensor(n).nbytes for n in outs) + (1 << 16) + 64 * len(outs)
+
+
+def decode_slice_outputs(
+    graph: ModelGraph, first: int, last: int, frame: bytes
+) -> tuple[dict[str, np.ndarray], list[FrameEntry]]:
+    """The tensors of a split response frame for layers ``first..last``, and the frame's entries.
+
+    Checks, before decoding any payload, that the frame holds exactly the
+    tensors the range produces (``graph.slice_io(first, last)[1]``) with the
+    model's dtypes and shapes, and decodes no more than their raw size.
+    Raises :class:`~jointdnn_edge.RemoteError` for the wrong tensors and
+    :class:`~jointdnn_edge.CodecError` for a corrupt frame.
+    """
+    from .codec import decode, read_headers
+
+    outs = graph.slice_io(first, last)[1]
+    expected = {n: graph.tensor(n) for n in outs}
+    raw_out = sum(t.nbytes for t in expected.values())
+    heads = read_headers(frame, max_bytes=raw_out)
+    got = {h.name for h in heads}
+    if got != set(outs) or len(heads) != len(outs):
+        raise RemoteError(
+            f"cloud returned tensors {sorted(got)} for layers {first}..{last} of {graph.name!r}, expected {outs}", 200
+        )
+    for h in heads:
+        want = expected[h.name]
+        dt = h.quant.dtype if h.quant is not None else h.dtype
+        if tuple(h.shape) != tuple(want.shape) or np.dtype(dt) != np.dtype(want.dtype):
+            raise RemoteError(
+                f"cloud returned {h.name!r} as {np.dtype(dt)}{list(h.shape)}, "
+                f"the model has {np.dtype(want.dtype)}{list(want.shape)}",
+                200,
+            )
+    return decode(frame, max_bytes=raw_out), heads
+
+
+class RemoteExecutor:
+    """The executor protocol (``docs``: :mod:`jointdnn_edge.models.executor`) over split requests to a cloud server.
+
+    Each :meth:`run` sends the range's input tensors to the server as one
+    activation frame (:meth:`CloudClient.infer_slice`) and returns the
+    tensors it answers with, checked against the model (names, dtypes,
+    shapes). :meth:`run_timed` also returns the compute time the server
+    reports, without the network, the codecs, queueing or the first-time
+    set-up of a range; the profiler uses it to profile the cloud side of a
+    cost table on the cloud itself::
+
+        costs = profile(graph, cloud_executor=RemoteExecutor(CloudClient(url, token=token)))
+
+    ``cloud``: a :class:`CloudClient` (closed by :meth:`close` only when this
+    executor created it from a URL; ``token`` goes with a URL). ``model``:
+    the name the server serves the model under (default: ``graph.name`` of
+    each call). ``codec``/``level``: the activation codec both ways
+    (lossless). ``deadline_s``: per request (default: the client's
+    timeout). ``check_digest``: send the model digest, so that a server
+    holding another model (or the same file loaded with other options)
+    refuses with :class:`~jointdnn_edge.RemoteError` 409 instead of timing
+    something else. Failures raise the client's typed
+    :class:`~jointdnn_edge.TransportError` subclasses; nothing is retried that the
+    client would not retry. Thread-safe.
+    """
+
+    runtime = "remote"
+
+    def __init__(
+        self,
+        cloud: CloudClient | str,
+        model: str | None = None,
+        *,
+        token: str | None = None,
+        codec: str = "auto",
+        level: int = 1,
+        deadline_s: float | None = None,
+        check_digest: bool = True,
+    ) -> None:
+        from .codec import CODECS
+
+        if isinstance(cloud, str):
+            cloud = CloudClient(cloud, token=token)
+            self._owns_client = True
+        else:
+            if token is not None:
+                raise ConfigError("token= goes with a URL; a CloudClient brings its own")
+            self._owns_client = False
+        if codec not in CODECS:
+            raise ConfigError(f"unknown codec {codec!r}; choose one of {CODECS}")
+        if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and deadline_s > 0):
+            raise ConfigError(f"deadline_s must be a positive number of seconds or None, got {deadline_s!r}")
+        self.client: CloudClient = cloud
+        self.model = model
+        self.codec = codec
+        self.level = int(level)
+        self.deadline_s = None if deadline_s is None else float(deadline_s)
+        self.check_digest = bool(check_digest)
+        self._served: str | None = model
+
+    def run_timed(
+        self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]
+    ) -> tuple[dict[str, np.ndarray], float]:
+        """Run layers ``first..last`` on the server: ``(outputs, compute_ms)`` as the server measured it."""
+        resp, outputs = self._request(graph, first, last, feeds)
+        return outputs, resp.compute_ms
+
+    def run(self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run layers ``first..last`` on the server; inputs and outputs named as ``graph.slice_io`` says."""
+        return self._request(graph, first, last, feeds)[1]
+
+    def run_model(self, graph: ModelGraph, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The whole model on the server (one split request for every layer): outputs by model output name."""
+        return self.run(graph, 0, graph.n - 1, feeds)
+
+    def prepare(self, graph: ModelGraph, first: int, last: int) -> PreparedRun:
+        """Layers ``first..last`` bound to this executor (nothing is loaded here: the server caches its sessions)."""
+        from .models.executor import PreparedRun
+
+        self._check_range(graph, first, last)
+        ins, outs = graph.slice_io(first, last)
+        what = f"{self._name(graph)} layers {first}..{last} on {self.client.url}"
+        return PreparedRun(lambda feeds: self.run(graph, first, last, feeds), list(ins), list(outs), what)
+
+    def _name(self, graph: ModelGraph) -> str:
+        return self.model if self.model is not None else graph.name
+
+    @staticmethod
+    def _check_range(graph: ModelGraph, first: int, last: int) -> None:
+        if not 0 <= first <= last < graph.n:
+            raise ExecutionError(f"layer range {first}..{last} is outside 0..{graph.n - 1} of {graph.name!r}")
+
+    def _request(
+        self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]
+    ) -> tuple[SliceResponse, dict[str, np.ndarray]]:
+        from .codec import encode
+
+        self._check_range(graph, first, last)
+        ins = graph.slice_io(first, last)[0]
+        missing = [n for n in ins if n not in feeds]
+        if missing:
+            raise ExecutionError(f"layers {first}..{last} of {graph.name!r}: missing inputs {missing}")
+        name = self._name(graph)
+        frame = encode({n: np.asarray(feeds[n]) for n in ins}, codec=self.codec, level=self.level)
+        resp = self.client.infer_slice(
+            name,
+            first,
+            last,
+            frame,
+            codec=self.codec,
+            level=self.level,
+            digest=P.model_digest(graph) if self.check_digest else None,
+            deadline_s=self.deadline_s,
+            max_response_bytes=response_limit(graph, first, last),
+        )
+        outputs, _ = decode_slice_outputs(graph, first, last, resp.frame)
+        self._served = name
+        return resp, outputs
+
+    def info(self) -> dict[str, Any]:
+        """``runtime: "remote"``, the URL, codec, and what the server says of the model it ran (when reachable)."""
+        out: dict[str, Any] = {
+            "runtime": self.runtime,
+            "url": self.client.url,
+            "model": self._served,
+            "codec": self.codec,
+            "timing": "server-reported compute (jointdnn_compute_ms)",
+        }
+        try:
+            server = self.client.server_metadata()
+            out["server"] = {"name": server.get("name"), "version": server.get("version")}
+            if self._served is not None:
+                params = self.client.model_metadata(self._served).get("parameters") or {}
+                out["server"].update({k[len("jointdnn_") :]: v for k, v in params.items() if k.startswith("jointdnn_")})
+        except TransportError as e:
+            out["server"] = f"unavailable: {e}"
+        return out
+
+    def close(self) -> None:
+        """Close the client if this executor created it."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> RemoteExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteExecutor({self.client.url!r}, model={self.model!r}, codec={self.codec!r})"

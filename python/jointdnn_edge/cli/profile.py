@@ -38,7 +38,20 @@ def profile_command(
     threads: Optional[int] = typer.Option(
         None, "--threads", help="Runtime compute threads (mimic a weak device with 1-2)."
     ),
-    cloud_speedup: float = typer.Option(10.0, "--cloud-speedup", help="Cloud time = mobile time / this ratio."),
+    cloud_speedup: Optional[float] = typer.Option(
+        None, "--cloud-speedup", help="Cloud time = mobile time / this ratio (default 10; not with --cloud)."
+    ),
+    cloud: Optional[str] = typer.Option(
+        None,
+        "--cloud",
+        help="Profile the cloud side on this jointdnn-edge server (URL), by the compute time it reports.",
+    ),
+    cloud_model: Optional[str] = typer.Option(
+        None, "--cloud-model", help="Name the server serves the model under (default: the model's name)."
+    ),
+    token: Optional[str] = typer.Option(
+        None, "--token", envvar="JOINTDNN_EDGE_TOKEN", show_envvar=True, help="Bearer token for --cloud."
+    ),
     device: str = typer.Option(
         "jetson-tx2", "--device", help="Energy preset: jetson-tx2, jetson-tx2-maxp, raspberry-pi-4, raspberry-pi-5."
     ),
@@ -86,16 +99,27 @@ def profile_command(
             dev = DeviceProfile(
                 f"{dev.name} ({power_mw:g} mW given)", float(power_mw), source="given on the command line"
             )
+        if cloud is not None and cloud_speedup is not None:
+            raise typer.BadParameter("give --cloud or --cloud-speedup, not both")
         options = {"optimization": optimization} if graph.format == "onnx" else {}
         executor = executor_for(graph, threads=threads, **options)
+        remote = None
+        if cloud is not None:
+            from ..transport import RemoteExecutor
+
+            remote = RemoteExecutor(cloud, cloud_model, token=token or None)
         console.print(
             f"profiling {graph.name} ({graph.format}, {graph.n} layers, {count_groups(graph.n, max_group)} groups) "
-            f"with {executor.info().get('runtime')}"
+            f"with {executor.info().get('runtime')}" + (f", and on the cloud at {cloud}" if cloud else "")
         )
-        costs = profile(
-            graph, executor, max_group=max_group, repeats=repeats, warmup=warmup, device=dev,
-            cloud_speedup=cloud_speedup, progress=progress, seed=seed,
-        )  # fmt: skip
+        try:
+            costs = profile(
+                graph, executor, max_group=max_group, repeats=repeats, warmup=warmup, device=dev,
+                cloud_executor=remote, cloud_speedup=cloud_speedup, progress=progress, seed=seed,
+            )  # fmt: skip
+        finally:
+            if remote is not None:
+                remote.close()
         costs.save(output)
     except typer.BadParameter:
         raise

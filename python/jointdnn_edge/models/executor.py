@@ -6,7 +6,10 @@ range into outputs. Backends:
 * :class:`~jointdnn_edge.models.ort_executor.OrtExecutor` (onnxruntime, CPU) for
   ``graph.format == "onnx"``;
 * :class:`~jointdnn_edge.models.litert_executor.LiteRTExecutor` (LiteRT) for
-  ``graph.format == "tflite"``.
+  ``graph.format == "tflite"``;
+* :class:`~jointdnn_edge.transport.RemoteExecutor` runs the ranges on a
+  jointdnn-edge cloud server instead (split requests), for profiling the
+  cloud side of a cost table.
 
 :func:`executor_for` picks one by the graph's format. Every backend caches
 one runtime session per (graph, range) in a bounded LRU, so running the same
@@ -32,6 +35,10 @@ Contract (what the profiler and the session layer rely on):
     A :class:`PreparedRun`: the cached session bound to the range, callable
     with ``feeds``; what ``run`` does minus the per-call look-ups. The
     profiler uses it when present.
+``run_timed(graph, first, last, feeds) -> (outputs, compute_ms)`` (optional)
+    ``run`` plus the compute time as the executor itself measured it; the
+    profiler times such an executor by it instead of the wall clock (a
+    remote executor reports the server's compute, without the network).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ExecutionError, ModelError
+from ..errors import ConfigError, ExecutionError, ModelError
 from .executor import PreparedRun
 from .graph import ModelGraph
 
@@ -102,9 +102,9 @@ class LiteRTExecutor:
 
     def __init__(self, threads: int | None = None, *, xnnpack: bool = True, cache_size: int = 32) -> None:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         if cache_size < 1:
-            raise ValueError(f"cache_size must be >= 1, got {cache_size!r}")
+            raise ConfigError(f"cache_size must be >= 1, got {cache_size!r}")
         self.threads = threads
         self.xnnpack = xnnpack
         self.cache_size = cache_size

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExecutionError, ModelError
+from ..errors import ConfigError, ExecutionError, ModelError
 from .executor import PreparedRun
 from .graph import ModelGraph
 
@@ -71,11 +71,11 @@ class OrtExecutor:
         spinning: bool = True,
     ) -> None:
         if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         if optimization not in OPTIMIZATION_LEVELS:
-            raise ValueError(f"optimization must be one of {OPTIMIZATION_LEVELS}, got {optimization!r}")
+            raise ConfigError(f"optimization must be one of {OPTIMIZATION_LEVELS}, got {optimization!r}")
         if cache_size < 1:
-            raise ValueError(f"cache_size must be >= 1, got {cache_size!r}")
+            raise ConfigError(f"cache_size must be >= 1, got {cache_size!r}")
         self.threads = None if threads is None else int(threads)
         self.optimization = optimization
         self.providers = list(providers) if providers is not None else ["CPUExecutionProvider"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from ..errors import CostTableError
+
 DIMS = 8
 MOBILE_MS, CLOUD_MS, MOBILE_MJ, BYTES_UP, BYTES_DOWN, SWITCHES, CODEC_MS, CODEC_MJ = range(DIMS)
 RDIMS = 5
@@ -81,7 +83,7 @@ def weights(metric: str, link: Link, slowdown: float) -> list[float]:
     elif metric == "cloud":
         w[CLOUD_MS] = slowdown
     else:
-        raise ValueError(f"unknown metric {metric!r}")
+        raise CostTableError(f"unknown metric {metric!r}")
     return w
 
 
@@ -109,4 +111,4 @@ def reduced_weights(metric: str, radio: Radio, up_mbps: float, down_mbps: float,
         return [0.0, 1.0, 8e-6 * radio.beta / up_mbps, 8e-6 * radio.beta / down_mbps, 0.0]
     if metric == "cloud":
         return [0.0, 0.0, 0.0, 0.0, slowdown]
-    raise ValueError(f"unknown metric {metric!r}")
+    raise CostTableError(f"unknown metric {metric!r}")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..errors import CodecError, ExecutionError, JointDNNError, ModelError
+from ..errors import CodecError, ConfigError, ExecutionError, JointDNNError, ModelError
 from . import protocol as P
 from .protocol import ProtocolError
 
@@ -70,9 +70,9 @@ class Limits:
         for name in ("max_body_bytes", "max_json_bytes", "max_decoded_bytes", "max_concurrency"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if not isinstance(self.max_queue, int) or self.max_queue < 0:
-            raise ValueError(f"max_queue must be a non-negative integer, got {self.max_queue!r}")
+            raise ConfigError(f"max_queue must be a non-negative integer, got {self.max_queue!r}")
 
 
 class _Model:
@@ -85,8 +85,14 @@ class _Model:
         self.inputs = {t.name: t for t in graph.inputs}
         self.outputs = [t.name for t in graph.outputs]
 
-    def metadata(self, limits: Limits) -> dict[str, Any]:
+    def metadata(self, limits: Limits, slowdown: float = 1.0) -> dict[str, Any]:
         g = self.graph
+        info = self.executor.info() if callable(getattr(self.executor, "info", None)) else {}
+        runtime: dict[str, Any] = {"jointdnn_runtime": str(info.get("runtime", "unknown"))}
+        if info.get("version") is not None:
+            runtime["jointdnn_runtime_version"] = str(info["version"])
+        if isinstance(info.get("threads"), int):
+            runtime["jointdnn_threads"] = info["threads"]
         return {
             "name": g.name,
             "versions": ["1"],
@@ -102,6 +108,8 @@ class _Model:
                 "jointdnn_format": g.format,
                 "jointdnn_max_body_bytes": limits.max_body_bytes,
                 "jointdnn_max_decoded_bytes": limits.max_decoded_bytes,
+                **runtime,
+                "jointdnn_slowdown": slowdown,
             },
         }
 
@@ -182,16 +190,16 @@ def create_app(
     from ..models.executor import executor_for
 
     if not (isinstance(slowdown, (int, float)) and math.isfinite(slowdown) and slowdown >= 1.0):
-        raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+        raise ConfigError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
     if token is not None and not token:
-        raise ValueError("token must be a non-empty string or None")
+        raise ConfigError("token must be a non-empty string or None")
     items = list(models.items()) if isinstance(models, Mapping) else [(g.name, g) for g in models]
     served: dict[str, _Model] = {}
     for name, graph in items:
         if not name or "/" in name:
-            raise ValueError(f"model name {name!r} cannot be used in a URL path")
+            raise ConfigError(f"model name {name!r} cannot be used in a URL path")
         if name in served:
-            raise ValueError(f"two models are named {name!r}; serve one under another name (NAME=PATH)")
+            raise ConfigError(f"two models are named {name!r}; serve one under another name (NAME=PATH)")
         if executors is not None and name in executors:
             ex = executors[name]
         else:
@@ -201,7 +209,7 @@ def create_app(
             ex = executor_for(graph, threads=threads, **opts)
         served[name] = _Model(graph, ex)
     if not served:
-        raise ValueError("create_app needs at least one model")
+        raise ConfigError("create_app needs at least one model")
     state = _State(served, token, limits or Limits(), float(slowdown))
 
     routes = [
@@ -308,7 +316,7 @@ def _lookup(state: _State, request: Request) -> _Model:
 
 async def _model_metadata(state: _State, request: Request) -> Response:
     try:
-        return _json(_lookup(state, request).metadata(state.limits))
+        return _json(_lookup(state, request).metadata(state.limits, state.slowdown))
     except ProtocolError as e:
         return _error(e.status, e.message)
 

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ..errors import ModelError
 from ..models.onnx_model import skeleton
 from .spec import ModelSpec, OpSpec
 
@@ -173,7 +174,7 @@ def _node(spec: ModelSpec, op: OpSpec) -> tuple[onnx.NodeProto, list[tuple[str, 
             kw["clip"] = float(a["clip"])
         node = helper.make_node("RNN", [*ins, weight("W"), weight("R"), weight("B")], [name], name=name, **kw)
     else:  # pragma: no cover - validate() rejects unknown kinds
-        raise ValueError(f"op {name!r}: no ONNX form for kind {k!r}")
+        raise ModelError(f"op {name!r}: no ONNX form for kind {k!r}")
     return node, inits
 
 

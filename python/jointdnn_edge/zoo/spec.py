@@ -96,6 +96,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelError
+
 __all__ = [
     "OP_KINDS",
     "ModelSpec",
@@ -206,16 +208,16 @@ class ModelSpec:
         known = {t.name for t in self.inputs}
         for op in self.ops:
             if op.kind not in OP_KINDS:
-                raise ValueError(f"op {op.name!r}: unknown kind {op.kind!r}")
+                raise ModelError(f"op {op.name!r}: unknown kind {op.kind!r}")
             if op.name in known:
-                raise ValueError(f"op {op.name!r}: duplicate tensor name")
+                raise ModelError(f"op {op.name!r}: duplicate tensor name")
             for t in op.inputs:
                 if t not in known:
-                    raise ValueError(f"op {op.name!r} reads {t!r}, which is not defined before it")
+                    raise ModelError(f"op {op.name!r} reads {t!r}, which is not defined before it")
             known.add(op.name)
         for t in self.outputs:
             if t not in known:
-                raise ValueError(f"model output {t!r} is not produced by any op")
+                raise ModelError(f"model output {t!r} is not produced by any op")
 
 
 # --------------------------------------------------------------- shapes
@@ -238,7 +240,7 @@ def _conv_out(size: int, k: int, s: int, d: int, padding: str) -> tuple[int, int
     if padding == "valid":
         out = (size - keff) // s + 1
         return out, 0, 0
-    raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    raise ModelError(f"padding must be 'same' or 'valid', got {padding!r}")
 
 
 class SpecBuilder:
@@ -263,7 +265,7 @@ class SpecBuilder:
         """Declare a model input."""
         shape = tuple(int(d) for d in shape)
         if any(d < 1 for d in shape):
-            raise ValueError(f"input {name!r} has a non-positive dimension: {shape}")
+            raise ModelError(f"input {name!r} has a non-positive dimension: {shape}")
         self.inputs.append(TensorSpec(name, shape))
         self._shapes[name] = shape
         return name
@@ -281,7 +283,7 @@ class SpecBuilder:
             self._counts[kind] = self._counts.get(kind, 0) + 1
             name = f"{kind}{self._counts[kind]}"
         if name in self._shapes:
-            raise ValueError(f"duplicate op name {name!r}")
+            raise ModelError(f"duplicate op name {name!r}")
         return name
 
     def _rng(self) -> np.random.Generator:
@@ -309,9 +311,9 @@ class SpecBuilder:
     ) -> str:
         for t in inputs:
             if t not in self._shapes:
-                raise ValueError(f"{kind}: unknown input tensor {t!r}")
+                raise ModelError(f"{kind}: unknown input tensor {t!r}")
         if any(d < 1 for d in shape):
-            raise ValueError(f"{kind} {name or ''}: input too small, output shape would be {shape}")
+            raise ModelError(f"{kind} {name or ''}: input too small, output shape would be {shape}")
         op = OpSpec(
             self._name(kind, name),
             kind,
@@ -327,7 +329,7 @@ class SpecBuilder:
     def _rank4(self, x: str, kind: str) -> tuple[int, int, int, int]:
         s = self._shapes[x]
         if len(s) != 4:
-            raise ValueError(f"{kind} needs a 4-D (N, C, H, W) input, {x!r} has shape {s}")
+            raise ModelError(f"{kind} needs a 4-D (N, C, H, W) input, {x!r} has shape {s}")
         return s  # type: ignore[return-value]
 
     # ------------------------------------------------------------ weighted
@@ -379,7 +381,7 @@ class SpecBuilder:
         for size, k, s in ((h, kh, sh), (w, kw, sw)):
             if padding == "same":
                 if k < s:
-                    raise ValueError("deconv with padding 'same' needs kernel >= stride")
+                    raise ModelError("deconv with padding 'same' needs kernel >= stride")
                 total = k - s
                 out.append(size * s)
                 pads.append((total // 2, total - total // 2))
@@ -387,7 +389,7 @@ class SpecBuilder:
                 out.append((size - 1) * s + k)
                 pads.append((0, 0))
             else:
-                raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+                raise ModelError(f"padding must be 'same' or 'valid', got {padding!r}")
         rng = self._rng()
         # effective fan-in of a transposed conv: each output sees C*kh*kw/(sh*sw) inputs
         fan_in = max(c * kh * kw / (sh * sw), 1.0)
@@ -407,7 +409,7 @@ class SpecBuilder:
         """Fully connected layer on a 2-D or 4-D input (see the module docstring)."""
         s = self._shapes[x]
         if len(s) not in (2, 4):
-            raise ValueError(f"fc needs a 2-D or 4-D input, {x!r} has shape {s}")
+            raise ModelError(f"fc needs a 2-D or 4-D input, {x!r} has shape {s}")
         features = int(np.prod(s[1:]))
         rng = self._rng()
         wts = {
@@ -442,11 +444,11 @@ class SpecBuilder:
         """Simple recurrent layer on a time-major ``(T, N, I)`` input."""
         s = self._shapes[x]
         if len(s) != 3:
-            raise ValueError(f"rnn needs a (T, N, I) input, {x!r} has shape {s}")
+            raise ModelError(f"rnn needs a (T, N, I) input, {x!r} has shape {s}")
         if direction not in ("forward", "bidirectional"):
-            raise ValueError(f"direction must be 'forward' or 'bidirectional', got {direction!r}")
+            raise ModelError(f"direction must be 'forward' or 'bidirectional', got {direction!r}")
         if activation not in ("relu", "tanh"):
-            raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+            raise ModelError(f"activation must be 'relu' or 'tanh', got {activation!r}")
         t, n, i = s
         d = 2 if direction == "bidirectional" else 1
         rng = self._rng()
@@ -550,7 +552,7 @@ class SpecBuilder:
     def add(self, a: str, b: str, *, name: str | None = None) -> str:
         """Elementwise sum of two same-shaped tensors."""
         if self._shapes[a] != self._shapes[b]:
-            raise ValueError(f"add: shapes differ: {self._shapes[a]} vs {self._shapes[b]}")
+            raise ModelError(f"add: shapes differ: {self._shapes[a]} vs {self._shapes[b]}")
         return self._add("add", [a, b], self._shapes[a], name)
 
     def concat(self, tensors: Sequence[str], axis: int = 1, *, name: str | None = None) -> str:
@@ -559,7 +561,7 @@ class SpecBuilder:
         base = list(shapes[0])
         for s in shapes[1:]:
             if len(s) != len(base) or any(a != b for k, (a, b) in enumerate(zip(s, base)) if k != axis):
-                raise ValueError(f"concat: incompatible shapes {shapes}")
+                raise ModelError(f"concat: incompatible shapes {shapes}")
         base[axis] = sum(s[axis] for s in shapes)
         return self._add("concat", list(tensors), tuple(base), name, {"axis": axis})
 
@@ -572,7 +574,7 @@ class SpecBuilder:
         """Reinterpret a tensor with a new static shape."""
         shape = tuple(int(d) for d in shape)
         if int(np.prod(shape)) != int(np.prod(self._shapes[x])):
-            raise ValueError(f"reshape: {self._shapes[x]} cannot become {shape}")
+            raise ModelError(f"reshape: {self._shapes[x]} cannot become {shape}")
         return self._add("reshape", [x], shape, name, {"shape": shape})
 
     def softmax(self, x: str, axis: int = 1, *, name: str | None = None) -> str:

@@ -447,7 +447,7 @@ def to_tflite_input(spec: ModelSpec, name: str, array: np.ndarray) -> np.ndarray
     shape = next(t.shape for t in spec.inputs if t.name == name)
     x = np.asarray(array, np.float32)
     if tuple(x.shape) != tuple(shape):
-        raise ValueError(f"input {name!r} has shape {x.shape}, the spec says {shape}")
+        raise ModelError(f"input {name!r} has shape {x.shape}, the spec says {shape}")
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if len(shape) == 4 else x
 
 
@@ -473,7 +473,7 @@ def to_logical(
     lay = (layouts or tensor_layouts(spec))[name]
     x = np.asarray(array)
     if tuple(x.shape) != tuple(lay.shape):
-        raise ValueError(f"tensor {name!r} has shape {x.shape}, the TFLite model holds {lay.shape}")
+        raise ModelError(f"tensor {name!r} has shape {x.shape}, the TFLite model holds {lay.shape}")
     if lay.nhwc:
         x = x.transpose(0, 3, 1, 2)
     elif lay.perm is not None:

@@ -1,0 +1,38 @@
+"""One exception hierarchy: bad arguments anywhere in the SDK raise a JointDNNError subclass."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import jointdnn_edge as jd
+from jointdnn_edge import errors
+
+
+def test_every_error_class_derives_from_the_root_and_is_exported():
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, Exception)]
+    assert {c.__name__ for c in classes} == set(errors.__all__)
+    for c in classes:
+        assert issubclass(c, jd.JointDNNError)
+        assert getattr(jd, c.__name__) is c
+
+
+@pytest.mark.parametrize(
+    ("call", "kind"),
+    [
+        (lambda: jd.CloudClient("ftp://example.org"), jd.ConfigError),
+        (lambda: jd.CloudClient("http://127.0.0.1:1", timeout=0), jd.ConfigError),
+        (lambda: jd.BandwidthEstimator(window=0), jd.ConfigError),
+        (lambda: jd.Emulation(up_mbps=-1.0), jd.ConfigError),
+        (lambda: jd.server.Limits(max_body_bytes=0), jd.ConfigError),
+        (lambda: jd.executor_for("onnx", threads=0), jd.ConfigError),
+        (lambda: jd.zoo.build("pix2pix", resolution=100), jd.ModelError),
+        (lambda: jd.plan(jd.CostTable.from_layers([1.0], [1.0], [4], 4), "4g", objective="speed"), jd.CostTableError),
+    ],
+    ids=["url", "timeout", "window", "emulation", "limits", "threads", "zoo", "objective"],
+)
+def test_bad_arguments_raise_typed_errors_that_are_also_value_errors(call, kind):
+    with pytest.raises(kind) as info:
+        call()
+    assert isinstance(info.value, ValueError) and str(info.value)
