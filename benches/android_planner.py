@@ -28,27 +28,14 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 POINTS = [(0.7, 1.6), (3.1, 9.0), (5.85, 13.76), (18.88, 54.97), (60.0, 120.0)]
 
 
 def chain(n: int, seed: int = 0) -> dict:
-    """A chain with every group offered, groups 70-100% of the sum of their layers (as benches/solver.py)."""
-    from jointdnn_edge import CostTable
+    """The chain of benches/solver.py with every group offered (groups 70-100% of the sum of their layers)."""
+    from solver import chain as solver_chain  # benches/ is on sys.path when this script runs
 
-    rng = np.random.default_rng(seed)
-    mobile = rng.uniform(1, 60, n)
-    cloud = mobile / rng.uniform(5, 25, n)
-    csum_m = np.concatenate([[0], np.cumsum(mobile)])
-    csum_c = np.concatenate([[0], np.cumsum(cloud)])
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    ok = j >= i
-    fuse = np.where(i == j, 1.0, rng.uniform(0.7, 1.0, (n, n)))
-    mm = np.where(ok, (csum_m[j + 1] - csum_m[i]) * fuse, np.inf)
-    cm = np.where(ok, (csum_c[j + 1] - csum_c[i]) * fuse, np.inf)
-    out = np.round(rng.uniform(2e3, 8e5, n) * np.linspace(1.0, 0.05, n))
-    return CostTable(mm, cm, out, 6e5, names=[f"l{k}" for k in range(n)]).to_dict()
+    return solver_chain(n, None, seed).to_dict()
 
 
 def median_us(fn: Callable[[], object], budget: float, min_runs: int = 5) -> float:

@@ -21,6 +21,7 @@ cargo test --workspace --quiet
 
 echo "== python: ruff, stubs"
 ruff check python tests benches
+ruff format --check python tests benches
 python -m mypy.stubtest jointdnn_edge._core
 
 echo "== pytest (native planner)"
