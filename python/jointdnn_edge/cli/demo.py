@@ -20,7 +20,7 @@ def demo_command(
     networks: str = typer.Option("3g,4g,wifi", "--networks", help="Comma-separated network presets."),
     runs: int = typer.Option(3, "--runs", min=1, help="Measured inferences per strategy and network."),
     mobile_slowdown: float = typer.Option(
-        10.0, "--mobile-slowdown", min=1.0, help="Emulated mobile device: this CPU (1 thread) this many times slower."
+        20.0, "--mobile-slowdown", min=1.0, help="Emulated mobile device: this CPU (1 thread) this many times slower."
     ),
     max_group: int = typer.Option(4, "--max-group", min=1, help="Longest group of layers to profile."),
     objective: str = typer.Option("latency", "--objective", help="JointDNN objective: latency or energy."),
