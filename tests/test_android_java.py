@@ -327,9 +327,9 @@ def test_tensor_bytes_are_little_endian_c_order_as_numpy_writes_them(compiled, t
 
 @needs_jdk
 def test_tensor_sizes_follow_the_codec_dtypes(compiled):
-    from jointdnn_edge.codec.frame import _DTYPE_CODES
+    from jointdnn_edge.codec import WIRE_DTYPES
 
-    for dtype in _DTYPE_CODES.values():
+    for dtype in WIRE_DTYPES.values():
         itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
         assert run_java(compiled, "size", dtype, str(6 * itemsize), "2", "3").strip() == "ok", dtype
         assert run_java(compiled, "size", dtype, str(6 * itemsize + 1), "2", "3").strip() == "IllegalArgumentException"

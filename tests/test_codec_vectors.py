@@ -9,6 +9,7 @@ promises stable bytes, and the invalid ones must fail with the listed error.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -122,3 +123,14 @@ def test_invalid_vector_is_rejected(name: str) -> None:
     with pytest.raises(CodecError) as err:
         codec.decode(frame, max_bytes=doc["max_bytes"])
     assert doc["error"] in str(err.value)
+
+
+def test_the_documented_element_types_are_the_ones_the_codec_speaks() -> None:
+    """docs/wire-format.md section 2 (code, dtype, itemsize) against codec.WIRE_DTYPES."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "wire-format.md").read_text()
+    section = doc[doc.index("## 2. Element types") :]
+    rows = re.findall(r"^\| (\d+) \| (\w+) \| (\d+) \|", section, re.M)
+    assert {int(c): name for c, name, _ in rows} == dict(codec.WIRE_DTYPES)
+    for _, name, size in rows:
+        if name != "bfloat16":  # not a numpy dtype; two bytes on the wire
+            assert np.dtype(name).itemsize == int(size)

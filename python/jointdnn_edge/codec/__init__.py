@@ -37,7 +37,17 @@ from .estimate import (
     profile_codec,
     zero_ratio,
 )
-from .frame import CHECKSUMS, CODECS, DEFAULT_MAX_BYTES, FrameEntry, QuantParams, decode, encode, read_headers
+from .frame import (
+    CHECKSUMS,
+    CODECS,
+    DEFAULT_MAX_BYTES,
+    WIRE_DTYPES,
+    FrameEntry,
+    QuantParams,
+    decode,
+    encode,
+    read_headers,
+)
 from .quantize import QuantizationError, QuantizedTensor, dequantize, quantization_error, quantize
 
 __all__ = [
@@ -46,6 +56,7 @@ __all__ = [
     "DEFAULT_LEVEL",
     "DEFAULT_MAX_BYTES",
     "SPARSE_MIN_ZERO_RATIO",
+    "WIRE_DTYPES",
     "CodecProfile",
     "CodecStats",
     "FrameEntry",

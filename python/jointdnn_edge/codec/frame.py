@@ -23,6 +23,7 @@ import sys
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -80,6 +81,9 @@ _DTYPE_CODES: dict[int, str] = {
     15: "complex128",
 }
 _FLOAT_CODES = {10, 11, 12, 13}
+
+#: Names of the element types a frame can carry, by their wire code (``docs/wire-format.md``).
+WIRE_DTYPES: Mapping[int, str] = MappingProxyType(_DTYPE_CODES)
 
 
 def _bfloat16() -> Any:
