@@ -217,11 +217,18 @@ def test_profiling_session_with_an_estimated_network(cloud: Any, reference: Any)
     g = cloud.models["alexnet"]
     with JointSession(g, cloud.client(), executor=executor_for(g, threads=1), profile_max_group=4) as s:
         s.probe()
+        traces = []
         for seed in (1, 2):
             feeds = uniform_feeds(g, seed)
             out = s.run(feeds)
             assert_close(out, reference(g, feeds))
+            traces.append(s.last_trace)
         trace = s.last_trace
+        # profiling and the table build happen once, before the first inference, and are not timed as it
+        first, second = traces
+        assert first.setup_ms > 0 and second.setup_ms == 0
+        assert first.measured_ms >= sum(step.ms for step in first.steps)
+        assert "one-time set-up" in first.summary() and "one-time" not in second.summary()
         assert s.costs.meta["cloud_source"] == "scaled" and "codec" in s.costs.meta
     assert trace is not None and trace.source == "lut" and trace.predicted_ms is not None
     est = s.cloud.estimator  # type: ignore[union-attr]
