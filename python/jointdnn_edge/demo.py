@@ -167,6 +167,20 @@ def run_demo(
     from .transport import BandwidthEstimator, CloudClient, Emulation
 
     say = report or (lambda _line: None)
+    # check the cheap arguments before the minutes of building, profiling and serving
+    presets = list(presets)
+    if not presets:
+        raise ConfigError("give at least one network preset (3g, 4g, wifi)")
+    for preset in presets:
+        Network.preset(preset)
+    if objective not in ("latency", "energy"):
+        raise ConfigError(f"objective must be 'latency' or 'energy', got {objective!r}")
+    if not (isinstance(runs, int) and runs >= 1):
+        raise ConfigError(f"runs must be a positive integer, got {runs!r}")
+    if not (isinstance(mobile_slowdown, (int, float)) and 1 <= mobile_slowdown < float("inf")):
+        raise ConfigError(f"mobile_slowdown must be a finite number >= 1, got {mobile_slowdown!r}")
+    if not (isinstance(max_group, int) and max_group >= 1):
+        raise ConfigError(f"max_group must be a positive integer, got {max_group!r}")
     t_start = time.perf_counter()
     graph = zoo.load(model, format, size=size)
     say(f"built zoo model {graph.name} ({format}, {size}): {graph.n} layers, input {graph.input_bytes} B")

@@ -8,6 +8,7 @@ queried where numpy is not installed.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,11 @@ from typing import Any
 from .errors import CostTableError
 
 __all__ = ["NETWORK_PRESETS", "Network"]
+
+
+def _is_real(v: object) -> bool:
+    """A real number: int, float, or a numpy scalar (numpy registers them as numbers.Real); not bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,16 @@ class Network:
     def __post_init__(self) -> None:
         for attr in ("up_mbps", "down_mbps"):
             v = getattr(self, attr)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if not (_is_real(v) and math.isfinite(v) and v > 0):
                 raise CostTableError(f"Network.{attr} must be a positive finite number, got {v!r}")
         for attr in ("alpha_up", "alpha_down", "beta", "rtt_ms"):
             v = getattr(self, attr)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            if not (_is_real(v) and math.isfinite(v) and v >= 0):
                 raise CostTableError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
+        for attr in ("up_mbps", "down_mbps", "alpha_up", "alpha_down", "beta", "rtt_ms"):
+            v = getattr(self, attr)
+            if not isinstance(v, (int, float)):  # numpy scalars (measured bandwidths) become plain floats
+                object.__setattr__(self, attr, float(v))
         # the six numbers as floats, in the order the solvers take them (computed once: plans are hot paths)
         link = (self.up_mbps, self.down_mbps, self.alpha_up, self.alpha_down, self.beta, self.rtt_ms)
         object.__setattr__(self, "_link", tuple(float(x) for x in link))
@@ -52,6 +62,8 @@ class Network:
     @classmethod
     def preset(cls, name: str, *, rtt_ms: float = 0.0) -> Network:
         """The paper's Table 3 network ("3g", "4g" or "wifi"; case and dashes ignored)."""
+        if not isinstance(name, str):
+            raise CostTableError(f"network preset must be a name such as '4g', got {type(name).__name__}")
         key = name.lower().replace("-", "").replace("_", "")
         if key not in NETWORK_PRESETS:
             raise CostTableError(f"unknown network preset {name!r}; choose one of {sorted(NETWORK_PRESETS)}")

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import JointDNNError
-from ._app import app, console, err_console
+from ._app import app, check_writable, console, err_console
 
 
 @app.command("demo")
@@ -29,6 +29,8 @@ def demo_command(
     """Build a zoo model, profile it, start a local cloud server, and compare mobile-only, cloud-only and JointDNN."""
     from ..demo import render, run_demo
 
+    if output is not None:
+        check_writable(output, "--json")
     try:
         result = run_demo(
             model,

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ..errors import JointDNNError
-from ._app import app, console, err_console
+from ._app import app, check_writable, console, err_console, fail, os_error_text
 
 EXAMPLES = {"alexnet": "example_alexnet.json"}
 
@@ -58,10 +58,26 @@ def network_from(name: str, up: Optional[float], down: Optional[float], rtt: Opt
 
     net = Network.preset(name)
     if up is not None or down is not None:
-        net = net.with_bandwidth(up or net.up_mbps, down or net.down_mbps)
+        net = net.with_bandwidth(
+            net.up_mbps if up is None else up,
+            net.down_mbps if down is None else down,
+        )
     if rtt is not None:
         net = replace(net, rtt_ms=rtt)
     return net
+
+
+def _check_plot_path(path: Path) -> None:
+    """Fail before planning when --plot names a file matplotlib cannot write (or matplotlib is missing)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise fail("--plot needs matplotlib: pip install 'jointdnn-edge[plot]'") from None
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise fail(f"--plot {path}: give a file name ending in .png (or one of: {', '.join(sorted(formats))})")
+    check_writable(path, "--plot")
 
 
 @app.command("plan")
@@ -81,13 +97,17 @@ def plan_command(
     cloud_slowdown: float = typer.Option(1.0, "--cloud-slowdown", help="Multiply cloud times (congestion)."),
     phase: str = typer.Option("inference", "--phase", help="inference or training (one online-training step)."),
     solver: str = typer.Option("auto", "--solver", help="auto, native, python, ilp or brute."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the schedules to this PNG."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Draw the schedules to this image (.png; .svg and .pdf work too)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Print the optimal schedule, its costs, and mobile-only and cloud-only beside it."""
     from ..planner import plan
     from ..plots import describe, plot_schedules, schedule_text
 
+    if plot is not None:
+        _check_plot_path(plot)
     try:
         table = load_costs(costs, model)
         net = network_from(network, up_mbps, down_mbps, rtt_ms)
@@ -152,7 +172,10 @@ def plan_command(
         for line in schedule_text(planned, joint):
             console.print("  " + line)
     if plot is not None:
-        plot_schedules(planned, rows, plot, title=f"{network} · {objective}")
+        try:
+            plot_schedules(planned, rows, plot, title=f"{network} · {objective}")
+        except ImportError as e:
+            raise fail(str(e)) from None
         err_console.print(f"wrote {plot}")
 
 
@@ -163,20 +186,21 @@ def lut_build(
     model: Optional[str] = typer.Option(None, "--model", help="Built-in example or zoo model (default alexnet)."),
     network: str = typer.Option("4g", "--network", help="Radio (power model, rtt) preset: 3g, 4g, wifi."),
     rtt_ms: Optional[float] = typer.Option(None, "--rtt-ms", help="Round trip per platform switch."),
-    objective: str = typer.Option("latency", "--objective"),
-    deadline_ms: Optional[float] = typer.Option(None, "--deadline-ms"),
-    energy_budget_mj: Optional[float] = typer.Option(None, "--energy-budget-mj"),
-    cloud_budget_ms: Optional[float] = typer.Option(None, "--cloud-budget-ms"),
+    objective: str = typer.Option("latency", "--objective", help="latency or energy."),
+    deadline_ms: Optional[float] = typer.Option(None, "--deadline-ms", help="Latency constraint (QoS)."),
+    energy_budget_mj: Optional[float] = typer.Option(None, "--energy-budget-mj", help="Mobile energy constraint."),
+    cloud_budget_ms: Optional[float] = typer.Option(None, "--cloud-budget-ms", help="Cloud time constraint."),
     up: tuple[float, float] = typer.Option((0.25, 100.0), "--up-mbps", help="Upload range LO HI."),
     down: tuple[float, float] = typer.Option((0.5, 200.0), "--down-mbps", help="Download range LO HI."),
     slowdown: tuple[float, float] = typer.Option((1.0, 1.0), "--cloud-slowdown", help="Slowdown range LO HI."),
     cells: tuple[int, int, int] = typer.Option((16, 16, 4), "--cells", help="Cells along up, down, slowdown."),
-    phase: str = typer.Option("inference", "--phase"),
+    phase: str = typer.Option("inference", "--phase", help="inference or training (one online-training step)."),
     embed_costs: bool = typer.Option(True, "--embed-costs/--no-embed-costs", help="Store the cost table too."),
 ) -> None:
     """Precompute the optimal schedules over a range of network conditions (parallel, with a progress bar)."""
     from ..planner import LookupTable
 
+    check_writable(output, "--output")
     try:
         table = load_costs(costs, model)
         net = network_from(network, None, None, rtt_ms)
@@ -211,9 +235,9 @@ def lut_build(
 @lut_app.command("query")
 def lut_query(
     table: Path = typer.Argument(..., help="Lookup table file."),
-    up_mbps: float = typer.Option(..., "--up-mbps"),
-    down_mbps: float = typer.Option(..., "--down-mbps"),
-    cloud_slowdown: float = typer.Option(1.0, "--cloud-slowdown"),
+    up_mbps: float = typer.Option(..., "--up-mbps", help="Upload bandwidth now (Mbit/s)."),
+    down_mbps: float = typer.Option(..., "--down-mbps", help="Download bandwidth now (Mbit/s)."),
+    cloud_slowdown: float = typer.Option(1.0, "--cloud-slowdown", help="Cloud slowdown now (1: as profiled)."),
 ) -> None:
     """Print the table's schedule for these conditions."""
     from ..planner import LookupTable
@@ -221,7 +245,9 @@ def lut_query(
     try:
         lut = LookupTable.load(table)
         s = lut.query(up_mbps, down_mbps, cloud_slowdown)
-    except (JointDNNError, OSError) as e:
+    except JointDNNError as e:
         err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
         raise typer.Exit(2) from None
+    except OSError as e:
+        raise fail(os_error_text(e), 2) from None
     console.print(f"{s.bar()}\n{s}")

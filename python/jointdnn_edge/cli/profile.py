@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from ..errors import JointDNNError
-from ._app import app, console, err_console
+from ._app import app, check_writable, console, err_console
 
 
 def _parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
@@ -77,6 +77,7 @@ def profile_command(
     from ..models import executor_for, load_model
     from ..profiler import DeviceProfile, count_groups, profile
 
+    check_writable(output, "--output")
     try:
         shapes = _parse_shapes(input_shape)
         if model.startswith("zoo:"):

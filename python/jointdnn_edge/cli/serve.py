@@ -10,12 +10,29 @@ import typer
 from ..errors import JointDNNError
 from ._app import app, err_console
 
+#: uvicorn's log levels
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _check_tls(keyfile: str, certfile: str) -> None:
+    """Load the key and certificate once, so that a bad pair fails with a message that names the files."""
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as e:
+        reason = getattr(e, "reason", None) or e.strerror or str(e)
+        raise typer.BadParameter(
+            f"cannot load the TLS certificate {certfile} with the key {keyfile} "
+            f"(PEM files, the key unencrypted): {reason}"
+        ) from None
+
 
 @app.command("serve")
 def serve_command(
     models: list[str] = typer.Argument(..., help="Models to serve: PATH (.onnx/.tflite), NAME=PATH, or zoo:NAME."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, "--port", help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
     token: Optional[str] = typer.Option(
         None,
         "--token",
@@ -37,7 +54,9 @@ def serve_command(
     slowdown: float = typer.Option(1.0, "--slowdown", help="Emulate a slower cloud: stretch compute by this factor."),
     ssl_keyfile: Optional[str] = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
     ssl_certfile: Optional[str] = typer.Option(None, "--ssl-certfile", help="TLS certificate chain (PEM)."),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug or trace."
+    ),
 ) -> None:
     """Serve MODELs to JointDNN sessions and to any Open Inference Protocol (KServe v2) client."""
     from ..server.app import Limits, MiB, serve
@@ -51,6 +70,13 @@ def serve_command(
         )
         if (ssl_keyfile is None) != (ssl_certfile is None):
             raise typer.BadParameter("TLS needs both --ssl-keyfile and --ssl-certfile")
+        for option, tls_file in (("--ssl-keyfile", ssl_keyfile), ("--ssl-certfile", ssl_certfile)):
+            if tls_file is not None and not os.path.isfile(tls_file):
+                raise typer.BadParameter(f"{option}: no such file: {tls_file}")
+        if ssl_keyfile is not None and ssl_certfile is not None:
+            _check_tls(ssl_keyfile, ssl_certfile)
+        if log_level.lower() not in _LOG_LEVELS:
+            raise typer.BadParameter(f"--log-level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
         serve(
             models,
             host=host,

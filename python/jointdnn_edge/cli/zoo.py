@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import zoo
 from ..errors import JointDNNError
-from ._app import app, console, err_console
+from ._app import app, check_writable, console, err_console
 
 zoo_app = typer.Typer(
     help="The JointDNN paper's eight benchmark models (Table 2), built with seeded random weights.",
@@ -57,11 +57,12 @@ def export(
     if fmt not in ("onnx", "tflite"):
         err_console.print(f"[red]error:[/] --format must be onnx or tflite, not {format!r}")
         raise typer.Exit(2)
+    path = output if output is not None else Path(f"{name.lower()}.{fmt}")
+    check_writable(path, "--output")
     try:
         data = zoo.build(name, fmt, size=size, width=width, resolution=resolution, batch=batch, seed=seed)
     except (JointDNNError, ImportError) as e:
         err_console.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from None
-    path = output if output is not None else Path(f"{name.lower()}.{fmt}")
     path.write_bytes(data)
     console.print(f"wrote {path} ({len(data):,} bytes)")

@@ -69,10 +69,21 @@ def load_model(
         if is_tflite(head):
             with open(path, "rb") as f:
                 return _load_tflite(f.read(), batch_size, input_shapes, merge_trivial, name)
+        if path.lower().endswith(".tflite"):
+            raise ModelError(
+                f"{path}: not a TFLite model (no 'TFL3' identifier at bytes 4-8; truncated or of another format)"
+            )
         from .onnx_model import load_onnx
 
         # ONNX from a path: onnx.load resolves external-data files beside the model
-        return load_onnx(path, batch_size=batch_size, input_shapes=input_shapes, merge_trivial=merge_trivial, name=name)
+        try:
+            return load_onnx(
+                path, batch_size=batch_size, input_shapes=input_shapes, merge_trivial=merge_trivial, name=name
+            )
+        except ModelError as e:
+            if str(e).startswith(path):
+                raise
+            raise ModelError(f"{path}: {e}") from None
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
