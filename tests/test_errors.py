@@ -36,3 +36,22 @@ def test_bad_arguments_raise_typed_errors_that_are_also_value_errors(call, kind)
     with pytest.raises(kind) as info:
         call()
     assert isinstance(info.value, ValueError) and str(info.value)
+
+
+def test_missing_files_raise_typed_errors(tmp_path):
+    missing = tmp_path / "missing"
+    for load, kind in ((jd.CostTable.load, jd.CostTableError), (jd.LookupTable.load, jd.LookupTableError)):
+        with pytest.raises(kind, match="cannot read"):
+            load(missing)
+
+
+def test_planner_bounds_accept_numpy_scalars_and_refuse_booleans():
+    import numpy as np
+
+    costs = jd.CostTable.from_layers([1.0, 2.0], [0.1, 0.2], [1000, 10], 4000)
+    a = jd.plan(costs, "4g", deadline_ms=np.float32(500), cloud_slowdown=np.float64(2.0))
+    b = jd.plan(costs, "4g", deadline_ms=500.0, cloud_slowdown=2.0)
+    assert a.segments == b.segments and a.latency_ms == b.latency_ms
+    for bad in (True, np.bool_(True)):
+        with pytest.raises(jd.CostTableError):
+            jd.plan(costs, "4g", deadline_ms=bad)

@@ -22,9 +22,10 @@ _Usage: TypeAlias = list[float]
 class Problem:
     """A cost table compiled into the exact planner's state graph (built once, solved many times).
 
-    Arrays are float64: ``mobile_ms``, ``cloud_ms``, ``mobile_mj`` are N×N
+    Arrays are float64 (any memory layout): ``mobile_ms``, ``cloud_ms``, ``mobile_mj`` are N×N
     (``inf``: group not offered), ``out_bytes`` and ``cloud_download_bytes``
-    have N entries, ``codec_ms`` and ``codec_mj`` are (N+1)×2. Raises
+    have N entries, ``codec_ms`` and ``codec_mj`` are (N+1)×2. They are copied
+    into Rust memory once, before the GIL is released for the build. Raises
     ``CostTableError`` for malformed data and ``SolverError`` when the graph
     exceeds the exact planner's limits. ``cloud_keeps_tensors=False`` models a
     stateless cloud server (see ``jointdnn_edge.plan``).
@@ -63,7 +64,10 @@ class Problem:
         """The exact optimum: ``(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])``.
 
         ``network`` is ``(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)``.
-        Raises ``InfeasibleError`` naming the constraint that cannot be met.
+        Raises ``InfeasibleError`` naming the constraint that cannot be met,
+        ``CostTableError`` for bad arguments or costs so large that every
+        schedule's value overflows, ``SolverError`` past the search's budgets.
+        The GIL is released during the solve.
         """
     def lut_cells(
         self,
@@ -82,12 +86,19 @@ class Problem:
         """Builds lookup-table cells in parallel: per cell ``(status, [(segments, usage, transfers), ...])``.
 
         ``radio`` is ``(alpha_up, alpha_down, beta, rtt_ms)``; status 0 exact, 1 solve directly, 2 infeasible.
-        A cell whose enumeration needs more than ``max_work`` label comparisons gets status 1.
+        A cell whose enumeration (or corner solve) needs more than ``max_work`` label comparisons gets
+        status 1. At most 2**22 cells; ``cells`` must be cell numbers below ``prod(axes)``
+        (``CostTableError`` otherwise). The GIL is released during the build.
         """
 
 @final
 class LutIndex:
-    """The query side of a lookup table: stored schedules' reduced coordinates and per-cell lists."""
+    """The query side of a lookup table: stored schedules' reduced coordinates and per-cell lists.
+
+    The constructor raises ``LookupTableError`` unless the fields are consistent (positive axes,
+    at most 2**22 cells, valid ranges and radio, finite non-negative coordinates, offsets and
+    members in range), so that a query cannot fail.
+    """
 
     def __new__(
         cls,
@@ -119,5 +130,7 @@ def sparse_expand(
     """Scatter the packed non-zero elements ``values`` into the zeroed buffer ``out`` of ``n * itemsize``
     bytes, element ``i`` taken when bit ``i`` of ``bitmap`` is set (the codec's sparse layout).
 
-    Raises ``CodecError`` when the sizes disagree (too few or too many packed values, short buffers).
+    Raises ``CodecError`` when the sizes disagree (too few or too many packed values, short buffers)
+    or an array is not contiguous. Works on the arrays' memory in place with the GIL released: no other
+    thread may write to them during the call (the codec passes arrays it has just made).
     """

@@ -49,10 +49,17 @@ _FORMAT = "jointdnn-edge/costtable"
 _VERSION = 1
 
 
+def _float64(a: Any) -> np.ndarray:
+    """``a`` as a new float64 array; complex input is refused rather than cast to its real part."""
+    if np.iscomplexobj(a):
+        raise TypeError("complex values are not costs")
+    return np.array(a, dtype=np.float64, copy=True)
+
+
 def _as_matrix(name: str, a: Any, n: int | None) -> np.ndarray:
     try:
-        m = np.array(a, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as e:
+        m = _float64(a)
+    except (TypeError, ValueError, OverflowError) as e:
         raise CostTableError(f"{name} must be a numeric N×N array: {e}") from None
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
         raise CostTableError(f"{name} must be a non-empty square N×N array, got shape {m.shape}")
@@ -78,8 +85,8 @@ def _as_matrix(name: str, a: Any, n: int | None) -> np.ndarray:
 
 def _as_vector(name: str, a: Any, n: int) -> np.ndarray:
     try:
-        v = np.array(a, dtype=np.float64, copy=True).reshape(-1)
-    except (TypeError, ValueError) as e:
+        v = _float64(a).reshape(-1)
+    except (TypeError, ValueError, OverflowError) as e:
         raise CostTableError(f"{name} must be a numeric vector: {e}") from None
     if v.shape != (n,):
         raise CostTableError(f"{name} must have {n} entries, got {v.shape[0]}")
@@ -97,7 +104,7 @@ def _as_edges(edges: Iterable[Sequence[int]] | None, n: int) -> tuple[tuple[int,
     for e in edges:
         try:
             u, v = (int(x) for x in e)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise CostTableError(f"edge {e!r} is not a pair of layer indices") from None
         if not (-1 <= u < v < n):
             raise CostTableError(
@@ -113,8 +120,8 @@ def _codec_overhead(name: str, a: Any, n: int) -> np.ndarray:
         m = np.zeros((n + 1, 2))
     else:
         try:
-            m = np.array(a, dtype=np.float64, copy=True)
-        except (TypeError, ValueError) as e:
+            m = _float64(a)
+        except (TypeError, ValueError, OverflowError) as e:
             raise CostTableError(f"{name} must be an (N+1)×2 array: {e}") from None
         if m.shape != (n + 1, 2):
             raise CostTableError(
@@ -199,16 +206,19 @@ class CostTable:
                 raise CostTableError("give mobile_mj or mobile_power_mw, not both")
             self.mobile_mj = _as_matrix("mobile_mj", mobile_mj, n)
         else:
-            power = DEFAULT_MOBILE_POWER_MW if mobile_power_mw is None else float(mobile_power_mw)
+            try:
+                power = DEFAULT_MOBILE_POWER_MW if mobile_power_mw is None else float(mobile_power_mw)
+            except (TypeError, ValueError, OverflowError):
+                power = math.nan
             if not (math.isfinite(power) and power >= 0):
                 raise CostTableError(f"mobile_power_mw must be finite and >= 0, got {mobile_power_mw!r}")
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore", over="ignore"):  # an overflow leaves inf: refused below
                 mj = self.mobile_ms * (power / 1e3)
             self.mobile_mj = _as_matrix("mobile_mj", np.where(np.isfinite(self.mobile_ms), mj, np.inf), n)
         self.out_bytes = _as_vector("out_bytes", out_bytes, n)
         try:
             self.input_bytes = float(input_bytes)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise CostTableError(f"input_bytes must be a number, got {input_bytes!r}") from None
         if not (math.isfinite(self.input_bytes) and self.input_bytes >= 0):
             raise CostTableError(f"input_bytes must be finite and >= 0, got {input_bytes!r}")
@@ -217,7 +227,10 @@ class CostTable:
         if outputs is None:
             self.outputs = tuple(i for i in range(n) if i not in has_succ)
         else:
-            outs = sorted({int(i) for i in outputs})
+            try:
+                outs = sorted({int(i) for i in outputs})
+            except (TypeError, ValueError, OverflowError):
+                raise CostTableError(f"outputs must be layer indices, got {outputs!r}") from None
             if outs and not (0 <= outs[0] and outs[-1] < n):
                 raise CostTableError(f"outputs must be layer indices in 0..{n - 1}, got {outs}")
             self.outputs = tuple(outs)
@@ -444,6 +457,8 @@ class CostTable:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CostTable:
         """Inverse of :meth:`to_dict`; raises :class:`CostTableError` on a malformed document."""
+        if not isinstance(d, Mapping):
+            raise CostTableError(f"a cost table document is a JSON object (dict), got {type(d).__name__}")
         if d.get("format") != _FORMAT:
             raise CostTableError(f"not a cost table (format field is {d.get('format')!r})")
         if d.get("version") != _VERSION:
@@ -493,9 +508,17 @@ class CostTable:
                 d = json.load(f)
         except json.JSONDecodeError as e:
             raise CostTableError(f"{path}: not JSON: {e}") from None
+        except UnicodeDecodeError:
+            # a binary file: a model, a lookup table, ...
+            raise CostTableError(f"{path}: not a cost table (binary, not JSON text)") from None
+        except OSError as e:
+            raise CostTableError(f"{path}: cannot read: {e.strerror or e}") from e
         if not isinstance(d, dict):
             raise CostTableError(f"{path}: not a cost table")
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except CostTableError as e:
+            raise CostTableError(f"{path}: {e}") from None
 
     def replace(self, **changes: Any) -> CostTable:
         """A copy with some constructor arguments changed (e.g. compressed ``out_bytes``)."""

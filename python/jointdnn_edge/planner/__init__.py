@@ -11,6 +11,7 @@ when it is available, otherwise by the pure-Python reference implementation
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from ..errors import CostTableError, InfeasibleError, SolverError
@@ -82,9 +83,23 @@ def _python_graph(costs: Any, cloud_keeps_tensors: bool = True) -> reference.Sta
     return g
 
 
-def _check_bound(name: str, value: float | None) -> None:
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+def _finite_real(value: Any) -> bool:
+    """A real number (int, float or a numpy scalar; not bool) with a finite float value (ints past ~1.8e308 are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, numbers.Real)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _check_bound(name: str, value: float | None) -> float | None:
+    """``value`` as a float, or None; CostTableError unless it is a finite number >= 0."""
+    if value is None:
+        return None
+    if not (_finite_real(value) and value >= 0):
         raise CostTableError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def plan(
@@ -129,14 +144,14 @@ def plan(
         raise CostTableError(f"objective must be 'latency' or 'energy', got {objective!r}")
     if force is not None and force not in _FORCES:
         raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
-    if cloud_slowdown != 1.0 and not (
-        isinstance(cloud_slowdown, (int, float)) and math.isfinite(cloud_slowdown) and cloud_slowdown > 0
-    ):
-        raise CostTableError(f"cloud_slowdown must be a positive finite number, got {cloud_slowdown!r}")
+    if cloud_slowdown != 1.0 or type(cloud_slowdown) is not float:
+        if not (_finite_real(cloud_slowdown) and cloud_slowdown > 0):
+            raise CostTableError(f"cloud_slowdown must be a positive finite number, got {cloud_slowdown!r}")
+        cloud_slowdown = float(cloud_slowdown)
     if deadline_ms is not None or energy_budget_mj is not None or cloud_budget_ms is not None:
-        _check_bound("deadline_ms", deadline_ms)
-        _check_bound("energy_budget_mj", energy_budget_mj)
-        _check_bound("cloud_budget_ms", cloud_budget_ms)
+        deadline_ms = _check_bound("deadline_ms", deadline_ms)
+        energy_budget_mj = _check_bound("energy_budget_mj", energy_budget_mj)
+        cloud_budget_ms = _check_bound("cloud_budget_ms", cloud_budget_ms)
     if solver == "auto":
         solver = "native" if native_available() else "python"
     link = network._link  # type: ignore[attr-defined]

@@ -67,6 +67,20 @@ class LookupTable:
         costs: dict[str, Any] | None = None,
         cloud_keeps_tensors: bool = True,
     ) -> None:
+        _check_fields(
+            n,
+            objective,
+            constraints,
+            force,
+            radio,
+            (up_mbps, down_mbps, cloud_slowdown),
+            axes,
+            candidates,
+            status,
+            offsets,
+            members,
+            costs,
+        )
         self.n = n
         self.cloud_keeps_tensors = cloud_keeps_tensors
         self.objective = objective
@@ -150,25 +164,25 @@ class LookupTable:
         costs = _prepare(costs, phase)
         if isinstance(network, str):
             network = Network.preset(network)
+        elif not isinstance(network, Network):
+            raise CostTableError(f"network must be a Network or a preset name, got {type(network).__name__}")
         if objective not in _OBJECTIVES:
             raise CostTableError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
         if force not in _FORCES:
             raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
         for name, r in (("up_mbps", up_mbps), ("down_mbps", down_mbps), ("cloud_slowdown", cloud_slowdown)):
-            if (
-                len(r) != 2
-                or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in r)
-                or not (0 < r[0] <= r[1])
-            ):
+            if not _is_range(r):
                 raise CostTableError(f"{name} must be a (lo, hi) pair with 0 < lo <= hi, got {r!r}")
-        if len(cells) != 3 or any(int(c) < 1 for c in cells):
-            raise CostTableError(f"cells must be three positive counts, got {cells!r}")
-        if int(cell_work_budget) < 0 or int(max_candidates) < 0:
-            raise CostTableError("cell_work_budget and max_candidates must be >= 0")
+        cells = _counts(cells)  # type: ignore[assignment]
+        if cells is None or math.prod(cells) > ref.MAX_CELLS:
+            raise CostTableError(f"cells must be three positive counts, at most {ref.MAX_CELLS} cells in all")
+        for name, v in (("cell_work_budget", cell_work_budget), ("max_candidates", max_candidates)):
+            if not (isinstance(v, int) and 0 <= v < 2**63):
+                raise CostTableError(f"{name} must be an integer >= 0, got {v!r}")
         constraints = []
         for (arg, metric), value in zip(_CONSTRAINT_ARGS, (deadline_ms, energy_budget_mj, cloud_budget_ms)):
             if value is not None:
-                if not (math.isfinite(value) and value >= 0):
+                if not (_is_real(value) and math.isfinite(value) and value >= 0):
                     raise CostTableError(f"{arg} must be finite and >= 0, got {value!r}")
                 constraints.append((metric, float(value)))
         radio = Radio(network.alpha_up, network.alpha_down, network.beta, network.rtt_ms)
@@ -260,7 +274,12 @@ class LookupTable:
 
         Raises :class:`InfeasibleError` when no schedule meets the constraints there.
         """
-        idx, lat, en, cl = self._query(up_mbps, down_mbps, cloud_slowdown)
+        try:
+            idx, lat, en, cl = self._query(up_mbps, down_mbps, cloud_slowdown)
+        except (TypeError, OverflowError):
+            raise CostTableError(
+                f"up_mbps, down_mbps and cloud_slowdown must be numbers, got {(up_mbps, down_mbps, cloud_slowdown)!r}"
+            ) from None
         if idx >= 0:
             segs, u, k = self.candidates[idx]
             return Schedule._make(segs, lat, en, cl, u, k, self.objective, "lut")
@@ -291,6 +310,9 @@ class LookupTable:
 
     def _fallback(self, up: float, down: float, slowdown: float) -> Schedule:
         """Exact solve with the embedded costs, else the best stored schedule (flagged inexact)."""
+        for name, v in (("up_mbps", up), ("down_mbps", down), ("cloud_slowdown", slowdown)):
+            if not (_is_real(v) and math.isfinite(v) and v > 0):
+                raise CostTableError(f"{name} must be positive and finite, got {v!r}")
         link = Link(float(up), float(down), *self.radio)
         kwargs = {arg: dict(self.constraints).get(m) for arg, m in _CONSTRAINT_ARGS}
         if self._costs_dict is not None:
@@ -369,6 +391,8 @@ class LookupTable:
     @classmethod
     def from_bytes(cls, data: bytes) -> LookupTable:
         """Parse :meth:`to_bytes` output; raises :class:`LookupTableError` on any inconsistency."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(int) would allocate that many zeros
+            raise LookupTableError(f"a lookup table is read from bytes, got {type(data).__name__}")
         data = bytes(data)
         if len(data) < len(MAGIC) + 12 or data[: len(MAGIC)] != MAGIC:
             raise LookupTableError("not a jointdnn-edge lookup table (bad magic)")
@@ -425,7 +449,7 @@ class LookupTable:
             (blen,) = r.take("<I")
             try:
                 costs = json.loads(r.bytes(blen).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise LookupTableError(f"embedded cost table is not valid JSON: {e}") from None
         if r.pos != r.end:
             raise LookupTableError("trailing bytes after the lookup table")
@@ -454,12 +478,111 @@ class LookupTable:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LookupTable:
-        """Read a table written by :meth:`save` (standard library only)."""
-        with open(path, "rb") as f:
-            return cls.from_bytes(f.read())
+        """Read a table written by :meth:`save` (standard library only); LookupTableError if it cannot be read."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise LookupTableError(f"{path}: cannot read: {e.strerror or e}") from e
+        return cls.from_bytes(data)
 
 
 _ATTR = {"latency": "latency_ms", "energy": "mobile_energy_mj", "cloud": "cloud_ms"}
+
+
+def _is_real(x: Any) -> bool:
+    """An int or float (not bool) with a finite-or-infinite float value (not an int past ~1.8e308)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        float(x)
+    except OverflowError:
+        return False
+    return True
+
+
+def _is_range(r: Any) -> bool:
+    """A ``(lo, hi)`` pair of finite numbers with ``0 < lo <= hi``."""
+    try:
+        lo, hi = r
+    except (TypeError, ValueError):
+        return False
+    return _is_real(lo) and _is_real(hi) and math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi
+
+
+def _counts(cells: Any) -> tuple[int, int, int] | None:
+    """Three positive integer counts, or None."""
+    try:
+        a = tuple(int(c) for c in cells)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return a if len(a) == 3 and all(c >= 1 for c in a) else None  # type: ignore[return-value]
+
+
+def _check_fields(
+    n: Any,
+    objective: Any,
+    constraints: Any,
+    force: Any,
+    radio: Any,
+    ranges: Any,
+    axes: Any,
+    candidates: Any,
+    status: Any,
+    offsets: Any,
+    members: Any,
+    costs: Any,
+) -> None:
+    """Raise :class:`LookupTableError` unless a table's fields are consistent (what a query relies on)."""
+
+    def bad(msg: str) -> LookupTableError:
+        return LookupTableError(f"inconsistent lookup table: {msg}")
+
+    def nonneg(x: Any) -> bool:
+        return _is_real(x) and math.isfinite(x) and x >= 0
+
+    if not (isinstance(n, int) and n >= 1):
+        raise bad(f"it needs at least one layer, got n={n!r}")
+    if objective not in _OBJECTIVES or force not in _FORCES:
+        raise bad(f"objective {objective!r} or force {force!r} is unknown")
+    try:
+        if len(radio) != 4 or not all(nonneg(x) for x in radio):
+            raise bad(f"the radio must be four finite numbers >= 0, got {radio!r}")
+        if not all(m in _METRICS and nonneg(b) for m, b in constraints):
+            raise bad(f"constraints must be (metric, finite bound >= 0), got {constraints!r}")
+        if len(ranges) != 3 or not all(_is_range(r) for r in ranges):
+            raise bad(f"ranges must satisfy 0 < lo <= hi (finite), got {ranges!r}")
+        a = tuple(axes)
+        if len(a) != 3 or not all(isinstance(x, int) and x >= 1 for x in a) or math.prod(a) > ref.MAX_CELLS:
+            raise bad(f"axes must be three positive counts, at most {ref.MAX_CELLS} cells, got {axes!r}")
+        ncells = math.prod(a)
+        if len(status) != ncells or any(s not in (0, 1, 2) for s in status):
+            raise bad("cell statuses do not match the axes")
+        if (
+            len(offsets) != ncells + 1
+            or offsets[0] != 0
+            or any(x > y for x, y in zip(offsets, offsets[1:]))
+            or offsets[-1] != len(members)
+        ):
+            raise bad("cell offsets are not non-decreasing from 0 to the member count")
+        if any(not (isinstance(m, int) and 0 <= m < len(candidates)) for m in members):
+            raise bad("a cell refers to a missing schedule")
+        for segs, u, _k in candidates:
+            if len(u) != DIMS or not all(nonneg(x) for x in u):
+                raise bad("a stored schedule's usage must be eight finite numbers >= 0")
+            first = 0
+            for a0, b0, p in segs:
+                if a0 != first or b0 < a0 or p not in ("mobile", "cloud"):
+                    raise bad("a stored schedule has inconsistent segments")
+                first = b0 + 1
+            if first != n:
+                raise bad("a stored schedule does not cover every layer")
+    except LookupTableError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise bad(f"{type(e).__name__}: {e}") from None
+    if costs is not None and not (isinstance(costs, dict) and costs.get("n") == n):
+        raise bad("the embedded cost table is not a cost table of the same number of layers")
 
 
 class _Reader:

@@ -48,6 +48,8 @@ DEFAULT_MAX_LABELS = 2_000_000
 DEFAULT_MAX_WORK = 2_000_000_000
 #: Dominance comparisons one lookup-table cell may spend before it is answered by direct solves.
 CELL_MAX_WORK = 1 << 24
+#: Most cells a lookup table may have (``lut::MAX_CELLS``).
+MAX_CELLS = 1 << 22
 
 Segments = list[tuple[int, int, str]]
 
@@ -514,15 +516,48 @@ class Request:
 _DESCRIBE = {"latency": "latency (ms)", "energy": "mobile energy (mJ)", "cloud": "cloud time (ms)"}
 
 
-def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
-    """The exact optimum of ``req``: ``(segments, usage, transfers)`` (mirror of ``plan::solve``)."""
+def _validate(req: Request) -> None:
+    """Mirror of ``Request::validate`` (with ``Network::validate``)."""
+    link = req.link
+    for name, v in (("up_mbps", link.up_mbps), ("down_mbps", link.down_mbps)):
+        if not (math.isfinite(v) and v > 0):
+            raise CostTableError(f"{name} must be positive and finite, got {v}")
+    for name, v in (
+        ("alpha_up", link.alpha_up),
+        ("alpha_down", link.alpha_down),
+        ("beta", link.beta),
+        ("rtt_ms", link.rtt_ms),
+    ):
+        if not (math.isfinite(v) and v >= 0):
+            raise CostTableError(f"{name} must be finite and >= 0, got {v}")
     if not (math.isfinite(req.slowdown) and req.slowdown > 0):
         raise CostTableError(f"cloud_slowdown must be positive and finite, got {req.slowdown}")
+    if req.objective not in ("latency", "energy"):
+        raise CostTableError("the objective must be latency or energy")
+    for name, _, b in req.constraints():
+        if not (math.isfinite(b) and b >= 0):
+            raise CostTableError(f"{name} must be finite and >= 0, got {b}")
+
+
+def _no_path(g: StateGraph, req: Request, metric: str) -> Exception:
+    """Why a search for ``metric`` found no schedule (mirror of ``plan::no_path``)."""
+    structural = [0.0 if _allows(req.force, t[3]) else math.inf for t in g.trans]
+    if shortest_path(g, structural) is None:
+        return InfeasibleError("no schedule exists with the offered groups", "groups")
+    return CostTableError(
+        f"every schedule's {_DESCRIBE[metric]} overflows to infinity or is undefined: the cost table or "
+        "network values are too large for floating point"
+    )
+
+
+def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
+    """The exact optimum of ``req``: ``(segments, usage, transfers)`` (mirror of ``plan::solve``)."""
+    _validate(req)
     link = req.link
     w_obj = weights(req.objective, link, req.slowdown)
     found = shortest_path(g, transition_costs(g, w_obj, req.force))
     if found is None:
-        raise InfeasibleError("no schedule exists with the offered groups", "groups")
+        raise _no_path(g, req, req.objective)
     best_path = found[1]
     constraints = req.constraints()
     ws = {m: weights(m, link, req.slowdown) for m in ("latency", "energy", "cloud")}
@@ -535,7 +570,11 @@ def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
         return _result(g, best_path)
     incumbent: tuple[float, list[int]] | None = None
     for name, m, b in constraints:
-        least, path = shortest_path(g, transition_costs(g, ws[m], req.force))  # type: ignore[misc]
+        # every schedule exists (the objective's search found one): no path means overflow
+        found_m = shortest_path(g, transition_costs(g, ws[m], req.force))
+        if found_m is None:
+            raise _no_path(g, req, m)
+        least, path = found_m
         if not within(least, b):
             raise InfeasibleError(
                 f"no schedule meets {name} = {b}: the least {_DESCRIBE[m]} any schedule reaches is {least:.6f}",
@@ -614,6 +653,7 @@ class LutSpec:
     def request_at(self, point: tuple[float, float, float]) -> Request:
         r = Request(self.objective, Link(point[0], point[1], *self.radio), point[2], force=self.force)
         r.max_labels = self.max_labels
+        r.max_work = self.max_work  # the cell's budget bounds its corner solve too
         for m, b in self.constraints:
             if m == "latency":
                 r.deadline_ms = b
@@ -654,6 +694,8 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> tuple[int, list[tuple[Segm
         cap = dot(weights(spec.objective, Link(hi[0], hi[1], *spec.radio), hi[2]), u)
     except InfeasibleError:
         cap = math.inf
+    except SolverError:  # over the cell's budget: queries here solve directly
+        return CELL_SOLVE, []
     objective = reduced_weights(spec.objective, spec.radio, *lo)
     constraints = [(reduced_weights(m, spec.radio, *lo), b) for m, b in spec.constraints]
     relevant = [any(f[k] != 0.0 for f in [objective] + [f for f, _ in constraints]) for k in range(RDIMS)]
@@ -706,7 +748,7 @@ def lut_query(
     cell = 0
     for (lo, hi), k, v, log in zip(ranges, axes, (up_mbps, down_mbps, slowdown), (True, True, False)):
         slack = 1e-12 * max(abs(hi), 1.0)
-        if not (lo - slack <= v <= hi + slack):
+        if not (v > 0 and lo - slack <= v <= hi + slack):
             return -2, math.nan, math.nan, math.nan
         if k == 1:
             i = 0

@@ -38,6 +38,10 @@ use crate::structure::StateGraph;
 /// Default [`LutSpec::max_work`]: some tens of milliseconds per cell.
 pub const CELL_MAX_WORK: u64 = 1 << 24;
 
+/// Most cells a table may have (the file format counts them in `u32`; a build does one
+/// search per cell).
+pub const MAX_CELLS: usize = 1 << 22;
+
 /// What a lookup table is built for.
 #[derive(Clone, Debug)]
 pub struct LutSpec {
@@ -93,6 +97,15 @@ impl LutSpec {
                 "the objective must be latency or energy".into(),
             ));
         }
+        let [a, b, c] = self.axes();
+        if a.checked_mul(b)
+            .and_then(|x| x.checked_mul(c))
+            .is_none_or(|x| x > MAX_CELLS)
+        {
+            return Err(PlanError::InvalidInput(format!(
+                "a lookup table may have at most {MAX_CELLS} cells, got {a} x {b} x {c}"
+            )));
+        }
         Ok(())
     }
 
@@ -124,6 +137,8 @@ impl LutSpec {
         r.slowdown = p.slowdown;
         r.force = self.force;
         r.max_labels = self.max_labels;
+        // The cell's budget bounds its corner solve too (else one cell could search for seconds).
+        r.max_work = self.max_work;
         for &(m, b) in &self.constraints {
             match m {
                 Metric::Latency => r.deadline_ms = Some(b),
@@ -199,6 +214,10 @@ pub struct CellResult {
 /// Builds the given cells (in parallel).
 pub fn build_cells(g: &StateGraph, spec: &LutSpec, cells: &[usize]) -> Result<Vec<CellResult>> {
     spec.validate()?;
+    let total = spec.num_cells();
+    if let Some(&c) = cells.iter().find(|&&c| c >= total) {
+        return Err(PlanError::InvalidInput(format!("cell {c} is out of range 0..{total}")));
+    }
     cells.par_iter().map(|&c| build_cell(g, spec, c)).collect()
 }
 
@@ -211,6 +230,13 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
             hi.slowdown,
         ),
         Err(PlanError::Infeasible { .. }) => f64::INFINITY,
+        // over the cell's budget: queries here solve directly
+        Err(PlanError::TooLarge(_)) => {
+            return Ok(CellResult {
+                status: CellStatus::Solve,
+                candidates: Vec::new(),
+            })
+        }
         Err(e) => return Err(e),
     };
     let pad = |r: [f64; RDIMS]| -> Functional {
@@ -318,10 +344,87 @@ pub enum Answer {
 }
 
 impl LutIndex {
+    /// A checked index: every field as a table file may hold it, refused unless consistent
+    /// (so that queries cannot index out of range or compute with NaN).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        objective: Metric,
+        constraints: Vec<(Metric, f64)>,
+        radio: Network,
+        up: (f64, f64),
+        down: (f64, f64),
+        slowdown: (f64, f64),
+        axes: [usize; 3],
+        reduced: Vec<[f64; RDIMS]>,
+        status: Vec<u8>,
+        offsets: Vec<u32>,
+        members: Vec<u32>,
+    ) -> Result<LutIndex> {
+        let bad = |m: String| Err(PlanError::InvalidInput(m));
+        if objective == Metric::Cloud {
+            return bad("the objective must be latency or energy".into());
+        }
+        radio.with_bandwidth(1.0, 1.0).validate()?;
+        for (name, (lo, hi)) in [("up_mbps", up), ("down_mbps", down), ("cloud_slowdown", slowdown)] {
+            if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
+                return bad(format!(
+                    "{name} range must satisfy 0 < lo <= hi (finite), got ({lo}, {hi})"
+                ));
+            }
+        }
+        for &(_, b) in &constraints {
+            if !(b.is_finite() && b >= 0.0) {
+                return bad(format!("constraint bounds must be finite and >= 0, got {b}"));
+            }
+        }
+        let cells = axes[0].checked_mul(axes[1]).and_then(|x| x.checked_mul(axes[2]));
+        let cells = match cells {
+            Some(c) if axes.iter().all(|&a| a >= 1) && c <= MAX_CELLS => c,
+            _ => return bad(format!("axes {axes:?} must be positive with at most {MAX_CELLS} cells")),
+        };
+        if status.len() != cells
+            || offsets.len() != cells + 1
+            || offsets[0] != 0
+            || offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets[cells] as usize != members.len()
+        {
+            return bad("inconsistent cell arrays".into());
+        }
+        if members.iter().any(|&m| m as usize >= reduced.len()) {
+            return bad("cell members out of range".into());
+        }
+        if reduced.iter().flatten().any(|x| !(x.is_finite() && *x >= 0.0)) {
+            return bad("stored schedules' costs must be finite and >= 0".into());
+        }
+        let status = status
+            .into_iter()
+            .map(|s| match s {
+                0 => Ok(CellStatus::Exact),
+                1 => Ok(CellStatus::Solve),
+                2 => Ok(CellStatus::Infeasible),
+                other => Err(PlanError::InvalidInput(format!("unknown cell status {other}"))),
+            })
+            .collect::<Result<_>>()?;
+        Ok(LutIndex {
+            objective,
+            constraints,
+            radio,
+            up,
+            down,
+            slowdown,
+            axes,
+            reduced,
+            status,
+            offsets,
+            members,
+        })
+    }
+
     fn locate(&self, p: &Point) -> Option<usize> {
         let axis = |(lo, hi): (f64, f64), k: usize, v: f64, log: bool| -> Option<usize> {
             let slack = 1e-12 * hi.abs().max(1.0);
-            if !(v >= lo - slack && v <= hi + slack) {
+            // v > 0 too: with a tiny lo the slack could admit a zero bandwidth or slowdown
+            if !(v > 0.0 && v >= lo - slack && v <= hi + slack) {
                 return None;
             }
             if k == 1 {

@@ -115,11 +115,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     let net = &req.network;
     let w_obj = weights(req.objective, net, req.slowdown);
     let (_, best_path) =
-        shortest_path(g, &transition_costs(g, &w_obj, req.force)).ok_or_else(|| PlanError::Infeasible {
-            constraint: "groups".into(),
-            best: None,
-            message: "no schedule exists with the offered groups".into(),
-        })?;
+        shortest_path(g, &transition_costs(g, &w_obj, req.force)).ok_or_else(|| no_path(g, req, req.objective))?;
     let best = Solution::from_path(g, &best_path);
     let constraints = req.constraints();
     let meets = |s: &Solution| {
@@ -134,8 +130,10 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     // Each constraint alone: its least value, and an incumbent if one of those schedules meets all.
     let mut incumbent: Option<(f64, Solution)> = None;
     for &(name, m, b) in &constraints {
+        // Every schedule exists (the objective's search found one), so no path here means
+        // that every schedule's value of this metric overflows.
         let (least, path) = shortest_path(g, &transition_costs(g, &weights(m, net, req.slowdown), req.force))
-            .expect("a path exists: the unconstrained search found one");
+            .ok_or_else(|| no_path(g, req, m))?;
         if !within(least, b) {
             return Err(PlanError::Infeasible {
                 constraint: name.into(),
@@ -211,6 +209,35 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
                 .join(" and ")
         ),
     })
+}
+
+/// Why a shortest-path search for `metric` found no schedule: none exists with the offered groups
+/// (a structural fact), or every schedule's value overflows to infinity or is undefined (costs or
+/// network values near the floating-point limit, ~1.8e308).
+fn no_path(g: &StateGraph, req: &Request, metric: Metric) -> PlanError {
+    let structural: Vec<f64> = g
+        .trans
+        .iter()
+        .map(|t| {
+            if req.force.allows(t.platform) {
+                0.0
+            } else {
+                f64::INFINITY
+            }
+        })
+        .collect();
+    if shortest_path(g, &structural).is_none() {
+        return PlanError::Infeasible {
+            constraint: "groups".into(),
+            best: None,
+            message: "no schedule exists with the offered groups".into(),
+        };
+    }
+    PlanError::InvalidInput(format!(
+        "every schedule's {} overflows to infinity or is undefined: the cost table or network values \
+         are too large for floating point",
+        describe(metric)
+    ))
 }
 
 fn describe(m: Metric) -> &'static str {

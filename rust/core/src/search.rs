@@ -284,8 +284,7 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
                 for (x, dx) in v.iter_mut().zip(&lp.delta[ti]).take(d) {
                     *x += dx;
                 }
-                for (c, ((f, b), lb)) in lp.constraints.iter().zip(&lb_con).enumerate() {
-                    let _ = c;
+                for ((f, b), lb) in lp.constraints.iter().zip(&lb_con) {
                     if !within(apply(f, &v, d) + lb[to], *b) {
                         continue 'trans;
                     }
@@ -314,22 +313,14 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
                         lp.max_work
                     )));
                 }
-                let mut dominated = false;
-                here.retain(|&m| {
-                    if dominated {
-                        return true;
-                    }
-                    let mv = &arena[m as usize].v;
-                    if le(mv, &v, d) {
-                        dominated = true;
-                        return true;
-                    }
-                    // drop labels the new one dominates
-                    !le(&v, mv, d)
-                });
-                if dominated {
+                // A dominated label changes nothing; otherwise it replaces the labels it dominates.
+                // (Two passes, as in reference.py: with the slack `le` is not transitive, so
+                // removing labels before finding a dominating one could drop a label that only
+                // a discarded one beat.)
+                if here.iter().any(|&m| le(&arena[m as usize].v, &v, d)) {
                     continue;
                 }
+                here.retain(|&m| !le(&v, &arena[m as usize].v, d));
                 if arena.len() >= lp.max_labels {
                     return Err(PlanError::TooLarge(format!(
                         "the exact constrained search exceeded {} labels; loosen the constraints, \
@@ -391,7 +382,7 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
             let mut kept: Vec<u32> = Vec::new();
             for &li in &finals {
                 let v = &arena[li as usize].v;
-                if kept.iter().any(|&m| (0..d).all(|j| arena[m as usize].v[j] <= v[j])) {
+                if kept.iter().any(|&m| le(&arena[m as usize].v, v, d)) {
                     continue;
                 }
                 if !within(apply(&lp.objective, v, d), cap) {

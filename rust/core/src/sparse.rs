@@ -26,7 +26,7 @@ pub fn count_set(bitmap: &[u8], n: usize) -> usize {
 /// Fails, writing nothing, when the sizes disagree: the bitmap must have `ceil(n / 8)` bytes with
 /// no bit set past `n`, and exactly one value per set bit.
 pub fn expand(bitmap: &[u8], values: &[u8], itemsize: usize, n: usize, out: &mut [u8]) -> Result<()> {
-    if itemsize == 0 || out.len() != n * itemsize {
+    if itemsize == 0 || n.checked_mul(itemsize) != Some(out.len()) {
         return invalid(format!(
             "output buffer has {} bytes, expected {n} elements of {itemsize}",
             out.len()
@@ -267,5 +267,6 @@ mod tests {
         assert!(expand(&[0b11, 0], &[1], 1, 10, &mut out).is_err()); // one value for two bits
         assert!(expand(&[0, 0b100], &[], 1, 10, &mut out).is_err()); // bit past n
         assert!(expand(&[0, 0], &[], 1, 9, &mut out).is_err()); // wrong output size
+        assert!(expand(&[], &[], 2, usize::MAX / 2 + 1, &mut []).is_err()); // n * itemsize overflows
     }
 }

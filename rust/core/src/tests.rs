@@ -635,3 +635,119 @@ fn a_constrained_plan_over_its_work_budget_says_so() {
     }
     panic!("no case with a binding deadline");
 }
+
+#[test]
+fn overflowing_costs_are_refused_not_panicked_on() {
+    // Two layers of 1e308 mJ each: every mobile schedule's energy overflows; a huge beta makes
+    // every transfer's energy overflow too, so no schedule has a finite energy.
+    let big = 1e308;
+    let inf = f64::INFINITY;
+    let mut cost = CostData::chain(
+        2,
+        vec![1.0, inf, inf, 1.0],
+        vec![1.0, inf, inf, 1.0],
+        vec![big, inf, inf, big],
+        vec![1e300, 1e300],
+        1e300,
+    );
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+    let net = Network {
+        up_mbps: 5.0,
+        down_mbps: 10.0,
+        alpha_up: 400.0,
+        alpha_down: 50.0,
+        beta: 1e300,
+        rtt_ms: 0.0,
+    };
+    let mut req = Request::new(Metric::Latency, net);
+    req.energy_budget_mj = Some(1.0);
+    match solve(&g, &req) {
+        Err(PlanError::InvalidInput(m)) => assert!(m.contains("overflows"), "{m}"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    match solve(&g, &Request::new(Metric::Energy, net)) {
+        Err(PlanError::InvalidInput(m)) => assert!(m.contains("mobile energy"), "{m}"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+    // mobile-only latency overflows too: not "no schedule with the offered groups"
+    cost.mobile_ms = vec![big, inf, inf, big];
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+    let mut req = Request::new(Metric::Latency, net);
+    req.force = Force::Mobile;
+    assert!(matches!(solve(&g, &req), Err(PlanError::InvalidInput(_))));
+}
+
+#[test]
+fn a_lookup_index_refuses_inconsistent_fields() {
+    let radio = Network {
+        up_mbps: 1.0,
+        down_mbps: 1.0,
+        alpha_up: 400.0,
+        alpha_down: 50.0,
+        beta: 1000.0,
+        rtt_ms: 0.0,
+    };
+    let ok = |axes: [usize; 3], up: (f64, f64), reduced: Vec<[f64; 5]>, radio: Network| {
+        let cells = axes.iter().fold(1usize, |a, &b| a.saturating_mul(b)).min(4);
+        LutIndex::new(
+            Metric::Latency,
+            vec![],
+            radio,
+            up,
+            (1.0, 10.0),
+            (1.0, 1.0),
+            axes,
+            reduced.clone(),
+            vec![0; cells],
+            (0..=cells as u32).map(|c| c.min(reduced.len() as u32)).collect(),
+            (0..cells.min(reduced.len()) as u32).collect(),
+        )
+    };
+    assert!(ok([1, 1, 1], (1.0, 10.0), vec![[1.0; 5]], radio).is_ok());
+    assert!(ok([0, 1, 1], (1.0, 10.0), vec![], radio).is_err());
+    assert!(ok([1, 1, 1], (f64::NAN, 10.0), vec![[1.0; 5]], radio).is_err());
+    assert!(ok([1, 1, 1], (0.0, 10.0), vec![[1.0; 5]], radio).is_err());
+    assert!(ok([1, 1, 1], (1.0, 10.0), vec![[f64::NAN; 5]], radio).is_err());
+    assert!(ok(
+        [1, 1, 1],
+        (1.0, 10.0),
+        vec![[1.0; 5]],
+        Network {
+            beta: f64::NAN,
+            ..radio
+        }
+    )
+    .is_err());
+    assert!(ok([usize::MAX, 2, 1], (1.0, 10.0), vec![], radio).is_err());
+    // a zero bandwidth is never inside the box, however small its lower end
+    let index = ok([1, 1, 1], (1e-14, 10.0), vec![[1.0; 5]], radio).unwrap();
+    let p = Point {
+        up_mbps: 0.0,
+        down_mbps: 2.0,
+        slowdown: 1.0,
+    };
+    assert_eq!(index.query(&p), Answer::Solve);
+}
+
+#[test]
+fn lookup_builds_refuse_out_of_range_and_too_many_cells() {
+    let mut rng = Rng(5);
+    let cost = random_costs(&mut rng, 3, false);
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+    let mut spec = LutSpec {
+        objective: Metric::Latency,
+        constraints: vec![],
+        radio: random_network(&mut rng),
+        up: (1.0, 10.0),
+        down: (1.0, 10.0),
+        slowdown: (1.0, 1.0),
+        cells: [2, 2, 1],
+        force: Force::None,
+        max_candidates: 100,
+        max_labels: DEFAULT_MAX_LABELS,
+        max_work: CELL_MAX_WORK,
+    };
+    assert!(matches!(build_cells(&g, &spec, &[4]), Err(PlanError::InvalidInput(_))));
+    spec.cells = [usize::MAX, 2, 1];
+    assert!(matches!(build_cells(&g, &spec, &[0]), Err(PlanError::InvalidInput(_))));
+}

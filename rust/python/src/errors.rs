@@ -44,3 +44,13 @@ pub fn codec_error(py: Python<'_>, err: PlanError) -> PyErr {
     };
     build().unwrap_or_else(|e| PyRuntimeError::new_err(format!("{err} (and CodecError could not be loaded: {e})")))
 }
+
+/// A core error raised as `jointdnn_edge.errors.LookupTableError` (an inconsistent table index).
+pub fn lookup_error(py: Python<'_>, err: PlanError) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let class = py.import("jointdnn_edge.errors")?.getattr("LookupTableError")?;
+        Ok(PyErr::from_value(class.call1((err.to_string(),))?))
+    };
+    build()
+        .unwrap_or_else(|e| PyRuntimeError::new_err(format!("{err} (and LookupTableError could not be loaded: {e})")))
+}

@@ -2,17 +2,20 @@
 //!
 //! Each method converts its arguments, releases the GIL around the work, and
 //! calls plain Rust in `jointdnn-core`; errors are converted in `errors.rs`.
-//! Arrays are read straight from numpy's memory (no Python lists).
+//! Cost arrays are read from numpy's buffers (no Python lists) and copied into
+//! Rust vectors before the GIL is released (see `square`); `sparse_expand`
+//! works on numpy's memory in place.
 
 mod errors;
 
 use errors::IntoPy;
-use jointdnn_core::lut::{build_cells, Answer, CellStatus, LutIndex as CoreIndex, LutSpec, CELL_MAX_WORK};
+use jointdnn_core::lut::{build_cells, Answer, LutIndex as CoreIndex, LutSpec, CELL_MAX_WORK};
 use jointdnn_core::plan::DEFAULT_MAX_LABELS;
 use jointdnn_core::problem::RDIMS;
-use jointdnn_core::{solve, CostData, Force, GraphOptions, Metric, Network, Platform, Point, Request, StateGraph};
+use jointdnn_core::{
+    solve, CostData, Force, GraphOptions, Metric, Network, PlanError, Platform, Point, Request, StateGraph,
+};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 type PySegments = Vec<(usize, usize, &'static str)>;
@@ -25,11 +28,20 @@ type NetTuple = (f64, f64, f64, f64, f64, f64);
 /// `(alpha_up, alpha_down, beta, rtt_ms)`: a network without its bandwidths.
 type RadioTuple = (f64, f64, f64, f64);
 
-fn vec2(a: &PyReadonlyArray2<f64>) -> Vec<f64> {
-    match a.as_slice() {
+// Arrays are copied out of numpy's memory (one memcpy when C-contiguous, an element walk
+// otherwise) before the GIL is released: with the GIL released, Python code in another thread
+// could write to a writeable array while Rust reads it.
+
+/// An `n x n` matrix, row-major.
+fn square(py: Python<'_>, name: &str, a: &PyReadonlyArray2<f64>, n: usize) -> PyResult<Vec<f64>> {
+    let dim = a.as_array().dim();
+    if dim != (n, n) {
+        return Err(invalid(py, format!("{name} must have shape ({n}, {n}), got {dim:?}")));
+    }
+    Ok(match a.as_slice() {
         Ok(s) => s.to_vec(),
         Err(_) => a.as_array().iter().copied().collect(),
-    }
+    })
 }
 
 fn vec1(a: &PyReadonlyArray1<f64>) -> Vec<f64> {
@@ -39,31 +51,39 @@ fn vec1(a: &PyReadonlyArray1<f64>) -> Vec<f64> {
     }
 }
 
-fn rows2(a: &PyReadonlyArray2<f64>) -> PyResult<Vec<[f64; 2]>> {
+fn rows2(py: Python<'_>, name: &str, a: &PyReadonlyArray2<f64>) -> PyResult<Vec<[f64; 2]>> {
     let v = a.as_array();
     if v.ncols() != 2 {
-        return Err(PyValueError::new_err("codec arrays must have two columns (up, down)"));
+        return Err(invalid(
+            py,
+            format!("{name} must have two columns (up, down), got {:?}", v.dim()),
+        ));
     }
     Ok(v.rows().into_iter().map(|r| [r[0], r[1]]).collect())
 }
 
-fn metric(name: &str) -> PyResult<Metric> {
+fn invalid(py: Python<'_>, msg: String) -> PyErr {
+    errors::to_py(py, PlanError::InvalidInput(msg))
+}
+
+fn metric(py: Python<'_>, name: &str) -> PyResult<Metric> {
     match name {
         "latency" => Ok(Metric::Latency),
         "energy" => Ok(Metric::Energy),
         "cloud" => Ok(Metric::Cloud),
-        other => Err(PyValueError::new_err(format!("unknown metric {other:?}"))),
+        other => Err(invalid(py, format!("unknown metric {other:?}"))),
     }
 }
 
-fn force(name: Option<&str>) -> PyResult<Force> {
+fn force(py: Python<'_>, name: Option<&str>) -> PyResult<Force> {
     match name {
         None => Ok(Force::None),
         Some("mobile") => Ok(Force::Mobile),
         Some("cloud") => Ok(Force::Cloud),
-        Some(other) => Err(PyValueError::new_err(format!(
-            "force must be None, 'mobile' or 'cloud', got {other:?}"
-        ))),
+        Some(other) => Err(invalid(
+            py,
+            format!("force must be None, 'mobile' or 'cloud', got {other:?}"),
+        )),
     }
 }
 
@@ -114,16 +134,16 @@ impl Problem {
         let n = mobile_ms.as_array().nrows();
         let cost = CostData {
             n,
-            mobile_ms: vec2(&mobile_ms),
-            cloud_ms: vec2(&cloud_ms),
-            mobile_mj: vec2(&mobile_mj),
+            mobile_ms: square(py, "mobile_ms", &mobile_ms, n)?,
+            cloud_ms: square(py, "cloud_ms", &cloud_ms, n)?,
+            mobile_mj: square(py, "mobile_mj", &mobile_mj, n)?,
             out_bytes: vec1(&out_bytes),
             input_bytes,
             edges,
             outputs,
             cloud_download_bytes: vec1(&cloud_download_bytes),
-            codec_ms: rows2(&codec_ms)?,
-            codec_mj: rows2(&codec_mj)?,
+            codec_ms: rows2(py, "codec_ms", &codec_ms)?,
+            codec_mj: rows2(py, "codec_mj", &codec_mj)?,
         };
         let options = GraphOptions {
             cloud_keeps_tensors,
@@ -159,12 +179,12 @@ impl Problem {
         cloud_budget_ms: Option<f64>,
         force: Option<&str>,
     ) -> PyResult<PyPlan> {
-        let mut req = Request::new(metric(objective)?, self::network(network));
+        let mut req = Request::new(metric(py, objective)?, self::network(network));
         req.slowdown = slowdown;
         req.deadline_ms = deadline_ms;
         req.energy_budget_mj = energy_budget_mj;
         req.cloud_budget_ms = cloud_budget_ms;
-        req.force = self::force(force)?;
+        req.force = self::force(py, force)?;
         let graph = &self.graph;
         let sol = py.detach(|| solve(graph, &req)).py_err(py)?;
         let m = |k| sol.metric(k, &req.network, req.slowdown);
@@ -196,17 +216,17 @@ impl Problem {
         max_work: u64,
     ) -> PyResult<Vec<(u8, Vec<PySolution>)>> {
         let spec = LutSpec {
-            objective: metric(objective)?,
+            objective: metric(py, objective)?,
             constraints: constraints
                 .iter()
-                .map(|(m, b)| Ok((metric(m)?, *b)))
+                .map(|(m, b)| Ok((metric(py, m)?, *b)))
                 .collect::<PyResult<_>>()?,
             radio: self::radio(radio),
             up,
             down,
             slowdown,
             cells: axes,
-            force: self::force(force)?,
+            force: self::force(py, force)?,
             max_candidates,
             max_labels: DEFAULT_MAX_LABELS,
             max_work,
@@ -240,6 +260,7 @@ impl LutIndex {
     #[pyo3(signature = (objective, constraints, radio, up, down, slowdown, axes, reduced, status, offsets, members))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         objective: &str,
         constraints: Vec<(String, f64)>,
         radio: RadioTuple,
@@ -252,41 +273,25 @@ impl LutIndex {
         offsets: Vec<u32>,
         members: Vec<u32>,
     ) -> PyResult<Self> {
-        let cells: usize = axes.iter().product();
-        if status.len() != cells || offsets.len() != cells + 1 || offsets.last().copied() != Some(members.len() as u32)
-        {
-            return Err(PyValueError::new_err("inconsistent cell arrays"));
-        }
-        if members.iter().any(|&m| m as usize >= reduced.len()) || offsets.windows(2).any(|w| w[0] > w[1]) {
-            return Err(PyValueError::new_err("cell members out of range"));
-        }
-        let status = status
-            .into_iter()
-            .map(|s| match s {
-                0 => Ok(CellStatus::Exact),
-                1 => Ok(CellStatus::Solve),
-                2 => Ok(CellStatus::Infeasible),
-                other => Err(PyValueError::new_err(format!("unknown cell status {other}"))),
-            })
+        let constraints = constraints
+            .iter()
+            .map(|(m, b)| Ok((metric(py, m)?, *b)))
             .collect::<PyResult<_>>()?;
-        Ok(LutIndex {
-            index: CoreIndex {
-                objective: metric(objective)?,
-                constraints: constraints
-                    .iter()
-                    .map(|(m, b)| Ok((metric(m)?, *b)))
-                    .collect::<PyResult<_>>()?,
-                radio: self::radio(radio),
-                up,
-                down,
-                slowdown,
-                axes,
-                reduced,
-                status,
-                offsets,
-                members,
-            },
-        })
+        let index = CoreIndex::new(
+            metric(py, objective)?,
+            constraints,
+            self::radio(radio),
+            up,
+            down,
+            slowdown,
+            axes,
+            reduced,
+            status,
+            offsets,
+            members,
+        )
+        .map_err(|e| errors::lookup_error(py, e))?;
+        Ok(LutIndex { index })
     }
 
     /// `(candidate, latency_ms, energy_mj, cloud_ms)`; candidate -1: infeasible here, -2: solve directly.
@@ -316,8 +321,13 @@ fn sparse_expand(
     mut out: PyReadwriteArray1<u8>,
 ) -> PyResult<()> {
     let (Ok(bitmap), Ok(values), Ok(out)) = (bitmap.as_slice(), values.as_slice(), out.as_slice_mut()) else {
-        return Err(PyValueError::new_err("sparse_expand needs contiguous uint8 arrays"));
+        return Err(errors::codec_error(
+            py,
+            PlanError::InvalidInput("sparse_expand needs contiguous uint8 arrays".into()),
+        ));
     };
+    // The slices are numpy's memory, read and written with the GIL released (no copy: this is
+    // the codec's hot path). The codec passes arrays it just made and shares with no thread.
     py.detach(|| jointdnn_core::sparse::expand(bitmap, values, itemsize, n, out))
         .map_err(|e| errors::codec_error(py, e))
 }
