@@ -457,3 +457,26 @@ def test_frames_with_sparse_tensors_round_trip():
     x[1, 2, 3] = 2.5
     out = codec.decode(codec.encode({"x": x}, codec="sparse"))
     assert np.array_equal(out["x"], x)
+
+
+def test_memory_layout_of_the_cost_matrices_does_not_change_the_plan():
+    """Regression: a Fortran-ordered matrix was once read in its raw (transposed) order by the native core."""
+    m = np.array([[32.2, 14.2], [3.0, 1.8]])
+    c = np.array([[3.8, 1.5], [0.4, 0.2]])
+    out, inp = np.array([5.5e4, 9.4e4]), 8.2e4
+    want = plan(CostTable(m, c, out, inp), "4g", solver="python")
+    for mm, cc in ((np.asfortranarray(m), c), (m, np.asfortranarray(c)), (m.T.copy().T, c[:, :])):
+        got = plan(CostTable(mm, cc, out, inp), "4g")
+        assert got.segments == want.segments == ((0, 1, "mobile"),)
+        assert got.latency_ms == pytest.approx(want.latency_ms)
+    if native_available():
+        from jointdnn_edge import _core
+
+        # straight into the binding, bypassing CostTable's copy into row-major order
+        t = CostTable(m, c, out, inp)
+        args = [t.mobile_ms, t.cloud_ms, t.mobile_mj, t.out_bytes, t.input_bytes, list(t.edges), list(t.outputs)]
+        args[0] = np.asfortranarray(args[0])
+        args[2] = np.asfortranarray(args[2])
+        prob = _core.Problem(*args, t.cloud_download_bytes, t.codec_ms, t.codec_mj, True)
+        direct = prob.solve("latency", tuple(Network.preset("4g")._link), 1.0, None, None, None, None)
+        assert [tuple(s) for s in direct[0]] == [(0, 1, "mobile")]

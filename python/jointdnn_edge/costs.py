@@ -53,7 +53,7 @@ def _float64(a: Any) -> np.ndarray:
     """``a`` as a new float64 array; complex input is refused rather than cast to its real part."""
     if np.iscomplexobj(a):
         raise TypeError("complex values are not costs")
-    return np.array(a, dtype=np.float64, copy=True)
+    return np.array(a, dtype=np.float64, copy=True, order="C")
 
 
 def _as_matrix(name: str, a: Any, n: int | None) -> np.ndarray:

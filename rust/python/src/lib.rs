@@ -38,9 +38,12 @@ fn square(py: Python<'_>, name: &str, a: &PyReadonlyArray2<f64>, n: usize) -> Py
     if dim != (n, n) {
         return Err(invalid(py, format!("{name} must have shape ({n}, {n}), got {dim:?}")));
     }
-    Ok(match a.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => a.as_array().iter().copied().collect(),
+    // ndarray's `as_slice` is `Some` only in row-major order; numpy's would also hand out a
+    // Fortran-ordered buffer, whose raw order is the transpose.
+    let view = a.as_array();
+    Ok(match view.as_slice() {
+        Some(s) => s.to_vec(),
+        None => view.iter().copied().collect(),
     })
 }
 
