@@ -198,6 +198,26 @@ def test_lookup_table_plans_each_inference(cloud: Any, reference: Any) -> None:
     assert_close(out, reference(g, feeds))
 
 
+def test_warm_up_loads_what_the_first_inference_needs(cloud: Any, reference: Any) -> None:
+    g = cloud.models["alexnet"]
+    costs = synthetic_costs(g, mobile_ms=1.0, cloud_ms=0.05)
+    ex = executor_for(g, threads=1)
+    with JointSession(g, cloud.client(), costs, network=Network.preset("wifi"), executor=ex,
+                      track_cloud_load=False) as s:  # fmt: skip
+        schedule = s.warm_up()
+        runs = [tuple(r) for r in schedule.runs()]
+        assert {p for _, _, p in runs} == {"mobile", "cloud"}, "the case should split"
+        # the mobile runs, and the local fallback from each cloud run
+        loaded = {(a, b if p == "mobile" else g.n - 1) for a, b, p in runs}
+        assert ex.cached() == len(loaded)
+        feeds = uniform_feeds(g, 3)
+        out = s.run(feeds)
+        trace = s.last_trace
+        assert trace is not None and trace.setup_ms == 0 and trace.executed == runs
+        assert ex.cached() == len(loaded), "the inference loaded nothing new"
+    assert_close(out, reference(g, feeds))
+
+
 def test_constraints_that_cannot_be_met(cloud: Any, reference: Any) -> None:
     g = cloud.models["alexnet"]
     costs = synthetic_costs(g)

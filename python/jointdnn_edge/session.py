@@ -616,6 +616,30 @@ class JointSession:
         for _ in range(repeats):
             self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
 
+    def warm_up(self, probe: bool = True) -> Schedule:
+        """Do now what the first inference would otherwise wait for, and return the schedule planned for now.
+
+        Profiles and builds the lookup table when needed, measures the link
+        with :meth:`probe` (when ``probe`` and a cloud is set; a cloud that
+        cannot be reached is marked down, nothing is raised), and loads the
+        runtime sessions of the planned schedule's mobile runs and of the
+        local fallback from each of its cloud runs, so that neither pays for
+        loading a slice later.
+        """
+        self._prepare()
+        if probe and self.cloud is not None and self.cloud.available:
+            try:
+                self.probe()
+            except TransportError as e:
+                self.cloud.mark_down(f"{type(e).__name__}: {e}")
+        schedule = self.plan()[0]
+        prepare = getattr(self.executor, "prepare", None)
+        if callable(prepare):
+            last = self.graph.n - 1
+            for first, end, platform in schedule.runs():
+                prepare(self.graph, first, end if platform == "mobile" else last)
+        return schedule
+
     def close(self) -> None:
         """Close the cloud client's connections, a client passed in included (shared clients: close them once)."""
         if self.cloud is not None:
