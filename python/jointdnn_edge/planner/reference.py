@@ -45,7 +45,10 @@ MAX_WIDTH = 31
 MAX_STATES = 1 << 21
 MAX_TRANSITIONS = 1 << 22
 DEFAULT_MAX_LABELS = 2_000_000
-DEFAULT_MAX_WORK = 2_000_000_000
+#: Label comparisons one exact search may spend. Counted as ``search.rs`` counts them, but lower than
+#: its 2e9 (seconds natively): a comparison costs about a microsecond here, so this is about a minute
+#: on a phone rather than an hour; past it the search stops with SolverError.
+DEFAULT_MAX_WORK = 50_000_000
 #: Dominance comparisons one lookup-table cell may spend before it is answered by direct solves.
 CELL_MAX_WORK = 1 << 24
 #: Most cells a lookup table may have (``lut::MAX_CELLS``).
