@@ -473,6 +473,15 @@ def info() -> str:
 
 
 # ------------------------------------------------------------------- planning
+def _read_file(path: str, what: str, error: type[JointDNNError]) -> bytes:
+    """The bytes of ``path``; ``error`` naming ``what`` could not be read."""
+    try:
+        with open(str(path), "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
 @_entry
 def load_costs(path: str) -> str:
     """Load a cost table file (``jointdnn-edge profile`` output) as the table :func:`decide` plans on.
@@ -480,11 +489,11 @@ def load_costs(path: str) -> str:
     Returns JSON ``{"n", "phase", "chain", "names", "planner", "numpy"}``.
     A loaded lookup table stays loaded; both must have the same layer count.
     """
+    data = _read_file(path, "cost table", CostTableError)
     try:
-        with open(str(path), encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise CostTableError(f"cannot read cost table {path}: {e.strerror or e}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CostTableError(f"cost table {path} is not UTF-8 text") from None
     return load_costs_json(text)
 
 
@@ -509,12 +518,7 @@ def load_lookup_table(path: str) -> str:
     ``radio``, the bandwidth and slowdown ranges, ``cells``, ``schedules``,
     ``costs_embedded``, ``planner``.
     """
-    try:
-        with open(str(path), "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise LookupTableError(f"cannot read lookup table {path}: {e.strerror or e}") from None
-    return load_lookup_table_bytes(data)
+    return load_lookup_table_bytes(_read_file(path, "lookup table", LookupTableError))
 
 
 @_entry

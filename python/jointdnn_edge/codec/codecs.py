@@ -248,7 +248,7 @@ def _sparse_decode(payload: memoryview, dtype: np.dtype, n: int, filt: int) -> n
         mask = np.unpackbits(bitmap, count=n, bitorder="little").view(np.bool_)
         count = int(np.count_nonzero(mask))
     else:
-        count = int(np.unpackbits(bitmap, count=n, bitorder="little").sum()) if n < 4096 else _popcount(bitmap)
+        count = _popcount(bitmap)  # bits past n were refused above
     if count != nnz:
         raise CodecError(f"sparse bitmap marks {count} non-zero elements, the payload header says {nnz}")
     k = dtype.itemsize

@@ -610,24 +610,21 @@ class _Reader:
 
 def _embedded_solver(d: dict[str, Any], cloud_keeps_tensors: bool) -> Callable[..., tuple[Any, Any, int, str]]:
     """A solve function over an embedded cost table: native when available, else pure Python."""
-    mod = native_module()
-    prob = None
-    if mod is not None:
+    if native_module() is not None:
         try:  # the native path needs numpy (CostTable); a phone without it uses the pure-Python solver
             from ..costs import CostTable
             from . import _native_problem
 
             prob = _native_problem(CostTable.from_dict(d), cloud_keeps_tensors)
         except ImportError:
-            prob = None
-    if prob is not None:
-        native_prob = prob
+            pass
+        else:
 
-        def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
-            segs, u, k, _ = native_prob.solve(objective, tuple(link), slowdown, force=force, **kw)
-            return segs, u, k, "native"
+            def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
+                segs, u, k, _ = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
+                return segs, u, k, "native"
 
-        return native
+            return native
     g = ref.StateGraph.build(ref.Plain.from_dict(d), cloud_keeps_tensors)
 
     def python(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
