@@ -21,7 +21,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointdnn_edge import CodecError, CostTable, JointDNNError, LookupTableError, Network, SolverError, codec
+from jointdnn_edge import (
+    CodecError,
+    CostTable,
+    CostTableError,
+    JointDNNError,
+    LookupTableError,
+    Network,
+    SolverError,
+    codec,
+)
 from jointdnn_edge.codec import codecs
 from jointdnn_edge.planner import LookupTable, native_available, plan
 from jointdnn_edge.planner.usage import Radio
@@ -480,3 +489,11 @@ def test_memory_layout_of_the_cost_matrices_does_not_change_the_plan():
         prob = _core.Problem(*args, t.cloud_download_bytes, t.codec_ms, t.codec_mj, True)
         direct = prob.solve("latency", tuple(Network.preset("4g")._link), 1.0, None, None, None, None)
         assert [tuple(s) for s in direct[0]] == [(0, 1, "mobile")]
+
+
+def test_a_group_offered_in_time_but_not_in_energy_is_refused_when_the_table_is_built():
+    """Both planners see one refusal (native and pure-Python once disagreed: error vs an answer)."""
+    mj = np.array([[241.6, np.inf], [22.6, 13.6]])
+    with pytest.raises(CostTableError, match=r"mobile_ms\[0, 1\] and mobile_mj\[0, 1\] disagree"):
+        CostTable(np.array([[32.2, 14.2], [3.0, 1.8]]), np.array([[3.8, 1.5], [0.4, 0.2]]), [5.5e4, 9.4e4], 8.2e4,
+                  mobile_mj=mj)  # fmt: skip

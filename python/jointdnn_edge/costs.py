@@ -215,6 +215,12 @@ class CostTable:
             with np.errstate(invalid="ignore", over="ignore"):  # an overflow leaves inf: refused below
                 mj = self.mobile_ms * (power / 1e3)
             self.mobile_mj = _as_matrix("mobile_mj", np.where(np.isfinite(self.mobile_ms), mj, np.inf), n)
+        offered = np.isfinite(self.mobile_ms) != np.isfinite(self.mobile_mj)
+        if offered.any():  # the native core refuses such a table too (problem.rs)
+            i, j = np.argwhere(offered)[0]
+            raise CostTableError(
+                f"mobile_ms[{i}, {j}] and mobile_mj[{i}, {j}] disagree on whether the group is offered"
+            )
         self.out_bytes = _as_vector("out_bytes", out_bytes, n)
         try:
             self.input_bytes = float(input_bytes)
