@@ -46,7 +46,7 @@ def graph(model_path):
 @pytest.fixture(scope="module")
 def server(cloud, model_path):
     """The shared server, after checking it serves the very model the phone holds."""
-    from jointdnn_edge.server.protocol import model_digest
+    from jointdnn_edge.protocol import model_digest
 
     assert model_digest(cloud.models[SERVED]) == model_digest(load_model(model_path))
     return cloud

@@ -21,8 +21,8 @@ import pytest
 
 from fixtures_session import MAX_BODY, MAX_DECODED, TOKEN, assert_close
 from jointdnn_edge import codec
+from jointdnn_edge import protocol as P
 from jointdnn_edge.models.graph import uniform_feeds
-from jointdnn_edge.server import protocol as P
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -93,7 +93,7 @@ def _slice_frame(cloud: Any, name: str = "alexnet") -> tuple[Any, dict[str, np.n
 
 def test_split_request_and_connection_reuse(cloud: Any) -> None:
     from jointdnn_edge.models.executor import executor_for
-    from jointdnn_edge.server.protocol import model_digest
+    from jointdnn_edge.protocol import model_digest
 
     g, feeds, frame = _slice_frame(cloud)
     want = executor_for(g, threads=1).run(g, 0, 9, feeds)

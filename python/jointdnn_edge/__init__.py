@@ -2,7 +2,7 @@
 
 The public API is re-exported here; each concern lives in its own module
 (``costs``, ``network``, ``planner``, ``models``, ``profiler``, ``codec``,
-``transport``, ``server``, ``session``, ``zoo``, ``cli``, ``android``).
+``protocol``, ``transport``, ``server``, ``session``, ``zoo``, ``cli``, ``android``).
 
 Names are loaded on first use (PEP 562), so ``import jointdnn_edge`` is cheap
 and the parts that need no third-party packages (errors, networks, lookup
@@ -22,10 +22,12 @@ from .errors import (
     CostTableError,
     DeadlineExceededError,
     ExecutionError,
+    FrameTooLargeError,
     InfeasibleError,
     JointDNNError,
     LookupTableError,
     ModelError,
+    ProtocolError,
     RemoteError,
     SolverError,
     TransportError,
@@ -104,12 +106,14 @@ __all__ = [
     "DeviceProfile",
     "Emulation",
     "ExecutionError",
+    "FrameTooLargeError",
     "InfeasibleError",
     "JointDNNError",
     "JointSession",
     "LookupTable",
     "LookupTableError",
     "ModelError",
+    "ProtocolError",
     "ModelGraph",
     "Network",
     "RemoteError",

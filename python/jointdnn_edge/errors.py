@@ -2,9 +2,20 @@
 
 Every error the SDK raises on purpose derives from :class:`JointDNNError`, so an
 application (or the Android bridge) can catch one type. Subclasses that describe
-bad arguments also derive from :class:`ValueError`, so generic code that expects
-``ValueError`` keeps working. The native module raises these same classes: its
-error conversion looks them up here by name.
+bad input also derive from :class:`ValueError`, so generic code that expects
+``ValueError`` keeps working. The native module raises these same classes.
+
+Which class for what:
+
+- :class:`ConfigError`: an argument, option or setting is invalid (an unknown
+  objective or solver name, a negative bound, a bad network figure, a session,
+  client, server or Android option). The error for "you called it wrong".
+- :class:`CostTableError`: a cost table itself is malformed (array shapes,
+  negative or non-finite costs, edges, a cost-table file).
+- :class:`ProtocolError`: a message breaks the Open Inference Protocol or the
+  split extension; it carries the HTTP status to answer with.
+- :class:`FrameTooLargeError`: a frame would decode to more than the allowed
+  bytes (a :class:`CodecError`; the server answers it with 413).
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ __all__ = [
     "DeadlineExceededError",
     "AuthError",
     "ConfigError",
+    "FrameTooLargeError",
+    "ProtocolError",
 ]
 
 
@@ -31,12 +44,12 @@ class JointDNNError(Exception):
     """Root of every error raised by jointdnn-edge."""
 
 
-class CostTableError(JointDNNError, ValueError):
-    """A cost table, network description or planner argument is malformed."""
-
-
 class ConfigError(JointDNNError, ValueError):
-    """An argument or setting is invalid (a client, server, session, executor or zoo option)."""
+    """An argument, option or setting is invalid (planner, network, client, server, session, Android or zoo)."""
+
+
+class CostTableError(JointDNNError, ValueError):
+    """A cost table (its arrays, edges or file) is malformed."""
 
 
 class InfeasibleError(JointDNNError):
@@ -73,6 +86,24 @@ class ExecutionError(JointDNNError):
 
 class CodecError(JointDNNError, ValueError):
     """An activation frame is malformed, corrupt, or exceeds a size limit."""
+
+
+class FrameTooLargeError(CodecError):
+    """An activation frame would decode to more bytes than the caller allows (``max_bytes``)."""
+
+
+class ProtocolError(JointDNNError, ValueError):
+    """A message breaks the Open Inference Protocol or its split extension.
+
+    ``status`` is the HTTP status a server answers it with (400 malformed,
+    409 model mismatch, 413 too large, 422 well-formed but unusable, 502 a
+    response the client cannot use).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class TransportError(JointDNNError):

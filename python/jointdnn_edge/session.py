@@ -246,7 +246,7 @@ class JointSession:
         from .codec import CODECS
         from .models import ModelGraph, load_model
         from .models.executor import executor_for
-        from .server.protocol import model_digest
+        from .protocol import model_digest
         from .transport import CloudClient
 
         self.graph: ModelGraph = model if isinstance(model, ModelGraph) else load_model(model)

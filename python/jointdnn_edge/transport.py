@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import protocol as P
 from .errors import (
     AuthError,
     CloudUnavailableError,
     ConfigError,
     DeadlineExceededError,
     ExecutionError,
+    ProtocolError,
     RemoteError,
     TransportError,
 )
-from .server import protocol as P
-from .server.protocol import ProtocolError
 
 if TYPE_CHECKING:
     from .codec.frame import FrameEntry
@@ -413,7 +413,7 @@ class CloudClient:
 
         The response frame is encoded with ``codec``/``level`` (and
         ``quantize_bits`` when given). ``digest`` (see
-        :func:`jointdnn_edge.server.protocol.model_digest`) makes the server
+        :func:`jointdnn_edge.protocol.model_digest`) makes the server
         refuse a model other than the client's. ``deadline_s`` bounds the
         whole request (default: the client's timeout); ``max_response_bytes``
         bounds the response body. Raises :class:`CloudUnavailableError`,

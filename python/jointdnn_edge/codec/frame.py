@@ -28,7 +28,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import CodecError
+from ..errors import CodecError, FrameTooLargeError
 from . import codecs as _c
 from .quantize import QuantizedTensor, _is_float, quantize
 from .quantize import dequantize as _dequantize
@@ -441,7 +441,7 @@ def _parse(mv: memoryview, max_bytes: int) -> tuple[Callable[[Any], int], list[F
         # Budget: the larger of the stored and the returned array, summed over the frame.
         budget += max(entry.raw_bytes, entry.out_bytes)
         if budget > max_bytes:
-            raise CodecError(f"{where}: frame decodes to more than max_bytes={max_bytes} bytes")
+            raise FrameTooLargeError(f"{where}: frame decodes to more than max_bytes={max_bytes} bytes")
         if cid == _c.PNG and n == 0:
             raise CodecError(f"{where}: png payload for an empty tensor")
         pos += payload_len

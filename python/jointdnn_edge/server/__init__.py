@@ -2,8 +2,8 @@
 
 ``create_app(models, token=..., limits=...)`` gives the ASGI app;
 ``serve([...])`` runs it under uvicorn (``jointdnn-edge serve``);
-``BackgroundServer(app)`` runs it on a thread. :mod:`.protocol` holds the
-message encoding shared with the client (``jointdnn_edge.transport``).
+``BackgroundServer(app)`` runs it on a thread. :mod:`jointdnn_edge.protocol`
+holds the message encoding shared with the client.
 See ``docs/server.md``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .protocol import ProtocolError
+from ..errors import ProtocolError
 
 if TYPE_CHECKING:
     from .app import BackgroundServer, Limits, app_from_env, create_app, load_models, serve
@@ -20,7 +20,7 @@ __all__ = ["BackgroundServer", "Limits", "ProtocolError", "app_from_env", "creat
 
 
 def __getattr__(name: str) -> Any:
-    # the app module imports starlette; keep `import jointdnn_edge.server.protocol` free of it
+    # the app module imports starlette: load it on first use
     if name in __all__:
         from . import app
 

@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..errors import CodecError, ConfigError, ExecutionError, JointDNNError, ModelError
-from . import protocol as P
-from .protocol import ProtocolError
+from .. import protocol as P
+from ..errors import CodecError, ConfigError, ExecutionError, JointDNNError, ModelError, ProtocolError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

@@ -3,7 +3,7 @@
 This module knows the REST encoding of the protocol and of its binary tensor
 extension, and the names of the parameters that carry a JointDNN split
 request (``docs/server.md`` is the normative description). It imports no
-web framework, so the client side (``jointdnn_edge.transport``) can use it
+web framework, so the client side (``jointdnn_edge.client``) can use it
 on a device where only httpx and numpy are installed.
 
 Binary tensor extension, in short: a body is a JSON header followed by the
@@ -24,25 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import ProtocolError
+
 if TYPE_CHECKING:
     from ..models.graph import ModelGraph
-
-__all__ = [
-    "FRAME_TENSOR",
-    "HEADER_LENGTH",
-    "PROTOCOL_VERSION",
-    "SERVER_NAME",
-    "TOKEN_ENV",
-    "ProtocolError",
-    "body_parts",
-    "datatype_of",
-    "model_digest",
-    "numpy_dtype",
-    "pack_bytes",
-    "sections",
-    "split_body",
-    "unpack_bytes",
-]
 
 #: Name the server reports in ``GET /v2``.
 SERVER_NAME = "jointdnn-edge"
@@ -86,15 +71,6 @@ _DATATYPES: dict[str, np.dtype] = {  # type: ignore[type-arg]
 }
 _BY_DTYPE = {dt: name for name, dt in _DATATYPES.items()}
 _LEN = struct.Struct("<I")
-
-
-class ProtocolError(ValueError):
-    """A message that breaks the protocol; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def datatype_of(dtype: Any) -> str:
