@@ -42,7 +42,7 @@ class Cloud:
 
     def client(self, **kwargs: Any) -> Any:
         """A new :class:`CloudClient` of this server (with the token unless ``token=`` is given)."""
-        from jointdnn_edge.transport import CloudClient
+        from jointdnn_edge.client import CloudClient
 
         kwargs.setdefault("token", self.token)
         return CloudClient(self.url, **kwargs)

@@ -20,10 +20,10 @@ import pytest
 
 from fixtures_session import TOKEN, assert_close
 from jointdnn_edge import ExecutionError, RemoteError, RemoteExecutor, plan, profile, zoo
+from jointdnn_edge.client import CloudClient, Emulation
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import uniform_feeds
 from jointdnn_edge.protocol import model_digest
-from jointdnn_edge.transport import CloudClient, Emulation
 
 
 def _offered(n: int, max_group: int) -> np.ndarray:

@@ -195,7 +195,7 @@ def test_auth_refuses_missing_and_wrong_tokens(cloud: Any) -> None:
 def test_token_from_the_environment_with_worker_processes(spawn_server: Any, reference: Any) -> None:
     """``serve --workers 2`` with the token only in ``JOINTDNN_EDGE_TOKEN``: the workers enforce it and compute."""
     from jointdnn_edge import zoo
-    from jointdnn_edge.transport import CloudClient
+    from jointdnn_edge.client import CloudClient
 
     token = "token-from-the-environment"
     server = spawn_server("zoo:alexnet", "--size", "tiny", "--threads", "1", "--workers", "2",

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from fixtures_session import assert_close
-from jointdnn_edge import CostTable, CostTableError, ExecutionError, InfeasibleError, Network, Schedule, codec, plan
+from jointdnn_edge import ConfigError, CostTable, ExecutionError, InfeasibleError, Network, Schedule, codec, plan
+from jointdnn_edge.client import CloudClient
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import uniform_feeds
 from jointdnn_edge.session import JointSession
-from jointdnn_edge.transport import CloudClient
 
 M, C = "mobile", "cloud"
 
@@ -275,9 +275,9 @@ def test_bad_inputs_and_schedules_are_refused(cloud: Any) -> None:
     with pytest.raises(ExecutionError, match="shape"):
         s.run({"input": np.zeros((1, 3, 5, 5), np.float32)})
     for bad in ([(0, 10, M)], [(0, 10, M), (12, 20, C)], [(0, 20, "gpu")]):
-        with pytest.raises(CostTableError):
+        with pytest.raises(ConfigError):
             JointSession(g, None, schedule=bad)
-    with pytest.raises(CostTableError, match="layers"):
+    with pytest.raises(ConfigError, match="layers"):
         JointSession(g, None, costs=synthetic_costs(cloud.models["resnet"]))
 
 
@@ -412,7 +412,7 @@ def _hostile_app(graph: Any, mode: str) -> Any:
         ("error", "RemoteError: cloud answered 500: out of GPU memory"),
         ("garbage", "RemoteError"),
         ("corrupt frame", "CodecError"),
-        ("wrong tensors", "RemoteError: cloud returned tensors ['surprise']"),
+        ("wrong tensors", "RemoteError: cloud returned a wrong frame: layers 5..9 of 'alexnet' produce"),
     ],
 )
 def test_bad_answers_fall_back(session_models: Any, reference: Any, mode: str, error: str) -> None:
@@ -428,6 +428,8 @@ def test_bad_answers_fall_back(session_models: Any, reference: Any, mode: str, e
     assert_close(out, reference(g, feeds))
     assert trace is not None
     _assert_fell_back(trace, error, 5, g.n)
+    if mode == "wrong tensors":
+        assert "unexpected ['surprise']" in trace.fallback
 
 
 def test_refused_credentials_fall_back(cloud: Any, reference: Any) -> None:

@@ -1,4 +1,4 @@
-"""The transport: bandwidth estimation, link emulation, typed errors, retries and back-off.
+"""The client: bandwidth estimation, link emulation, typed errors, retries and back-off.
 
 Estimator values are checked against numbers computed by hand; everything
 else talks to real uvicorn servers on 127.0.0.1.
@@ -22,8 +22,8 @@ from jointdnn_edge import (
     TransportError,
     codec,
 )
+from jointdnn_edge.client import BandwidthEstimator, CloudClient, Emulation
 from jointdnn_edge.models.graph import uniform_feeds
-from jointdnn_edge.transport import BandwidthEstimator, CloudClient, Emulation
 
 
 # ------------------------------------------------------------------ estimator

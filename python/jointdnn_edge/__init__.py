@@ -2,7 +2,7 @@
 
 The public API is re-exported here; each concern lives in its own module
 (``costs``, ``network``, ``planner``, ``models``, ``profiler``, ``codec``,
-``protocol``, ``transport``, ``server``, ``session``, ``zoo``, ``cli``, ``android``).
+``protocol``, ``client``, ``server``, ``session``, ``zoo``, ``cli``, ``android``).
 
 Names are loaded on first use (PEP 562), so ``import jointdnn_edge`` is cheap
 and the parts that need no third-party packages (errors, networks, lookup
@@ -50,10 +50,10 @@ _LAZY: dict[str, str | None] = {
     "profile": "profiler",
     "DeviceProfile": "profiler",
     "JointSession": "session",
-    "CloudClient": "transport",
-    "BandwidthEstimator": "transport",
-    "Emulation": "transport",
-    "RemoteExecutor": "transport",
+    "CloudClient": "client",
+    "BandwidthEstimator": "client",
+    "Emulation": "client",
+    "RemoteExecutor": "client",
     "create_app": "server",
     "serve": "server",
     "codec": None,
@@ -62,18 +62,18 @@ _LAZY: dict[str, str | None] = {
     "zoo": None,
     "server": None,
     "session": None,
-    "transport": None,
+    "client": None,
 }
 
 if TYPE_CHECKING:
-    from . import codec, models, planner, server, session, transport, zoo
+    from . import client, codec, models, planner, server, session, zoo
+    from .client import BandwidthEstimator, CloudClient, Emulation, RemoteExecutor
     from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
     from .models import ModelGraph, executor_for, load_model
     from .planner import LookupTable, Schedule, native_available, plan
     from .profiler import DeviceProfile, profile
     from .server import create_app, serve
     from .session import JointSession
-    from .transport import BandwidthEstimator, CloudClient, Emulation, RemoteExecutor
 
 
 def __getattr__(name: str) -> Any:
@@ -121,6 +121,7 @@ __all__ = [
     "Schedule",
     "SolverError",
     "TransportError",
+    "client",
     "codec",
     "create_app",
     "executor_for",
@@ -133,6 +134,5 @@ __all__ = [
     "serve",
     "server",
     "session",
-    "transport",
     "zoo",
 ]

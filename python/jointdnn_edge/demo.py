@@ -14,7 +14,7 @@ What is emulated, and how (also printed with the results):
   than an order of magnitude beyond its Jetson TX2): each mobile run of layers is computed that
   many times (:class:`SlowedExecutor`);
 * the **cloud** is the local server, one thread, at this machine's speed;
-* the **link** is the loopback, paced by the client (:class:`~jointdnn_edge.transport.Emulation`)
+* the **link** is the loopback, paced by the client (:class:`~jointdnn_edge.client.Emulation`)
   to the preset's bandwidths;
 * **energy** is the paper's model: the mobile's compute power (Jetson TX2,
   7.5 W) times its compute time, plus the radio power model of Table 3 for the
@@ -158,13 +158,13 @@ def run_demo(
     with it); ``report`` receives progress lines.
     """
     from . import zoo
+    from .client import BandwidthEstimator, CloudClient, Emulation
     from .codec import compress_costs, layer_samples, profile_codec
     from .models.executor import executor_for
     from .models.graph import uniform_feeds
     from .profiler import profile
     from .server import BackgroundServer, create_app
     from .session import JointSession
-    from .transport import BandwidthEstimator, CloudClient, Emulation
 
     say = report or (lambda _line: None)
     # check the cheap arguments before the minutes of building, profiling and serving

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CodecError, ConfigError, CostTableError, ExecutionError, InfeasibleError, TransportError
+from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, TransportError
 from .network import Network
 
 if TYPE_CHECKING:
+    from .client import CloudClient
     from .costs import CostTable
     from .models.graph import ModelGraph
     from .planner import LookupTable, Schedule
-    from .transport import CloudClient
 
 __all__ = ["JointSession", "Step", "Trace"]
 
@@ -185,7 +185,7 @@ class JointSession:
 
     ``model``: a :class:`~jointdnn_edge.ModelGraph` (or a path / bytes for
     :func:`~jointdnn_edge.load_model`). ``cloud``: a
-    :class:`~jointdnn_edge.transport.CloudClient`, a URL, or None (everything
+    :class:`~jointdnn_edge.client.CloudClient`, a URL, or None (everything
     local). ``costs``: the model's :class:`~jointdnn_edge.CostTable`; None
     profiles this device when a plan is first needed (cloud times = mobile
     times / 10, corrected online by the measured cloud slowdown).
@@ -243,11 +243,11 @@ class JointSession:
         lut_cells: tuple[int, int, int] = (16, 16, 4),
         profile_max_group: int | None = 8,
     ) -> None:
+        from .client import CloudClient
         from .codec import CODECS
         from .models import ModelGraph, load_model
         from .models.executor import executor_for
         from .protocol import model_digest
-        from .transport import CloudClient
 
         self.graph: ModelGraph = model if isinstance(model, ModelGraph) else load_model(model)
         g = self.graph
@@ -257,7 +257,7 @@ class JointSession:
         self.model_name = model_name or g.name
         self.executor = executor if executor is not None else executor_for(g, threads=threads)
         if objective not in ("latency", "energy"):
-            raise CostTableError(f"objective must be 'latency' or 'energy', got {objective!r}")
+            raise ConfigError(f"objective must be 'latency' or 'energy', got {objective!r}")
         self.objective = objective
         self.constraints: dict[str, Any] = {
             k: v
@@ -269,18 +269,18 @@ class JointSession:
             if v is not None
         }
         if force not in (None, "mobile", "cloud"):
-            raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
+            raise ConfigError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
         if force is not None and schedule is not None:
-            raise CostTableError("give schedule or force, not both")
+            raise ConfigError("give schedule or force, not both")
         self.force = force
         if isinstance(network, str) and network != "auto":
             network = Network.preset(network)
         if not (network == "auto" or isinstance(network, Network)):
-            raise CostTableError(f"network must be 'auto', a preset name or a Network, got {network!r}")
+            raise ConfigError(f"network must be 'auto', a preset name or a Network, got {network!r}")
         self.network = network
         self.radio = Network.preset(radio) if isinstance(radio, str) else radio
         if codec not in CODECS:
-            raise CodecError(f"unknown codec {codec!r}; choose one of {CODECS}")
+            raise ConfigError(f"unknown codec {codec!r}; choose one of {CODECS}")
         self.codec = codec
         self.codec_level = int(codec_level)
         self.quantize_bits = quantize_bits
@@ -294,7 +294,7 @@ class JointSession:
         self.digest = model_digest(g)
         self._costs = costs
         if costs is not None and costs.n != g.n:
-            raise CostTableError(f"the cost table has {costs.n} layers, model {g.name!r} has {g.n}")
+            raise ConfigError(f"the cost table has {costs.n} layers, model {g.name!r} has {g.n}")
         self._fixed: Schedule | None = None
         if schedule is not None:
             self._fixed = self._as_schedule(schedule)
@@ -361,12 +361,12 @@ class JointSession:
         n, pos = self.graph.n, 0
         for seg in segs:
             if len(seg) != 3 or seg[0] != pos or not (seg[0] <= seg[1] < n) or seg[2] not in ("mobile", "cloud"):
-                raise CostTableError(
+                raise ConfigError(
                     f"schedule segments must cover layers 0..{n - 1} in order as (first, last, platform); got {seg!r}"
                 )
             pos = int(seg[1]) + 1
         if pos != n:
-            raise CostTableError(f"schedule covers layers 0..{pos - 1}, the model has {n}")
+            raise ConfigError(f"schedule covers layers 0..{pos - 1}, the model has {n}")
         return Schedule(segs, latency_ms=math.nan, mobile_energy_mj=math.nan, cloud_ms=math.nan, bytes_up=math.nan,
                         bytes_down=math.nan, transfers=0, switches=0, solver="fixed")  # fmt: skip
 
@@ -506,51 +506,42 @@ class JointSession:
         return Step(first, last, "mobile", ms=ms, compute_ms=ms, fallback=fallback)
 
     def _run_cloud(self, step: Step, tensors: dict[str, Any], network: Network, slowdown: float) -> None:
-        """Run ``step``'s layers on the cloud and fill in the step (its deadline first, in case the request fails)."""
-        from .codec import encode, read_headers
-        from .transport import decode_slice_outputs, response_limit
+        """Run ``step``'s layers on the cloud and fill in the step (what was sent too, in case the request fails)."""
+        from .client import SliceCall
 
         g = self.graph
         assert self.cloud is not None
         first, last = step.first, step.last
-        ins, outs = g.slice_io(first, last)
-        t0 = time.perf_counter()
-        frame = encode(
-            {n: tensors[n] for n in ins}, codec=self.codec, level=self.codec_level, quantize_bits=self.quantize_bits
-        )
-        t1 = time.perf_counter()
-        raw_out = sum(g.tensor(n).nbytes for n in outs)
+        raw_out = sum(g.tensor(n).nbytes for n in g.slice_io(first, last)[1])
         predicted_cloud = self._predicted_cloud_ms(first, last)
-        deadline_s = self._deadline_s(len(frame), raw_out, predicted_cloud, network, slowdown)
-        step.encode_ms = (t1 - t0) * 1e3
-        step.codec_up = _codecs(read_headers(frame, max_bytes=1 << 62))
-        step.deadline_ms = None if deadline_s is None else deadline_s * 1e3
-        resp = self.cloud.infer_slice(
-            self.model_name,
-            first,
-            last,
-            frame,
-            codec=self.codec,
-            level=self.codec_level,
-            quantize_bits=self.quantize_bits,
-            digest=self.digest,
-            deadline_s=deadline_s,
-            max_response_bytes=response_limit(g, first, last),
-        )
-        t2 = time.perf_counter()
-        result, heads = decode_slice_outputs(g, first, last, resp.frame)
-        t3 = time.perf_counter()
+        call = SliceCall(g, first, last)
+        try:
+            result, resp = call.run(
+                self.cloud,
+                tensors,
+                model=self.model_name,
+                codec=self.codec,
+                level=self.codec_level,
+                quantize_bits=self.quantize_bits,
+                digest=self.digest,
+                deadline_s=lambda frame_bytes: self._deadline_s(
+                    frame_bytes, raw_out, predicted_cloud, network, slowdown
+                ),
+            )
+        finally:
+            step.encode_ms, step.codec_up = call.encode_ms, call.codec_up
+            step.deadline_ms = None if call.deadline_s is None else call.deadline_s * 1e3
         tensors.update(result)
         if self.track_cloud_load and predicted_cloud and resp.compute_ms > 0:
             sample = resp.compute_ms / predicted_cloud
             self._slowdown = min(100.0, max(0.05, 0.7 * self._slowdown + 0.3 * sample))
-        step.ms = (t3 - t0) * 1e3
+        step.ms = call.ms
         step.compute_ms = resp.compute_ms
         step.bytes_up, step.bytes_down = resp.bytes_up, resp.bytes_down
-        step.decode_ms = (t3 - t2) * 1e3
+        step.decode_ms = call.decode_ms
         step.server_ms = resp.server_ms
         step.network_ms = resp.wall_ms - resp.server_ms
-        step.codec_down = _codecs(heads)
+        step.codec_down = call.codec_down
 
     def _deadline_s(
         self, frame_bytes: int, raw_out: int, predicted_cloud: float | None, network: Network, slowdown: float
@@ -659,11 +650,3 @@ class JointSession:
 def _drifted(built: float, now: float) -> bool:
     """Whether a round-trip estimate moved enough from the one a table was built with to rebuild it."""
     return abs(now - built) > max(1.0, 0.5 * built)
-
-
-def _codecs(entries: Sequence[Any]) -> str:
-    seen: list[str] = []
-    for e in entries:
-        if e.codec not in seen:
-            seen.append(e.codec)
-    return "+".join(seen)

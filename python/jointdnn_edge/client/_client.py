@@ -1,4 +1,4 @@
-"""Talking to the cloud endpoint: the HTTP client, the bandwidth estimator and link emulation.
+"""The HTTP client of one cloud endpoint: split and standard inference requests, deadlines, retries, health.
 
 :class:`CloudClient` sends split requests (``docs/server.md``) and standard
 Open Inference Protocol requests over one keep-alive ``httpx.Client``, with a
@@ -7,220 +7,43 @@ deadline per request, retries only where no computation can have happened
 and typed errors (:class:`~jointdnn_edge.TransportError` and subclasses).
 It also keeps the endpoint's health: after a failure the caller marks the
 cloud down for an exponential back-off, shared by every session using the
-client.
-
-Every transfer feeds a :class:`BandwidthEstimator`, which the session reads
-before each inference to plan on the current network. :class:`Emulation`
-paces transfers as if the link were slower than it is (the loopback is faster
-than any mobile network), for demos and tests.
+client. Every transfer feeds its :class:`~jointdnn_edge.BandwidthEstimator`;
+an :class:`~jointdnn_edge.Emulation` is applied by wrapping the real
+transport (:class:`EmulatedTransport`), not here.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import socket
-import statistics
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from urllib.parse import quote
 
+import httpx
 import numpy as np
 
-from . import protocol as P
-from .errors import (
+from .. import protocol as P
+from ..errors import (
     AuthError,
     CloudUnavailableError,
     ConfigError,
     DeadlineExceededError,
-    ExecutionError,
     ProtocolError,
     RemoteError,
-    TransportError,
 )
+from ..network import Network
+from ._emulation import EmulatedTransport, Emulation
+from ._estimator import BandwidthEstimator
 
-if TYPE_CHECKING:
-    from .codec.frame import FrameEntry
-    from .models.executor import PreparedRun
-    from .models.graph import ModelGraph
-    from .network import Network
-
-__all__ = ["BandwidthEstimator", "CloudClient", "Emulation", "RemoteExecutor", "SliceResponse", "decode_slice_outputs"]
+__all__ = ["CloudClient", "SliceResponse"]
 
 
-# ------------------------------------------------------------------ estimator
-class BandwidthEstimator:
-    """Current upload and download bandwidth (Mbit/s) and round-trip time (ms) from observed transfers.
-
-    Bandwidth: each transfer of at least ``min_bytes`` gives a throughput
-    sample ``8 * bytes / seconds / 1e6``; the estimate is the weighted
-    harmonic mean of the last ``window`` samples, the newest weighing 1 and
-    each older one ``decay`` times the next::
-
-        estimate = sum(w_k) / sum(w_k / x_k),    w_k = decay ** age_k
-
-    that is, an exponentially weighted average of seconds per bit, turned back
-    into a rate. A harmonic mean follows the slow samples, which are the ones
-    that cost latency, and a single burst (a transfer that fit in a socket
-    buffer) barely moves it; smaller transfers are dominated by latency and
-    are not bandwidth samples. Round trip: the median of the last ``window``
-    samples. Before the first sample of a kind, the estimate is ``None``.
-    Thread-safe.
-    """
-
-    def __init__(self, *, window: int = 8, decay: float = 0.7, min_bytes: int = 8192) -> None:
-        if window < 1:
-            raise ConfigError(f"window must be >= 1, got {window}")
-        if not 0 < decay <= 1:
-            raise ConfigError(f"decay must be in (0, 1], got {decay}")
-        if min_bytes < 0:
-            raise ConfigError(f"min_bytes must be >= 0, got {min_bytes}")
-        self.window = int(window)
-        self.decay = float(decay)
-        self.min_bytes = int(min_bytes)
-        self._up: deque[float] = deque(maxlen=self.window)
-        self._down: deque[float] = deque(maxlen=self.window)
-        self._rtt: deque[float] = deque(maxlen=self.window)
-        self._lock = threading.Lock()
-
-    def add_transfer(self, direction: str, nbytes: float, seconds: float) -> bool:
-        """Record ``nbytes`` moved ``"up"`` or ``"down"`` in ``seconds`` of network time; False if not a sample."""
-        if direction not in ("up", "down"):
-            raise ConfigError(f"direction must be 'up' or 'down', got {direction!r}")
-        if nbytes < max(self.min_bytes, 1) or not (seconds > 0 and math.isfinite(seconds)):
-            return False
-        mbps = 8.0 * nbytes / seconds / 1e6
-        with self._lock:
-            (self._up if direction == "up" else self._down).append(mbps)
-        return True
-
-    def add_rtt(self, seconds: float) -> bool:
-        """Record one round trip of ``seconds`` (a small request's time minus the server's); False if unusable."""
-        if not (seconds >= 0 and math.isfinite(seconds)):
-            return False
-        with self._lock:
-            self._rtt.append(seconds * 1e3)
-        return True
-
-    def _harmonic(self, samples: Sequence[float]) -> float | None:
-        if not samples:
-            return None
-        num = den = 0.0
-        w = 1.0
-        for x in reversed(samples):  # newest first
-            num += w
-            den += w / x
-            w *= self.decay
-        return num / den
-
-    @property
-    def up_mbps(self) -> float | None:
-        """Upload bandwidth estimate (None before the first sample)."""
-        with self._lock:
-            return self._harmonic(list(self._up))
-
-    @property
-    def down_mbps(self) -> float | None:
-        """Download bandwidth estimate (None before the first sample)."""
-        with self._lock:
-            return self._harmonic(list(self._down))
-
-    @property
-    def rtt_ms(self) -> float | None:
-        """Round-trip estimate in ms (None before the first sample)."""
-        with self._lock:
-            return statistics.median(self._rtt) if self._rtt else None
-
-    def counts(self) -> dict[str, int]:
-        """Samples currently held, by kind."""
-        with self._lock:
-            return {"up": len(self._up), "down": len(self._down), "rtt": len(self._rtt)}
-
-    def network(self, radio: Network) -> Network:
-        """``radio`` (a :class:`~jointdnn_edge.Network` for its power model) with the estimated link.
-
-        Bandwidths without samples keep ``radio``'s; ``rtt_ms`` becomes half
-        the estimated round trip, because the planner charges ``rtt_ms`` per
-        platform switch and one request (a round trip) makes two switches.
-        """
-        from dataclasses import replace
-
-        up, down, rtt = self.up_mbps, self.down_mbps, self.rtt_ms
-        return replace(
-            radio,
-            up_mbps=float(up if up is not None else radio.up_mbps),
-            down_mbps=float(down if down is not None else radio.down_mbps),
-            rtt_ms=float(rtt / 2.0 if rtt is not None else radio.rtt_ms),
-        )
-
-    def reset(self) -> None:
-        """Forget every sample."""
-        with self._lock:
-            self._up.clear()
-            self._down.clear()
-            self._rtt.clear()
-
-    def __repr__(self) -> str:
-        def f(x: float | None) -> str:
-            return "?" if x is None else f"{x:.3g}"
-
-        up, down, rtt = f(self.up_mbps), f(self.down_mbps), f(self.rtt_ms)
-        return f"BandwidthEstimator(up={up} Mbit/s, down={down} Mbit/s, rtt={rtt} ms)"
-
-
-# ------------------------------------------------------------------ emulation
-@dataclass(frozen=True)
-class Emulation:
-    """A slower link emulated by pacing: transfers take at least ``bytes * 8 / mbps``; each request adds ``rtt_ms``.
-
-    Uploads are streamed in chunks with sleeps between them, downloads are
-    read in chunks the same way, so the time a transfer takes (and what the
-    :class:`BandwidthEstimator` measures) is what the emulated link would
-    give, as long as the real link is faster. ``None`` leaves a direction
-    unpaced.
-    """
-
-    up_mbps: float | None = None
-    down_mbps: float | None = None
-    rtt_ms: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("up_mbps", "down_mbps"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ConfigError(f"Emulation.{name} must be a positive number or None, got {v!r}")
-        if not (isinstance(self.rtt_ms, (int, float)) and math.isfinite(self.rtt_ms) and self.rtt_ms >= 0):
-            raise ConfigError(f"Emulation.rtt_ms must be >= 0, got {self.rtt_ms!r}")
-
-    @classmethod
-    def of(cls, network: Network) -> Emulation:
-        """The bandwidths and round trip of a :class:`~jointdnn_edge.Network` (e.g. ``Network.preset("3g")``)."""
-        return cls(network.up_mbps, network.down_mbps, network.rtt_ms)
-
-
-def _chunk_for(rate_bps: float) -> int:
-    # about 2 ms of transfer per chunk (sleep granularity), between 1 KiB and 64 KiB
-    return int(min(64 * 1024, max(1024, rate_bps * 0.002)))
-
-
-def _paced(data: bytes, mbps: float) -> Iterator[bytes]:
-    """``data`` in chunks, sleeping so that the whole takes at least ``len(data) * 8 / (mbps * 1e6)`` s."""
-    rate = mbps * 1e6 / 8.0
-    chunk = _chunk_for(rate)
-    start = time.perf_counter()
-    view = memoryview(data)
-    for off in range(0, len(data), chunk):
-        piece = bytes(view[off : off + chunk])
-        yield piece
-        wait = start + (off + len(piece)) / rate - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-
-
-# ------------------------------------------------------------------ client
 @dataclass(frozen=True)
 class SliceResponse:
     """What a split request returned, and what it cost.
@@ -274,7 +97,8 @@ class CloudClient:
     longest) seconds the cloud stays marked down after consecutive failures
     (doubling). ``estimator``: where transfer samples go (a new
     :class:`BandwidthEstimator` by default). ``emulate``: pace transfers as
-    an :class:`Emulation` (or a :class:`~jointdnn_edge.Network`) would.
+    an :class:`Emulation` (or a :class:`~jointdnn_edge.Network`) would, by
+    wrapping the real transport in an :class:`EmulatedTransport`.
     ``verify``: TLS certificate verification: True (the system's CAs),
     False, or an ``ssl.SSLContext`` (for example one trusting a private CA).
     """
@@ -292,10 +116,6 @@ class CloudClient:
         verify: Any = True,
         max_connections: int = 64,
     ) -> None:
-        import httpx
-
-        from .network import Network
-
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if retries < 0:
@@ -317,12 +137,10 @@ class CloudClient:
         # TCP_NODELAY: a request's headers and body go out as separate writes; with Nagle's algorithm the
         # body would wait for the server's delayed ACK of the headers (about 40 ms on Linux)
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        self.http = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=self.timeout,
-            transport=httpx.HTTPTransport(verify=verify, limits=limits, socket_options=nodelay),
-        )
+        transport: httpx.BaseTransport = httpx.HTTPTransport(verify=verify, limits=limits, socket_options=nodelay)
+        if self.emulate is not None:
+            transport = EmulatedTransport(transport, self.emulate)
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, transport=transport)
         self._lock = threading.Lock()
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # connections seen (to spot new ones)
         self._failures = 0
@@ -386,8 +204,6 @@ class CloudClient:
         reply = self._request("GET", path, None, None, self.timeout)
         _raise_for_status(reply)
         try:
-            import json
-
             doc = json.loads(reply.body)
         except ValueError as e:
             raise RemoteError(f"{path}: response is not JSON: {e}", reply.status) from None
@@ -547,10 +363,7 @@ class CloudClient:
         max_response: int | None = None,
     ) -> _Reply:
         """One request with retries where safe; raises typed errors. ``deadline``: seconds for everything."""
-        import httpx
-
         start = time.perf_counter()
-        emu = self.emulate
         attempt = 0
         while True:
             attempt += 1
@@ -559,13 +372,8 @@ class CloudClient:
                 raise DeadlineExceededError(f"{method} {path}: deadline of {deadline * 1e3:.0f} ms passed")
             t_send = time.perf_counter()
             try:
-                if emu is not None and emu.rtt_ms > 0:
-                    time.sleep(emu.rtt_ms / 1e3)
-                content: Any = body
-                if body is not None and emu is not None and emu.up_mbps is not None:
-                    content = _paced(body, emu.up_mbps)
                 request = self.http.build_request(
-                    method, path, content=content, headers=headers, timeout=httpx.Timeout(remaining)
+                    method, path, content=body, headers=headers, timeout=httpx.Timeout(remaining)
                 )
                 response = self.http.send(request, stream=True)
                 try:
@@ -611,24 +419,17 @@ class CloudClient:
     def _read(
         self, response: Any, start: float, deadline: float, max_response: int | None, method: str, path: str
     ) -> bytes:
-        """The response body, paced as the emulated download link would deliver it, within the deadline."""
-        emu = self.emulate
-        rate = emu.down_mbps * 1e6 / 8.0 if emu is not None and emu.down_mbps is not None else None
+        """The response body as it arrives, within the deadline and no larger than ``max_response``."""
         declared = response.headers.get("content-length")
         if max_response is not None and declared is not None and declared.isdigit() and int(declared) > max_response:
             raise RemoteError(f"response of {declared} bytes is larger than the {max_response} expected", 200)
         chunks: list[bytes] = []
         total = 0
-        t0 = time.perf_counter()
-        for chunk in response.iter_raw(_chunk_for(rate) if rate else 65536):
+        for chunk in response.iter_raw():
             chunks.append(chunk)
             total += len(chunk)
             if max_response is not None and total > max_response:
                 raise RemoteError(f"response is larger than the {max_response} bytes expected", 200)
-            if rate:
-                wait = t0 + total / rate - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
             if time.perf_counter() - start > deadline:
                 raise DeadlineExceededError(f"{method} {path}: response still arriving after {deadline * 1e3:.0f} ms")
         return b"".join(chunks)
@@ -649,8 +450,6 @@ class CloudClient:
 
 
 def _quote(name: str) -> str:
-    from urllib.parse import quote
-
     return quote(name, safe="")
 
 
@@ -665,8 +464,6 @@ def _raise_for_status(reply: _Reply) -> None:
         return
     message = ""
     try:
-        import json
-
         doc = json.loads(reply.body)
         if isinstance(doc, dict) and isinstance(doc.get("error"), str):
             message = doc["error"]
@@ -701,201 +498,3 @@ def _timings(doc: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0:
                 out[key] = float(v)
     return out
-
-
-# ------------------------------------------------------------------ slices
-def response_limit(graph: ModelGraph, first: int, last: int) -> int:
-    """The largest response body a split request for layers ``first..last`` may sensibly get back.
-
-    Twice the raw size of the range's outputs (no codec makes data that much
-    larger) plus room for the JSON header and the frame's records.
-    """
-    outs = graph.slice_io(first, last)[1]
-    return 2 * sum(graph.tensor(n).nbytes for n in outs) + (1 << 16) + 64 * len(outs)
-
-
-def decode_slice_outputs(
-    graph: ModelGraph, first: int, last: int, frame: bytes
-) -> tuple[dict[str, np.ndarray], list[FrameEntry]]:
-    """The tensors of a split response frame for layers ``first..last``, and the frame's entries.
-
-    Checks, before decoding any payload, that the frame holds exactly the
-    tensors the range produces (``graph.slice_io(first, last)[1]``) with the
-    model's dtypes and shapes, and decodes no more than their raw size.
-    Raises :class:`~jointdnn_edge.RemoteError` for the wrong tensors and
-    :class:`~jointdnn_edge.CodecError` for a corrupt frame.
-    """
-    from .codec import decode, read_headers
-
-    outs = graph.slice_io(first, last)[1]
-    expected = {n: graph.tensor(n) for n in outs}
-    raw_out = sum(t.nbytes for t in expected.values())
-    heads = read_headers(frame, max_bytes=raw_out)
-    got = {h.name for h in heads}
-    if got != set(outs) or len(heads) != len(outs):
-        raise RemoteError(
-            f"cloud returned tensors {sorted(got)} for layers {first}..{last} of {graph.name!r}, expected {outs}", 200
-        )
-    for h in heads:
-        want = expected[h.name]
-        dt = h.quant.dtype if h.quant is not None else h.dtype
-        if tuple(h.shape) != tuple(want.shape) or np.dtype(dt) != np.dtype(want.dtype):
-            raise RemoteError(
-                f"cloud returned {h.name!r} as {np.dtype(dt)}{list(h.shape)}, "
-                f"the model has {np.dtype(want.dtype)}{list(want.shape)}",
-                200,
-            )
-    return decode(frame, max_bytes=raw_out), heads
-
-
-class RemoteExecutor:
-    """The executor protocol (``docs``: :mod:`jointdnn_edge.models.executor`) over split requests to a cloud server.
-
-    Each :meth:`run` sends the range's input tensors to the server as one
-    activation frame (:meth:`CloudClient.infer_slice`) and returns the
-    tensors it answers with, checked against the model (names, dtypes,
-    shapes). :meth:`run_timed` also returns the compute time the server
-    reports, without the network, the codecs, queueing or the first-time
-    set-up of a range; the profiler uses it to profile the cloud side of a
-    cost table on the cloud itself::
-
-        costs = profile(graph, cloud_executor=RemoteExecutor(CloudClient(url, token=token)))
-
-    ``cloud``: a :class:`CloudClient` (closed by :meth:`close` only when this
-    executor created it from a URL; ``token`` goes with a URL). ``model``:
-    the name the server serves the model under (default: ``graph.name`` of
-    each call). ``codec``/``level``: the activation codec both ways
-    (lossless). ``deadline_s``: per request (default: the client's
-    timeout). ``check_digest``: send the model digest, so that a server
-    holding another model (or the same file loaded with other options)
-    refuses with :class:`~jointdnn_edge.RemoteError` 409 instead of timing
-    something else. Failures raise the client's typed
-    :class:`~jointdnn_edge.TransportError` subclasses; nothing is retried that the
-    client would not retry. Thread-safe.
-    """
-
-    runtime = "remote"
-
-    def __init__(
-        self,
-        cloud: CloudClient | str,
-        model: str | None = None,
-        *,
-        token: str | None = None,
-        codec: str = "auto",
-        level: int = 1,
-        deadline_s: float | None = None,
-        check_digest: bool = True,
-    ) -> None:
-        from .codec import CODECS
-
-        if isinstance(cloud, str):
-            cloud = CloudClient(cloud, token=token)
-            self._owns_client = True
-        else:
-            if token is not None:
-                raise ConfigError("token= goes with a URL; a CloudClient brings its own")
-            self._owns_client = False
-        if codec not in CODECS:
-            raise ConfigError(f"unknown codec {codec!r}; choose one of {CODECS}")
-        if deadline_s is not None and not (isinstance(deadline_s, (int, float)) and deadline_s > 0):
-            raise ConfigError(f"deadline_s must be a positive number of seconds or None, got {deadline_s!r}")
-        self.client: CloudClient = cloud
-        self.model = model
-        self.codec = codec
-        self.level = int(level)
-        self.deadline_s = None if deadline_s is None else float(deadline_s)
-        self.check_digest = bool(check_digest)
-        self._served: str | None = model
-
-    def run_timed(
-        self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]
-    ) -> tuple[dict[str, np.ndarray], float]:
-        """Run layers ``first..last`` on the server: ``(outputs, compute_ms)`` as the server measured it."""
-        resp, outputs = self._request(graph, first, last, feeds)
-        return outputs, resp.compute_ms
-
-    def run(self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Run layers ``first..last`` on the server; inputs and outputs named as ``graph.slice_io`` says."""
-        return self._request(graph, first, last, feeds)[1]
-
-    def run_model(self, graph: ModelGraph, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The whole model on the server (one split request for every layer): outputs by model output name."""
-        return self.run(graph, 0, graph.n - 1, feeds)
-
-    def prepare(self, graph: ModelGraph, first: int, last: int) -> PreparedRun:
-        """Layers ``first..last`` bound to this executor (nothing is loaded here: the server caches its sessions)."""
-        from .models.executor import PreparedRun
-
-        self._check_range(graph, first, last)
-        ins, outs = graph.slice_io(first, last)
-        what = f"{self._name(graph)} layers {first}..{last} on {self.client.url}"
-        return PreparedRun(lambda feeds: self.run(graph, first, last, feeds), list(ins), list(outs), what)
-
-    def _name(self, graph: ModelGraph) -> str:
-        return self.model if self.model is not None else graph.name
-
-    @staticmethod
-    def _check_range(graph: ModelGraph, first: int, last: int) -> None:
-        if not 0 <= first <= last < graph.n:
-            raise ExecutionError(f"layer range {first}..{last} is outside 0..{graph.n - 1} of {graph.name!r}")
-
-    def _request(
-        self, graph: ModelGraph, first: int, last: int, feeds: Mapping[str, Any]
-    ) -> tuple[SliceResponse, dict[str, np.ndarray]]:
-        from .codec import encode
-
-        self._check_range(graph, first, last)
-        ins = graph.slice_io(first, last)[0]
-        missing = [n for n in ins if n not in feeds]
-        if missing:
-            raise ExecutionError(f"layers {first}..{last} of {graph.name!r}: missing inputs {missing}")
-        name = self._name(graph)
-        frame = encode({n: np.asarray(feeds[n]) for n in ins}, codec=self.codec, level=self.level)
-        resp = self.client.infer_slice(
-            name,
-            first,
-            last,
-            frame,
-            codec=self.codec,
-            level=self.level,
-            digest=P.model_digest(graph) if self.check_digest else None,
-            deadline_s=self.deadline_s,
-            max_response_bytes=response_limit(graph, first, last),
-        )
-        outputs, _ = decode_slice_outputs(graph, first, last, resp.frame)
-        self._served = name
-        return resp, outputs
-
-    def info(self) -> dict[str, Any]:
-        """``runtime: "remote"``, the URL, codec, and what the server says of the model it ran (when reachable)."""
-        out: dict[str, Any] = {
-            "runtime": self.runtime,
-            "url": self.client.url,
-            "model": self._served,
-            "codec": self.codec,
-            "timing": "server-reported compute (jointdnn_compute_ms)",
-        }
-        try:
-            server = self.client.server_metadata()
-            out["server"] = {"name": server.get("name"), "version": server.get("version")}
-            if self._served is not None:
-                params = self.client.model_metadata(self._served).get("parameters") or {}
-                out["server"].update({k[len("jointdnn_") :]: v for k, v in params.items() if k.startswith("jointdnn_")})
-        except TransportError as e:
-            out["server"] = f"unavailable: {e}"
-        return out
-
-    def close(self) -> None:
-        """Close the client if this executor created it."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> RemoteExecutor:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"RemoteExecutor({self.client.url!r}, model={self.model!r}, codec={self.codec!r})"

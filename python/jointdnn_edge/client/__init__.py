@@ -1,0 +1,35 @@
+"""The phone side of the wire: the cloud client, the bandwidth estimator, link emulation and split calls.
+
+* :class:`CloudClient` talks to one cloud endpoint (split and standard
+  inference requests, deadlines, safe retries, the endpoint's health);
+* :class:`BandwidthEstimator` turns its transfers into the link the session
+  plans on;
+* :class:`Emulation` describes a slower link and :class:`EmulatedTransport`
+  emulates it by wrapping the real httpx transport (demos and tests over the
+  loopback);
+* :class:`SliceCall` is the client side of one split call (encode, send,
+  check, decode), used by the session and by :class:`RemoteExecutor`, the
+  executor that runs layer ranges on the server.
+
+This package uses :mod:`jointdnn_edge.protocol` for the wire format and never
+imports the server.
+"""
+
+from __future__ import annotations
+
+from ._client import CloudClient, SliceResponse
+from ._emulation import EmulatedTransport, Emulation
+from ._estimator import BandwidthEstimator
+from ._remote import RemoteExecutor
+from ._slices import SliceCall, decode_slice_outputs
+
+__all__ = [
+    "BandwidthEstimator",
+    "CloudClient",
+    "EmulatedTransport",
+    "Emulation",
+    "RemoteExecutor",
+    "SliceCall",
+    "SliceResponse",
+    "decode_slice_outputs",
+]

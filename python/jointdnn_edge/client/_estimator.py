@@ -1,0 +1,135 @@
+"""The bandwidth and round-trip estimator the session plans with, fed by every transfer the client makes."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+__all__ = ["BandwidthEstimator"]
+
+
+class BandwidthEstimator:
+    """Current upload and download bandwidth (Mbit/s) and round-trip time (ms) from observed transfers.
+
+    Bandwidth: each transfer of at least ``min_bytes`` gives a throughput
+    sample ``8 * bytes / seconds / 1e6``; the estimate is the weighted
+    harmonic mean of the last ``window`` samples, the newest weighing 1 and
+    each older one ``decay`` times the next::
+
+        estimate = sum(w_k) / sum(w_k / x_k),    w_k = decay ** age_k
+
+    that is, an exponentially weighted average of seconds per bit, turned back
+    into a rate. A harmonic mean follows the slow samples, which are the ones
+    that cost latency, and a single burst (a transfer that fit in a socket
+    buffer) barely moves it; smaller transfers are dominated by latency and
+    are not bandwidth samples. Round trip: the median of the last ``window``
+    samples. Before the first sample of a kind, the estimate is ``None``.
+    Thread-safe.
+    """
+
+    def __init__(self, *, window: int = 8, decay: float = 0.7, min_bytes: int = 8192) -> None:
+        if window < 1:
+            raise ConfigError(f"window must be >= 1, got {window}")
+        if not 0 < decay <= 1:
+            raise ConfigError(f"decay must be in (0, 1], got {decay}")
+        if min_bytes < 0:
+            raise ConfigError(f"min_bytes must be >= 0, got {min_bytes}")
+        self.window = int(window)
+        self.decay = float(decay)
+        self.min_bytes = int(min_bytes)
+        self._up: deque[float] = deque(maxlen=self.window)
+        self._down: deque[float] = deque(maxlen=self.window)
+        self._rtt: deque[float] = deque(maxlen=self.window)
+        self._lock = threading.Lock()
+
+    def add_transfer(self, direction: str, nbytes: float, seconds: float) -> bool:
+        """Record ``nbytes`` moved ``"up"`` or ``"down"`` in ``seconds`` of network time; False if not a sample."""
+        if direction not in ("up", "down"):
+            raise ConfigError(f"direction must be 'up' or 'down', got {direction!r}")
+        if nbytes < max(self.min_bytes, 1) or not (seconds > 0 and math.isfinite(seconds)):
+            return False
+        mbps = 8.0 * nbytes / seconds / 1e6
+        with self._lock:
+            (self._up if direction == "up" else self._down).append(mbps)
+        return True
+
+    def add_rtt(self, seconds: float) -> bool:
+        """Record one round trip of ``seconds`` (a small request's time minus the server's); False if unusable."""
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            return False
+        with self._lock:
+            self._rtt.append(seconds * 1e3)
+        return True
+
+    def _harmonic(self, samples: Sequence[float]) -> float | None:
+        if not samples:
+            return None
+        num = den = 0.0
+        w = 1.0
+        for x in reversed(samples):  # newest first
+            num += w
+            den += w / x
+            w *= self.decay
+        return num / den
+
+    @property
+    def up_mbps(self) -> float | None:
+        """Upload bandwidth estimate (None before the first sample)."""
+        with self._lock:
+            return self._harmonic(list(self._up))
+
+    @property
+    def down_mbps(self) -> float | None:
+        """Download bandwidth estimate (None before the first sample)."""
+        with self._lock:
+            return self._harmonic(list(self._down))
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """Round-trip estimate in ms (None before the first sample)."""
+        with self._lock:
+            return statistics.median(self._rtt) if self._rtt else None
+
+    def counts(self) -> dict[str, int]:
+        """Samples currently held, by kind."""
+        with self._lock:
+            return {"up": len(self._up), "down": len(self._down), "rtt": len(self._rtt)}
+
+    def network(self, radio: Network) -> Network:
+        """``radio`` (a :class:`~jointdnn_edge.Network` for its power model) with the estimated link.
+
+        Bandwidths without samples keep ``radio``'s; ``rtt_ms`` becomes half
+        the estimated round trip, because the planner charges ``rtt_ms`` per
+        platform switch and one request (a round trip) makes two switches.
+        """
+        up, down, rtt = self.up_mbps, self.down_mbps, self.rtt_ms
+        return replace(
+            radio,
+            up_mbps=float(up if up is not None else radio.up_mbps),
+            down_mbps=float(down if down is not None else radio.down_mbps),
+            rtt_ms=float(rtt / 2.0 if rtt is not None else radio.rtt_ms),
+        )
+
+    def reset(self) -> None:
+        """Forget every sample."""
+        with self._lock:
+            self._up.clear()
+            self._down.clear()
+            self._rtt.clear()
+
+    def __repr__(self) -> str:
+        def f(x: float | None) -> str:
+            return "?" if x is None else f"{x:.3g}"
+
+        up, down, rtt = f(self.up_mbps), f(self.down_mbps), f(self.rtt_ms)
+        return f"BandwidthEstimator(up={up} Mbit/s, down={down} Mbit/s, rtt={rtt} ms)"
