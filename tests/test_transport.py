@@ -84,6 +84,30 @@ def test_estimator_rejects_bad_settings() -> None:
         Emulation(up_mbps=-1.0)
 
 
+def test_emulation_is_a_transport_wrapping_any_other() -> None:
+    """The emulated link composes with whatever transport does the I/O: round trip added, both bodies paced."""
+    import time
+
+    import httpx
+
+    from jointdnn_edge.client import EmulatedTransport
+
+    received: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request.read())
+        return httpx.Response(200, content=b"d" * 50_000, extensions={"marker": "inner"})
+
+    emulation = Emulation(up_mbps=8.0, down_mbps=8.0, rtt_ms=20.0)  # 1 MB/s each way
+    with httpx.Client(transport=EmulatedTransport(httpx.MockTransport(handler), emulation)) as client:
+        t0 = time.perf_counter()
+        response = client.post("http://emulated.test/", content=b"u" * 30_000)
+        elapsed = time.perf_counter() - t0
+    assert received == [b"u" * 30_000] and response.content == b"d" * 50_000
+    assert response.extensions["marker"] == "inner"  # the inner response's extensions (its connection) pass through
+    assert elapsed >= 0.020 + 0.030 + 0.050  # round trip + 30 KB up + 50 KB down at 1 MB/s
+
+
 # ------------------------------------------------------------------ client on the shared server
 def _slice_frame(cloud: Any, name: str = "alexnet") -> tuple[Any, dict[str, np.ndarray], bytes]:
     g = cloud.models[name]
