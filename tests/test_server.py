@@ -295,7 +295,7 @@ def _hostile_cases(cloud: Any) -> list[tuple[str, bytes, dict[str, str], int, st
         ("truncated frame", good[:-9], {}, 422, "bad activation frame"),
         ("frame lacks a tensor", _frame_with({"other": x}), {}, 422, "lacks ['input']"),
         ("frame with an extra tensor", _frame_with({"input": x, "extra": x}), {}, 422, "unexpected ['extra']"),
-        ("frame with the wrong shape", _frame_with({"input": x[:, :, :5]}), {}, 422, "the model expects float32"),
+        ("frame with the wrong shape", _frame_with({"input": x[:, :, :5]}), {}, 422, "the model has float32"),
         ("frame with the wrong dtype", _frame_with({"input": x.astype(np.float64)}), {}, 422, "float64"),
         ("digest mismatch", good, {"jointdnn_digest": "sha256:00"}, 409, "differs from the client's"),
         ("unknown codec", good, {"jointdnn_codec": "lzma"}, 422, "jointdnn_codec must be one of"),
@@ -421,3 +421,69 @@ def test_busy_server_answers_503_and_recovers(session_models: Any) -> None:
         t.join()
         assert first["r"].status_code == 200
         assert c.get("/v2/health/live").status_code == 200
+
+
+# ------------------------------------------------------------------ errors as statuses
+def test_the_status_comes_from_the_error_class_not_its_message() -> None:
+    from jointdnn_edge import errors as E
+    from jointdnn_edge.server._errors import status_of
+
+    assert status_of(E.FrameTooLargeError("frame decodes to more than allowed")) == 413
+    assert status_of(E.CodecError("max_bytes must be a non-negative integer")) == 422  # the text says max_bytes
+    assert status_of(E.ProtocolError(409, "digest")) == 409 and status_of(E.ProtocolError(503, "busy")) == 503
+    assert status_of(E.ModelError("x")) == 422 and status_of(E.ConfigError("x")) == 422
+    assert status_of(E.ExecutionError("x")) == 500 and status_of(E.JointDNNError("x")) == 500
+    assert status_of(MemoryError()) == 507 and status_of(KeyError("x")) == 500
+
+
+class _FailingExecutor:
+    """Runs nothing: raises ``error`` on every run (and has no ``prepare``)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def run(self, graph: Any, first: int, last: int, feeds: Any) -> Any:
+        raise self.error
+
+    def run_model(self, graph: Any, feeds: Any) -> Any:
+        raise self.error
+
+    def info(self) -> dict[str, Any]:
+        return {"runtime": "failing"}
+
+
+@pytest.mark.parametrize(
+    "error, status, fragment",
+    [
+        (RuntimeError("secret detail"), 500, "internal error: RuntimeError"),
+        (MemoryError(), 507, "not enough memory"),
+    ],
+)
+def test_runtime_failures_answer_json_errors(session_models: Any, error: Exception, status: int, fragment: str) -> None:
+    from jointdnn_edge.errors import ExecutionError
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["alexnet"]
+    executors = {"alexnet": _FailingExecutor(error), "broken": _FailingExecutor(ExecutionError("the runtime broke"))}
+    app = create_app({"alexnet": g, "broken": g}, executors=executors)
+    body, headers = split_body(codec.encode(uniform_feeds(g, 0)), 0, 20)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+        r = c.post("/v2/models/alexnet/infer", content=body, headers=headers)
+        assert r.status_code == status and fragment in r.json()["error"]
+        assert "secret detail" not in r.text  # a bug's details stay in the server's log
+        r = c.post("/v2/models/broken/infer", content=body, headers=headers)
+        assert r.status_code == 500 and r.json()["error"] == "inference failed: the runtime broke"
+        assert c.get("/v2/models/alexnet").json()["parameters"]["jointdnn_runtime"] == "failing"
+
+
+def test_app_from_env_refuses_a_bad_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jointdnn_edge.errors import ConfigError
+    from jointdnn_edge.server import app_from_env
+
+    for raw in (None, "{not json", '["zoo:alexnet"]', '{"size": "tiny"}'):
+        if raw is None:
+            monkeypatch.delenv("JOINTDNN_EDGE_SERVE_CONFIG", raising=False)
+        else:
+            monkeypatch.setenv("JOINTDNN_EDGE_SERVE_CONFIG", raw)
+        with pytest.raises(ConfigError, match="JOINTDNN_EDGE_SERVE_CONFIG"):
+            app_from_env()

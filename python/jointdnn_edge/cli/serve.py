@@ -10,6 +10,7 @@ import typer
 from ..errors import JointDNNError
 from ._app import app, err_console
 
+_MIB = 1 << 20
 #: uvicorn's log levels
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -59,12 +60,12 @@ def serve_command(
     ),
 ) -> None:
     """Serve MODELs to JointDNN sessions and to any Open Inference Protocol (KServe v2) client."""
-    from ..server.app import Limits, MiB, serve
+    from ..server import Limits, serve
 
     try:
         limits = Limits(
-            max_body_bytes=int(max_body_mb * MiB),
-            max_decoded_bytes=int(max_decoded_mb * MiB),
+            max_body_bytes=int(max_body_mb * _MIB),
+            max_decoded_bytes=int(max_decoded_mb * _MIB),
             max_concurrency=max_concurrency or max(1, os.cpu_count() or 1),
             max_queue=max_queue,
         )

@@ -1,0 +1,183 @@
+"""Running the app: on a thread (:class:`BackgroundServer`), under uvicorn (:func:`serve`), or in worker processes.
+
+Worker processes (``serve(workers=N)``, or any ASGI server with
+``--factory jointdnn_edge.server:app_from_env``) build their app from the
+environment (:func:`app_from_env`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import protocol as P
+from ..errors import ConfigError
+from ._app import create_app
+from ._limits import Limits
+from ._registry import load_models
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["BackgroundServer", "app_from_env", "serve"]
+
+
+class BackgroundServer:
+    """A uvicorn server for ``app`` on a daemon thread (tests, the demo, notebooks).
+
+    Binds ``host:port`` before starting (``port=0``: a free port), so
+    :attr:`url` is valid as soon as :meth:`start` returns. ``options`` go to
+    ``uvicorn.Config`` (for example ``ssl_keyfile`` and ``ssl_certfile``
+    for TLS). Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning", **options: Any
+    ) -> None:
+        self.app = app
+        self.host = host
+        self._options = options
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without
+        # it a response's body waits for the client's delayed ACK of its headers (about 40 ms on Linux)
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port = int(self._sock.getsockname()[1])
+        self._log_level = log_level
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` of the running server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "https" if self._options.get("ssl_certfile") else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        """Start serving; returns once the server accepts connections (raises RuntimeError if it cannot)."""
+        import uvicorn
+
+        config = uvicorn.Config(self.app, log_level=self._log_level, access_log=False, lifespan="off", **self._options)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="jointdnn-server", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+_ENV_CONFIG = "JOINTDNN_EDGE_SERVE_CONFIG"
+
+
+def app_from_env() -> Starlette:
+    """App factory for ``uvicorn --factory jointdnn_edge.server:app_from_env`` and for worker processes.
+
+    Reads a JSON object from ``JOINTDNN_EDGE_SERVE_CONFIG`` (``models``: list
+    of model specs as :func:`load_models` takes them; ``size``,
+    ``merge_trivial``, ``threads``, ``optimization``, ``slowdown`` and the
+    :class:`Limits` fields) and the token from ``JOINTDNN_EDGE_TOKEN``;
+    :class:`~jointdnn_edge.ConfigError` when the variable is missing or not such an object.
+    """
+    raw = os.environ.get(_ENV_CONFIG)
+    try:
+        cfg = json.loads(raw or "null")
+    except ValueError as e:
+        raise ConfigError(f"{_ENV_CONFIG} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list):
+        raise ConfigError(f"set {_ENV_CONFIG} to a JSON object with at least 'models' (a list of model specs)")
+    graphs = load_models(cfg["models"], size=cfg.get("size"), merge_trivial=bool(cfg.get("merge_trivial", False)))
+    try:
+        limit_fields = {k: int(cfg[k]) for k in Limits.__dataclass_fields__ if k in cfg}
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{_ENV_CONFIG}: the limits must be integers ({e})") from None
+    return create_app(
+        graphs,
+        token=os.environ.get(P.TOKEN_ENV) or None,
+        limits=Limits(**limit_fields),
+        threads=cfg.get("threads"),
+        optimization=cfg.get("optimization", "all"),
+        slowdown=cfg.get("slowdown", 1.0),
+    )
+
+
+def serve(
+    models: list[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    size: str | None = None,
+    merge_trivial: bool = False,
+    threads: int | None = None,
+    optimization: str = "all",
+    slowdown: float = 1.0,
+    limits: Limits | None = None,
+    workers: int = 1,
+    ssl_keyfile: str | None = None,
+    ssl_certfile: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve ``models`` (specs as :func:`load_models` takes them) with uvicorn until interrupted.
+
+    ``token`` defaults to the ``JOINTDNN_EDGE_TOKEN`` environment variable.
+    ``workers`` > 1 runs that many processes (each loads the models; any can
+    answer any request). ``ssl_keyfile``/``ssl_certfile`` enable TLS.
+    """
+    import uvicorn
+
+    if not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    token = token if token is not None else (os.environ.get(P.TOKEN_ENV) or None)
+    lim = limits or Limits()
+    tls = {"ssl_keyfile": ssl_keyfile, "ssl_certfile": ssl_certfile}
+    if workers > 1:
+        cfg = {
+            "models": list(models),
+            "size": size,
+            "merge_trivial": merge_trivial,
+            "threads": threads,
+            "optimization": optimization,
+            "slowdown": slowdown,
+            **{k: getattr(lim, k) for k in Limits.__dataclass_fields__},
+        }
+        os.environ[_ENV_CONFIG] = json.dumps(cfg)
+        if token:
+            os.environ[P.TOKEN_ENV] = token
+        uvicorn.run(
+            "jointdnn_edge.server:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            **tls,  # type: ignore[arg-type]
+        )
+        return
+    graphs = load_models(models, size=size, merge_trivial=merge_trivial)
+    app = create_app(graphs, token=token, limits=lim, threads=threads, optimization=optimization, slowdown=slowdown)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **tls)  # type: ignore[arg-type]
