@@ -18,13 +18,14 @@ import sys
 import threading
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from jointdnn_edge import CostTable, InfeasibleError, Network, codec
 from jointdnn_edge import android as bridge
-from jointdnn_edge.errors import CodecError, CostTableError, LookupTableError
+from jointdnn_edge.errors import CodecError, ConfigError, CostTableError, ExecutionError, LookupTableError
 from jointdnn_edge.planner import LookupTable, Schedule, native_available, plan
 from planner_strategies import random_costs
 
@@ -185,7 +186,7 @@ def test_a_table_without_embedded_costs_needs_the_cost_table_for_other_requests(
     path = tmp_path / "bare.lut"
     lut.save(path)
     bridge.load_lookup_table(str(path))
-    with pytest.raises(CostTableError, match="embeds no cost table"):
+    with pytest.raises(ConfigError, match="embeds no cost table"):
         bridge.decide(5.0, 10.0, None, 200.0)
     bridge.load_costs(str(alexnet_path))  # now both are loaded: the table stays in charge of its request
     same(json.loads(bridge.decide(5.0, 10.0, None, 200.0)), plan(alexnet, radio_4g(5.0, 10.0), deadline_ms=200.0))
@@ -265,7 +266,7 @@ def test_build_lookup_table_writes_the_table_the_api_builds(tmp_path, alexnet_pa
     )
     assert out.read_bytes() == want.to_bytes()
     assert summary["constraints"] == {"deadline_ms": 700.0} and summary["up_mbps"] == [1.0, 50.0]
-    with pytest.raises(CostTableError, match="bad lookup-table option"):
+    with pytest.raises(ConfigError, match="bad lookup-table option"):
         bridge.build_lookup_table(str(alexnet_path), str(out), json.dumps({"colour": "red"}))
 
 
@@ -279,9 +280,9 @@ def test_layer_counts_of_cost_and_lookup_tables_must_agree(tmp_path, alexnet_pat
 
 @pytest.mark.pure
 def test_bad_arguments_raise_typed_errors_recorded_for_java(tmp_path, alexnet_path):
-    with pytest.raises(CostTableError, match="nothing to plan on"):
+    with pytest.raises(ConfigError, match="nothing to plan on"):
         bridge.decide(1.0, 1.0)
-    assert json.loads(bridge.last_error())["type"] == "CostTableError"
+    assert json.loads(bridge.last_error())["type"] == "ConfigError"
     bridge.load_costs(str(alexnet_path))
     assert bridge.last_error() is None  # a successful call clears the record
     for args in [
@@ -292,14 +293,22 @@ def test_bad_arguments_raise_typed_errors_recorded_for_java(tmp_path, alexnet_pa
         (1.0, 1.0, -5.0),
         (1.0, 1.0, None, None, 0.0),
     ]:
-        with pytest.raises(CostTableError):
+        with pytest.raises(ConfigError):
             bridge.decide(*args)
         err = json.loads(bridge.last_error())
-        assert err["type"] == "CostTableError" and "ValueError" in err["hierarchy"]
-    with pytest.raises(CostTableError, match="not valid JSON"):
+        assert err["type"] == "ConfigError" and "ValueError" in err["hierarchy"]
+    with pytest.raises(ConfigError, match="objective"):
+        bridge.decide(1.0, 1.0, None, None, 1.0, "speed")
+    with pytest.raises(ConfigError, match="not valid JSON"):
         bridge.configure("{radio: 4g}")
-    with pytest.raises(CostTableError, match="unknown configure"):
+    with pytest.raises(ConfigError, match="unknown configure"):
         bridge.configure(json.dumps({"colour": "red"}))
+    with pytest.raises(ConfigError, match="radio"):
+        bridge.configure(json.dumps({"radio": {"alpha_up": 1.0}}))
+    with pytest.raises(ConfigError, match="objective"):
+        bridge.configure(json.dumps({"objective": "speed"}))
+    with pytest.raises(CostTableError, match="not valid JSON"):  # a malformed table stays a cost-table error
+        bridge.load_costs_json("{n: 3}")
     with pytest.raises(LookupTableError, match="bad magic"):
         bridge.load_lookup_table_bytes(b"not a table at all")
     with pytest.raises(LookupTableError, match="cannot read"):
@@ -319,7 +328,7 @@ def test_error_records_are_per_thread(alexnet_path):
     seen = {}
 
     def fail():
-        with pytest.raises(CostTableError):
+        with pytest.raises(ConfigError):
             bridge.decide(-1.0, 1.0)
         seen["failing"] = bridge.last_error()
 
@@ -327,7 +336,7 @@ def test_error_records_are_per_thread(alexnet_path):
     t.start()
     t.join()
     bridge.decide(1.0, 1.0)
-    assert json.loads(seen["failing"])["type"] == "CostTableError"
+    assert json.loads(seen["failing"])["type"] == "ConfigError"
     assert bridge.last_error() is None
 
 
@@ -367,6 +376,111 @@ def test_every_entry_point_is_declared_to_return_java_friendly_types_only():
         assert ret is not inspect.Signature.empty, f"{name} declares no return type"
         words = set(re.findall(r"[A-Za-z_]\w*", str(ret)))
         assert words <= JAVA_FRIENDLY, f"{name} returns {ret}"
+
+
+# ------------------------------------------------------------------ handles
+class CloudClient:
+    """A stand-in cloud client (the handle registry knows kinds by class name) whose estimate waits to be let go."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def estimator(self) -> SimpleNamespace:
+        self.events.append("estimate-start")
+        self.entered.set()
+        assert self.release.wait(10)
+        return SimpleNamespace(up_mbps=1.5, down_mbps=2.5, rtt_ms=30.0)
+
+    available = True
+
+    @property
+    def down_for(self) -> float:
+        self.events.append("estimate-end")  # the last thing cloud_estimate reads from the client
+        return 0.0
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+def test_closing_a_handle_waits_for_the_call_using_it():
+    """close_cloud while cloud_estimate runs on the same handle: the client closes after the call, not under it."""
+    from jointdnn_edge.android import _handles
+
+    client = CloudClient()
+    handle = _handles.register(client)
+    replies: list[str] = []
+    user = threading.Thread(target=lambda: replies.append(bridge.cloud_estimate(handle)))
+    user.start()
+    assert client.entered.wait(10)
+    closer = threading.Thread(target=bridge.close_cloud, args=(handle,))
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive() and "close" not in client.events  # waiting for the call in flight
+    with pytest.raises(ExecutionError, match="no open cloud client"):
+        bridge.cloud_estimate(handle)  # a handle being closed takes no new calls
+    client.release.set()
+    user.join(10)
+    closer.join(10)
+    assert not user.is_alive() and not closer.is_alive()
+    assert client.events == ["estimate-start", "estimate-end", "close"]
+    assert json.loads(replies[0])["up_mbps"] == 1.5
+    with pytest.raises(ExecutionError, match="no open cloud client"):
+        bridge.close_cloud(handle)
+
+
+def test_a_handle_is_closed_once_when_two_threads_close_it():
+    from jointdnn_edge.android import _handles
+
+    client = CloudClient()
+    handle = _handles.register(client)
+    outcomes: list[str] = []
+
+    def close() -> None:
+        try:
+            bridge.close_cloud(handle)
+            outcomes.append("closed")
+        except ExecutionError:
+            outcomes.append("no such handle")
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(outcomes) == ["closed"] + ["no such handle"] * 7
+    assert client.events == ["close"]
+    with pytest.raises(ExecutionError, match="no open session"):
+        bridge.last_trace(_handles.register(client))  # a cloud client's handle is not a session's
+
+
+# ------------------------------------------------------------------ workstation command line
+def test_android_build_lut_command_writes_the_bridges_table(tmp_path, alexnet_path):
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+
+    opts = json.dumps({"deadline_ms": 700.0, "up_mbps": [1, 50], "cells": [4, 4, 1], "network": "wifi"})
+    cli_out, api_out = tmp_path / "cli.lut", tmp_path / "api.lut"
+    r = CliRunner().invoke(app, ["android", "build-lut", str(alexnet_path), str(cli_out), "--options", opts])
+    assert r.exit_code == 0, r.output
+    assert "4x4x1 cells" in r.output
+    bridge.build_lookup_table(str(alexnet_path), str(api_out), opts)
+    assert cli_out.read_bytes() == api_out.read_bytes()
+    for args, needle, code in [
+        ([str(alexnet_path), str(cli_out), "--options", '{"colour": "red"}'], "ConfigError: bad lookup-table", 2),
+        ([str(alexnet_path), str(cli_out), "--options", "{cells: 2}"], "ConfigError: options is not valid JSON", 2),
+        ([str(alexnet_path), str(cli_out), "--options", '{"network": {"beta": 1}}'], "radio needs", 2),
+        ([str(tmp_path / "none.json"), str(cli_out)], "none.json", 2),
+        ([str(alexnet_path), str(tmp_path / "no" / "t.lut")], "does not exist", 1),
+    ]:
+        r = CliRunner().invoke(app, ["android", "build-lut", *args], terminal_width=200)
+        assert r.exit_code == code, r.output
+        assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+        assert "error:" in r.output and needle in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "no").exists()
 
 
 # ------------------------------------------------------------ without numpy / native
@@ -585,8 +699,9 @@ def test_codec_errors_are_codec_errors():
         bridge.encode_frame(meta, [b"\x00" * 20])
     with pytest.raises(CodecError, match="1 tensors described but 2"):
         bridge.encode_frame(meta, [blobs[0], blobs[0]])
-    with pytest.raises(CodecError, match="unknown dtype"):
-        bridge.encode_frame(json.dumps([{"name": "x", "dtype": "float33", "shape": [6]}]), blobs)
+    for dtype in ("float33", "object", "str"):  # only the wire format's dtypes (codec.WIRE_DTYPES) cross the bridge
+        with pytest.raises(CodecError, match="unknown dtype"):
+            bridge.encode_frame(json.dumps([{"name": "x", "dtype": dtype, "shape": [6]}]), blobs)
     with pytest.raises(CodecError, match="shape"):
         bridge.encode_frame(json.dumps([{"name": "x", "dtype": "float32", "shape": [-6]}]), blobs)
     frame = codec.encode({"x": a})
@@ -594,6 +709,7 @@ def test_codec_errors_are_codec_errors():
         bridge.decode_frame(frame[:-3])
     with pytest.raises(CodecError):
         bridge.decode_frame(frame, 8)  # 24 bytes decoded > max_bytes
-    assert json.loads(bridge.last_error())["type"] == "CodecError"
+    err = json.loads(bridge.last_error())
+    assert err["type"] == "FrameTooLargeError" and err["hierarchy"][:2] == ["FrameTooLargeError", "CodecError"]
     with pytest.raises(CodecError, match="null"):
         bridge.decode_frame(None)

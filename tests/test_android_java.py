@@ -270,7 +270,7 @@ def test_pyexception_text_is_parsed_into_the_python_class_and_message(compiled, 
     bridge.reset()
     raised = []
     try:
-        bridge.decide(1.0, 1.0)  # nothing loaded: CostTableError
+        bridge.decide(1.0, 1.0)  # nothing loaded: ConfigError
     except Exception as e:
         raised.append(e)
     try:

@@ -21,7 +21,7 @@ import pytest
 
 from jointdnn_edge import CostTable, Network, codec, zoo
 from jointdnn_edge import android as bridge
-from jointdnn_edge.errors import AuthError, CodecError, CostTableError, ExecutionError, ModelError, TransportError
+from jointdnn_edge.errors import AuthError, CodecError, ConfigError, ExecutionError, ModelError, TransportError
 from jointdnn_edge.models import executor_for, load_model
 from jointdnn_edge.planner import plan
 
@@ -245,12 +245,12 @@ def test_without_a_cloud_everything_runs_on_the_device(model_path, feeds, expect
 
 
 def test_session_errors_are_typed(model_path, tmp_path, feeds):
-    with pytest.raises(CostTableError, match="bad session option"):
+    with pytest.raises(ConfigError, match="bad session option"):
         bridge.open_session(str(model_path), None, json.dumps({"colour": "red"}))
     with pytest.raises(TransportError):
         bridge.open_session(str(model_path), "ftp://example.org", None)
     assert "TransportError" in json.loads(bridge.last_error())["hierarchy"]
-    with pytest.raises(CostTableError, match="no cost table is loaded"):
+    with pytest.raises(ConfigError, match="no cost table is loaded"):
         bridge.open_session(str(model_path), None, json.dumps({"costs": "loaded"}))
     (tmp_path / "junk.tflite").write_bytes(b"junk")
     with pytest.raises(ModelError):
@@ -366,3 +366,33 @@ def test_plan_only_app_end_to_end_with_exported_slices(model_path, graph, server
                 tensors.update(from_java(bridge.decode_frame(reply)))
         assert_same_outputs({k: tensors[k] for k in expected}, expected)
     assert len(seen_patterns) >= 2, seen_patterns  # the split moved with the bandwidth
+
+
+def test_android_export_slices_command_writes_what_the_bridge_writes(model_path, graph, tmp_path):
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+    from jointdnn_edge.planner import LookupTable
+
+    LookupTable.build(synthetic_costs(graph), network="wifi", cells=(8, 8, 1)).save(tmp_path / "model.lut")
+    lut = str(tmp_path / "model.lut")
+    r = CliRunner().invoke(app, ["android", "export-slices", str(model_path), lut, str(tmp_path / "cli")])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads(bridge.export_slices(str(model_path), lut, str(tmp_path / "api")))
+    assert json.loads((tmp_path / "cli" / "slices.json").read_text()) == manifest
+    files = sorted(p.name for p in (tmp_path / "api").iterdir())
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == files and "slices.json" in files
+    for name in files:
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "api" / name).read_bytes()
+    other = tmp_path / "other.lut"  # a table for a 3-layer chain, not this model
+    LookupTable.build(CostTable.from_layers([5.0] * 3, [0.5] * 3, [100] * 3, 100), cells=(2, 2, 1)).save(other)
+    (tmp_path / "file").write_text("")
+    for args, needle in [
+        ([str(model_path), lut, str(tmp_path / "file")], "is a file"),
+        ([str(tmp_path / "none.tflite"), lut, str(tmp_path / "x")], "none.tflite"),
+        ([str(model_path), str(other), str(tmp_path / "x")], "LookupTableError: lookup table has 3 layers"),
+    ]:
+        r = CliRunner().invoke(app, ["android", "export-slices", *args], terminal_width=200)
+        assert r.exit_code == 2, r.output
+        assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+        assert "error:" in r.output and needle in " ".join(r.output.split()), r.output

@@ -13,8 +13,9 @@ import java.util.List;
 /**
  * An error raised by the jointdnn-edge SDK, carrying the Python error class by name.
  *
- * <p>{@link #getErrorClass()} is the SDK's class ({@code "InfeasibleError"},
- * {@code "CostTableError"}, {@code "CodecError"}, {@code "CloudUnavailableError"}, ...; see
+ * <p>{@link #getErrorClass()} is the SDK's class ({@code "InfeasibleError"}, {@code "ConfigError"}
+ * for a bad argument or option, {@code "CostTableError"} for a malformed cost table,
+ * {@code "CodecError"}, {@code "CloudUnavailableError"}, ...; see
  * {@code jointdnn_edge/errors.py}) or a Python built-in ({@code "TypeError"}) for a call the
  * SDK did not expect. {@link #isA(String)} also matches base classes, so
  * {@code e.isA("TransportError")} is true for every network failure and
