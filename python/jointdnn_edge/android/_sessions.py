@@ -10,9 +10,9 @@ from . import _planning
 
 
 def cloud_client(url: str, token: str | None, timeout: float | None) -> Any:
-    """A :class:`~jointdnn_edge.transport.CloudClient`; TransportError when it cannot be made."""
+    """A :class:`~jointdnn_edge.client.CloudClient`; TransportError when it cannot be made."""
     try:
-        from ..transport import CloudClient
+        from ..client import CloudClient
     except ImportError as e:
         raise TransportError(f"the cloud client needs httpx and numpy ({e})") from None
     try:
