@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from ..errors import CodecError
+from ..errors import CodecError, ConfigError
 from ..planner._backend import native_module
 
 __all__ = [
@@ -99,7 +99,7 @@ def _compressor(level: int, threads: int) -> zstandard.ZstdCompressor:
         try:
             c = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True)
         except (zstandard.ZstdError, ValueError, TypeError) as e:
-            raise CodecError(f"invalid zstd settings level={level}, threads={threads}: {e}") from None
+            raise ConfigError(f"invalid zstd settings level={level}, threads={threads}: {e}") from None
         cache[key] = c
     return c
 

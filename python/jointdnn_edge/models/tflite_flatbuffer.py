@@ -35,6 +35,7 @@ __all__ = [
     "TFLITE_MAGIC",
     "ModelBuilder",
     "extract_subgraph",
+    "has_data",
     "is_tflite",
     "numpy_dtype",
     "op_code_name",
@@ -234,7 +235,8 @@ def serialize_model(model: Any) -> bytes:
     return bytes(builder.Output())
 
 
-def _has_data(buffer: Any) -> bool:
+def has_data(buffer: Any) -> bool:
+    """True when a flatbuffer buffer holds bytes (buffer 0 and run-time tensors hold none)."""
     return buffer is not None and buffer.data is not None and len(buffer.data) > 0
 
 
@@ -283,7 +285,7 @@ def extract_subgraph(
             t.shape = [int(d) for d in shapes[old]]
             t.shapeSignature = None
         buf = model.buffers[t.buffer] if model.buffers and t.buffer < len(model.buffers) else None
-        if buf is not None and _has_data(buf):
+        if buf is not None and has_data(buf):
             if t.buffer not in buffer_map:
                 buffer_map[t.buffer] = len(new_buffers)
                 new_buffers.append(fb.BufferT(data=buf.data))
