@@ -42,6 +42,7 @@ from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .models.executor import Executor
     from .models.graph import ModelGraph
 
 __all__ = ["DEFAULT_CLOUD_SPEEDUP", "DEVICE_PRESETS", "DeviceProfile", "count_groups", "profile"]
@@ -307,7 +308,7 @@ def _measure(
 class _Bound:
     """``executor.run`` bound to one range, for executors without ``prepare``."""
 
-    def __init__(self, executor: Any, graph: ModelGraph, first: int, last: int) -> None:
+    def __init__(self, executor: Executor, graph: ModelGraph, first: int, last: int) -> None:
         self.executor, self.graph, self.first, self.last = executor, graph, first, last
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

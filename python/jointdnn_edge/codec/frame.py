@@ -111,7 +111,7 @@ _DTYPE_OF_CODE: dict[int, Any] = {code: _wire_dtype(name) for code, name in _DTY
 _CODE_OF_KIND = {(np.dtype(n).kind, np.dtype(n).itemsize): c for c, n in _DTYPE_CODES.items() if n != "bfloat16"}
 
 
-def _code_to_dtype(code: int) -> np.dtype:  # type: ignore[type-arg]
+def _code_to_dtype(code: int) -> np.dtype[Any]:
     dt = _DTYPE_OF_CODE.get(code)
     if dt is None:
         if code == 11:
@@ -120,7 +120,7 @@ def _code_to_dtype(code: int) -> np.dtype:  # type: ignore[type-arg]
     return dt  # type: ignore[no-any-return]
 
 
-def dtype_code(dt: np.dtype) -> int:  # type: ignore[type-arg]
+def dtype_code(dt: np.dtype[Any]) -> int:
     """The wire code of a numpy dtype; :class:`CodecError` if the wire format cannot carry it."""
     dt = np.dtype(dt)
     code = _CODE_OF_KIND.get((dt.kind, dt.itemsize))
@@ -169,7 +169,7 @@ class QuantParams:
     bits: int
     lo: float
     hi: float
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class FrameEntry:
 
     name: str
     #: dtype of the stored elements (the code type when quantized)
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
     shape: tuple[int, ...]
     codec: str
     filter: str

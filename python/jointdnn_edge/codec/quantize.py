@@ -38,7 +38,7 @@ class QuantizedTensor:
     lo: float
     hi: float
     bits: int
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
 
     @property
     def step(self) -> float:
@@ -67,7 +67,7 @@ class QuantizationError:
     snr_db: float
 
 
-def _code_dtype(bits: int) -> np.dtype:  # type: ignore[type-arg]
+def _code_dtype(bits: int) -> np.dtype[Any]:
     return np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
 
 
@@ -139,6 +139,6 @@ def quantization_error(x: np.ndarray, qt: QuantizedTensor | None = None, bits: i
     return QuantizationError(float(np.max(np.abs(diff))), math.sqrt(mse), qt.error_bound, snr)
 
 
-def is_float(dt: np.dtype) -> bool:  # type: ignore[type-arg]
+def is_float(dt: np.dtype[Any]) -> bool:
     """True for the floating dtypes that can be quantized (bfloat16 included)."""
     return dt.kind == "f" or dt.name == "bfloat16"

@@ -91,5 +91,5 @@ def executor_for(graph: ModelGraph | str, threads: int | None = None, **options:
     if fmt == "tflite":
         from .litert_executor import LiteRTExecutor
 
-        return LiteRTExecutor(threads=threads, **options)  # type: ignore[return-value]
+        return LiteRTExecutor(threads=threads, **options)
     raise ConfigError(f"no executor for model format {fmt!r} (expected 'onnx' or 'tflite')")

@@ -27,7 +27,7 @@ def interpreter_module() -> Any:
         from ai_edge_litert import interpreter as mod
     except ImportError:
         try:
-            from tflite_runtime import interpreter as mod  # type: ignore[no-redef]
+            from tflite_runtime import interpreter as mod
         except ImportError:
             raise ImportError(
                 "running TFLite models needs ai-edge-litert (or tflite-runtime; version 2.14 needs numpy < 2)"

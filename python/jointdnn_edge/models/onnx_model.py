@@ -502,7 +502,7 @@ def _drop_dead_nodes(graph: onnx.GraphProto, consts: set[str]) -> None:
         graph.initializer.extend(inits)
 
 
-def _np_dtype(elem_type: int) -> np.dtype:  # type: ignore[type-arg]
+def _np_dtype(elem_type: int) -> np.dtype[Any]:
     try:
         return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
     except Exception:

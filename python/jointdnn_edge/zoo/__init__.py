@@ -288,7 +288,7 @@ def write(s: ModelSpec, format: str = "onnx") -> bytes:
         return write_onnx(s)
     if fmt == "tflite":
         # the TFLite writer lives in its own module and is imported only when asked for
-        from .tflite_writer import write as write_tflite  # type: ignore[import-not-found]
+        from .tflite_writer import write as write_tflite
 
         return write_tflite(s)
     raise ConfigError(f"unknown format {format!r}; choose 'onnx' or 'tflite'")

@@ -330,7 +330,7 @@ class SpecBuilder:
         s = self._shapes[x]
         if len(s) != 4:
             raise ModelError(f"{kind} needs a 4-D (N, C, H, W) input, {x!r} has shape {s}")
-        return s  # type: ignore[return-value]
+        return s
 
     # ------------------------------------------------------------ weighted
     def conv(
