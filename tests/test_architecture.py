@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 import jointdnn_edge
 
@@ -179,7 +180,8 @@ def test_the_package_keeps_its_layers():
     graph = installed_graph()
     assert len(graph) > 20 and graph.number_of_edges() > 20, "the package's modules were not found"
     found = violations(graph)
-    assert not found, f"{len(found)} import rule violation(s):\n" + "\n".join(found)
+    if found:
+        pytest.fail(f"{len(found)} import rule violation(s):\n" + "\n".join(found), pytrace=False)
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
