@@ -2,8 +2,9 @@
 # The whole test suite on a fresh virtual environment: the README's second command and CI's.
 # Builds the Rust extension, fetches the test fixtures (real trained models shipped inside
 # registry packages) with pip, then runs the Rust tests and lints, the Python lints, the
-# type-stub check, the Python tests with the native planner, and the planner tests again
-# with the native module hidden (the pure-Python fallback that Android uses).
+# type check (strict mypy on the package), the type-stub check, the Python tests with the
+# native planner, and the planner tests again with the native module hidden (the
+# pure-Python fallback that Android uses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,9 +20,10 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --quiet
 
-echo "== python: ruff, stubs"
+echo "== python: ruff, mypy, stubs"
 ruff check python tests benches
 ruff format --check python tests benches
+python -m mypy python/jointdnn_edge
 python -m mypy.stubtest jointdnn_edge._core
 
 echo "== pytest (native planner)"

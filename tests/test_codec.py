@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from fixtures_codec import post_relu
-from jointdnn_edge import CodecError, codec
+from jointdnn_edge import CodecError, ConfigError, codec
 from jointdnn_edge.codec import codecs as C
 
 pytestmark = pytest.mark.pure
@@ -290,9 +290,9 @@ def test_auto_choices() -> None:
 def test_auto_picks_delta_for_smooth_bytes_only() -> None:
     ramp = (np.arange(20000) // 7 % 256).astype(np.uint8)
     noise = np.random.default_rng(0).integers(0, 4, 20000, dtype=np.uint8) * 60
-    assert C.FILTER_DELTA == codec.estimate.choose_filter(ramp, C.ZSTD)
-    assert C.FILTER_NONE == codec.estimate.choose_filter(noise, C.ZSTD)
-    assert C.FILTER_SHUFFLE == codec.estimate.choose_filter(ramp.astype(np.float32), C.SPARSE)
+    assert C.FILTER_DELTA == codec.choice.choose_filter(ramp, C.ZSTD)
+    assert C.FILTER_NONE == codec.choice.choose_filter(noise, C.ZSTD)
+    assert C.FILTER_SHUFFLE == codec.choice.choose_filter(ramp.astype(np.float32), C.SPARSE)
 
 
 def test_sparse_beats_plain_zstd_on_post_relu_data() -> None:
@@ -354,7 +354,7 @@ def test_quantize_rejects_what_it_cannot_represent() -> None:
     with pytest.raises(CodecError, match="floating"):
         codec.quantize(np.arange(5))
     for bits in (0, 17, 2.5, True):
-        with pytest.raises(CodecError, match="bits"):
+        with pytest.raises(ConfigError, match="bits"):
             codec.quantize(np.ones(3, np.float32), bits)  # type: ignore[arg-type]
 
 
@@ -393,23 +393,25 @@ def test_encode_validates_quantized_tensor_values() -> None:
 
 # ----------------------------------------------------------- encode errors
 @pytest.mark.parametrize(
-    ("tensors", "kwargs", "match"),
+    ("tensors", "kwargs", "error", "match"),
     [
-        ({"a": np.array(["x"])}, {}, "cannot be sent"),
-        ({"a": np.array([object()])}, {}, "cannot be sent"),
-        ({1: np.ones(2)}, {}, "names must be strings"),
-        ({"a" * 70000: np.ones(2)}, {}, "longer than 65535"),
-        ({"a": np.ones(2)}, {"codec": "lz4"}, "unknown codec"),
-        ({"a": np.ones(2)}, {"checksum": "md5"}, "unknown checksum"),
-        ({"a": np.ones(2)}, {"level": "3"}, "level"),
-        ({"a": np.ones(2)}, {"quantize_bits": 0}, "bits"),
-        ({"a": np.ones([1] * 33)}, {}, "dimensions"),
-        ({"a": np.array([1, 2], np.uint8).view(np.bool_)}, {}, "bool tensor"),
+        ({"a": np.array(["x"])}, {}, CodecError, "cannot be sent"),
+        ({"a": np.array([object()])}, {}, CodecError, "cannot be sent"),
+        ({1: np.ones(2)}, {}, CodecError, "names must be strings"),
+        ({"a" * 70000: np.ones(2)}, {}, CodecError, "longer than 65535"),
+        ({"a": np.ones(2)}, {"codec": "lz4"}, ConfigError, "unknown codec"),
+        ({"a": np.ones(2)}, {"checksum": "md5"}, ConfigError, "unknown checksum"),
+        ({"a": np.ones(2)}, {"level": "3"}, ConfigError, "level"),
+        ({"a": np.ones(2)}, {"quantize_bits": 0}, ConfigError, "bits"),
+        ({"a": np.ones([1] * 33)}, {}, CodecError, "dimensions"),
+        ({"a": np.array([1, 2], np.uint8).view(np.bool_)}, {}, CodecError, "bool tensor"),
     ],
 )
-def test_encode_rejects_bad_input(tensors: dict, kwargs: dict, match: str) -> None:
-    with pytest.raises(CodecError, match=match):
+def test_encode_rejects_bad_input(tensors: dict, kwargs: dict, error: type[Exception], match: str) -> None:
+    """Bad data is a CodecError, a bad option a ConfigError (never one for the other)."""
+    with pytest.raises(error, match=match) as raised:
         codec.encode(tensors, **kwargs)
+    assert isinstance(raised.value, CodecError) == (error is CodecError)
 
 
 def test_encode_takes_a_mapping() -> None:
@@ -427,7 +429,7 @@ def test_checksum_is_crc32_of_the_decoded_bytes_for_every_codec(activation: np.n
 @pytest.mark.parametrize("name", ["crc32c", "xxh3"])
 def test_optional_checksums(name: str, activation: np.ndarray) -> None:
     if name not in codec.CHECKSUMS:
-        with pytest.raises(CodecError, match="not installed"):
+        with pytest.raises(ConfigError, match="not installed"):
             codec.encode({"a": activation}, checksum=name)
         return
     frame = codec.encode({"a": activation}, checksum=name)

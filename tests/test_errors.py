@@ -27,7 +27,7 @@ def test_every_error_class_derives_from_the_root_and_is_exported():
         (lambda: jd.Emulation(up_mbps=-1.0), jd.ConfigError),
         (lambda: jd.server.Limits(max_body_bytes=0), jd.ConfigError),
         (lambda: jd.executor_for("onnx", threads=0), jd.ConfigError),
-        (lambda: jd.zoo.build("pix2pix", resolution=100), jd.ModelError),
+        (lambda: jd.zoo.build("pix2pix", resolution=100), jd.ConfigError),
         (lambda: jd.plan(jd.CostTable.from_layers([1.0], [1.0], [4], 4), "4g", objective="speed"), jd.CostTableError),
     ],
     ids=["url", "timeout", "window", "emulation", "limits", "threads", "zoo", "objective"],

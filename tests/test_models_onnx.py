@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from fixtures_models import assert_outputs_match, random_bounds, run_schedule
-from jointdnn_edge import ExecutionError, ModelError, zoo
+from jointdnn_edge import ConfigError, ExecutionError, ModelError, zoo
 from jointdnn_edge.models import executor_for, load_model, uniform_feeds
 from jointdnn_edge.models.onnx_model import OnnxGraph
 from jointdnn_edge.models.ort_executor import OrtExecutor
@@ -230,6 +230,8 @@ def test_batch_size_and_input_shapes():
     assert load_model(fixed, batch_size=1).inputs[0].shape == (1, 813)
     with pytest.raises(ModelError, match="fixed batch"):
         load_model(fixed, batch_size=2)
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_model(fixed, batch_size=0)
 
 
 def test_shape_arithmetic_is_folded_not_a_layer():
@@ -285,9 +287,9 @@ def test_executor_errors(zoo_graph):
         ex.run_model(graph, {"code": np.zeros((2, 7), dtype=np.float32)})
     with pytest.raises(ModelError, match="outside"):
         ex.run(graph, 3, graph.n, {})
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="threads"):
         OrtExecutor(threads=0)
-    with pytest.raises(ModelError):
+    with pytest.raises(ConfigError, match="caffe"):
         executor_for("caffe")
     info = OrtExecutor(threads=2, optimization="basic").info()
     assert info["runtime"] == "onnxruntime" and info["threads"] == 2 and info["optimization"] == "basic"
@@ -329,7 +331,7 @@ def test_wrong_magic_and_foreign_bytes(fixtures_dir, tmp_path):
         load_model(b"")
     with pytest.raises(ModelError):
         load_model(tmp_path / "missing.onnx")
-    with pytest.raises(ModelError):
+    with pytest.raises(ConfigError, match="int"):
         load_model(12345)
 
 

@@ -25,12 +25,13 @@ from fixtures_tflite import (
     tensor_names,
     with_buffer_offsets,
 )
-from jointdnn_edge import ExecutionError, ModelError
+from jointdnn_edge import ConfigError, ExecutionError, ModelError
 from jointdnn_edge.models import load_model
 from jointdnn_edge.models import tflite_flatbuffer as tfb
 from jointdnn_edge.models.executor import Executor, executor_for
 from jointdnn_edge.models.graph import ModelGraph
-from jointdnn_edge.models.litert_executor import LiteRTExecutor, make_interpreter
+from jointdnn_edge.models.litert_executor import LiteRTExecutor
+from jointdnn_edge.models.litert_runtime import make_interpreter
 from jointdnn_edge.models.tflite_model import TFLiteGraph, load_tflite
 
 BUILDERS = {"chain": build_chain, "residual": build_residual, "unet": build_unet, "fp16_shared": build_fp16_shared}
@@ -233,8 +234,10 @@ def test_dynamic_batch_needs_a_batch_size_and_is_frozen_into_slices(litert):
 def test_fixed_batch_rejects_another_batch_size():
     with pytest.raises(ModelError, match="fixed batch"):
         load_tflite(build_chain().data, batch_size=2)
-    with pytest.raises(ModelError, match="positive"):
+    with pytest.raises(ConfigError, match="positive"):
         load_tflite(build_chain().data, batch_size=0)
+    with pytest.raises(ConfigError, match="input_shapes"):
+        load_model(build_chain().data, input_shapes={"x": (1, 4)})
 
 
 def test_data_dependent_shapes_are_rejected_naming_the_operator():
@@ -342,7 +345,7 @@ def test_executor_errors_are_typed():
 
     with pytest.raises(ModelError, match="TFLite"):
         ex.run_model(NotTFLite(), {})
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="threads"):
         LiteRTExecutor(threads=0)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fixtures_models import assert_outputs_match, run_schedule
-from jointdnn_edge import CostTable, CostTableError, DeviceProfile, profile
+from jointdnn_edge import ConfigError, CostTable, DeviceProfile, profile
 from jointdnn_edge.models import uniform_feeds
 from jointdnn_edge.models.ort_executor import OrtExecutor
 from jointdnn_edge.profiler import DEFAULT_CLOUD_SPEEDUP, DEVICE_PRESETS, count_groups
@@ -156,16 +156,22 @@ def test_presets_and_bad_arguments(zoo_graph):
     assert DeviceProfile.preset("raspberry-pi-5").compute_power_mw == 4000.0
     assert DeviceProfile.preset("jetson-tx2").compute_power_mw == 7500.0
     assert all(p.source for p in DEVICE_PRESETS.values())
-    with pytest.raises(CostTableError):
+    with pytest.raises(ConfigError, match="pixel-9"):
         DeviceProfile.preset("pixel-9")
-    with pytest.raises(CostTableError):
+    with pytest.raises(ConfigError, match="compute_power_mw"):
         DeviceProfile("nothing")
+    with pytest.raises(ConfigError, match="compute_power_mw"):
+        DeviceProfile("negative", compute_power_mw=-1.0)
     graph = zoo_graph("chair")
-    with pytest.raises(CostTableError):
+    with pytest.raises(ConfigError, match="max_group"):
         profile(graph, max_group=0, progress=False)
-    with pytest.raises(CostTableError):
+    with pytest.raises(ConfigError, match="repeats"):
+        profile(graph, repeats=0, progress=False)
+    with pytest.raises(ConfigError, match="not both"):
         profile(graph, cloud_speedup=2.0, cloud_executor=OrtExecutor(threads=1), progress=False)
-    with pytest.raises(Exception, match="not given"):
+    with pytest.raises(ConfigError, match="cloud_speedup"):
+        profile(graph, cloud_speedup=0.0, progress=False)
+    with pytest.raises(ConfigError, match="not given"):
         profile(graph, inputs={}, progress=False)
 
 

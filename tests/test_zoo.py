@@ -12,7 +12,7 @@ import onnx
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from jointdnn_edge import ModelError, zoo
+from jointdnn_edge import ConfigError, ModelError, zoo
 from jointdnn_edge.models import executor_for, load_model
 from jointdnn_edge.zoo.spec import ModelSpec, SpecBuilder
 
@@ -312,16 +312,20 @@ def test_deepspeech_fc5_sums_the_two_directions():
     assert spec.op("birnn").attrs == {"hidden": h, "direction": "bidirectional", "activation": "relu", "clip": 20.0}
 
 
-def test_bad_knobs_raise_model_error():
-    with pytest.raises(ModelError, match="unknown zoo model"):
+def test_bad_knobs_raise_config_error_and_unbuildable_models_model_error():
+    with pytest.raises(ConfigError, match="unknown zoo model"):
         zoo.spec("lenet")
-    with pytest.raises(ModelError, match="multiple of 256"):
+    with pytest.raises(ConfigError, match="unknown size"):
+        zoo.spec("alexnet", size="huge")
+    with pytest.raises(ConfigError, match="width"):
+        zoo.spec("alexnet", width=0)
+    with pytest.raises(ConfigError, match="multiple of 256"):
         zoo.spec("pix2pix", resolution=128)
     with pytest.raises(ModelError, match="too small"):
         zoo.spec("alexnet", resolution=40, weights=False)
-    with pytest.raises(ModelError, match="batch must be 1"):
+    with pytest.raises(ConfigError, match="batch must be 1"):
         zoo.spec("deepspeech", batch=2, weights=False)
-    with pytest.raises(ModelError, match="format"):
+    with pytest.raises(ConfigError, match="format"):
         zoo.build("chair", "caffe", size="tiny")
 
 

@@ -16,7 +16,7 @@ from fixtures_tflite import live_tensors, run_schedule, schedules, tensor_names
 from jointdnn_edge import ModelError, zoo
 from jointdnn_edge.models import load_model
 from jointdnn_edge.models import tflite_flatbuffer as tfb
-from jointdnn_edge.models.litert_executor import make_interpreter
+from jointdnn_edge.models.litert_runtime import make_interpreter
 from jointdnn_edge.models.tflite_model import TFLiteGraph
 from jointdnn_edge.zoo.onnx_writer import to_model
 from jointdnn_edge.zoo.spec import ModelSpec, SpecBuilder

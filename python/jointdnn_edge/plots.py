@@ -32,7 +32,7 @@ def plot_schedules(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.patches import Patch
+        from matplotlib.patches import Patch, Rectangle
     except ImportError as e:  # pragma: no cover - depends on the optional extra
         raise ImportError("plots need matplotlib: pip install 'jointdnn-edge[plot]'") from e
 
@@ -43,7 +43,7 @@ def plot_schedules(
     ax = fig.add_subplot(grid[0, :])
     for row, label in enumerate(labels):
         for layer, platform in enumerate(schedules[label].placement()):
-            ax.add_patch(plt.Rectangle((layer, row), 0.95, 0.8, color=COLORS[platform]))
+            ax.add_patch(Rectangle((layer, row), 0.95, 0.8, color=COLORS[platform]))
         for a, _, _ in schedules[label].segments[1:]:
             ax.plot([a - 0.025, a - 0.025], [row, row + 0.8], color="black", lw=0.8)
     ax.set_xlim(0, n)

@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
-from .errors import CostTableError, ExecutionError
+from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .models.executor import Executor
     from .models.graph import ModelGraph
 
 __all__ = ["DEFAULT_CLOUD_SPEEDUP", "DEVICE_PRESETS", "DeviceProfile", "count_groups", "profile"]
@@ -70,18 +71,18 @@ class DeviceProfile:
 
     def __post_init__(self) -> None:
         if self.compute_power_mw is None and self.energy_hook is None:
-            raise CostTableError(f"device {self.name!r}: give compute_power_mw or an energy_hook")
+            raise ConfigError(f"device {self.name!r}: give compute_power_mw or an energy_hook")
         if self.compute_power_mw is not None:
             p = self.compute_power_mw
             if not (isinstance(p, (int, float)) and math.isfinite(p) and p >= 0):
-                raise CostTableError(f"device {self.name!r}: compute_power_mw must be finite and >= 0, got {p!r}")
+                raise ConfigError(f"device {self.name!r}: compute_power_mw must be finite and >= 0, got {p!r}")
 
     @classmethod
     def preset(cls, name: str) -> DeviceProfile:
         """One of :data:`DEVICE_PRESETS` (case and ``_``/``-`` ignored)."""
         key = name.lower().replace("_", "-")
         if key not in DEVICE_PRESETS:
-            raise CostTableError(f"unknown device preset {name!r}; choose one of {', '.join(DEVICE_PRESETS)}")
+            raise ConfigError(f"unknown device preset {name!r}; choose one of {', '.join(DEVICE_PRESETS)}")
         return DEVICE_PRESETS[key]
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +165,9 @@ def profile(
     ``cloud_executor`` when given, else scaled from the mobile times by
     ``cloud_speedup`` (default :data:`DEFAULT_CLOUD_SPEEDUP`). ``progress``
     shows a progress bar (default: when stderr is a terminal). The table's
-    ``meta`` records device, runtime, versions and settings.
+    ``meta`` records device, runtime, versions and settings. Invalid
+    arguments (a bound, an unknown device preset, missing ``inputs``) raise
+    :class:`~jointdnn_edge.ConfigError` before anything runs.
 
     An executor that offers ``run_timed(graph, first, last, feeds) -> (outputs,
     compute_ms)`` is timed by what it reports instead of the wall clock: that is
@@ -176,13 +179,13 @@ def profile(
 
     n = graph.n
     if max_group is not None and (not isinstance(max_group, (int, np.integer)) or max_group < 1):
-        raise CostTableError(f"max_group must be a positive integer or None, got {max_group!r}")
+        raise ConfigError(f"max_group must be a positive integer or None, got {max_group!r}")
     if repeats < 1 or warmup < 0:
-        raise CostTableError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+        raise ConfigError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     if cloud_executor is not None and cloud_speedup is not None:
-        raise CostTableError("give cloud_executor or cloud_speedup, not both")
+        raise ConfigError("give cloud_executor or cloud_speedup, not both")
     if cloud_speedup is not None and not (math.isfinite(cloud_speedup) and cloud_speedup > 0):
-        raise CostTableError(f"cloud_speedup must be a positive number, got {cloud_speedup!r}")
+        raise ConfigError(f"cloud_speedup must be a positive number, got {cloud_speedup!r}")
     if isinstance(device, str):
         device = DeviceProfile.preset(device)
     elif device is None:
@@ -192,7 +195,7 @@ def profile(
     feeds = dict(uniform_feeds(graph, seed) if inputs is None else inputs)
     missing = [t.name for t in graph.inputs if t.name not in feeds]
     if missing:
-        raise ExecutionError(f"profile: inputs {missing} of {graph.name!r} are not given")
+        raise ConfigError(f"profile: inputs {missing} of {graph.name!r} are not given")
 
     passes = 2 if cloud_executor is not None else 1
     total = passes * count_groups(n, max_group)
@@ -305,7 +308,7 @@ def _measure(
 class _Bound:
     """``executor.run`` bound to one range, for executors without ``prepare``."""
 
-    def __init__(self, executor: Any, graph: ModelGraph, first: int, last: int) -> None:
+    def __init__(self, executor: Executor, graph: ModelGraph, first: int, last: int) -> None:
         self.executor, self.graph, self.first, self.last = executor, graph, first, last
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -106,7 +106,7 @@ def profile_command(
         executor = executor_for(graph, threads=threads, **options)
         remote = None
         if cloud is not None:
-            from ..transport import RemoteExecutor
+            from ..client import RemoteExecutor
 
             remote = RemoteExecutor(cloud, cloud_model, token=token or None)
         console.print(

@@ -19,24 +19,18 @@ baseline; ``auto`` picks per tensor. Everything is lossless bit for bit;
 quantization (:func:`quantize`) is separate, explicit and lossy.
 
 :func:`decode` is safe on untrusted bytes: it never allocates more than
-``max_bytes`` for tensors and raises :class:`jointdnn_edge.CodecError` on
-anything malformed. :func:`profile_codec` and :func:`compress_costs` feed
+``max_bytes`` for tensors (:class:`jointdnn_edge.FrameTooLargeError` for a
+frame over it) and raises :class:`jointdnn_edge.CodecError` on anything
+malformed. Bad options (an unknown codec name, a bad level) are
+:class:`jointdnn_edge.ConfigError`. :func:`profile_codec` and :func:`compress_costs` feed
 measured compressed sizes and codec times into a :class:`~jointdnn_edge.CostTable`.
 """
 
 from __future__ import annotations
 
+from .choice import SPARSE_MIN_ZERO_RATIO, zero_ratio
 from .codecs import DEFAULT_LEVEL
-from .estimate import (
-    SPARSE_MIN_ZERO_RATIO,
-    CodecProfile,
-    CodecStats,
-    compress_costs,
-    estimate_ratio,
-    layer_samples,
-    profile_codec,
-    zero_ratio,
-)
+from .estimate import CodecProfile, CodecStats, compress_costs, estimate_ratio, layer_samples, profile_codec
 from .frame import (
     CHECKSUMS,
     CODECS,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from ..errors import CodecError
+from ..errors import CodecError, ConfigError
 from ..planner._backend import native_module
 
 __all__ = [
@@ -99,7 +99,7 @@ def _compressor(level: int, threads: int) -> zstandard.ZstdCompressor:
         try:
             c = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True)
         except (zstandard.ZstdError, ValueError, TypeError) as e:
-            raise CodecError(f"invalid zstd settings level={level}, threads={threads}: {e}") from None
+            raise ConfigError(f"invalid zstd settings level={level}, threads={threads}: {e}") from None
         cache[key] = c
     return c
 
@@ -171,7 +171,7 @@ def _apply_filter(flat: np.ndarray, filt: int) -> Any:
     return b
 
 
-def _undo_filter(buf: bytes | np.ndarray, filt: int, dtype: np.dtype, n: int) -> np.ndarray:  # type: ignore[type-arg]
+def _undo_filter(buf: bytes | np.ndarray, filt: int, dtype: np.dtype[Any], n: int) -> np.ndarray:
     """Invert :func:`_apply_filter`: ``n`` elements of ``dtype`` from the filtered bytes."""
     k = dtype.itemsize
     b = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
@@ -231,7 +231,7 @@ def _sparse_encode(flat: np.ndarray, filt: int, level: int, threads: int) -> lis
     return [_SPARSE_HEADER.pack(int(values.size), len(bm)), bm, vals]
 
 
-def _sparse_decode(payload: memoryview, dtype: np.dtype, n: int, filt: int) -> np.ndarray:  # type: ignore[type-arg]
+def _sparse_decode(payload: memoryview, dtype: np.dtype[Any], n: int, filt: int) -> np.ndarray:
     if len(payload) < _SPARSE_HEADER.size:
         raise CodecError(f"sparse payload is {len(payload)} bytes, shorter than its {_SPARSE_HEADER.size}-byte header")
     nnz, bm_len = _SPARSE_HEADER.unpack_from(payload)
@@ -267,7 +267,7 @@ def _sparse_decode(payload: memoryview, dtype: np.dtype, n: int, filt: int) -> n
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def _popcount(bitmap: np.ndarray) -> int:  # type: ignore[type-arg]
+def _popcount(bitmap: np.ndarray) -> int:
     """Set bits in a uint8 array (numpy >= 2's popcount, else a byte lookup table: no unpacking of every bit)."""
     if _BITWISE_COUNT is not None:
         return int(_BITWISE_COUNT(bitmap).sum(dtype=np.int64))
@@ -388,9 +388,9 @@ def decode_payload(
     payload: memoryview,
     codec: int,
     filt: int,
-    dtype: np.dtype,
+    dtype: np.dtype[Any],
     shape: tuple[int, ...],
-    n: int,  # type: ignore[type-arg]
+    n: int,
 ) -> np.ndarray:
     """The flat array of ``n`` elements of ``dtype`` a payload stands for; :class:`CodecError` if it does not."""
     k = dtype.itemsize

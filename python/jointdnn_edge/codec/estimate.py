@@ -1,7 +1,5 @@
-"""Cheap codec choice, ratio estimates, and the planner hook.
+"""Ratio estimates and the planner hook (the codec ``auto`` picks is :mod:`.choice`'s).
 
-* :func:`choose_codec` is what ``codec="auto"`` runs per tensor: a decision
-  from size, dtype and a sampled zero ratio, no trial compression.
 * :func:`estimate_ratio` predicts one codec's compression ratio on a tensor
   from a sample of it.
 * :func:`profile_codec` measures, on sample activations of each layer, the
@@ -27,18 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..costs import DEFAULT_MOBILE_POWER_MW, CostTable
-from ..errors import CodecError, CostTableError
+from ..errors import CodecError, ConfigError
 from . import codecs as _c
-from .quantize import QuantizedTensor, _is_float, quantize
+from .choice import zero_ratio
+from .frame import decode, encode, read_headers
+from .quantize import QuantizedTensor, is_float, quantize
 
 if TYPE_CHECKING:
     from ..models import Executor, ModelGraph
 
 __all__ = [
-    "SPARSE_MIN_ZERO_RATIO",
-    "zero_ratio",
-    "choose_codec",
-    "choose_filter",
     "estimate_ratio",
     "CodecStats",
     "CodecProfile",
@@ -46,87 +42,6 @@ __all__ = [
     "compress_costs",
     "layer_samples",
 ]
-
-#: ``auto`` uses the sparse codec from this fraction of all-zero elements on.
-#: Measured on 144 post-ReLU layers of six trained CNNs (benches/codec.py),
-#: sparse beat shuffled zstd on every layer, the sparsest with 8% zeros.
-SPARSE_MIN_ZERO_RATIO = 0.05
-#: ``auto`` stores tensors smaller than this raw: compressing them saves a few
-#: bytes at best and costs a zstd frame header.
-AUTO_RAW_BELOW = 128
-_ZR_SAMPLE = 1 << 16
-_ENTROPY_RUNS = 4
-#: Byte tensors smaller than this are never delta-coded (see :func:`choose_filter`).
-DELTA_MIN_BYTES = 8192
-_ENTROPY_RUN = 1 << 12
-
-
-def zero_ratio(x: np.ndarray) -> float:
-    """Fraction of elements whose bytes are all zero (so -0.0 and NaN are not zeros); 0 for an empty tensor."""
-    flat = np.ascontiguousarray(np.asarray(x)).reshape(-1)
-    if flat.size == 0:
-        return 0.0
-    return 1.0 - float(np.count_nonzero(_c.nonzero_mask(flat))) / flat.size
-
-
-def _sampled_zero_ratio(flat: np.ndarray) -> float:
-    step = max(1, flat.size // _ZR_SAMPLE)
-    s = flat[::step]
-    return 1.0 - float(np.count_nonzero(_c.nonzero_mask(np.ascontiguousarray(s)))) / s.size
-
-
-def _entropy(b: np.ndarray) -> float:
-    """Order-0 entropy (bits per byte) of a uint8 array."""
-    counts = np.bincount(b, minlength=256)
-    p = counts[counts > 0] / b.size
-    return float(-(p * np.log2(p)).sum())
-
-
-def choose_filter(flat: np.ndarray, codec: int) -> int:
-    """The filter for ``codec`` on a contiguous 1-D tensor: a cheap, deterministic decision.
-
-    Multi-byte elements are byte-shuffled (their exponent or high bytes then
-    sit together and compress). For single bytes, delta coding helps smooth
-    feature maps and hurts noisy ones, so the stream zstd would see (the
-    non-zero bytes for ``sparse``) is sampled in a few contiguous runs and
-    delta-coded only when that lowers its order-0 entropy. Byte tensors under
-    :data:`DELTA_MIN_BYTES` skip the test: too small for it to pay.
-    """
-    if codec in (_c.RAW, _c.PNG):
-        return _c.FILTER_NONE
-    if flat.dtype.itemsize > 1:
-        return _c.FILTER_SHUFFLE
-    if flat.nbytes < DELTA_MIN_BYTES:
-        return _c.FILTER_NONE
-    b = flat.view(np.uint8)
-    run = _ENTROPY_RUN
-    if b.size > _ENTROPY_RUNS * run:
-        step = (b.size - run) // (_ENTROPY_RUNS - 1)
-        parts = [b[i * step : i * step + run] for i in range(_ENTROPY_RUNS)]
-    else:
-        parts = [b]
-    if codec == _c.SPARSE:
-        parts = [p[p != 0] for p in parts]
-    parts = [p for p in parts if p.size > 1]
-    if not parts:
-        return _c.FILTER_NONE
-    plain = np.concatenate(parts)
-    delta = np.concatenate([np.diff(p) for p in parts])  # uint8 diff wraps, as the filter does
-    return _c.FILTER_DELTA if _entropy(delta) < _entropy(plain) else _c.FILTER_NONE
-
-
-def choose_codec(flat: np.ndarray) -> tuple[int, int]:
-    """``(codec id, filter id)`` that ``auto`` uses for a contiguous 1-D tensor.
-
-    Tiny tensors go raw. Tensors with at least :data:`SPARSE_MIN_ZERO_RATIO`
-    all-zero elements (post-ReLU) go sparse: on real activations the sparse
-    codec beat shuffled zstd on every layer down to 8% zeros, float32 and
-    8-bit alike. The rest go to zstd. The filter comes from :func:`choose_filter`.
-    """
-    if flat.nbytes < AUTO_RAW_BELOW:
-        return _c.RAW, _c.FILTER_NONE
-    cid = _c.SPARSE if _sampled_zero_ratio(flat) >= SPARSE_MIN_ZERO_RATIO else _c.ZSTD
-    return cid, choose_filter(flat, cid)
 
 
 def _sample(a: np.ndarray, sample_bytes: int) -> np.ndarray:
@@ -169,8 +84,6 @@ def estimate_ratio(
     (float32 to 8 bits alone is 4x). Frame headers (about 50 bytes a tensor)
     are not counted; :func:`profile_codec` measures whole frames.
     """
-    from .frame import encode, read_headers
-
     if isinstance(tensor, QuantizedTensor):
         a, orig_itemsize = np.asarray(tensor.q), np.dtype(tensor.dtype).itemsize
     else:
@@ -182,7 +95,7 @@ def estimate_ratio(
     value: Any = s
     if isinstance(tensor, QuantizedTensor):
         value = QuantizedTensor(np.ascontiguousarray(s), tensor.lo, tensor.hi, tensor.bits, tensor.dtype)
-    elif quantize_bits is not None and _is_float(a.dtype):
+    elif quantize_bits is not None and is_float(a.dtype):
         value = quantize(s, quantize_bits)
     payload = read_headers(encode({"t": value}, codec=codec, level=level))[0].payload_bytes
     return float(s.size * orig_itemsize / max(1, payload))
@@ -230,7 +143,7 @@ class CodecProfile:
     def scaled(self, encode: float = 1.0, decode: float = 1.0, device: str | None = None) -> CodecProfile:
         """The same sizes with times multiplied (e.g. a phone measured ``encode``x slower than this host)."""
         if not (encode > 0 and decode > 0 and math.isfinite(encode) and math.isfinite(decode)):
-            raise CodecError("time factors must be positive and finite")
+            raise ConfigError("time factors must be positive and finite")
         stats = {
             k: replace(s, encode_ms=s.encode_ms * encode, decode_ms=s.decode_ms * decode) for k, s in self.stats.items()
         }
@@ -298,15 +211,13 @@ def profile_codec(
     checked against the originals (lossless codecs) so a broken codec cannot
     produce a flattering profile.
     """
-    from .frame import decode, encode, read_headers
-
     if repeats < 1:
-        raise CodecError("repeats must be >= 1")
+        raise ConfigError("repeats must be >= 1")
     out: dict[int, CodecStats] = {}
     for key, lst in samples.items():
         lst = list(lst)
         if not lst:
-            raise CodecError(f"layer {key}: no samples")
+            raise ConfigError(f"layer {key}: no samples")
         raw, enc, ems, dms, zrs = [], [], [], [], []
         names: tuple[str, ...] = ()
         for sample in lst:
@@ -367,7 +278,7 @@ def compress_costs(
     """
     cloud = mobile if cloud is None else cloud
     if not (math.isfinite(mobile_power_mw) and mobile_power_mw >= 0):
-        raise CostTableError(f"mobile_power_mw must be finite and >= 0, got {mobile_power_mw!r}")
+        raise ConfigError(f"mobile_power_mw must be finite and >= 0, got {mobile_power_mw!r}")
     n = table.n
     out_bytes = np.array(table.out_bytes, dtype=np.float64)
     input_bytes = float(table.input_bytes)
@@ -375,7 +286,7 @@ def compress_costs(
     codec_mj = np.array(table.codec_mj, dtype=np.float64)
     for k, s in mobile.stats.items():
         if not -1 <= k < n:
-            raise CostTableError(f"profile has layer {k}, the table has layers 0..{n - 1} (and -1, the model input)")
+            raise ConfigError(f"profile has layer {k}, the table has layers 0..{n - 1} (and -1, the model input)")
         c = cloud.stats.get(k, s)
         if k == -1:
             input_bytes = input_bytes / s.ratio

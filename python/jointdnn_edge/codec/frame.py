@@ -28,9 +28,10 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from ..errors import CodecError, FrameTooLargeError
+from ..errors import CodecError, ConfigError, FrameTooLargeError
 from . import codecs as _c
-from .quantize import QuantizedTensor, _is_float, quantize
+from .choice import choose_codec, choose_filter
+from .quantize import QuantizedTensor, is_float, quantize
 from .quantize import dequantize as _dequantize
 
 __all__ = [
@@ -110,7 +111,7 @@ _DTYPE_OF_CODE: dict[int, Any] = {code: _wire_dtype(name) for code, name in _DTY
 _CODE_OF_KIND = {(np.dtype(n).kind, np.dtype(n).itemsize): c for c, n in _DTYPE_CODES.items() if n != "bfloat16"}
 
 
-def _code_to_dtype(code: int) -> np.dtype:  # type: ignore[type-arg]
+def _code_to_dtype(code: int) -> np.dtype[Any]:
     dt = _DTYPE_OF_CODE.get(code)
     if dt is None:
         if code == 11:
@@ -119,7 +120,7 @@ def _code_to_dtype(code: int) -> np.dtype:  # type: ignore[type-arg]
     return dt  # type: ignore[no-any-return]
 
 
-def dtype_code(dt: np.dtype) -> int:  # type: ignore[type-arg]
+def dtype_code(dt: np.dtype[Any]) -> int:
     """The wire code of a numpy dtype; :class:`CodecError` if the wire format cannot carry it."""
     dt = np.dtype(dt)
     code = _CODE_OF_KIND.get((dt.kind, dt.itemsize))
@@ -168,7 +169,7 @@ class QuantParams:
     bits: int
     lo: float
     hi: float
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class FrameEntry:
 
     name: str
     #: dtype of the stored elements (the code type when quantized)
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
     shape: tuple[int, ...]
     codec: str
     filter: str
@@ -220,20 +221,20 @@ def encode(
     ``level`` is the zstd level, ``threads`` zstd worker threads for tensors of
     1 MiB and more (0: none, -1: one per core). ``quantize_bits`` quantizes
     every floating tensor (see :func:`quantize`); a :class:`QuantizedTensor`
-    value is sent as it is. Raises :class:`CodecError` for tensors the wire
+    value is sent as it is. Raises :class:`ConfigError` for an unknown
+    ``codec`` or ``checksum`` (or one whose package is missing) and a bad
+    ``level`` or ``quantize_bits``; :class:`CodecError` for tensors the wire
     format cannot carry (object dtypes, ``png`` on multi-byte elements, ...).
     """
-    from .estimate import choose_codec, choose_filter
-
     if codec not in CODECS:
-        raise CodecError(f"unknown codec {codec!r}; choose one of {CODECS}")
+        raise ConfigError(f"unknown codec {codec!r}; choose one of {CODECS}")
     if checksum not in _CHECKSUM_IDS:
-        raise CodecError(f"unknown checksum {checksum!r}; choose one of {tuple(_CHECKSUM_IDS)}")
+        raise ConfigError(f"unknown checksum {checksum!r}; choose one of {tuple(_CHECKSUM_IDS)}")
     csum_fn = _CHECKSUM_BY_ID[_CHECKSUM_IDS[checksum]][1]
     if csum_fn is None:
-        raise CodecError(f"checksum {checksum!r} needs a package that is not installed; available: {CHECKSUMS}")
+        raise ConfigError(f"checksum {checksum!r} needs a package that is not installed; available: {CHECKSUMS}")
     if not isinstance(level, int) or isinstance(level, bool):
-        raise CodecError(f"level must be an integer, got {level!r}")
+        raise ConfigError(f"level must be an integer, got {level!r}")
     if not isinstance(tensors, Mapping):
         raise CodecError(f"encode takes a mapping of names to arrays, got {type(tensors).__name__}")
     if len(tensors) > 0xFFFFFFFF:
@@ -241,9 +242,7 @@ def encode(
     parts: list[Any] = [_HEADER.pack(MAGIC, VERSION, _CHECKSUM_IDS[checksum], 0, len(tensors))]
     offset = _HEADER.size
     for name, value in tensors.items():
-        pieces, record = _encode_one(
-            name, value, codec, level, quantize_bits, threads, csum_fn, choose_codec, choose_filter, offset
-        )
+        pieces, record = _encode_one(name, value, codec, level, quantize_bits, threads, csum_fn, offset)
         offset += len(record)
         parts.append(record)
         parts.extend(pieces)
@@ -259,8 +258,6 @@ def _encode_one(
     quantize_bits: int | None,
     threads: int,
     csum_fn: Callable[[Any], int],
-    choose_codec: Callable[[np.ndarray], tuple[int, int]],
-    choose_filter: Callable[[np.ndarray, int], int],
     offset: int,
 ) -> tuple[list[Any], bytes]:
     if not isinstance(name, str):
@@ -278,7 +275,7 @@ def _encode_one(
         except Exception as e:
             raise CodecError(f"tensor {name!r} is not an array: {e}") from None
         quant = None
-        if quantize_bits is not None and _is_float(arr.dtype):
+        if quantize_bits is not None and is_float(arr.dtype):
             quant = quantize(arr, quantize_bits)
             arr = quant.q
     code = dtype_code(arr.dtype)
@@ -357,7 +354,7 @@ def _as_bytes_view(frame: Any) -> memoryview:
 def _parse(mv: memoryview, max_bytes: int) -> tuple[Callable[[Any], int], list[FrameEntry]]:
     """Every record's metadata, all checked (including the size budget) before any payload is touched."""
     if not isinstance(max_bytes, int) or max_bytes < 0:
-        raise CodecError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
+        raise ConfigError(f"max_bytes must be a non-negative integer, got {max_bytes!r}")
     size = len(mv)
     if size < _HEADER.size:
         raise CodecError(f"frame is {size} bytes, shorter than its {_HEADER.size}-byte header")
@@ -466,8 +463,9 @@ def decode(
     """The tensors of a frame, bit for bit as encoded (quantized ones dequantized, unless told not to).
 
     Never produces more than ``max_bytes`` bytes of tensors (all sizes are
-    checked before anything is decompressed) and raises :class:`CodecError`
-    for any truncated, corrupt, oversized or inconsistent frame. The arrays
+    checked before anything is decompressed): a frame over that limit raises
+    :class:`FrameTooLargeError`, any other truncated, corrupt or inconsistent
+    frame :class:`CodecError`, a bad ``max_bytes`` :class:`ConfigError`. The arrays
     are read-only; raw payloads are zero-copy views of ``frame``, so copy
     them (``np.array(a)``) before reusing a mutable buffer. With
     ``dequantize=False`` quantized tensors come back as

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CodecError
+from ..errors import CodecError, ConfigError
 
-__all__ = ["QuantizedTensor", "QuantizationError", "quantize", "dequantize", "quantization_error"]
+__all__ = ["QuantizedTensor", "QuantizationError", "quantize", "dequantize", "quantization_error", "is_float"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class QuantizedTensor:
     lo: float
     hi: float
     bits: int
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
 
     @property
     def step(self) -> float:
@@ -67,13 +67,13 @@ class QuantizationError:
     snr_db: float
 
 
-def _code_dtype(bits: int) -> np.dtype:  # type: ignore[type-arg]
+def _code_dtype(bits: int) -> np.dtype[Any]:
     return np.dtype(np.uint8) if bits <= 8 else np.dtype("<u2")
 
 
 def _check_bits(bits: int) -> int:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= int(bits) <= 16:
-        raise CodecError(f"quantization bits must be an integer in 1..16, got {bits!r}")
+        raise ConfigError(f"quantization bits must be an integer in 1..16, got {bits!r}")
     return int(bits)
 
 
@@ -81,12 +81,13 @@ def quantize(x: np.ndarray, bits: int = 8) -> QuantizedTensor:
     """Map a floating tensor linearly onto ``bits``-bit codes between its min and max.
 
     Raises :class:`CodecError` for non-floating tensors and for tensors holding
-    NaN or infinities (their range is undefined; encode such tensors losslessly).
+    NaN or infinities (their range is undefined; encode such tensors losslessly),
+    :class:`ConfigError` for ``bits`` outside 1..16.
     Every finite value comes back within :attr:`QuantizedTensor.error_bound`.
     """
     bits = _check_bits(bits)
     a = np.asarray(x)
-    if not _is_float(a.dtype):
+    if not is_float(a.dtype):
         raise CodecError(f"quantize takes a floating tensor, got dtype {a.dtype}")
     levels = (1 << bits) - 1
     if a.size == 0:
@@ -138,5 +139,6 @@ def quantization_error(x: np.ndarray, qt: QuantizedTensor | None = None, bits: i
     return QuantizationError(float(np.max(np.abs(diff))), math.sqrt(mse), qt.error_bound, snr)
 
 
-def _is_float(dt: np.dtype) -> bool:  # type: ignore[type-arg]
+def is_float(dt: np.dtype[Any]) -> bool:
+    """True for the floating dtypes that can be quantized (bfloat16 included)."""
     return dt.kind == "f" or dt.name == "bfloat16"

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from .executor import Executor, PreparedRun, executor_for
 from .graph import Layer, ModelGraph, TensorInfo, costs_from, output_names, uniform_feeds
 
@@ -55,7 +55,10 @@ def load_model(
     dynamic dimensions by input name (ONNX). ``merge_trivial`` merges
     activations, batch norm and reshapes into the layer they follow (the
     default is one layer per operator). Raises :class:`ModelError` for files
-    that cannot be read, unknown formats and unsupported models.
+    that cannot be read, unknown formats and unsupported models,
+    :class:`ConfigError` for a ``source`` of another type and for options
+    that are invalid in themselves (``batch_size`` below 1, ``input_shapes``
+    for TFLite).
     """
     if name is None and isinstance(source, (str, os.PathLike)):
         name = os.path.splitext(os.path.basename(os.fspath(source)))[0]
@@ -103,7 +106,7 @@ def load_model(
         return load_onnx(
             source, batch_size=batch_size, input_shapes=input_shapes, merge_trivial=merge_trivial, name=name
         )
-    raise ModelError(f"load_model takes a path, bytes or an onnx.ModelProto, not {type(source).__name__}")
+    raise ConfigError(f"load_model takes a path, bytes or an onnx.ModelProto, not {type(source).__name__}")
 
 
 def _load_tflite(
@@ -120,6 +123,6 @@ def _load_tflite(
         kwargs["name"] = name
     if input_shapes:
         if "input_shapes" not in inspect.signature(load_tflite).parameters:
-            raise ModelError("input_shapes is not supported for TFLite models (use batch_size)")
+            raise ConfigError("input_shapes is not supported for TFLite models (use batch_size)")
         kwargs["input_shapes"] = input_shapes
     return load_tflite(data, **kwargs)

@@ -44,11 +44,12 @@ Contract (what the profiler and the session layer rely on):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import ExecutionError, ModelError
+from ..errors import ConfigError
+from .prepared import PreparedRun
 
 if TYPE_CHECKING:
     from .graph import ModelGraph
@@ -75,43 +76,12 @@ class Executor(Protocol):
         ...
 
 
-class PreparedRun:
-    """A loaded slice (or whole model) ready to run: ``prepared(feeds) -> outputs``.
-
-    ``input_names``/``output_names`` are the slice's; calling it checks that
-    every input is fed (extra feeds are ignored) and returns outputs by name.
-    """
-
-    __slots__ = ("_fn", "input_names", "output_names", "what")
-
-    def __init__(
-        self,
-        fn: Callable[[Mapping[str, Any]], dict[str, np.ndarray]],
-        input_names: list[str],
-        output_names: list[str],
-        what: str,
-    ) -> None:
-        self._fn = fn
-        self.input_names = input_names
-        self.output_names = output_names
-        self.what = what
-
-    def __call__(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Run once with ``feeds`` (by input name)."""
-        missing = [n for n in self.input_names if n not in feeds]
-        if missing:
-            raise ExecutionError(f"{self.what}: missing inputs {missing}")
-        return self._fn(feeds)
-
-    def __repr__(self) -> str:
-        return f"PreparedRun({self.what}, inputs={self.input_names}, outputs={self.output_names})"
-
-
 def executor_for(graph: ModelGraph | str, threads: int | None = None, **options: Any) -> Executor:
     """A new executor for ``graph``'s format (or a format name: ``"onnx"``/``"tflite"``).
 
     ``threads`` bounds the runtime's compute threads (``None``: the runtime's
-    default); ``options`` go to the backend's constructor.
+    default); ``options`` go to the backend's constructor. An unknown format
+    or a bad option is a :class:`~jointdnn_edge.ConfigError`.
     """
     fmt = graph if isinstance(graph, str) else getattr(graph, "format", None)
     if fmt == "onnx":
@@ -121,5 +91,5 @@ def executor_for(graph: ModelGraph | str, threads: int | None = None, **options:
     if fmt == "tflite":
         from .litert_executor import LiteRTExecutor
 
-        return LiteRTExecutor(threads=threads, **options)  # type: ignore[return-value]
-    raise ModelError(f"no executor for model format {fmt!r} (expected 'onnx' or 'tflite')")
+        return LiteRTExecutor(threads=threads, **options)
+    raise ConfigError(f"no executor for model format {fmt!r} (expected 'onnx' or 'tflite')")

@@ -33,7 +33,7 @@ class TensorInfo:
 
     name: str
     shape: tuple[int, ...]
-    dtype: np.dtype  # type: ignore[type-arg]
+    dtype: np.dtype[Any]
 
     @property
     def nbytes(self) -> int:

@@ -4,9 +4,8 @@
 or any layer range of it. Each range is rewritten into a standalone model once
 (``graph.slice_bytes``) and its interpreter is kept in a bounded LRU cache.
 
-The interpreter comes from ``ai_edge_litert.interpreter`` and, when only that
-is installed, from ``tflite_runtime.interpreter`` (note: ``tflite-runtime``
-2.14, the last release, needs ``numpy < 2``).
+The interpreter comes from :mod:`.litert_runtime` (``ai_edge_litert``, else
+``tflite_runtime``).
 
 XNNPACK
 -------
@@ -34,50 +33,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, ExecutionError, ModelError
-from .executor import PreparedRun
 from .graph import ModelGraph
+from .litert_runtime import interpreter_module, make_interpreter, unresolved_op_error
+from .prepared import PreparedRun
 
-__all__ = ["LiteRTExecutor", "interpreter_module", "make_interpreter"]
+__all__ = ["LiteRTExecutor"]
 
 _token_counter = itertools.count(1)
 _token_lock = threading.Lock()
-
-
-def interpreter_module() -> Any:
-    """The LiteRT interpreter module: ``ai_edge_litert.interpreter``, else ``tflite_runtime.interpreter``.
-
-    Raises ImportError when neither is installed.
-    """
-    try:
-        from ai_edge_litert import interpreter as mod
-    except ImportError:
-        try:
-            from tflite_runtime import interpreter as mod  # type: ignore[no-redef]
-        except ImportError:
-            raise ImportError(
-                "running TFLite models needs ai-edge-litert (or tflite-runtime; version 2.14 needs numpy < 2)"
-            ) from None
-    return mod
-
-
-def make_interpreter(
-    model: bytes, *, threads: int | None = None, xnnpack: bool = True, preserve_all_tensors: bool = False
-) -> Any:
-    """A LiteRT ``Interpreter`` over the flatbuffer ``model`` (tensors not yet allocated).
-
-    ``xnnpack=False`` disables the default XNNPACK delegate. Raises ImportError
-    without a runtime and ValueError for a flatbuffer LiteRT rejects.
-    """
-    mod = interpreter_module()
-    kwargs: dict[str, Any] = {"model_content": bytes(model), "num_threads": threads}
-    resolver = getattr(mod, "OpResolverType", None)
-    if not xnnpack:
-        if resolver is None:  # very old runtimes have no choice of resolver
-            raise ImportError("this LiteRT runtime cannot disable its default delegates")
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    if preserve_all_tensors:
-        kwargs["experimental_preserve_all_tensors"] = True
-    return mod.Interpreter(**kwargs)
 
 
 @dataclass
@@ -213,10 +176,8 @@ class LiteRTExecutor:
         try:
             interp.allocate_tensors()
         except RuntimeError as e:
-            from .tflite_model import _unresolved_op
-
             model_obj = getattr(graph, "_model", None)
-            err = _unresolved_op(model_obj, str(e)) if model_obj is not None else None
+            err = unresolved_op_error(model_obj, str(e)) if model_obj is not None else None
             raise (err or ExecutionError(f"LiteRT cannot prepare {graph.name!r}: {e}")) from None
         inputs = {d["name"]: d for d in interp.get_input_details()}
         outputs = {d["name"]: int(d["index"]) for d in interp.get_output_details()}

@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from .graph import Layer, ModelGraph, TensorInfo
 
 __all__ = ["TRIVIAL_OPS", "OnnxGraph", "load_onnx"]
@@ -153,7 +153,7 @@ def load_onnx(
     except onnx.checker.ValidationError as e:
         raise ModelError(f"invalid ONNX model: {_first_line(e)}") from None
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     _name_nodes(model.graph)
     _fix_input_shapes(model, None if batch_size is None else int(batch_size), dict(input_shapes or {}))
     model = _infer_and_fold_shapes(model)
@@ -502,7 +502,7 @@ def _drop_dead_nodes(graph: onnx.GraphProto, consts: set[str]) -> None:
         graph.initializer.extend(inits)
 
 
-def _np_dtype(elem_type: int) -> np.dtype:  # type: ignore[type-arg]
+def _np_dtype(elem_type: int) -> np.dtype[Any]:
     try:
         return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
     except Exception:

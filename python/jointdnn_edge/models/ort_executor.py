@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ExecutionError, ModelError
-from .executor import PreparedRun
 from .graph import ModelGraph
+from .prepared import PreparedRun
 
 __all__ = ["OPTIMIZATION_LEVELS", "OrtExecutor"]
 

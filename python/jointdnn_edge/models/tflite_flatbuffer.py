@@ -25,16 +25,18 @@ try:  # the schema ships with ai-edge-litert; tflite-runtime alone lacks it
     from ai_edge_litert import schema_py_generated as fb
     from ai_edge_litert.tools import flatbuffer_utils as fbu
 except ImportError as _e:  # pragma: no cover - exercised only without ai-edge-litert
-    fb = None  # type: ignore[assignment]
-    fbu = None  # type: ignore[assignment]
+    fb = None
+    fbu = None
     _IMPORT_ERROR: ImportError | None = _e
 else:
     _IMPORT_ERROR = None
 
 __all__ = [
     "TFLITE_MAGIC",
+    "fb",  # the LiteRT flatbuffer schema module (None without ai-edge-litert)
     "ModelBuilder",
     "extract_subgraph",
+    "has_data",
     "is_tflite",
     "numpy_dtype",
     "op_code_name",
@@ -96,12 +98,13 @@ _NUMPY_OF_TYPE: dict[str, Any] = {
 }
 
 
-def numpy_dtype(tensor_type: int) -> np.dtype:
+def numpy_dtype(tensor_type: int) -> np.dtype[Any]:
     """The numpy dtype of a TFLite ``TensorType`` value; ModelError for types numpy lacks (STRING, INT4, ...)."""
     name = _TYPE_NAMES.get(tensor_type, str(tensor_type))
     if name not in _NUMPY_OF_TYPE:
         raise ModelError(f"TFLite tensor type {name} has no numpy equivalent")
-    return np.dtype(_NUMPY_OF_TYPE[name])
+    dtype: np.dtype[Any] = np.dtype(_NUMPY_OF_TYPE[name])
+    return dtype
 
 
 def tensor_type(dtype: Any) -> int:
@@ -234,7 +237,8 @@ def serialize_model(model: Any) -> bytes:
     return bytes(builder.Output())
 
 
-def _has_data(buffer: Any) -> bool:
+def has_data(buffer: Any) -> bool:
+    """True when a flatbuffer buffer holds bytes (buffer 0 and run-time tensors hold none)."""
     return buffer is not None and buffer.data is not None and len(buffer.data) > 0
 
 
@@ -283,7 +287,7 @@ def extract_subgraph(
             t.shape = [int(d) for d in shapes[old]]
             t.shapeSignature = None
         buf = model.buffers[t.buffer] if model.buffers and t.buffer < len(model.buffers) else None
-        if buf is not None and _has_data(buf):
+        if buf is not None and has_data(buf):
             if t.buffer not in buffer_map:
                 buffer_map[t.buffer] = len(new_buffers)
                 new_buffers.append(fb.BufferT(data=buf.data))

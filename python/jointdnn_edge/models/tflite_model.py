@@ -54,15 +54,15 @@ batch, and shapes that stay data-dependent once the batch is fixed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from . import tflite_flatbuffer as tfb
 from .graph import Layer, ModelGraph, TensorInfo
+from .litert_runtime import make_interpreter, unresolved_op_error
 
 __all__ = ["TFLiteGraph", "load_tflite"]
 
@@ -159,9 +159,7 @@ class TFLiteGraph(ModelGraph):
         self._op_types = [tfb.op_code_name(model, op) for op in ops]
         buffers = model.buffers or []
         self._constant = {
-            i
-            for i, t in enumerate(tensors)
-            if t.buffer and t.buffer < len(buffers) and tfb._has_data(buffers[t.buffer])
+            i for i, t in enumerate(tensors) if t.buffer and t.buffer < len(buffers) and tfb.has_data(buffers[t.buffer])
         }
         # variable tensors hold state that lives with the operator, not an activation
         self._state = {i for i, t in enumerate(tensors) if t.isVariable}
@@ -461,29 +459,7 @@ def _input_shapes(sg: Any, batch_size: int | None) -> dict[int, tuple[int, ...]]
 
 
 def _interpreter(data: bytes, *, delegates: bool, preserve: bool = False) -> Any:
-    from .litert_executor import make_interpreter
-
     return make_interpreter(data, threads=1, xnnpack=delegates, preserve_all_tensors=preserve)
-
-
-def _unresolved_op(model: Any, message: str) -> ModelError | None:
-    """Map a LiteRT 'unresolved custom op' failure to a ModelError naming the operator."""
-    m = re.search(r"unresolved custom op: ([^\s.]+)", message) or re.search(
-        r"Didn't find (?:custom|op for builtin) (?:op(?:code)? )?(?:for name )?'([^']+)'", message
-    )
-    if m is None:
-        return None
-    sg = model.subgraphs[0]
-    wanted = m.group(1)
-    node = re.search(r"Node number (\d+) \(", message)
-    ks = [k for k, op in enumerate(sg.operators or []) if tfb.op_code_name(model, op) == wanted]
-    if node is not None and int(node.group(1)) in ks:
-        k = int(node.group(1))
-    elif ks:
-        k = ks[0]
-    else:
-        return ModelError(f"the LiteRT runtime lacks an operator this model uses: {message.strip()}")
-    return ModelError(f"operator {k} ({wanted}) is a custom operator the installed LiteRT runtime lacks")
 
 
 def _probe_runtime(model: Any, data: bytes) -> None:
@@ -497,7 +473,7 @@ def _probe_runtime(model: Any, data: bytes) -> None:
     try:
         interp.allocate_tensors()
     except RuntimeError as e:
-        err = _unresolved_op(model, str(e))
+        err = unresolved_op_error(model, str(e))
         raise (err or ModelError(f"LiteRT cannot prepare the model: {e}")) from None
 
 
@@ -529,7 +505,7 @@ def _infer_shapes(model: Any, data: bytes, input_shapes: dict[int, tuple[int, ..
             interp.invoke()
             runs.append({td["index"]: tuple(int(v) for v in td["shape"]) for td in interp.get_tensor_details()})
     except (RuntimeError, ValueError) as e:
-        err = _unresolved_op(model, str(e))
+        err = unresolved_op_error(model, str(e))
         raise (err or ModelError(f"cannot resolve the shapes of the model with LiteRT: {e}")) from None
     producer = {t: k for k, op in enumerate(sg.operators or []) for t in op.outputs or []}
     shapes: dict[int, tuple[int, ...]] = {}
@@ -563,7 +539,7 @@ def load_tflite(
     """
     data = bytes(data)
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     model = tfb.read_model(data)
     # extra subgraphs are either control-flow bodies (rejected here, naming the
     # operator) or other signatures, which slices of the main subgraph never use

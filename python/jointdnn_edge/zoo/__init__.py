@@ -50,7 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from .architectures import ARCHITECTURES
 from .spec import ModelSpec, OpSpec, SpecBuilder, TensorSpec
 
@@ -207,7 +207,7 @@ def names() -> list[str]:
 def _entry(name: str) -> ZooModel:
     key = name.lower().replace("-", "").replace("_", "")
     if key not in MODELS:
-        raise ModelError(f"unknown zoo model {name!r}; choose one of {', '.join(MODELS)}")
+        raise ConfigError(f"unknown zoo model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[key]
 
 
@@ -226,10 +226,13 @@ def spec(
     ``size`` picks a preset (``"full"``, ``"small"``, ``"tiny"``); explicit
     ``width``/``resolution`` override it. ``weights=False`` gives a shape-only
     spec (zero-memory placeholder weights), enough to count parameters.
+    Raises :class:`ConfigError` for an unknown name or size and for a knob the
+    architecture cannot take, :class:`ModelError` when the knobs make a model
+    that cannot be built (an input too small for its layers).
     """
     entry = _entry(name)
     if size is not None and size not in SIZES:
-        raise ModelError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+        raise ConfigError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     knobs: dict[str, Any] = {"width": 1.0, "resolution": entry.default_resolution}
     if size is not None and size != "full":
         knobs.update(entry.presets[size])
@@ -238,10 +241,12 @@ def spec(
     if resolution is not None:
         knobs["resolution"] = int(resolution)
     if not knobs["width"] > 0:
-        raise ModelError(f"width must be positive, got {knobs['width']}")
+        raise ConfigError(f"width must be positive, got {knobs['width']}")
     try:
         s = ARCHITECTURES[entry.name](batch=int(batch), seed=int(seed), weights=weights, **knobs)
-    except ValueError as e:
+    except ConfigError as e:  # a knob this architecture cannot take
+        raise ConfigError(f"zoo model {entry.name!r}: {e}") from None
+    except ValueError as e:  # the knobs make a model that cannot be built (e.g. an input too small)
         raise ModelError(f"zoo model {entry.name!r}: {e}") from None
     s.info.update(
         {
@@ -283,10 +288,10 @@ def write(s: ModelSpec, format: str = "onnx") -> bytes:
         return write_onnx(s)
     if fmt == "tflite":
         # the TFLite writer lives in its own module and is imported only when asked for
-        from .tflite_writer import write as write_tflite  # type: ignore[import-not-found]
+        from .tflite_writer import write as write_tflite
 
         return write_tflite(s)
-    raise ModelError(f"unknown format {format!r}; choose 'onnx' or 'tflite'")
+    raise ConfigError(f"unknown format {format!r}; choose 'onnx' or 'tflite'")
 
 
 def load(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import ModelError
+from ..errors import ConfigError
 from .spec import ModelSpec, SpecBuilder
 
 __all__ = ["ARCHITECTURES"]
@@ -221,7 +221,7 @@ def deepspeech(
     layout of the fc layers and the ``(T, N, I)`` layout of the recurrent op.
     """
     if batch != 1:
-        raise ModelError("deepspeech models one utterance at a time: batch must be 1")
+        raise ConfigError("deepspeech models one utterance at a time: batch must be 1")
     b = SpecBuilder("deepspeech", seed=seed, weights=weights)
     t = resolution
     h = _w(2048, width)
@@ -256,7 +256,7 @@ def chair(
     doubling the side to 128. ``resolution`` is the output side (a multiple of 16).
     """
     if resolution % 16:
-        raise ModelError("chair: resolution (the output side) must be a multiple of 16")
+        raise ConfigError("chair: resolution (the output side) must be a multiple of 16")
     b = SpecBuilder("chair", seed=seed, weights=weights)
     s0 = resolution // 16
     c0 = _w(256, width)
@@ -289,7 +289,7 @@ def pix2pix(
     multiple of 256 (eight halvings down to 1×1).
     """
     if resolution % 256:
-        raise ModelError("pix2pix: resolution must be a multiple of 256")
+        raise ConfigError("pix2pix: resolution must be a multiple of 256")
     b = SpecBuilder("pix2pix", seed=seed, weights=weights)
     x = _image_input(b, batch, resolution)
     enc_channels = [64, 128, 256, 512, 512, 512, 512, 512]

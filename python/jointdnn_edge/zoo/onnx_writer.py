@@ -26,7 +26,8 @@ IR_VERSION = 8
 
 def write(spec: ModelSpec) -> bytes:
     """The serialized ONNX model of ``spec``."""
-    return to_model(spec).SerializeToString()
+    data: bytes = to_model(spec).SerializeToString()
+    return data
 
 
 def to_model(spec: ModelSpec) -> onnx.ModelProto:

@@ -96,7 +96,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 
 __all__ = [
     "OP_KINDS",
@@ -240,7 +240,7 @@ def _conv_out(size: int, k: int, s: int, d: int, padding: str) -> tuple[int, int
     if padding == "valid":
         out = (size - keff) // s + 1
         return out, 0, 0
-    raise ModelError(f"padding must be 'same' or 'valid', got {padding!r}")
+    raise ConfigError(f"padding must be 'same' or 'valid', got {padding!r}")
 
 
 class SpecBuilder:
@@ -330,7 +330,7 @@ class SpecBuilder:
         s = self._shapes[x]
         if len(s) != 4:
             raise ModelError(f"{kind} needs a 4-D (N, C, H, W) input, {x!r} has shape {s}")
-        return s  # type: ignore[return-value]
+        return s
 
     # ------------------------------------------------------------ weighted
     def conv(
@@ -389,7 +389,7 @@ class SpecBuilder:
                 out.append((size - 1) * s + k)
                 pads.append((0, 0))
             else:
-                raise ModelError(f"padding must be 'same' or 'valid', got {padding!r}")
+                raise ConfigError(f"padding must be 'same' or 'valid', got {padding!r}")
         rng = self._rng()
         # effective fan-in of a transposed conv: each output sees C*kh*kw/(sh*sw) inputs
         fan_in = max(c * kh * kw / (sh * sw), 1.0)
@@ -446,9 +446,9 @@ class SpecBuilder:
         if len(s) != 3:
             raise ModelError(f"rnn needs a (T, N, I) input, {x!r} has shape {s}")
         if direction not in ("forward", "bidirectional"):
-            raise ModelError(f"direction must be 'forward' or 'bidirectional', got {direction!r}")
+            raise ConfigError(f"direction must be 'forward' or 'bidirectional', got {direction!r}")
         if activation not in ("relu", "tanh"):
-            raise ModelError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+            raise ConfigError(f"activation must be 'relu' or 'tanh', got {activation!r}")
         t, n, i = s
         d = 2 if direction == "bidirectional" else 1
         rng = self._rng()
