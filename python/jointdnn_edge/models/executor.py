@@ -7,7 +7,7 @@ range into outputs. Backends:
   ``graph.format == "onnx"``;
 * :class:`~jointdnn_edge.models.litert_executor.LiteRTExecutor` (LiteRT) for
   ``graph.format == "tflite"``;
-* :class:`~jointdnn_edge.transport.RemoteExecutor` runs the ranges on a
+* :class:`~jointdnn_edge.client.RemoteExecutor` runs the ranges on a
   jointdnn-edge cloud server instead (split requests), for profiling the
   cloud side of a cost table.
 
