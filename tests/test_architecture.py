@@ -5,6 +5,8 @@ module-level and function-local alike, become edges of a graph; imports under
 ``if TYPE_CHECKING:`` are left out (they never run). Then:
 
 - no module imports one that imports it back, directly or through others;
+- no module imports a module of a higher layer (:data:`LAYERS`, the table of
+  ``docs/architecture.md``), and every module has a layer;
 - the client (``jointdnn_edge.client``) and the server (``jointdnn_edge.server``)
   never import each other, and the protocol package imports neither.
 
@@ -33,6 +35,26 @@ import jointdnn_edge
 PACKAGE = "jointdnn_edge"
 #: (importer, imported): no module of the first package may import one of the second, directly or not
 FORBIDDEN = (("client", "server"), ("server", "client"), ("protocol", "client"), ("protocol", "server"))
+#: the layer of each top-level module or package ("" is the package's own ``__init__``); lower never imports higher
+LAYERS = {
+    "errors": 0,
+    "": 1,  # the package __init__: __version__ and lazy re-exports; loads errors and network eagerly
+    "network": 1,
+    "costs": 1,
+    "planner": 2,
+    "models": 3,
+    "codec": 3,
+    "zoo": 3,
+    "profiler": 3,
+    "protocol": 4,
+    "client": 5,
+    "server": 5,
+    "session": 6,
+    "android": 7,
+    "cli": 7,
+    "demo": 7,
+    "plots": 7,
+}
 #: at most this many cycles listed per strongly connected group of modules
 MAX_CYCLES_SHOWN = 20
 
@@ -165,9 +187,26 @@ def forbidden_imports(graph: nx.DiGraph, importer: str, imported: str) -> list[s
     return found
 
 
-def violations(graph: nx.DiGraph, package: str = PACKAGE) -> list[str]:
-    """Every breach of the layering rules, one line each."""
+def _top(module: str, package: str) -> str:
+    """The top-level module or package of ``package`` that ``module`` belongs to ("" for the package itself)."""
+    rest = module[len(package) + 1 :] if module != package else ""
+    return rest.split(".")[0]
+
+
+def layer_breaches(graph: nx.DiGraph, package: str, layers: dict[str, int]) -> list[str]:
+    """Modules without a layer, and every direct import of a higher layer (any indirect one passes through one)."""
+    out = sorted({f"no layer for {_top(m, package) or package!r}" for m in graph if _top(m, package) not in layers})
+    for a, b in sorted(graph.edges):
+        la, lb = layers.get(_top(a, package)), layers.get(_top(b, package))
+        if la is not None and lb is not None and la < lb:
+            out.append(f"layer {la} imports layer {lb}: {a} -> {b}")
+    return out
+
+
+def violations(graph: nx.DiGraph, package: str = PACKAGE, layers: dict[str, int] | None = None) -> list[str]:
+    """Every breach of the layering rules, one line each (``layers``: None for :data:`LAYERS`, {} for none)."""
     out = [f"import cycle: {c}" for c in cycles(graph)]
+    out += layer_breaches(graph, package, LAYERS if layers is None else layers) if layers != {} else []
     for importer, imported in FORBIDDEN:
         a, b = f"{package}.{importer}", f"{package}.{imported}"
         out += [f"{a} imports {b}: {p}" for p in forbidden_imports(graph, a, b)]
@@ -238,10 +277,29 @@ def test_rules_report_every_breach_with_its_path(tmp_path):
         },
     )
     frames_to_server = "pkg.protocol._frames -> pkg.server.app"
-    assert violations(import_graph(tmp_path, "pkg"), "pkg") == [
+    assert violations(import_graph(tmp_path, "pkg"), "pkg", layers={}) == [
         "import cycle: pkg.protocol -> pkg.protocol._frames -> pkg.server.app -> pkg.protocol",
         f"pkg.client imports pkg.server: pkg.client -> pkg.client._http -> pkg.protocol -> {frames_to_server}",
         f"pkg.client imports pkg.server: pkg.client._http -> pkg.protocol -> {frames_to_server}",
         f"pkg.protocol imports pkg.server: pkg.protocol -> {frames_to_server}",
         f"pkg.protocol imports pkg.server: {frames_to_server}",
+    ]
+
+
+def test_layers_report_unplaced_modules_and_upward_imports(tmp_path):
+    _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "errors.py": "",
+            "network.py": "from . import errors\n",
+            "planner/__init__.py": "def f():\n    from ..session import run\n",
+            "session.py": "from .planner import f\nfrom . import extra\n",
+            "extra.py": "",
+        },
+    )
+    layers = {"": 1, "errors": 0, "network": 1, "planner": 2, "session": 6}
+    assert layer_breaches(import_graph(tmp_path, "pkg"), "pkg", layers) == [
+        "no layer for 'extra'",
+        "layer 2 imports layer 6: pkg.planner -> pkg.session",
     ]
