@@ -118,7 +118,7 @@ class Problem:
         The GIL is released during the solve.
         """
     def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[tuple[int, list[tuple[_Segments, _Usage, int]]]]:
-        """Builds lookup-table cells of ``spec`` in parallel: per cell ``(status, [(segments, usage, transfers), ...])``.
+        """Builds lookup-table cells of ``spec`` in parallel: per cell ``(status, [(segments, usage, transfers)])``.
 
         Status 0 exact, 1 solve directly, 2 infeasible. A cell whose enumeration (or corner solve) needs
         more than ``spec.max_work`` label comparisons gets status 1. At most 2**22 cells; ``cells`` must be

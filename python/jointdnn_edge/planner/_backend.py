@@ -364,19 +364,20 @@ class _PerTable:
     """Values the planner keeps per live cost table, dropped when the table is collected.
 
     Keyed by identity: cost tables compare by value and are not hashable.
+    ``entries[id(table)]`` is ``(weak reference to table, values)``.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref[Any], dict[Hashable, Any]]] = {}
+        self.entries: dict[int, tuple[weakref.ref[Any], dict[Hashable, Any]]] = {}
 
     def of(self, table: Any) -> dict[Hashable, Any]:
         """The values kept for ``table`` (a fresh, unkept dict if it cannot be weakly referenced)."""
-        entry = self._entries.get(id(table))
+        entry = self.entries.get(id(table))
         if entry is not None and entry[0]() is table:
             return entry[1]
-        entries = self._entries
+        entries = self.entries
         key = id(table)
 
         def drop(ref: weakref.ref[Any]) -> None:
@@ -392,6 +393,9 @@ class _PerTable:
 
 
 _tables = _PerTable()
+_kept = _tables.entries  # compile()'s fast path reads it directly (plans are hot paths)
+#: The key of a table's training table among its kept values (compiled solvers are keyed by str or tuple).
+_TRAINING_TABLE = object()
 
 
 def table_for_phase(costs: CostsLike, phase: str) -> CostsLike:
@@ -408,11 +412,11 @@ def table_for_phase(costs: CostsLike, phase: str) -> CostsLike:
     if table_phase == "training":
         return costs
     kept = _tables.of(costs)
-    training = kept.get("training")
+    training = kept.get(_TRAINING_TABLE)
     if training is None:
         from ..costs import CostTable  # numpy: only a desktop plans training
 
-        training = kept["training"] = CostTable.training(costs)  # type: ignore[arg-type]
+        training = kept[_TRAINING_TABLE] = CostTable.training(costs)  # type: ignore[arg-type]
     return training  # type: ignore[no-any-return]
 
 
@@ -424,13 +428,18 @@ def compile(
     ``solver``: ``"auto"`` (native if available, else python), ``"native"``
     (SolverError without the native module) or ``"python"``.
     """
-    key = (solver, cloud_keeps_tensors, phase)
-    found = _tables.of(costs).get(key)
-    if found is None:
-        table = table_for_phase(costs, phase)
-        found = _build(table, solver, bool(cloud_keeps_tensors))
-        _tables.of(costs)[key] = found
-    return found  # type: ignore[no-any-return]
+    # the common request is keyed by the solver name alone (a str hashes once, a tuple every time)
+    key: Hashable = (
+        solver if cloud_keeps_tensors is True and phase == "inference" else (solver, cloud_keeps_tensors, phase)
+    )
+    entry = _kept.get(id(costs))
+    if entry is not None and entry[0]() is costs:
+        found = entry[1].get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    compiled = _build(table_for_phase(costs, phase), solver, bool(cloud_keeps_tensors))
+    _tables.of(costs)[key] = compiled
+    return compiled
 
 
 def compile_document(doc: Mapping[str, Any], *, cloud_keeps_tensors: bool = True) -> Solver:

@@ -5,26 +5,47 @@
 use jointdnn_core::lut::LutSpec;
 use jointdnn_core::{Force, Metric, Network, Platform, Radio};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::errors::CONFIG_ERROR;
 
-/// `jointdnn_edge.network.Radio`: the power model and round trip.
+/// `jointdnn_edge.network.Radio`: the power model and round trip, read by attribute name.
 #[derive(FromPyObject)]
-pub struct PyRadio {
+struct RadioAttributes {
     alpha_up: f64,
     alpha_down: f64,
     beta: f64,
     rtt_ms: f64,
 }
 
+/// `jointdnn_edge.network.Radio`. It is a named tuple, whose fields are read in their declared
+/// order `(alpha_up, alpha_down, beta, rtt_ms)` (a plan is a hot path: that is the fastest read);
+/// any other object is read by attribute name.
+pub struct PyRadio(Radio);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for PyRadio {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let (alpha_up, alpha_down, beta, rtt_ms) = match obj.cast::<PyTuple>() {
+            Ok(fields) => fields.extract::<(f64, f64, f64, f64)>()?,
+            Err(_) => {
+                let r: RadioAttributes = obj.extract()?;
+                (r.alpha_up, r.alpha_down, r.beta, r.rtt_ms)
+            }
+        };
+        Ok(PyRadio(Radio {
+            alpha_up,
+            alpha_down,
+            beta,
+            rtt_ms,
+        }))
+    }
+}
+
 impl From<PyRadio> for Radio {
     fn from(r: PyRadio) -> Radio {
-        Radio {
-            alpha_up: r.alpha_up,
-            alpha_down: r.alpha_down,
-            beta: r.beta,
-            rtt_ms: r.rtt_ms,
-        }
+        r.0
     }
 }
 
