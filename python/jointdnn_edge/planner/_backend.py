@@ -24,7 +24,7 @@ import os
 import weakref
 from collections.abc import Hashable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ConfigError, SolverError
 from ..network import Network, Radio
@@ -398,8 +398,14 @@ _kept = _tables.entries  # compile()'s fast path reads it directly (plans are ho
 _TRAINING_TABLE = object()
 
 
-def table_for_phase(costs: CostsLike, phase: str) -> CostsLike:
-    """The table to plan on for ``phase``: ``costs`` itself, or its training table (built once and kept)."""
+_Table = TypeVar("_Table", bound=CostsLike)
+
+
+def table_for_phase(costs: _Table, phase: str) -> _Table:
+    """The table to plan on for ``phase``: ``costs`` itself, or its training table (built once and kept).
+
+    A training table is built by ``CostTable.training``, so ``costs`` must be a CostTable for it.
+    """
     table_phase = getattr(costs, "phase", None)
     if table_phase is None:
         raise ConfigError(f"costs must be a CostTable, got {type(costs).__name__}")
@@ -417,7 +423,7 @@ def table_for_phase(costs: CostsLike, phase: str) -> CostsLike:
         from ..costs import CostTable  # numpy: only a desktop plans training
 
         training = kept[_TRAINING_TABLE] = CostTable.training(costs)  # type: ignore[arg-type]
-    return training  # type: ignore[no-any-return]
+    return training  # type: ignore[return-value]
 
 
 def compile(
