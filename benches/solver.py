@@ -31,7 +31,7 @@ from rich.table import Table
 
 from jointdnn_edge import CostTable, Network, __version__
 from jointdnn_edge.planner import LookupTable, native_available, plan, reference
-from jointdnn_edge.planner.usage import Link, weights
+from jointdnn_edge.planner.usage import weights
 
 console = Console(width=120)
 
@@ -109,7 +109,7 @@ def networkx_solver(costs: CostTable, net: Network) -> Callable[[], float]:
     import networkx as nx
 
     g = reference.StateGraph.build(reference.Plain.of(costs))
-    w = weights("latency", Link.of(net), 1.0)
+    w = weights("latency", net, 1.0)
     G = nx.DiGraph()
     for s in range(g.num_states):
         for k in range(g.trans_start[s], g.trans_start[s + 1]):
@@ -138,13 +138,13 @@ def time_case(
     costs: CostTable, kw: dict, others: set[str], net: Network, budget: float
 ) -> tuple[int, int, int, int, float, dict[str, float]]:
     """Check every solver finds the same optimum, then time each: (N, states, transitions, width, build ms, µs)."""
-    from jointdnn_edge.planner import _native_problem
+    from jointdnn_edge.planner import compile
     from jointdnn_edge.planner.ilp import solve_ilp
     from jointdnn_edge.planner.usage import dot
 
     case_net = Network.preset(kw.pop("net")) if "net" in kw else net
     t0 = time.perf_counter()
-    prob = _native_problem(costs)
+    prob = compile(costs, solver="native")
     build_ms = (time.perf_counter() - t0) * 1e3
     states, transitions, width = prob.size
     metric = kw.get("objective", "latency")
@@ -155,7 +155,7 @@ def time_case(
 
     def run_placement() -> float:
         _, u, _ = solve_ilp(costs, case_net, objective=metric, formulation="placement", **bounds)
-        return dot(weights(metric, Link.of(case_net), 1.0), u)
+        return dot(weights(metric, case_net, 1.0), u)
 
     for other in sorted(others):
         if other == "placement":
@@ -214,8 +214,8 @@ def main() -> None:
     # lookup-table query
     lut = LookupTable.build(chain(21, None), network="4g")
     q_us = median_us(lambda: lut.query(7.3, 15.1), budget)
-    ix = lut._index
-    q_raw_us = median_us(lambda: ix.query(7.3, 15.1, 1.0), budget)
+    raw_query = lut._query  # the native index's query
+    q_raw_us = median_us(lambda: raw_query(7.3, 15.1, 1.0), budget)
     st = lut.stats()
 
     table = Table(title="planner: median µs per call from Python (ratio = other / native)")

@@ -126,9 +126,9 @@ def test_network_accepts_numpy_scalars():
     assert net == ref and type(net.up_mbps) is float and type(net.down_mbps) is float
     assert json.loads(json.dumps(net.to_dict())) == ref.to_dict()
     assert plan(costs, net).segments == plan(costs, ref).segments
-    with pytest.raises(CostTableError, match="up_mbps"):
+    with pytest.raises(ConfigError, match="up_mbps"):
         Network(True, 20.0, 1.0, 1.0, 1.0)  # type: ignore[arg-type]
-    with pytest.raises(CostTableError, match="preset"):
+    with pytest.raises(ConfigError, match="preset"):
         Network.preset(None)  # type: ignore[arg-type]
 
 

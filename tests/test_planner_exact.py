@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from jointdnn_edge import CostTable, InfeasibleError, Network
 from jointdnn_edge.planner import brute, native_available, plan
-from jointdnn_edge.planner.usage import Link, dot, weights
+from jointdnn_edge.planner.usage import dot, weights
 from planner_strategies import cost_tables, networks, random_costs
 
 pytestmark = pytest.mark.pure
@@ -66,7 +66,7 @@ def test_unconstrained_optimum_equals_enumeration_of_placements(costs, network, 
 )
 @settings(max_examples=60)
 def test_constrained_optimum_equals_full_enumeration(costs, network, objective, which, fractions, slowdown):
-    link = Link.of(network)
+    link = network
     all_usage = [u for _, u, _ in brute.all_schedules(costs)]
     metric_of = {"deadline_ms": "latency", "energy_budget_mj": "energy", "cloud_budget_ms": "cloud"}
     bounds = {}
@@ -99,7 +99,7 @@ def test_brute_force_methods_agree(costs, network):
     for objective in ("latency", "energy"):
         a = brute.best(costs, network, objective=objective)
         b, _ = brute.best_by_placement(costs, network, objective=objective)
-        assert close(dot(weights(objective, Link.of(network), 1.0), a[1]), b)
+        assert close(dot(weights(objective, network, 1.0), a[1]), b)
 
 
 def test_single_constraint_infeasibility_reports_least_value():
@@ -132,7 +132,7 @@ def test_constraint_that_binds_changes_the_answer():
         assert s.latency_ms <= deadline * (1 + 1e-9)
         assert s.mobile_energy_mj >= e_opt.mobile_energy_mj - 1e-9
         found = brute.best(costs, net, objective="energy", deadline_ms=deadline)
-        assert close(s.mobile_energy_mj, dot(weights("energy", Link.of(net), 1.0), found[1]))
+        assert close(s.mobile_energy_mj, dot(weights("energy", net, 1.0), found[1]))
 
 
 def test_cloud_slowdown_scales_cloud_time_only():
@@ -199,7 +199,7 @@ def test_label_search_on_instances_where_the_optimum_is_a_compromise():
         n = int(rng.integers(4, 8))
         costs = random_costs(rng, n, dag=bool(rng.integers(0, 2)), extras=False)
         net = Network(float(rng.uniform(1, 20)), float(rng.uniform(2, 40)), alpha_up=400, alpha_down=100, beta=800)
-        link = Link.of(net)
+        link = net
         scheds = list(brute.all_schedules(costs))
         lat = np.array([dot(weights("latency", link, 1.0), u) for _, u, _ in scheds])
         en = np.array([dot(weights("energy", link, 1.0), u) for _, u, _ in scheds])
@@ -228,7 +228,7 @@ def test_stateless_cloud_optimum_equals_full_enumeration(costs, network, objecti
     """``cloud_keeps_tensors=False`` (a stateless server) against enumeration under the same model."""
     kw = {}
     if deadline_frac is not None:
-        link = Link.of(network)
+        link = network
         lat = [
             dot(weights("latency", link, 1.0), u) for _, u, _ in brute.all_schedules(costs, cloud_keeps_tensors=False)
         ]
@@ -236,7 +236,7 @@ def test_stateless_cloud_optimum_equals_full_enumeration(costs, network, objecti
     found = brute.best(costs, network, objective=objective, cloud_keeps_tensors=False, **kw)
     for solver in SOLVERS:
         s = plan(costs, network, objective=objective, solver=solver, cloud_keeps_tensors=False, **kw)
-        expected = dot(weights(objective, Link.of(network), 1.0), found[1])
+        expected = dot(weights(objective, network, 1.0), found[1])
         assert close(getattr(s, ATTR[objective]), expected), (solver, s, expected)
         e = s.evaluate(costs, network, cloud_keeps_tensors=False)
         assert close(s.latency_ms, e.latency_ms) and (s.transfers, s.bytes_up) == (e.transfers, e.bytes_up)

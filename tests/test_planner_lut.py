@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jointdnn_edge import CostTable, InfeasibleError, LookupTableError, Network
+from jointdnn_edge.network import Radio
 from jointdnn_edge.planner import LookupTable, brute, native_available, plan, reference
-from jointdnn_edge.planner.usage import Radio, reduce
+from jointdnn_edge.planner.usage import reduce
 from planner_strategies import cost_tables, random_costs
 
 pytestmark = pytest.mark.pure

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointdnn_edge import NETWORK_PRESETS, CostTable, CostTableError, InfeasibleError, Network, SolverError
+from jointdnn_edge import NETWORK_PRESETS, ConfigError, CostTable, CostTableError, InfeasibleError, Network, SolverError
 from jointdnn_edge.planner import brute, plan
-from jointdnn_edge.planner.usage import Link, dot, weights
+from jointdnn_edge.planner.usage import dot, weights
 from planner_strategies import cost_tables, networks, random_costs
 
 
@@ -108,7 +108,7 @@ def test_training_with_activation_edges_is_exact_on_small_networks():
     net = Network.preset("4g")
     s = plan(t, net, phase="training")
     found = brute.best(t, net)
-    assert close(s.latency_ms, dot(weights("latency", Link.of(net), 1.0), found[1]))
+    assert close(s.latency_ms, dot(weights("latency", net, 1.0), found[1]))
 
 
 @pytest.mark.pure
@@ -139,7 +139,7 @@ def _midpoint_bound(values: list[float], frac: float) -> float:
 def test_papers_ilp_agrees_on_chains(costs, network, objective, which, frac):
     metric = {"deadline_ms": "latency", "energy_budget_mj": "energy", "cloud_budget_ms": "cloud"}
     kw = {}
-    link = Link.of(network)
+    link = network
     if which:
         kw[which] = _midpoint_bound(
             [dot(weights(metric[which], link, 1.0), u) for _, u, _ in brute.all_schedules(costs)], frac
@@ -163,7 +163,7 @@ def test_placement_ilp_agrees_on_dags(costs, network, objective):
 
     _, u, _ = solve_ilp(costs, network, objective=objective, formulation="placement")
     assert close(
-        dot(weights(objective, Link.of(network), 1.0), u),
+        dot(weights(objective, network, 1.0), u),
         getattr(exact, {"latency": "latency_ms", "energy": "mobile_energy_mj"}[objective]),
         rel=1e-7,
     )
@@ -181,7 +181,7 @@ def test_network_presets_are_the_papers_table_3():
         assert (n.up_mbps, n.down_mbps, n.alpha_up, n.alpha_down, n.beta, n.rtt_ms) == (up, down, au, ad, beta, 0.0)
         assert NETWORK_PRESETS[name] == n
     assert Network.preset("Wi-Fi") == Network.preset("wifi")
-    with pytest.raises(CostTableError, match="unknown network preset"):
+    with pytest.raises(ConfigError, match="unknown network preset"):
         Network.preset("5g")
 
 
@@ -207,7 +207,6 @@ def test_radio_energy_is_power_times_time():
         (dict(edges=[(0, 2)]), r"edge \(0, 2\) is invalid"),
         (dict(names=["a"]), "names has 1 entries"),
         (dict(outputs=[5]), "outputs must be layer indices"),
-        (dict(phase="serving"), "phase"),
     ],
 )
 def test_malformed_tables_raise_clear_errors(kwargs, message):
@@ -230,12 +229,16 @@ def test_bad_plan_arguments_raise_clear_errors():
         (dict(energy_budget_mj=float("nan")), "energy_budget_mj"),
         (dict(phase="serving"), "phase"),
     ]:
-        with pytest.raises(CostTableError, match=msg):
+        with pytest.raises(ConfigError, match=msg):
             plan(costs, "4g", **kw)
-    with pytest.raises(CostTableError, match="training"):
+    with pytest.raises(ConfigError, match="training"):
         plan(CostTable.training(discriminative()), "4g")
-    with pytest.raises(CostTableError, match="up_mbps"):
+    with pytest.raises(ConfigError, match="up_mbps"):
         Network(0.0, 1.0, alpha_up=1, alpha_down=1, beta=1)
+    with pytest.raises(ConfigError, match="phase"):
+        CostTable([[1.0]], [[0.1]], [10.0], 5.0, phase="serving")
+    with pytest.raises(ConfigError, match="costs must be a CostTable"):
+        plan("not a table", "4g")  # type: ignore[arg-type]
 
 
 def test_json_round_trip_is_exact(tmp_path):
@@ -262,7 +265,7 @@ def test_from_layers_sums_groups_and_bounds_their_length():
     costs = CostTable.from_layers([1.0, 2.0, 3.0], [0.1, 0.2, 0.3], [5, 5, 5], 5, max_group=2)
     assert costs.mobile_ms[0, 1] == 3.0 and np.isinf(costs.mobile_ms[0, 2]) and costs.max_group() == 2
     assert close(costs.mobile_mj[1, 2], 5.0 * 7.5)  # default power: 7.5 W
-    with pytest.raises(CostTableError, match="mobile_mj or mobile_power_mw"):
+    with pytest.raises(ConfigError, match="mobile_mj or mobile_power_mw"):
         CostTable.from_layers([1.0], [1.0], [1], 1, mobile_mj=[1.0], mobile_power_mw=5.0)
 
 
@@ -293,7 +296,7 @@ def test_constrained_optimum_up_to_12_layers_equals_the_ilp(costs, network, obje
         bounds[name] = least + (max(free, least) - least) * f + (1.0 if m == "cloud" else 0.0)
     try:
         _, u, _ = solve_ilp(costs, network, objective=objective, formulation="placement", **bounds)
-        expected = dot(weights(objective, Link.of(network), 1.0), u)
+        expected = dot(weights(objective, network, 1.0), u)
     except InfeasibleError:
         expected = None
     for solver in ["native", "python"] if native_available() else ["python"]:
@@ -303,3 +306,13 @@ def test_constrained_optimum_up_to_12_layers_equals_the_ilp(costs, network, obje
             continue
         s = plan(costs, network, objective=objective, solver=solver, **bounds)
         assert close(getattr(s, attr[objective]), expected, rel=1e-7), (solver, getattr(s, attr[objective]), expected)
+
+
+def test_the_native_solver_without_the_native_module_is_a_solver_error(monkeypatch):
+    from jointdnn_edge.planner import _backend
+
+    monkeypatch.setattr(_backend, "native_module", lambda: None)
+    costs = CostTable.from_layers([1.0, 2.0], [0.1, 0.2], [1000, 10], 4000)
+    with pytest.raises(SolverError, match="native module"):
+        plan(costs, "4g", solver="native")
+    assert plan(costs, "4g").solver == "python"  # auto falls back to the pure-Python planner

@@ -25,6 +25,7 @@ from jointdnn_edge import (
     CodecError,
     CostTable,
     CostTableError,
+    InfeasibleError,
     JointDNNError,
     LookupTableError,
     Network,
@@ -32,8 +33,8 @@ from jointdnn_edge import (
     codec,
 )
 from jointdnn_edge.codec import codecs
-from jointdnn_edge.planner import LookupTable, native_available, plan
-from jointdnn_edge.planner.usage import Radio
+from jointdnn_edge.network import Radio
+from jointdnn_edge.planner import LookupTable, native_available, plan, reference
 
 pytestmark = pytest.mark.pure
 
@@ -318,10 +319,18 @@ query_points = st.tuples(
 def check_queries(lut: LookupTable, points: list[tuple[float, float, float]]) -> None:
     for p in points:
         outcome(partial(lut.query, *p))
-        if lut._index is not None:  # native index and pure-Python query agree
-            a, b = lut._index.query(*p), lut._query_python(*p)
-            assert a[0] == b[0], (p, a, b)
-            assert all(x == y or math.isclose(x, y, rel_tol=1e-12) or (x != x and y != y) for x, y in zip(a, b))
+        if native_available():  # native index and pure-Python query agree
+            from jointdnn_edge import _core
+
+            fields = lut._index_fields()
+            a = outcome(partial(_core.LutIndex(**fields).query, *p))
+            b = outcome(partial(reference.LutIndex(**fields).query, *p))
+            assert a[0] == b[0] and (a[1] is None) == (b[1] is None), (p, a, b)
+            if a[0] == "err":
+                assert a[1] is b[1] is InfeasibleError, (p, a, b)
+            elif a[1] is not None:
+                assert a[1][0] == b[1][0], (p, a, b)
+                assert all(x == y or math.isclose(x, y, rel_tol=1e-12) for x, y in zip(a[1], b[1])), (p, a, b)
 
 
 @given(data=corrupt_tables(), points=st.lists(query_points, min_size=1, max_size=4))
@@ -487,7 +496,7 @@ def test_memory_layout_of_the_cost_matrices_does_not_change_the_plan():
         args[0] = np.asfortranarray(args[0])
         args[2] = np.asfortranarray(args[2])
         prob = _core.Problem(*args, t.cloud_download_bytes, t.codec_ms, t.codec_mj, True)
-        direct = prob.solve("latency", tuple(Network.preset("4g")._link), 1.0, None, None, None, None)
+        direct = prob.solve("latency", Network.preset("4g"), 1.0, None, None, None, None)
         assert [tuple(s) for s in direct[0]] == [(0, 1, "mobile")]
 
 

@@ -32,7 +32,7 @@ from .errors import (
     SolverError,
     TransportError,
 )
-from .network import NETWORK_PRESETS, Network
+from .network import NETWORK_PRESETS, Network, Radio
 
 __version__ = "0.1.0"
 
@@ -116,6 +116,7 @@ __all__ = [
     "ProtocolError",
     "ModelGraph",
     "Network",
+    "Radio",
     "RemoteError",
     "RemoteExecutor",
     "Schedule",

@@ -1,11 +1,11 @@
 """Type stubs of the native planner core (``rust/python``), checked by ``python -m mypy.stubtest``.
 
 Use the public API in :mod:`jointdnn_edge.planner` instead of this module:
-it validates arguments, caches the compiled state graph on the cost table
-and turns results into :class:`~jointdnn_edge.planner.Schedule` objects.
+it validates arguments, keeps the compiled state graph while the cost table
+lives (``planner._backend``) and turns results into :class:`~jointdnn_edge.planner.Schedule` objects.
 """
 
-from typing import Final, final
+from typing import Final, Protocol, final
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,54 @@ __version__: Final[str]
 
 _Segments: TypeAlias = list[tuple[int, int, str]]
 _Usage: TypeAlias = list[float]
+
+class _Radio(Protocol):
+    """Read by attribute name: ``jointdnn_edge.network.Radio`` (or a Network's ``radio``)."""
+
+    @property
+    def alpha_up(self) -> float: ...
+    @property
+    def alpha_down(self) -> float: ...
+    @property
+    def beta(self) -> float: ...
+    @property
+    def rtt_ms(self) -> float: ...
+
+class _Network(Protocol):
+    """Read by attribute name: ``jointdnn_edge.network.Network`` (bandwidths and a radio)."""
+
+    @property
+    def up_mbps(self) -> float: ...
+    @property
+    def down_mbps(self) -> float: ...
+    @property
+    def radio(self) -> _Radio: ...
+
+class _LutSpec(Protocol):
+    """Read by attribute name: ``jointdnn_edge.planner.reference.LutSpec``."""
+
+    @property
+    def objective(self) -> str: ...
+    @property
+    def constraints(self) -> list[tuple[str, float]]: ...
+    @property
+    def radio(self) -> _Radio: ...
+    @property
+    def up(self) -> tuple[float, float]: ...
+    @property
+    def down(self) -> tuple[float, float]: ...
+    @property
+    def slowdown(self) -> tuple[float, float]: ...
+    @property
+    def cells(self) -> tuple[int, int, int]: ...
+    @property
+    def force(self) -> str | None: ...
+    @property
+    def max_candidates(self) -> int: ...
+    @property
+    def max_labels(self) -> int: ...
+    @property
+    def max_work(self) -> int: ...
 
 @final
 class Problem:
@@ -54,7 +102,7 @@ class Problem:
     def solve(
         self,
         objective: str,
-        network: tuple[float, float, float, float, float, float],
+        network: _Network,
         slowdown: float = 1.0,
         deadline_ms: float | None = None,
         energy_budget_mj: float | None = None,
@@ -63,32 +111,19 @@ class Problem:
     ) -> tuple[_Segments, _Usage, int, list[float]]:
         """The exact optimum: ``(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])``.
 
-        ``network`` is ``(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)``.
+        ``network`` is a ``jointdnn_edge.Network`` (read by attribute name).
         Raises ``InfeasibleError`` naming the constraint that cannot be met,
-        ``CostTableError`` for bad arguments or costs so large that every
-        schedule's value overflows, ``SolverError`` past the search's budgets.
+        ``ConfigError`` for bad arguments, ``CostTableError`` for costs so large
+        that every schedule's value overflows, ``SolverError`` past the search's budgets.
         The GIL is released during the solve.
         """
-    def lut_cells(
-        self,
-        objective: str,
-        constraints: list[tuple[str, float]],
-        radio: tuple[float, float, float, float],
-        up: tuple[float, float],
-        down: tuple[float, float],
-        slowdown: tuple[float, float],
-        axes: list[int],
-        cells: list[int],
-        force: str | None = None,
-        max_candidates: int = 256,
-        max_work: int = 16777216,
-    ) -> list[tuple[int, list[tuple[_Segments, _Usage, int]]]]:
-        """Builds lookup-table cells in parallel: per cell ``(status, [(segments, usage, transfers), ...])``.
+    def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[tuple[int, list[tuple[_Segments, _Usage, int]]]]:
+        """Builds lookup-table cells of ``spec`` in parallel: per cell ``(status, [(segments, usage, transfers)])``.
 
-        ``radio`` is ``(alpha_up, alpha_down, beta, rtt_ms)``; status 0 exact, 1 solve directly, 2 infeasible.
-        A cell whose enumeration (or corner solve) needs more than ``max_work`` label comparisons gets
-        status 1. At most 2**22 cells; ``cells`` must be cell numbers below ``prod(axes)``
-        (``CostTableError`` otherwise). The GIL is released during the build.
+        Status 0 exact, 1 solve directly, 2 infeasible. A cell whose enumeration (or corner solve) needs
+        more than ``spec.max_work`` label comparisons gets status 1. At most 2**22 cells; ``cells`` must be
+        cell numbers below the spec's cell count (``ConfigError`` otherwise, as for bad ranges or names).
+        The GIL is released during the build.
         """
 
 @final
@@ -102,20 +137,22 @@ class LutIndex:
 
     def __new__(
         cls,
+        *,
         objective: str,
         constraints: list[tuple[str, float]],
-        radio: tuple[float, float, float, float],
-        up: tuple[float, float],
-        down: tuple[float, float],
-        slowdown: tuple[float, float],
+        radio: _Radio,
+        up_mbps: tuple[float, float],
+        down_mbps: tuple[float, float],
+        cloud_slowdown: tuple[float, float],
         axes: list[int],
         reduced: list[tuple[float, float, float, float, float]],
         status: list[int],
         offsets: list[int],
         members: list[int],
     ) -> LutIndex: ...
-    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> tuple[int, float, float, float]:
-        """``(candidate, latency_ms, energy_mj, cloud_ms)``; candidate -1: infeasible here, -2: solve directly."""
+    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> tuple[int, float, float, float] | None:
+        """``(candidate, latency_ms, energy_mj, cloud_ms)`` of the best stored schedule, or None where
+        the table cannot answer alone (solve directly); ``InfeasibleError`` where nothing is feasible."""
 
 def parallelism() -> int:
     """Number of threads the parallel lookup-table build uses."""

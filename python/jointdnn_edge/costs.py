@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CostTableError
+from .errors import ConfigError, CostTableError
 from .network import NETWORK_PRESETS, Network
 
 __all__ = [
@@ -176,7 +176,7 @@ class CostTable:
         "names",
         "phase",
         "meta",
-        "_cache",
+        "__weakref__",  # the planner keeps compiled tables per live table (planner._backend)
     )
 
     def __init__(
@@ -203,7 +203,7 @@ class CostTable:
         self.cloud_ms = _as_matrix("cloud_ms", cloud_ms, n)
         if mobile_mj is not None:
             if mobile_power_mw is not None:
-                raise CostTableError("give mobile_mj or mobile_power_mw, not both")
+                raise ConfigError("give mobile_mj or mobile_power_mw, not both")
             self.mobile_mj = _as_matrix("mobile_mj", mobile_mj, n)
         else:
             try:
@@ -211,7 +211,7 @@ class CostTable:
             except (TypeError, ValueError, OverflowError):
                 power = math.nan
             if not (math.isfinite(power) and power >= 0):
-                raise CostTableError(f"mobile_power_mw must be finite and >= 0, got {mobile_power_mw!r}")
+                raise ConfigError(f"mobile_power_mw must be finite and >= 0, got {mobile_power_mw!r}")
             with np.errstate(invalid="ignore", over="ignore"):  # an overflow leaves inf: refused below
                 mj = self.mobile_ms * (power / 1e3)
             self.mobile_mj = _as_matrix("mobile_mj", np.where(np.isfinite(self.mobile_ms), mj, np.inf), n)
@@ -253,11 +253,9 @@ class CostTable:
             if len(self.names) != n:
                 raise CostTableError(f"names has {len(self.names)} entries, expected {n}")
         if phase not in ("inference", "training"):
-            raise CostTableError(f"phase must be 'inference' or 'training', got {phase!r}")
+            raise ConfigError(f"phase must be 'inference' or 'training', got {phase!r}")
         self.phase = phase
         self.meta: dict[str, Any] = dict(meta or {})
-        # solver structures compiled from this table (it is immutable), by kind
-        self._cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ views
     @property
@@ -325,7 +323,7 @@ class CostTable:
         mj = None
         if mobile_mj is not None:
             if mobile_power_mw is not None:
-                raise CostTableError("give mobile_mj or mobile_power_mw, not both")
+                raise ConfigError("give mobile_mj or mobile_power_mw, not both")
             mj = _group_sums(_as_vector("mobile_mj", mobile_mj, n), max_group)
         return cls(mats[0], mats[1], out_bytes, input_bytes, mobile_mj=mj, mobile_power_mw=mobile_power_mw, **kwargs)
 
@@ -361,7 +359,7 @@ class CostTable:
         raises :class:`SolverError` past its limits).
         """
         if forward.phase != "inference":
-            raise CostTableError("CostTable.training takes an inference (forward) table")
+            raise ConfigError("CostTable.training takes an inference (forward) table")
         n = forward.n
         if weight_bytes is None:
             if forward.weight_bytes is None:
@@ -546,7 +544,7 @@ class CostTable:
         }
         unknown = set(changes) - set(args) - {"mobile_power_mw"}
         if unknown:
-            raise CostTableError(f"unknown CostTable fields: {sorted(unknown)}")
+            raise ConfigError(f"unknown CostTable fields: {sorted(unknown)}")
         if "mobile_power_mw" in changes and "mobile_mj" not in changes:
             args["mobile_mj"] = None
         args.update(changes)

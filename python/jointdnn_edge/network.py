@@ -11,16 +11,36 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-from .errors import CostTableError
+from .errors import ConfigError
 
-__all__ = ["NETWORK_PRESETS", "Network"]
+__all__ = ["NETWORK_PRESETS", "Network", "Radio"]
 
 
 def _is_real(v: object) -> bool:
     """A real number: int, float, or a numpy scalar (numpy registers them as numbers.Real); not bool."""
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+class Radio(NamedTuple):
+    """The bandwidth-independent part of a link: the paper's radio power model and the round trip.
+
+    ``alpha_up`` / ``alpha_down``: mW per Mbit/s while uploading / downloading;
+    ``beta``: base radio power (mW); ``rtt_ms``: one round trip per platform
+    switch. A lookup table is built for one radio over a range of bandwidths.
+    The figures are checked where they are used (:meth:`with_bandwidth`, the
+    planner, a lookup table), so that a table file's radio can be read first.
+    """
+
+    alpha_up: float
+    alpha_down: float
+    beta: float
+    rtt_ms: float = 0.0
+
+    def with_bandwidth(self, up_mbps: float, down_mbps: float, *, name: str | None = None) -> Network:
+        """The link of this radio at these bandwidths (ConfigError for bad figures)."""
+        return Network(up_mbps, down_mbps, *self, name=name)
 
 
 @dataclass(frozen=True)
@@ -31,7 +51,8 @@ class Network:
     radio draws ``alpha_up * up_mbps + beta`` mW; downloading likewise with the
     download figures. ``rtt_ms`` adds one round trip to the latency of every
     platform switch (0 in the paper). Waiting for the cloud costs the mobile no
-    energy in this model, as in the paper.
+    energy in this model, as in the paper. ``radio`` is the bandwidth-independent
+    part (:class:`Radio`); ``Network.of(radio, up, down)`` is the other way round.
     """
 
     up_mbps: float
@@ -41,32 +62,38 @@ class Network:
     beta: float
     rtt_ms: float = 0.0
     name: str | None = field(default=None, compare=False)
+    #: The power model and round trip without the bandwidths (derived from the fields above).
+    radio: Radio = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for attr in ("up_mbps", "down_mbps"):
             v = getattr(self, attr)
             if not (_is_real(v) and math.isfinite(v) and v > 0):
-                raise CostTableError(f"Network.{attr} must be a positive finite number, got {v!r}")
+                raise ConfigError(f"Network.{attr} must be a positive finite number, got {v!r}")
         for attr in ("alpha_up", "alpha_down", "beta", "rtt_ms"):
             v = getattr(self, attr)
             if not (_is_real(v) and math.isfinite(v) and v >= 0):
-                raise CostTableError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
+                raise ConfigError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
         for attr in ("up_mbps", "down_mbps", "alpha_up", "alpha_down", "beta", "rtt_ms"):
             v = getattr(self, attr)
             if not isinstance(v, (int, float)):  # numpy scalars (measured bandwidths) become plain floats
                 object.__setattr__(self, attr, float(v))
-        # the six numbers as floats, in the order the solvers take them (computed once: plans are hot paths)
-        link = (self.up_mbps, self.down_mbps, self.alpha_up, self.alpha_down, self.beta, self.rtt_ms)
-        object.__setattr__(self, "_link", tuple(float(x) for x in link))
+        radio = Radio(float(self.alpha_up), float(self.alpha_down), float(self.beta), float(self.rtt_ms))
+        object.__setattr__(self, "radio", radio)
+
+    @classmethod
+    def of(cls, radio: Radio, up_mbps: float, down_mbps: float, *, name: str | None = None) -> Network:
+        """The link of ``radio`` at these bandwidths (the same as ``radio.with_bandwidth(up, down)``)."""
+        return cls(up_mbps, down_mbps, *radio, name=name)
 
     @classmethod
     def preset(cls, name: str, *, rtt_ms: float = 0.0) -> Network:
         """The paper's Table 3 network ("3g", "4g" or "wifi"; case and dashes ignored)."""
         if not isinstance(name, str):
-            raise CostTableError(f"network preset must be a name such as '4g', got {type(name).__name__}")
+            raise ConfigError(f"network preset must be a name such as '4g', got {type(name).__name__}")
         key = name.lower().replace("-", "").replace("_", "")
         if key not in NETWORK_PRESETS:
-            raise CostTableError(f"unknown network preset {name!r}; choose one of {sorted(NETWORK_PRESETS)}")
+            raise ConfigError(f"unknown network preset {name!r}; choose one of {sorted(NETWORK_PRESETS)}")
         return replace(NETWORK_PRESETS[key], rtt_ms=rtt_ms)
 
     def with_bandwidth(self, up_mbps: float, down_mbps: float) -> Network:

@@ -6,13 +6,16 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.table import Table
 
 from ..errors import JointDNNError
 from ._app import app, check_writable, console, err_console, fail, os_error_text
+
+if TYPE_CHECKING:
+    from ..network import Network
 
 EXAMPLES = {"alexnet": "example_alexnet.json"}
 
@@ -50,20 +53,16 @@ def load_costs(costs: Optional[Path], model: Optional[str], *, profile_repeats: 
     return profile(graph, executor_for(graph, threads=1), max_group=8, repeats=profile_repeats, progress=True)
 
 
-def network_from(name: str, up: Optional[float], down: Optional[float], rtt: Optional[float]) -> Any:
+def network_from(name: str, up: Optional[float], down: Optional[float], rtt: Optional[float]) -> Network:
     """A preset network with optional bandwidth and round-trip overrides."""
-    from dataclasses import replace
-
     from ..network import Network
 
-    net = Network.preset(name)
+    net = Network.preset(name, rtt_ms=0.0 if rtt is None else rtt)
     if up is not None or down is not None:
         net = net.with_bandwidth(
             net.up_mbps if up is None else up,
             net.down_mbps if down is None else down,
         )
-    if rtt is not None:
-        net = replace(net, rtt_ms=rtt)
     return net
 
 
@@ -104,6 +103,7 @@ def plan_command(
 ) -> None:
     """Print the optimal schedule, its costs, and mobile-only and cloud-only beside it."""
     from ..planner import plan
+    from ..planner._backend import table_for_phase
     from ..plots import describe, plot_schedules, schedule_text
 
     if plot is not None:
@@ -131,7 +131,7 @@ def plan_command(
     except JointDNNError as e:
         err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
         raise typer.Exit(2) from None
-    planned = table if phase == "inference" or table.phase == "training" else table._cache["training"]
+    planned = table_for_phase(table, phase)  # the training table plan() built and kept
     if as_json:
         out = {k: {**describe(v), "segments": [list(s) for s in v.segments]} for k, v in rows.items()}
         console.print_json(json.dumps({"network": net.to_dict(), "objective": objective, "schedules": out}))

@@ -20,8 +20,9 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..network import Network
 from .schedule import evaluate_usage
-from .usage import Link, dot, weights, within
+from .usage import dot, weights, within
 
 Segments = list[tuple[int, int, str]]
 
@@ -52,7 +53,7 @@ def all_schedules(
 
 def best(
     costs: Any,
-    network: Any,
+    network: Network,
     *,
     objective: str = "latency",
     slowdown: float = 1.0,
@@ -63,8 +64,7 @@ def best(
     cloud_keeps_tensors: bool = True,
 ) -> tuple[Segments, list[float], int] | None:
     """The optimum by full enumeration (None when nothing is feasible)."""
-    link = Link.of(network)
-    w = {m: weights(m, link, slowdown) for m in ("latency", "energy", "cloud")}
+    w = {m: weights(m, network, slowdown) for m in ("latency", "energy", "cloud")}
     bounds = [
         (m, b)
         for m, b in (("latency", deadline_ms), ("energy", energy_budget_mj), ("cloud", cloud_budget_ms))
@@ -83,7 +83,7 @@ def best(
 
 def best_by_placement(
     costs: Any,
-    network: Any,
+    network: Network,
     *,
     objective: str = "latency",
     slowdown: float = 1.0,
@@ -92,8 +92,7 @@ def best_by_placement(
 ) -> tuple[float, Segments]:
     """Unconstrained optimum by enumerating per-layer placements (see the module docs)."""
     n = costs.n
-    link = Link.of(network)
-    w = weights(objective, link, slowdown)
+    w = weights(objective, network, slowdown)
 
     def mobile_cost(i: int, j: int) -> float:
         t = costs.mobile_ms[i][j]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InfeasibleError, SolverError
+from ..network import Network
 from .schedule import evaluate_usage
 from .usage import (
     BYTES_DOWN,
@@ -47,7 +48,6 @@ from .usage import (
     MOBILE_MJ,
     MOBILE_MS,
     SWITCHES,
-    Link,
     weights,
 )
 
@@ -242,7 +242,7 @@ def _placement(costs: Any, force: str | None) -> tuple[_Model, dict[tuple[int, i
 
 def solve_ilp(
     costs: Any,
-    network: Any,
+    network: Network,
     *,
     objective: str = "latency",
     slowdown: float = 1.0,
@@ -265,14 +265,13 @@ def solve_ilp(
         raise SolverError("the paper's ILP formulation covers chains whose only output is the last layer")
     if formulation not in ("paper", "placement"):
         raise SolverError(f"unknown ILP formulation {formulation!r}")
-    link = Link.of(network)
     model, mob, cld = (_paper if formulation == "paper" else _placement)(costs, force)
     bounds = [
-        (weights(metric, link, slowdown), b)
+        (weights(metric, network, slowdown), b)
         for metric, b in (("latency", deadline_ms), ("energy", energy_budget_mj), ("cloud", cloud_budget_ms))
         if b is not None
     ]
-    x = model.solve(weights(objective, link, slowdown), bounds)
+    x = model.solve(weights(objective, network, slowdown), bounds)
     chosen = [(i, j, "mobile") for (i, j), v in mob.items() if x[v] > 0.5]
     chosen += [(i, j, "cloud") for (i, j), v in cld.items() if x[v] > 0.5]
     chosen.sort()

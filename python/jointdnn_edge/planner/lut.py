@@ -27,19 +27,33 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import CostTableError, InfeasibleError, LookupTableError
-from ..network import Network
+from ..errors import ConfigError, InfeasibleError, LookupTableError
+from ..network import Network, Radio
 from . import reference as ref
-from ._backend import native_module
+from ._backend import (
+    CONSTRAINT_ARGS,
+    FORCES,
+    OBJECTIVES,
+    CostsLike,
+    Solver,
+    check_bound,
+    check_force,
+    check_objective,
+    check_radio,
+    compile,
+    compile_document,
+    native_module,
+    table_for_phase,
+)
 from .schedule import Schedule
-from .usage import DIMS, Link, Radio, reduce
+from .usage import DIMS, reduce
 
 MAGIC = b"JDNNLUT\x00"
 VERSION = 1
-_OBJECTIVES = ("latency", "energy")
+# The file format's codes: these tuples' orders are part of it.
+_OBJECTIVES = OBJECTIVES
 _METRICS = ("latency", "energy", "cloud")
-_FORCES = (None, "mobile", "cloud")
-_CONSTRAINT_ARGS = (("deadline_ms", "latency"), ("energy_budget_mj", "energy"), ("cloud_budget_ms", "cloud"))
+_FORCES = FORCES
 
 #: Default cells per axis (upload, download, slowdown).
 DEFAULT_CELLS = (16, 16, 4)
@@ -99,34 +113,35 @@ class LookupTable:
         self.members = list(members)
         self._costs_dict = costs
         self._reduced = [reduce(u, self.radio) for _, u, _ in self.candidates]
-        self._index: Any = None
-        self._solver: Any = None  # (solve function) for cells and points the table cannot answer alone
-        self._query: Callable[[float, float, float], tuple[int, float, float, float]] = self._query_python
+        self._solver: Solver | None = None  # for cells and points the table cannot answer alone
         mod = native_module()
-        if mod is not None:
-            self._index = mod.LutIndex(
-                objective,
-                list(self.constraints),
-                tuple(self.radio),
-                self.up_mbps,
-                self.down_mbps,
-                self.cloud_slowdown,
-                list(self.axes),
-                self._reduced,
-                self.status,
-                self.offsets,
-                self.members,
-            )
-            self._query = self._index.query
+        index = (mod.LutIndex if mod is not None else ref.LutIndex)(**self._index_fields())
+        self._query: Callable[[float, float, float], tuple[int, float, float, float] | None] = index.query
+
+    def _index_fields(self) -> dict[str, Any]:
+        """The query side's fields, as the native ``LutIndex`` and its mirror ``reference.LutIndex`` take them."""
+        return {
+            "objective": self.objective,
+            "constraints": list(self.constraints),
+            "radio": self.radio,
+            "up_mbps": self.up_mbps,
+            "down_mbps": self.down_mbps,
+            "cloud_slowdown": self.cloud_slowdown,
+            "axes": list(self.axes),
+            "reduced": self._reduced,
+            "status": self.status,
+            "offsets": self.offsets,
+            "members": self.members,
+        }
 
     # ----------------------------------------------------------------- build
     @classmethod
     def build(
         cls,
-        costs: Any,
+        costs: CostsLike,
         *,
         objective: str = "latency",
-        network: Network | str = "4g",
+        network: Radio | Network | str = "4g",
         deadline_ms: float | None = None,
         energy_budget_mj: float | None = None,
         cloud_budget_ms: float | None = None,
@@ -145,9 +160,10 @@ class LookupTable:
     ) -> LookupTable:
         """Precompute the table for ``costs`` over the given ranges.
 
-        ``network`` supplies the radio (alpha, beta, rtt; its bandwidths are
-        ignored). Cells are log-spaced in bandwidth and linear in slowdown; a
-        range with ``lo == hi`` gets one cell. ``progress`` is a callback
+        ``network`` is the :class:`Radio` (alpha, beta, rtt), or a Network or
+        preset name whose radio is taken (its bandwidths are ignored). Cells
+        are log-spaced in bandwidth and linear in slowdown; a range with
+        ``lo == hi`` gets one cell. ``progress`` is a callback
         ``(done, total)`` or True for a progress bar. ``embed_costs`` stores
         the cost table in the file so that cells and points the table cannot
         answer alone are solved exactly. ``cloud_keeps_tensors`` as in
@@ -159,33 +175,25 @@ class LookupTable:
         direct exact solve at query time (``stats()["solve_cells"]``). Cells
         spanning a wide range of bandwidths hit these limits: use more cells.
         """
-        from . import _prepare
-
-        costs = _prepare(costs, phase)
-        if isinstance(network, str):
-            network = Network.preset(network)
-        elif not isinstance(network, Network):
-            raise CostTableError(f"network must be a Network or a preset name, got {type(network).__name__}")
-        if objective not in _OBJECTIVES:
-            raise CostTableError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
-        if force not in _FORCES:
-            raise CostTableError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
+        radio = check_radio(network)
+        check_objective(objective)
+        check_force(force)
         for name, r in (("up_mbps", up_mbps), ("down_mbps", down_mbps), ("cloud_slowdown", cloud_slowdown)):
             if not _is_range(r):
-                raise CostTableError(f"{name} must be a (lo, hi) pair with 0 < lo <= hi, got {r!r}")
+                raise ConfigError(f"{name} must be a (lo, hi) pair with 0 < lo <= hi, got {r!r}")
         cells = _counts(cells)  # type: ignore[assignment]
         if cells is None or math.prod(cells) > ref.MAX_CELLS:
-            raise CostTableError(f"cells must be three positive counts, at most {ref.MAX_CELLS} cells in all")
+            raise ConfigError(f"cells must be three positive counts, at most {ref.MAX_CELLS} cells in all")
         for name, v in (("cell_work_budget", cell_work_budget), ("max_candidates", max_candidates)):
             if not (isinstance(v, int) and 0 <= v < 2**63):
-                raise CostTableError(f"{name} must be an integer >= 0, got {v!r}")
+                raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
         constraints = []
-        for (arg, metric), value in zip(_CONSTRAINT_ARGS, (deadline_ms, energy_budget_mj, cloud_budget_ms)):
-            if value is not None:
-                if not (_is_real(value) and math.isfinite(value) and value >= 0):
-                    raise CostTableError(f"{arg} must be finite and >= 0, got {value!r}")
-                constraints.append((metric, float(value)))
-        radio = Radio(network.alpha_up, network.alpha_down, network.beta, network.rtt_ms)
+        for (arg, metric), value in zip(CONSTRAINT_ARGS, (deadline_ms, energy_budget_mj, cloud_budget_ms)):
+            bound = check_bound(arg, value)
+            if bound is not None:
+                constraints.append((metric, bound))
+        compiled = compile(costs, phase=phase, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
+        table = table_for_phase(costs, phase)
         spec = ref.LutSpec(
             objective=objective,
             constraints=constraints,
@@ -200,42 +208,12 @@ class LookupTable:
         )
         axes = spec.axes()
         total = spec.num_cells()
-        mod = native_module() if solver in ("auto", "native") else None
-        if solver == "native" and mod is None:
-            raise CostTableError("solver='native' but the native module is not available")
         results: list[tuple[int, list[tuple[Any, Any, int]]]] = []
         report = _progress_reporter(progress, total)
-        chunk = 64
-        if mod is not None:
-            from . import _native_problem
-
-            prob = _native_problem(costs, cloud_keeps_tensors)
-            for start in range(0, total, chunk):
-                ids = list(range(start, min(total, start + chunk)))
-                results.extend(
-                    prob.lut_cells(
-                        objective,
-                        [(m, b) for m, b in constraints],
-                        tuple(radio),
-                        spec.up,
-                        spec.down,
-                        spec.slowdown,
-                        list(axes),
-                        ids,
-                        force,
-                        max_candidates,
-                        spec.max_work,
-                    )
-                )
-                report(len(results))
-        else:
-            from . import _python_graph
-
-            g = _python_graph(costs, cloud_keeps_tensors)
-            for c in range(total):
-                results.append(ref.lut_cell(g, spec, c))
-                if (c + 1) % chunk == 0 or c + 1 == total:
-                    report(c + 1)
+        chunk = 64  # the native core builds a chunk's cells in parallel
+        for start in range(0, total, chunk):
+            results.extend(compiled.lut_cells(spec, list(range(start, min(total, start + chunk)))))
+            report(len(results))
         report(total, final=True)
         # Deduplicate schedules across cells.
         seen: dict[tuple[tuple[int, int, str], ...], int] = {}
@@ -251,7 +229,7 @@ class LookupTable:
                 members.append(seen[key])
             offsets.append(len(members))
         return cls(
-            n=costs.n,
+            n=table.n,
             objective=objective,
             constraints=constraints,
             force=force,
@@ -264,7 +242,7 @@ class LookupTable:
             status=status,
             offsets=offsets,
             members=members,
-            costs=costs.to_dict() if embed_costs else None,
+            costs=table.to_dict() if embed_costs else None,
             cloud_keeps_tensors=cloud_keeps_tensors,
         )
 
@@ -275,51 +253,39 @@ class LookupTable:
         Raises :class:`InfeasibleError` when no schedule meets the constraints there.
         """
         try:
-            idx, lat, en, cl = self._query(up_mbps, down_mbps, cloud_slowdown)
+            found = self._query(up_mbps, down_mbps, cloud_slowdown)
         except (TypeError, OverflowError):
-            raise CostTableError(
+            raise ConfigError(
                 f"up_mbps, down_mbps and cloud_slowdown must be numbers, got {(up_mbps, down_mbps, cloud_slowdown)!r}"
             ) from None
-        if idx >= 0:
-            segs, u, k = self.candidates[idx]
-            return Schedule._make(segs, lat, en, cl, u, k, self.objective, "lut")
-        if idx == -1:
-            names = "+".join(a for a, m in _CONSTRAINT_ARGS if m in dict(self.constraints)) or "groups"
+        except InfeasibleError:
+            names = "+".join(a for a, m in CONSTRAINT_ARGS if m in dict(self.constraints)) or "groups"
             raise InfeasibleError(
                 f"no schedule meets the table's constraints at up={up_mbps} Mbit/s, down={down_mbps} Mbit/s, "
                 f"slowdown={cloud_slowdown}",
                 names,
-            )
+            ) from None
+        if found is not None:
+            idx, lat, en, cl = found
+            segs, u, k = self.candidates[idx]
+            return Schedule._make(segs, lat, en, cl, u, k, self.objective, "lut")
         return self._fallback(up_mbps, down_mbps, cloud_slowdown)
-
-    def _query_python(self, up: float, down: float, slowdown: float) -> tuple[int, float, float, float]:
-        return ref.lut_query(
-            objective=self.objective,
-            constraints=self.constraints,
-            radio=self.radio,
-            ranges=(self.up_mbps, self.down_mbps, self.cloud_slowdown),
-            axes=self.axes,
-            reduced=self._reduced,
-            status=self.status,
-            offsets=self.offsets,
-            members=self.members,
-            up_mbps=up,
-            down_mbps=down,
-            slowdown=slowdown,
-        )
 
     def _fallback(self, up: float, down: float, slowdown: float) -> Schedule:
         """Exact solve with the embedded costs, else the best stored schedule (flagged inexact)."""
         for name, v in (("up_mbps", up), ("down_mbps", down), ("cloud_slowdown", slowdown)):
             if not (_is_real(v) and math.isfinite(v) and v > 0):
-                raise CostTableError(f"{name} must be positive and finite, got {v!r}")
-        link = Link(float(up), float(down), *self.radio)
-        kwargs = {arg: dict(self.constraints).get(m) for arg, m in _CONSTRAINT_ARGS}
+                raise ConfigError(f"{name} must be positive and finite, got {v!r}")
+        link = self.radio.with_bandwidth(float(up), float(down))
+        slowdown = float(slowdown)
         if self._costs_dict is not None:
             if self._solver is None:
-                self._solver = _embedded_solver(self._costs_dict, self.cloud_keeps_tensors)
-            segs, u, k, solver = self._solver(self.objective, link, slowdown, self.force, kwargs)
-            return Schedule.from_usage(segs, u, k, link, slowdown, objective=self.objective, solver=f"lut/{solver}")
+                self._solver = compile_document(self._costs_dict, cloud_keeps_tensors=self.cloud_keeps_tensors)
+            bounds = dict(self.constraints)
+            deadline, energy, cloud = (bounds.get(m) for _, m in CONSTRAINT_ARGS)
+            return self._solver.solve(
+                self.objective, link, slowdown, deadline, energy, cloud, self.force, label=f"lut/{self._solver.name}"
+            )
         best = None
         for segs, u, k in self.candidates:
             s = Schedule.from_usage(segs, u, k, link, slowdown, objective=self.objective, exact=False, solver="lut")
@@ -606,32 +572,6 @@ class _Reader:
 
     def skip(self, k: int) -> None:
         self.bytes(k)
-
-
-def _embedded_solver(d: dict[str, Any], cloud_keeps_tensors: bool) -> Callable[..., tuple[Any, Any, int, str]]:
-    """A solve function over an embedded cost table: native when available, else pure Python."""
-    if native_module() is not None:
-        try:  # the native path needs numpy (CostTable); a phone without it uses the pure-Python solver
-            from ..costs import CostTable
-            from . import _native_problem
-
-            prob = _native_problem(CostTable.from_dict(d), cloud_keeps_tensors)
-        except ImportError:
-            pass
-        else:
-
-            def native(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
-                segs, u, k, _ = prob.solve(objective, tuple(link), slowdown, force=force, **kw)
-                return segs, u, k, "native"
-
-            return native
-    g = ref.StateGraph.build(ref.Plain.from_dict(d), cloud_keeps_tensors)
-
-    def python(objective: str, link: Link, slowdown: float, force: str | None, kw: dict[str, Any]) -> Any:
-        segs, u, k = ref.solve(g, ref.Request(objective, link, slowdown, force=force, **kw))
-        return segs, u, k, "python"
-
-    return python
 
 
 def _progress_reporter(progress: Callable[[int, int], None] | bool, total: int) -> Callable[..., None]:

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CostTableError, InfeasibleError, SolverError
+from ..errors import ConfigError, CostTableError, InfeasibleError, SolverError
+from ..network import Network, Radio
 from .usage import (
     BYTES_DOWN,
     BYTES_UP,
@@ -28,8 +29,6 @@ from .usage import (
     MOBILE_MS,
     RDIMS,
     SWITCHES,
-    Link,
-    Radio,
     dot,
     reduce,
     reduced_weights,
@@ -496,7 +495,7 @@ class Request:
     """One planning request (mirror of ``plan::Request``)."""
 
     objective: str
-    link: Link
+    link: Network
     slowdown: float = 1.0
     deadline_ms: float | None = None
     energy_budget_mj: float | None = None
@@ -524,7 +523,7 @@ def _validate(req: Request) -> None:
     link = req.link
     for name, v in (("up_mbps", link.up_mbps), ("down_mbps", link.down_mbps)):
         if not (math.isfinite(v) and v > 0):
-            raise CostTableError(f"{name} must be positive and finite, got {v}")
+            raise ConfigError(f"{name} must be positive and finite, got {v}")
     for name, v in (
         ("alpha_up", link.alpha_up),
         ("alpha_down", link.alpha_down),
@@ -532,14 +531,14 @@ def _validate(req: Request) -> None:
         ("rtt_ms", link.rtt_ms),
     ):
         if not (math.isfinite(v) and v >= 0):
-            raise CostTableError(f"{name} must be finite and >= 0, got {v}")
+            raise ConfigError(f"{name} must be finite and >= 0, got {v}")
     if not (math.isfinite(req.slowdown) and req.slowdown > 0):
-        raise CostTableError(f"cloud_slowdown must be positive and finite, got {req.slowdown}")
+        raise ConfigError(f"cloud_slowdown must be positive and finite, got {req.slowdown}")
     if req.objective not in ("latency", "energy"):
-        raise CostTableError("the objective must be latency or energy")
+        raise ConfigError("the objective must be latency or energy")
     for name, _, b in req.constraints():
         if not (math.isfinite(b) and b >= 0):
-            raise CostTableError(f"{name} must be finite and >= 0, got {b}")
+            raise ConfigError(f"{name} must be finite and >= 0, got {b}")
 
 
 def _no_path(g: StateGraph, req: Request, metric: str) -> Exception:
@@ -654,7 +653,7 @@ class LutSpec:
         return (u1, d1, s0), (u0, d0, s1)
 
     def request_at(self, point: tuple[float, float, float]) -> Request:
-        r = Request(self.objective, Link(point[0], point[1], *self.radio), point[2], force=self.force)
+        r = Request(self.objective, Network.of(self.radio, point[0], point[1]), point[2], force=self.force)
         r.max_labels = self.max_labels
         r.max_work = self.max_work  # the cell's budget bounds its corner solve too
         for m, b in self.constraints:
@@ -694,7 +693,7 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> tuple[int, list[tuple[Segm
     lo, hi = spec.cell_corners(c)
     try:
         _segs, u, _ = solve(g, spec.request_at(hi))
-        cap = dot(weights(spec.objective, Link(hi[0], hi[1], *spec.radio), hi[2]), u)
+        cap = dot(weights(spec.objective, Network.of(spec.radio, hi[0], hi[1]), hi[2]), u)
     except InfeasibleError:
         cap = math.inf
     except SolverError:  # over the cell's budget: queries here solve directly
@@ -732,49 +731,71 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> tuple[int, list[tuple[Segm
     return CELL_EXACT, out
 
 
-def lut_query(
-    *,
-    objective: str,
-    constraints: Sequence[tuple[str, float]],
-    radio: Radio,
-    ranges: Sequence[tuple[float, float]],
-    axes: Sequence[int],
-    reduced: Sequence[Sequence[float]],
-    status: Sequence[int],
-    offsets: Sequence[int],
-    members: Sequence[int],
-    up_mbps: float,
-    down_mbps: float,
-    slowdown: float,
-) -> tuple[int, float, float, float]:
-    """``(candidate, latency, energy, cloud)``; candidate -1: infeasible, -2: solve (mirror of ``LutIndex::query``)."""
-    cell = 0
-    for (lo, hi), k, v, log in zip(ranges, axes, (up_mbps, down_mbps, slowdown), (True, True, False)):
-        slack = 1e-12 * max(abs(hi), 1.0)
-        if not (v > 0 and lo - slack <= v <= hi + slack):
-            return -2, math.nan, math.nan, math.nan
-        if k == 1:
-            i = 0
-        else:
-            f = math.log(v / lo) / math.log(hi / lo) if log else (v - lo) / (hi - lo)
-            i = min(max(math.floor(f * k), 0), k - 1)
-        cell = cell * k + i
-    if status[cell] == CELL_SOLVE:
-        return -2, math.nan, math.nan, math.nan
-    if status[cell] == CELL_INFEASIBLE:
-        return -1, math.nan, math.nan, math.nan
-    wl = reduced_weights("latency", radio, up_mbps, down_mbps, slowdown)
-    we = reduced_weights("energy", radio, up_mbps, down_mbps, slowdown)
-    wc = reduced_weights("cloud", radio, up_mbps, down_mbps, slowdown)
-    best: tuple[int, float, tuple[float, float, float]] | None = None
-    for m in members[offsets[cell] : offsets[cell + 1]]:
-        r = reduced[m]
-        vals = {"latency": dot(wl, r), "energy": dot(we, r), "cloud": dot(wc, r)}
-        if not all(within(vals[name], b) for name, b in constraints):
-            continue
-        o = vals[objective]
-        if best is None or o < best[1]:
-            best = (m, o, (vals["latency"], vals["energy"], vals["cloud"]))
-    if best is None:
-        return -1, math.nan, math.nan, math.nan
-    return best[0], *best[2]
+_NO_STORED_SCHEDULE = "no stored schedule meets the constraints here"
+
+
+class LutIndex:
+    """The query side of a lookup table (mirror of the native ``LutIndex``; the caller checks the fields)."""
+
+    __slots__ = ("objective", "constraints", "radio", "ranges", "axes", "reduced", "status", "offsets", "members")
+
+    def __init__(
+        self,
+        *,
+        objective: str,
+        constraints: Sequence[tuple[str, float]],
+        radio: Radio,
+        up_mbps: tuple[float, float],
+        down_mbps: tuple[float, float],
+        cloud_slowdown: tuple[float, float],
+        axes: Sequence[int],
+        reduced: Sequence[Sequence[float]],
+        status: Sequence[int],
+        offsets: Sequence[int],
+        members: Sequence[int],
+    ) -> None:
+        self.objective = objective
+        self.constraints = constraints
+        self.radio = radio
+        self.ranges = (up_mbps, down_mbps, cloud_slowdown)
+        self.axes = axes
+        self.reduced = reduced
+        self.status = status
+        self.offsets = offsets
+        self.members = members
+
+    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> tuple[int, float, float, float] | None:
+        """``(candidate, latency, energy, cloud)`` of the best stored schedule, None where the table cannot
+        answer alone, InfeasibleError where nothing is feasible."""
+        objective, constraints, radio = self.objective, self.constraints, self.radio
+        reduced, status, offsets, members = self.reduced, self.status, self.offsets, self.members
+        cell = 0
+        for (lo, hi), k, v, log in zip(self.ranges, self.axes, (up_mbps, down_mbps, slowdown), (True, True, False)):
+            slack = 1e-12 * max(abs(hi), 1.0)
+            if not (v > 0 and lo - slack <= v <= hi + slack):
+                return None
+            if k == 1:
+                i = 0
+            else:
+                f = math.log(v / lo) / math.log(hi / lo) if log else (v - lo) / (hi - lo)
+                i = min(max(math.floor(f * k), 0), k - 1)
+            cell = cell * k + i
+        if status[cell] == CELL_SOLVE:
+            return None
+        if status[cell] == CELL_INFEASIBLE:
+            raise InfeasibleError(_NO_STORED_SCHEDULE)
+        wl = reduced_weights("latency", radio, up_mbps, down_mbps, slowdown)
+        we = reduced_weights("energy", radio, up_mbps, down_mbps, slowdown)
+        wc = reduced_weights("cloud", radio, up_mbps, down_mbps, slowdown)
+        best: tuple[int, float, tuple[float, float, float]] | None = None
+        for m in members[offsets[cell] : offsets[cell + 1]]:
+            r = reduced[m]
+            vals = {"latency": dot(wl, r), "energy": dot(we, r), "cloud": dot(wc, r)}
+            if not all(within(vals[name], b) for name, b in constraints):
+                continue
+            o = vals[objective]
+            if best is None or o < best[1]:
+                best = (m, o, (vals["latency"], vals["energy"], vals["cloud"]))
+        if best is None:
+            raise InfeasibleError(_NO_STORED_SCHEDULE)
+        return best[0], *best[2]

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import CostTableError
-from .usage import BYTES_DOWN, BYTES_UP, CLOUD_MS, DIMS, Link, dot, weights
+from ..network import Network
+from .usage import BYTES_DOWN, BYTES_UP, CLOUD_MS, DIMS, dot, weights
 
 PLATFORMS = ("mobile", "cloud")
 
@@ -111,7 +112,7 @@ class Schedule:
         segments: Iterable[Sequence[Any]],
         usage: Sequence[float],
         transfers: int,
-        link: Link,
+        link: Network,
         slowdown: float,
         **kwargs: Any,
     ) -> Schedule:
@@ -218,7 +219,7 @@ class Schedule:
             self.segments,
             usage,
             transfers,
-            Link.of(network),
+            network,
             cloud_slowdown,
             objective=self.objective,
             solver="evaluate",

@@ -1,6 +1,8 @@
 """Usage vectors: the network-independent totals every metric is computed from.
 
-Pure Python (no numpy), shared by the reference solver, the lookup table and
+Pure Python (no numpy), computed from a :class:`~jointdnn_edge.network.Network`
+(or, where bandwidths vary, its :class:`~jointdnn_edge.network.Radio`), shared
+by the reference solver, the lookup table and
 :class:`~jointdnn_edge.planner.schedule.Schedule`. Mirrors
 ``rust/core/src/problem.rs``; the formulas are documented there and in
 ``docs/planner.md``.
@@ -9,9 +11,9 @@ Pure Python (no numpy), shared by the reference solver, the lookup table and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
-from ..errors import CostTableError
+from ..errors import ConfigError
+from ..network import Network, Radio
 
 DIMS = 8
 MOBILE_MS, CLOUD_MS, MOBILE_MJ, BYTES_UP, BYTES_DOWN, SWITCHES, CODEC_MS, CODEC_MJ = range(DIMS)
@@ -23,50 +25,13 @@ TOLERANCE = 1e-9
 METRICS = ("latency", "energy", "cloud")
 
 
-class Radio(NamedTuple):
-    """The bandwidth-independent part of a network: the power model and round trip."""
-
-    alpha_up: float
-    alpha_down: float
-    beta: float
-    rtt_ms: float
-
-
-class Link(NamedTuple):
-    """A network as plain numbers: ``(up_mbps, down_mbps, alpha_up, alpha_down, beta, rtt_ms)``."""
-
-    up_mbps: float
-    down_mbps: float
-    alpha_up: float
-    alpha_down: float
-    beta: float
-    rtt_ms: float
-
-    @classmethod
-    def of(cls, network: object) -> Link:
-        """From any object with the :class:`~jointdnn_edge.network.Network` attributes."""
-        n = network
-        return cls(
-            float(n.up_mbps),  # type: ignore[attr-defined]
-            float(n.down_mbps),  # type: ignore[attr-defined]
-            float(n.alpha_up),  # type: ignore[attr-defined]
-            float(n.alpha_down),  # type: ignore[attr-defined]
-            float(n.beta),  # type: ignore[attr-defined]
-            float(n.rtt_ms),  # type: ignore[attr-defined]
-        )
-
-    @property
-    def radio(self) -> Radio:
-        return Radio(self.alpha_up, self.alpha_down, self.beta, self.rtt_ms)
-
-
 def within(value: float, bound: float) -> bool:
     """Whether ``value`` meets ``bound`` up to :data:`TOLERANCE`."""
     return value <= bound + TOLERANCE * max(abs(bound), 1.0)
 
 
-def weights(metric: str, link: Link, slowdown: float) -> list[float]:
-    """``w`` such that ``metric = w · usage`` on ``link`` with cloud ``slowdown``."""
+def weights(metric: str, link: Network, slowdown: float) -> list[float]:
+    """``w`` such that ``metric = w · usage`` on the link ``link`` with cloud ``slowdown``."""
     w = [0.0] * DIMS
     if metric == "latency":
         w[MOBILE_MS] = 1.0
@@ -83,7 +48,7 @@ def weights(metric: str, link: Link, slowdown: float) -> list[float]:
     elif metric == "cloud":
         w[CLOUD_MS] = slowdown
     else:
-        raise CostTableError(f"unknown metric {metric!r}")
+        raise ConfigError(f"unknown metric {metric!r}")
     return w
 
 
@@ -111,4 +76,4 @@ def reduced_weights(metric: str, radio: Radio, up_mbps: float, down_mbps: float,
         return [0.0, 1.0, 8e-6 * radio.beta / up_mbps, 8e-6 * radio.beta / down_mbps, 0.0]
     if metric == "cloud":
         return [0.0, 0.0, 0.0, 0.0, slowdown]
-    raise CostTableError(f"unknown metric {metric!r}")
+    raise ConfigError(f"unknown metric {metric!r}")

@@ -6,8 +6,10 @@ use std::fmt;
 /// Everything the planner core can refuse or fail at.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanError {
-    /// Malformed cost data or arguments (bad shapes, NaN, negative costs, bad segments).
+    /// Malformed cost data (bad shapes, NaN, negative costs, bad segments) or a table index.
     InvalidInput(String),
+    /// A request the caller got wrong: network figures, bounds, slowdown, objective, ranges.
+    InvalidRequest(String),
     /// No schedule satisfies the constraints. `constraint` names the binding one(s),
     /// `best` is the smallest value of that constraint reachable alone, when known.
     Infeasible {
@@ -22,7 +24,7 @@ pub enum PlanError {
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PlanError::InvalidInput(m) => write!(f, "{m}"),
+            PlanError::InvalidInput(m) | PlanError::InvalidRequest(m) => write!(f, "{m}"),
             PlanError::Infeasible { message, .. } => write!(f, "{message}"),
             PlanError::TooLarge(m) => write!(f, "{m}"),
         }
@@ -35,4 +37,8 @@ pub type Result<T> = std::result::Result<T, PlanError>;
 
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
     Err(PlanError::InvalidInput(msg.into()))
+}
+
+pub(crate) fn bad_request<T>(msg: impl Into<String>) -> Result<T> {
+    Err(PlanError::InvalidRequest(msg.into()))
 }

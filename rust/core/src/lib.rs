@@ -23,7 +23,7 @@ pub mod structure;
 
 pub use error::{PlanError, Result};
 pub use plan::{solve, Request, Solution};
-pub use problem::{CostData, Metric, Network, Platform, Point, Usage};
+pub use problem::{CostData, Metric, Network, Platform, Point, Radio, Usage};
 pub use search::Force;
 pub use structure::{GraphOptions, StateGraph};
 

@@ -29,9 +29,9 @@
 
 use rayon::prelude::*;
 
-use crate::error::{PlanError, Result};
+use crate::error::{bad_request, PlanError, Result};
 use crate::plan::{solve, Request};
-use crate::problem::{reduce, reduced_weights, Metric, Network, Platform, Point, Usage, RDIMS};
+use crate::problem::{reduce, reduced_weights, Metric, Platform, Point, Radio, Usage, RDIMS};
 use crate::search::{label_search, within, Force, Functional, LabelProblem, Mode, MAX_D};
 use crate::structure::StateGraph;
 
@@ -48,8 +48,8 @@ pub struct LutSpec {
     pub objective: Metric,
     /// `(metric, bound)` pairs.
     pub constraints: Vec<(Metric, f64)>,
-    /// alpha/beta/rtt of the radio; its bandwidths are ignored.
-    pub radio: Network,
+    /// The radio the table is built for (bandwidths vary over the box).
+    pub radio: Radio,
     pub up: (f64, f64),
     pub down: (f64, f64),
     pub slowdown: (f64, f64),
@@ -80,31 +80,29 @@ impl LutSpec {
 
     /// Validates ranges and bounds.
     pub fn validate(&self) -> Result<()> {
-        self.radio.with_bandwidth(1.0, 1.0).validate()?;
+        self.radio.validate()?;
         for (name, (lo, hi)) in [
             ("up_mbps", self.up),
             ("down_mbps", self.down),
             ("cloud_slowdown", self.slowdown),
         ] {
             if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
-                return Err(PlanError::InvalidInput(format!(
+                return bad_request(format!(
                     "{name} range must satisfy 0 < lo <= hi (finite), got ({lo}, {hi})"
-                )));
+                ));
             }
         }
         if self.objective == Metric::Cloud {
-            return Err(PlanError::InvalidInput(
-                "the objective must be latency or energy".into(),
-            ));
+            return bad_request("the objective must be latency or energy");
         }
         let [a, b, c] = self.axes();
         if a.checked_mul(b)
             .and_then(|x| x.checked_mul(c))
             .is_none_or(|x| x > MAX_CELLS)
         {
-            return Err(PlanError::InvalidInput(format!(
+            return bad_request(format!(
                 "a lookup table may have at most {MAX_CELLS} cells, got {a} x {b} x {c}"
-            )));
+            ));
         }
         Ok(())
     }
@@ -216,7 +214,7 @@ pub fn build_cells(g: &StateGraph, spec: &LutSpec, cells: &[usize]) -> Result<Ve
     spec.validate()?;
     let total = spec.num_cells();
     if let Some(&c) = cells.iter().find(|&&c| c >= total) {
-        return Err(PlanError::InvalidInput(format!("cell {c} is out of range 0..{total}")));
+        return bad_request(format!("cell {c} is out of range 0..{total}"));
     }
     cells.par_iter().map(|&c| build_cell(g, spec, c)).collect()
 }
@@ -313,12 +311,31 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
     }
 }
 
+/// A table's query side as a file holds it, unchecked: [`LutIndex::new`] checks it.
+#[derive(Clone, Debug)]
+pub struct IndexParts {
+    pub objective: Metric,
+    pub constraints: Vec<(Metric, f64)>,
+    pub radio: Radio,
+    pub up: (f64, f64),
+    pub down: (f64, f64),
+    pub slowdown: (f64, f64),
+    pub axes: [usize; 3],
+    /// Per candidate: `reduce(usage, radio)`.
+    pub reduced: Vec<[f64; RDIMS]>,
+    /// Per cell: [`CellStatus`] as a number (0 exact, 1 solve, 2 infeasible).
+    pub status: Vec<u8>,
+    /// CSR offsets into `members` (len = cells + 1).
+    pub offsets: Vec<u32>,
+    pub members: Vec<u32>,
+}
+
 /// The query side of a table: reduced coordinates of the stored schedules and the cells' lists.
 #[derive(Clone, Debug)]
 pub struct LutIndex {
     pub objective: Metric,
     pub constraints: Vec<(Metric, f64)>,
-    pub radio: Network,
+    pub radio: Radio,
     pub up: (f64, f64),
     pub down: (f64, f64),
     pub slowdown: (f64, f64),
@@ -346,25 +363,27 @@ pub enum Answer {
 impl LutIndex {
     /// A checked index: every field as a table file may hold it, refused unless consistent
     /// (so that queries cannot index out of range or compute with NaN).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        objective: Metric,
-        constraints: Vec<(Metric, f64)>,
-        radio: Network,
-        up: (f64, f64),
-        down: (f64, f64),
-        slowdown: (f64, f64),
-        axes: [usize; 3],
-        reduced: Vec<[f64; RDIMS]>,
-        status: Vec<u8>,
-        offsets: Vec<u32>,
-        members: Vec<u32>,
-    ) -> Result<LutIndex> {
+    pub fn new(parts: IndexParts) -> Result<LutIndex> {
+        let IndexParts {
+            objective,
+            constraints,
+            radio,
+            up,
+            down,
+            slowdown,
+            axes,
+            reduced,
+            status,
+            offsets,
+            members,
+        } = parts;
         let bad = |m: String| Err(PlanError::InvalidInput(m));
         if objective == Metric::Cloud {
             return bad("the objective must be latency or energy".into());
         }
-        radio.with_bandwidth(1.0, 1.0).validate()?;
+        if let Err(e) = radio.validate() {
+            return bad(e.to_string());
+        }
         for (name, (lo, hi)) in [("up_mbps", up), ("down_mbps", down), ("cloud_slowdown", slowdown)] {
             if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
                 return bad(format!(

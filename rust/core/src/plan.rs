@@ -1,7 +1,7 @@
 //! One planning request: the optimal schedule for a network, an objective
 //! and any combination of constraints.
 
-use crate::error::{invalid, PlanError, Result};
+use crate::error::{bad_request, PlanError, Result};
 use crate::problem::{dot, weights, Metric, Network, Platform, Usage};
 use crate::search::{
     label_search, shortest_path, transition_costs, within, Force, Functional, LabelProblem, Mode, Path, MAX_D,
@@ -62,17 +62,17 @@ impl Request {
     fn validate(&self) -> Result<()> {
         self.network.validate()?;
         if !(self.slowdown.is_finite() && self.slowdown > 0.0) {
-            return invalid(format!(
+            return bad_request(format!(
                 "cloud_slowdown must be positive and finite, got {}",
                 self.slowdown
             ));
         }
         if self.objective == Metric::Cloud {
-            return invalid("the objective must be latency or energy");
+            return bad_request("the objective must be latency or energy");
         }
         for (name, _, b) in self.constraints() {
             if !(b.is_finite() && b >= 0.0) {
-                return invalid(format!("{name} must be finite and >= 0, got {b}"));
+                return bad_request(format!("{name} must be finite and >= 0, got {b}"));
             }
         }
         Ok(())

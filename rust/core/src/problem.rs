@@ -10,7 +10,7 @@
 //! schedule every metric is linear in `1/up_mbps`, `1/down_mbps` and the
 //! cloud slowdown.
 
-use crate::error::{invalid, Result};
+use crate::error::{bad_request, invalid, Result};
 
 /// Number of usage dimensions.
 pub const DIMS: usize = 8;
@@ -71,7 +71,51 @@ pub enum Metric {
     Cloud,
 }
 
-/// The mobile link with the paper's linear radio power model (Eq. 21).
+/// The bandwidth-independent part of a link: the paper's radio power model and the round
+/// trip (what a lookup table is built for; mirrors `jointdnn_edge.network.Radio`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Radio {
+    /// mW per Mbit/s while uploading.
+    pub alpha_up: f64,
+    /// mW per Mbit/s while downloading.
+    pub alpha_down: f64,
+    /// Base radio power (mW).
+    pub beta: f64,
+    /// Round trip added per platform switch (ms).
+    pub rtt_ms: f64,
+}
+
+impl Radio {
+    /// Checks that the power model and round trip are finite and non-negative.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("alpha_up", self.alpha_up),
+            ("alpha_down", self.alpha_down),
+            ("beta", self.beta),
+            ("rtt_ms", self.rtt_ms),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad_request(format!("{name} must be finite and >= 0, got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The link of this radio at these bandwidths.
+    pub fn with_bandwidth(&self, up_mbps: f64, down_mbps: f64) -> Network {
+        Network {
+            up_mbps,
+            down_mbps,
+            alpha_up: self.alpha_up,
+            alpha_down: self.alpha_down,
+            beta: self.beta,
+            rtt_ms: self.rtt_ms,
+        }
+    }
+}
+
+/// The mobile link with the paper's linear radio power model (Eq. 21): bandwidths and a
+/// [`Radio`] (mirrors `jointdnn_edge.network.Network`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Network {
     pub up_mbps: f64,
@@ -91,29 +135,25 @@ impl Network {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("up_mbps", self.up_mbps), ("down_mbps", self.down_mbps)] {
             if !(v.is_finite() && v > 0.0) {
-                return invalid(format!("{name} must be positive and finite, got {v}"));
+                return bad_request(format!("{name} must be positive and finite, got {v}"));
             }
         }
-        for (name, v) in [
-            ("alpha_up", self.alpha_up),
-            ("alpha_down", self.alpha_down),
-            ("beta", self.beta),
-            ("rtt_ms", self.rtt_ms),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return invalid(format!("{name} must be finite and >= 0, got {v}"));
-            }
+        self.radio().validate()
+    }
+
+    /// The power model and round trip without the bandwidths.
+    pub fn radio(&self) -> Radio {
+        Radio {
+            alpha_up: self.alpha_up,
+            alpha_down: self.alpha_down,
+            beta: self.beta,
+            rtt_ms: self.rtt_ms,
         }
-        Ok(())
     }
 
     /// The same radio at other bandwidths.
     pub fn with_bandwidth(&self, up_mbps: f64, down_mbps: f64) -> Network {
-        Network {
-            up_mbps,
-            down_mbps,
-            ..*self
-        }
+        self.radio().with_bandwidth(up_mbps, down_mbps)
     }
 }
 
@@ -327,7 +367,7 @@ pub const RDIMS: usize = 5;
 /// `L0 = mobile_ms + rtt · switches + codec_ms` and
 /// `E0 = mobile_mj + codec_mj + 8e-6 (alpha_up · bytes_up + alpha_down · bytes_down)`.
 /// Every metric at a point is a non-negative combination of them ([`reduced_weights`]).
-pub fn reduce(u: &Usage, net: &Network) -> [f64; RDIMS] {
+pub fn reduce(u: &Usage, net: &Radio) -> [f64; RDIMS] {
     [
         u[MOBILE_MS] + net.rtt_ms * u[SWITCHES] + u[CODEC_MS],
         u[MOBILE_MJ] + u[CODEC_MJ] + 8e-6 * (net.alpha_up * u[BYTES_UP] + net.alpha_down * u[BYTES_DOWN]),
@@ -338,7 +378,7 @@ pub fn reduce(u: &Usage, net: &Network) -> [f64; RDIMS] {
 }
 
 /// Weights `c` with `metric(point) = c · reduce(usage)`.
-pub fn reduced_weights(metric: Metric, net: &Network, p: &Point) -> [f64; RDIMS] {
+pub fn reduced_weights(metric: Metric, net: &Radio, p: &Point) -> [f64; RDIMS] {
     match metric {
         Metric::Latency => [1.0, 0.0, 8.0 / (p.up_mbps * 1e3), 8.0 / (p.down_mbps * 1e3), p.slowdown],
         Metric::Energy => [
@@ -376,10 +416,10 @@ mod tests {
             down_mbps: n.down_mbps,
             slowdown: 1.7,
         };
-        let r = reduce(&u, &n);
+        let r = reduce(&u, &n.radio());
         for m in [Metric::Latency, Metric::Energy, Metric::Cloud] {
             let direct = dot(&weights(m, &n, 1.7), &u);
-            let c = reduced_weights(m, &n, &p);
+            let c = reduced_weights(m, &n.radio(), &p);
             let via: f64 = (0..RDIMS).map(|k| c[k] * r[k]).sum();
             assert!(
                 (direct - via).abs() <= 1e-9 * direct.abs().max(1.0),

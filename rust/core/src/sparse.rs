@@ -8,7 +8,23 @@
 //! uses it when the native module is present and numpy otherwise, with
 //! identical results.
 
-use crate::error::{invalid, Result};
+use std::fmt;
+
+/// Sizes that disagree in a sparse payload (the codec reports it as a corrupt frame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparseError(pub String);
+
+impl fmt::Display for SparseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SparseError {}
+
+fn invalid(msg: impl Into<String>) -> Result<(), SparseError> {
+    Err(SparseError(msg.into()))
+}
 
 /// Number of set bits among the first `n` bits of `bitmap`.
 pub fn count_set(bitmap: &[u8], n: usize) -> usize {
@@ -25,7 +41,7 @@ pub fn count_set(bitmap: &[u8], n: usize) -> usize {
 ///
 /// Fails, writing nothing, when the sizes disagree: the bitmap must have `ceil(n / 8)` bytes with
 /// no bit set past `n`, and exactly one value per set bit.
-pub fn expand(bitmap: &[u8], values: &[u8], itemsize: usize, n: usize, out: &mut [u8]) -> Result<()> {
+pub fn expand(bitmap: &[u8], values: &[u8], itemsize: usize, n: usize, out: &mut [u8]) -> Result<(), SparseError> {
     if itemsize == 0 || n.checked_mul(itemsize) != Some(out.len()) {
         return invalid(format!(
             "output buffer has {} bytes, expected {n} elements of {itemsize}",

@@ -2,9 +2,9 @@
 //! chains and DAGs (a small deterministic generator: no external crates).
 
 use crate::evaluate::{all_schedules, evaluate};
-use crate::lut::{build_cells, Answer, CellStatus, LutIndex, LutSpec, CELL_MAX_WORK};
+use crate::lut::{build_cells, Answer, CellStatus, IndexParts, LutIndex, LutSpec, CELL_MAX_WORK};
 use crate::plan::{solve, Request, DEFAULT_MAX_LABELS};
-use crate::problem::{dot, reduce, weights, CostData, Metric, Network, Point, Usage};
+use crate::problem::{dot, reduce, weights, CostData, Metric, Network, Point, Radio, Usage};
 use crate::search::{within, Force};
 use crate::structure::{GraphOptions, StateGraph};
 use crate::PlanError;
@@ -238,7 +238,7 @@ fn lookup_table_answers_exactly_between_grid_points() {
         let cost = random_costs(&mut rng, n, case % 2 == 0);
         let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
         let all = all_schedules(&cost, true);
-        let radio = random_network(&mut rng);
+        let radio = random_network(&mut rng).radio();
         let objective = if case % 3 == 0 { Metric::Energy } else { Metric::Latency };
         let mut constraints = Vec::new();
         if case % 4 == 1 {
@@ -328,7 +328,7 @@ fn outside_the_box_the_table_defers_to_a_solve() {
     let mut rng = Rng(5);
     let cost = random_costs(&mut rng, 4, false);
     let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
-    let radio = random_network(&mut rng);
+    let radio = random_network(&mut rng).radio();
     let spec = LutSpec {
         objective: Metric::Latency,
         constraints: vec![],
@@ -562,7 +562,7 @@ fn a_cell_over_its_work_budget_is_answered_by_a_solve_and_the_rest_stay_exact() 
     let mut rng = Rng(17);
     let cost = random_costs(&mut rng, 6, true);
     let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
-    let radio = random_network(&mut rng);
+    let radio = random_network(&mut rng).radio();
     let all = all_schedules(&cost, true);
     let spec = |max_work| LutSpec {
         objective: Metric::Latency,
@@ -679,29 +679,27 @@ fn overflowing_costs_are_refused_not_panicked_on() {
 
 #[test]
 fn a_lookup_index_refuses_inconsistent_fields() {
-    let radio = Network {
-        up_mbps: 1.0,
-        down_mbps: 1.0,
+    let radio = Radio {
         alpha_up: 400.0,
         alpha_down: 50.0,
         beta: 1000.0,
         rtt_ms: 0.0,
     };
-    let ok = |axes: [usize; 3], up: (f64, f64), reduced: Vec<[f64; 5]>, radio: Network| {
+    let ok = |axes: [usize; 3], up: (f64, f64), reduced: Vec<[f64; 5]>, radio: Radio| {
         let cells = axes.iter().fold(1usize, |a, &b| a.saturating_mul(b)).min(4);
-        LutIndex::new(
-            Metric::Latency,
-            vec![],
+        LutIndex::new(IndexParts {
+            objective: Metric::Latency,
+            constraints: vec![],
             radio,
             up,
-            (1.0, 10.0),
-            (1.0, 1.0),
+            down: (1.0, 10.0),
+            slowdown: (1.0, 1.0),
             axes,
-            reduced.clone(),
-            vec![0; cells],
-            (0..=cells as u32).map(|c| c.min(reduced.len() as u32)).collect(),
-            (0..cells.min(reduced.len()) as u32).collect(),
-        )
+            reduced: reduced.clone(),
+            status: vec![0; cells],
+            offsets: (0..=cells as u32).map(|c| c.min(reduced.len() as u32)).collect(),
+            members: (0..cells.min(reduced.len()) as u32).collect(),
+        })
     };
     assert!(ok([1, 1, 1], (1.0, 10.0), vec![[1.0; 5]], radio).is_ok());
     assert!(ok([0, 1, 1], (1.0, 10.0), vec![], radio).is_err());
@@ -712,7 +710,7 @@ fn a_lookup_index_refuses_inconsistent_fields() {
         [1, 1, 1],
         (1.0, 10.0),
         vec![[1.0; 5]],
-        Network {
+        Radio {
             beta: f64::NAN,
             ..radio
         }
@@ -737,7 +735,7 @@ fn lookup_builds_refuse_out_of_range_and_too_many_cells() {
     let mut spec = LutSpec {
         objective: Metric::Latency,
         constraints: vec![],
-        radio: random_network(&mut rng),
+        radio: random_network(&mut rng).radio(),
         up: (1.0, 10.0),
         down: (1.0, 10.0),
         slowdown: (1.0, 1.0),
@@ -747,7 +745,13 @@ fn lookup_builds_refuse_out_of_range_and_too_many_cells() {
         max_labels: DEFAULT_MAX_LABELS,
         max_work: CELL_MAX_WORK,
     };
-    assert!(matches!(build_cells(&g, &spec, &[4]), Err(PlanError::InvalidInput(_))));
+    assert!(matches!(
+        build_cells(&g, &spec, &[4]),
+        Err(PlanError::InvalidRequest(_))
+    ));
     spec.cells = [usize::MAX, 2, 1];
-    assert!(matches!(build_cells(&g, &spec, &[0]), Err(PlanError::InvalidInput(_))));
+    assert!(matches!(
+        build_cells(&g, &spec, &[0]),
+        Err(PlanError::InvalidRequest(_))
+    ));
 }

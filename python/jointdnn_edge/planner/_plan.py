@@ -1,0 +1,90 @@
+"""``plan()``: one exact planning request, answered by the backend's compiled table or by a checker."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, InfeasibleError, SolverError
+from ..network import Network
+from ._backend import SOLVERS, CostsLike, check_request, compile, table_for_phase
+from .schedule import Schedule
+
+_COMPILED = ("auto", "native", "python")
+
+
+def plan(
+    costs: CostsLike,
+    network: Network | str,
+    *,
+    objective: str = "latency",
+    deadline_ms: float | None = None,
+    energy_budget_mj: float | None = None,
+    cloud_budget_ms: float | None = None,
+    cloud_slowdown: float = 1.0,
+    phase: str = "inference",
+    force: str | None = None,
+    solver: str = "auto",
+    cloud_keeps_tensors: bool = True,
+) -> Schedule:
+    """The optimal schedule of ``costs`` on ``network`` (a :class:`Network` or a preset name).
+
+    ``objective`` is ``"latency"`` (end-to-end ms) or ``"energy"`` (mobile mJ).
+    Constraints, in any combination: ``deadline_ms`` (latency),
+    ``energy_budget_mj`` (mobile energy), ``cloud_budget_ms`` (cloud time,
+    after ``cloud_slowdown``); when none can be met, :class:`InfeasibleError`
+    names the constraint. ``force`` pins every layer to ``"mobile"`` or
+    ``"cloud"`` (the status-quo baselines). ``phase="training"`` plans one
+    online-training step (``CostTable.training``). ``cloud_keeps_tensors``
+    (default, as in the paper): the cloud holds every tensor it has
+    received or computed, so a tensor crosses the link at most once per
+    direction; ``False`` models a stateless cloud server, where each run of
+    cloud layers gets its inputs uploaded with the request and every tensor
+    still needed afterwards comes back with the response (the same for
+    chains; it matters for DAGs). ``solver``: ``"auto"``
+    (native if available, else ``"python"``), ``"native"``, ``"python"``,
+    ``"ilp"`` (HiGHS MILP) or ``"brute"`` (enumeration; small tables only).
+    All solvers are exact and agree on the optimal cost.
+
+    Bad arguments raise :class:`ConfigError`; ``solver="native"`` without the
+    native module raises :class:`SolverError`.
+    """
+    network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
+        network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
+    )
+    if solver in _COMPILED:
+        compiled = compile(costs, phase=phase, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
+        return compiled.solve(objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force)
+    if solver not in SOLVERS:
+        raise ConfigError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    costs = table_for_phase(costs, phase)
+    if solver == "ilp":
+        from .ilp import solve_ilp
+
+        if not cloud_keeps_tensors and not (costs.is_chain and list(costs.outputs) == [costs.n - 1]):
+            raise SolverError("the ILP formulations model a cloud that keeps tensors; use another solver")
+        segs, usage, transfers = solve_ilp(
+            costs,
+            network,
+            objective=objective,
+            slowdown=cloud_slowdown,
+            deadline_ms=deadline_ms,
+            energy_budget_mj=energy_budget_mj,
+            cloud_budget_ms=cloud_budget_ms,
+            force=force,
+        )
+    else:
+        from .brute import best
+
+        found = best(
+            costs,
+            network,
+            objective=objective,
+            slowdown=cloud_slowdown,
+            deadline_ms=deadline_ms,
+            energy_budget_mj=energy_budget_mj,
+            cloud_budget_ms=cloud_budget_ms,
+            force=force,
+            cloud_keeps_tensors=cloud_keeps_tensors,
+        )
+        if found is None:
+            raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")
+        segs, usage, transfers = found
+    return Schedule.from_usage(segs, usage, transfers, network, cloud_slowdown, objective=objective, solver=solver)

@@ -1,0 +1,167 @@
+//! `Problem`: a cost table compiled into the exact planner's state graph.
+
+use jointdnn_core::lut::build_cells;
+use jointdnn_core::{solve, CostData, GraphOptions, Metric, PlanError, Request, StateGraph};
+use numpy::{PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+
+use crate::errors::{plan_error, ToPyResult};
+use crate::values::{force, metric, segments, PyLutSpec, PyNetwork, PySegments};
+
+/// A schedule as Python sees it: `(segments, usage, transfers)`.
+type PySolution = (PySegments, [f64; 8], u32);
+/// A planned schedule: `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
+type PyPlan = (PySegments, [f64; 8], u32, [f64; 3]);
+
+// Arrays are copied out of numpy's memory (one memcpy when C-contiguous, an element walk
+// otherwise) before the GIL is released: with the GIL released, Python code in another thread
+// could write to a writeable array while Rust reads it.
+
+/// An `n x n` matrix, row-major.
+fn square(py: Python<'_>, name: &str, a: &PyReadonlyArray2<f64>, n: usize) -> PyResult<Vec<f64>> {
+    let dim = a.as_array().dim();
+    if dim != (n, n) {
+        return Err(invalid(py, format!("{name} must have shape ({n}, {n}), got {dim:?}")));
+    }
+    // ndarray's `as_slice` is `Some` only in row-major order; numpy's would also hand out a
+    // Fortran-ordered buffer, whose raw order is the transpose.
+    let view = a.as_array();
+    Ok(match view.as_slice() {
+        Some(s) => s.to_vec(),
+        None => view.iter().copied().collect(),
+    })
+}
+
+fn vec1(a: &PyReadonlyArray1<f64>) -> Vec<f64> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    }
+}
+
+fn rows2(py: Python<'_>, name: &str, a: &PyReadonlyArray2<f64>) -> PyResult<Vec<[f64; 2]>> {
+    let v = a.as_array();
+    if v.ncols() != 2 {
+        return Err(invalid(
+            py,
+            format!("{name} must have two columns (up, down), got {:?}", v.dim()),
+        ));
+    }
+    Ok(v.rows().into_iter().map(|r| [r[0], r[1]]).collect())
+}
+
+fn invalid(py: Python<'_>, msg: String) -> PyErr {
+    plan_error(py, PlanError::InvalidInput(msg))
+}
+
+/// A cost table compiled into the exact planner's state graph (built once, solved many times).
+#[pyclass(frozen, module = "jointdnn_edge._core")]
+pub struct Problem {
+    graph: StateGraph,
+}
+
+#[pymethods]
+impl Problem {
+    #[new]
+    #[pyo3(signature = (mobile_ms, cloud_ms, mobile_mj, out_bytes, input_bytes, edges, outputs, cloud_download_bytes, codec_ms, codec_mj, cloud_keeps_tensors=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        mobile_ms: PyReadonlyArray2<f64>,
+        cloud_ms: PyReadonlyArray2<f64>,
+        mobile_mj: PyReadonlyArray2<f64>,
+        out_bytes: PyReadonlyArray1<f64>,
+        input_bytes: f64,
+        edges: Vec<(i64, usize)>,
+        outputs: Vec<usize>,
+        cloud_download_bytes: PyReadonlyArray1<f64>,
+        codec_ms: PyReadonlyArray2<f64>,
+        codec_mj: PyReadonlyArray2<f64>,
+        cloud_keeps_tensors: bool,
+    ) -> PyResult<Self> {
+        let n = mobile_ms.as_array().nrows();
+        let cost = CostData {
+            n,
+            mobile_ms: square(py, "mobile_ms", &mobile_ms, n)?,
+            cloud_ms: square(py, "cloud_ms", &cloud_ms, n)?,
+            mobile_mj: square(py, "mobile_mj", &mobile_mj, n)?,
+            out_bytes: vec1(&out_bytes),
+            input_bytes,
+            edges,
+            outputs,
+            cloud_download_bytes: vec1(&cloud_download_bytes),
+            codec_ms: rows2(py, "codec_ms", &codec_ms)?,
+            codec_mj: rows2(py, "codec_mj", &codec_mj)?,
+        };
+        let options = GraphOptions {
+            cloud_keeps_tensors,
+            ..GraphOptions::default()
+        };
+        let graph = py.detach(|| StateGraph::build(&cost, &options)).into_py_result(py)?;
+        Ok(Problem { graph })
+    }
+
+    /// Number of layers.
+    #[getter]
+    fn n(&self) -> usize {
+        self.graph.n
+    }
+
+    /// `(states, transitions, cut width)` of the state graph.
+    #[getter]
+    fn size(&self) -> (usize, usize, usize) {
+        (self.graph.num_states(), self.graph.trans.len(), self.graph.width)
+    }
+
+    /// The exact optimum on `network` (a `jointdnn_edge.Network`):
+    /// `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
+    #[pyo3(signature = (objective, network, slowdown=1.0, deadline_ms=None, energy_budget_mj=None, cloud_budget_ms=None, force=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn solve(
+        &self,
+        py: Python<'_>,
+        objective: &str,
+        network: PyNetwork,
+        slowdown: f64,
+        deadline_ms: Option<f64>,
+        energy_budget_mj: Option<f64>,
+        cloud_budget_ms: Option<f64>,
+        force: Option<&str>,
+    ) -> PyResult<PyPlan> {
+        let mut req = Request::new(metric(py, objective)?, network.into());
+        req.slowdown = slowdown;
+        req.deadline_ms = deadline_ms;
+        req.energy_budget_mj = energy_budget_mj;
+        req.cloud_budget_ms = cloud_budget_ms;
+        req.force = self::force(py, force)?;
+        let graph = &self.graph;
+        let sol = py.detach(|| solve(graph, &req)).into_py_result(py)?;
+        let m = |k| sol.metric(k, &req.network, req.slowdown);
+        Ok((
+            segments(&sol.segments),
+            sol.usage,
+            sol.transfers,
+            [m(Metric::Latency), m(Metric::Energy), m(Metric::Cloud)],
+        ))
+    }
+
+    /// Builds lookup-table cells of `spec` (a `jointdnn_edge.planner.reference.LutSpec`) in
+    /// parallel: per cell `(status, [(segments, usage, transfers), …])`.
+    fn lut_cells(&self, py: Python<'_>, spec: PyLutSpec, cells: Vec<usize>) -> PyResult<Vec<(u8, Vec<PySolution>)>> {
+        let spec = spec.into_core(py)?;
+        let graph = &self.graph;
+        let built = py.detach(|| build_cells(graph, &spec, &cells)).into_py_result(py)?;
+        Ok(built
+            .into_iter()
+            .map(|c| {
+                (
+                    c.status as u8,
+                    c.candidates
+                        .into_iter()
+                        .map(|k| (segments(&k.segments), k.usage, k.transfers))
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+}
