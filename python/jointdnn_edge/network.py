@@ -42,6 +42,13 @@ class Radio(NamedTuple):
         """The link of this radio at these bandwidths (ConfigError for bad figures)."""
         return Network(up_mbps, down_mbps, *self, name=name)
 
+    def checked(self) -> Radio:
+        """This radio with its figures as plain floats; ConfigError unless each is a finite number >= 0."""
+        for attr, v in zip(self._fields, self):
+            if not (_is_real(v) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"Radio.{attr} must be a finite number >= 0, got {v!r}")
+        return Radio(*(float(v) for v in self))
+
 
 @dataclass(frozen=True)
 class Network:
@@ -70,15 +77,17 @@ class Network:
             v = getattr(self, attr)
             if not (_is_real(v) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"Network.{attr} must be a positive finite number, got {v!r}")
-        for attr in ("alpha_up", "alpha_down", "beta", "rtt_ms"):
-            v = getattr(self, attr)
-            if not (_is_real(v) and math.isfinite(v) and v >= 0):
-                raise ConfigError(f"Network.{attr} must be a finite number >= 0, got {v!r}")
-        for attr in ("up_mbps", "down_mbps", "alpha_up", "alpha_down", "beta", "rtt_ms"):
+        try:
+            radio = Radio(self.alpha_up, self.alpha_down, self.beta, self.rtt_ms).checked()
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("Radio.", "Network.", 1)) from None
+        for attr in ("up_mbps", "down_mbps"):
             v = getattr(self, attr)
             if not isinstance(v, (int, float)):  # numpy scalars (measured bandwidths) become plain floats
                 object.__setattr__(self, attr, float(v))
-        radio = Radio(float(self.alpha_up), float(self.alpha_down), float(self.beta), float(self.rtt_ms))
+        for attr, v in zip(radio._fields, radio):
+            if not isinstance(getattr(self, attr), (int, float)):
+                object.__setattr__(self, attr, v)
         object.__setattr__(self, "radio", radio)
 
     @classmethod

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import ConfigError, CostTableError, LookupTableError
-from ..network import NETWORK_PRESETS, Network
-from ..planner import LookupTable, Schedule, plan, reference
+from ..network import NETWORK_PRESETS, Network, Radio
+from ..planner import LookupTable, Schedule, Solver, compile_document, plan
 from ..planner import native_available as _native_available
-from ..planner.usage import Link, Radio
+from ..planner.reference import Plain
 
 _COSTS_FORMAT = "jointdnn-edge/costtable"  # the "format" field of a cost table's JSON (costs.py)
 _COSTS_VERSION = 1
@@ -37,25 +37,25 @@ class Costs:
 
     With numpy importable it is a :class:`~jointdnn_edge.CostTable` and
     :func:`~jointdnn_edge.plan` does the work (native or pure Python). Without
-    numpy the pure-Python planner runs on the JSON document directly, the
-    same computation ``plan(..., solver="python")`` performs.
+    numpy the planner backend compiles the JSON document for its pure-Python
+    solver (:func:`~jointdnn_edge.planner.compile_document`), the same
+    computation ``plan(..., solver="python")`` performs.
     """
 
     def __init__(self, doc: Mapping[str, Any]) -> None:
         self.doc = doc
         self.table: Any = None
-        self._plain: reference.Plain | None = None
-        self._graphs: dict[bool, reference.StateGraph] = {}
+        self._solvers: dict[bool, Solver] = {}
         try:
             from ..costs import CostTable  # imports numpy
         except ImportError:
             if doc.get("format") != _COSTS_FORMAT or doc.get("version") != _COSTS_VERSION:
                 raise CostTableError("not a jointdnn-edge cost table (format/version fields)") from None
-            self._plain = reference.Plain.from_dict(doc)
-            self.n = self._plain.n
+            plain = Plain.from_dict(doc)
+            self.n = plain.n
             self.phase = str(doc.get("phase", "inference"))
             self.names = [str(x) for x in doc.get("names") or [f"layer{i}" for i in range(self.n)]]
-            self.chain = [tuple(e) for e in self._plain.edges] == [(i, i + 1) for i in range(self.n - 1)]
+            self.chain = [tuple(e) for e in plain.edges] == [(i, i + 1) for i in range(self.n - 1)]
         else:
             self.table = CostTable.from_dict(doc)
             self.n = self.table.n
@@ -75,20 +75,16 @@ class Costs:
         kw: dict[str, Any] = {_PLAN_ARG[m]: b for m, b in bounds.items()}
         if self.table is not None:
             return plan(self.table, network, objective=objective, cloud_slowdown=slowdown, **kw, **options)
-        # numpy-free: the checks plan() makes, then its pure-Python branch
+        # numpy-free: the planner backend on the JSON document (plan()'s checks, its pure-Python solver)
         keeps = bool(options.pop("cloud_keeps_tensors", True))
         if options:
             raise ConfigError(f"planner options {sorted(options)} need numpy (not installed)")
         if self.phase != "inference":
             raise CostTableError("this is a training cost table; plan it with the desktop API (needs numpy)")
-        graph = self._graphs.get(keeps)
-        if graph is None:
-            assert self._plain is not None
-            graph = self._graphs[keeps] = reference.StateGraph.build(self._plain, keeps)
-        link = Link.of(network)
-        req = reference.Request(objective, link, slowdown, **kw)
-        segs, usage, transfers = reference.solve(graph, req)
-        return Schedule.from_usage(segs, usage, transfers, link, slowdown, objective=objective, solver="python")
+        solver = self._solvers.get(keeps)
+        if solver is None:
+            solver = self._solvers[keeps] = compile_document(self.doc, cloud_keeps_tensors=keeps)
+        return solver.plan(network, objective=objective, cloud_slowdown=slowdown, **kw)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -101,39 +97,36 @@ class Costs:
         }
 
 
-def _radio_of(network: Network) -> Radio:
-    return Radio(float(network.alpha_up), float(network.alpha_down), float(network.beta), float(network.rtt_ms))
-
-
 def _radio_from(spec: Any) -> tuple[Radio, str | None]:
     """A radio from a preset name or a ``{"alpha_up", "alpha_down", "beta", "rtt_ms"}`` object, and its preset."""
     if isinstance(spec, str):
-        return _radio_of(Network.preset(spec)), spec.lower()
+        return Network.preset(spec).radio, spec.lower()
     if isinstance(spec, Mapping):
         unknown = set(spec) - {"preset", "alpha_up", "alpha_down", "beta", "rtt_ms"}
         if unknown:
             raise ConfigError(f"unknown radio fields {sorted(unknown)}")
         if "preset" in spec:
             base = Network.preset(str(spec["preset"]), rtt_ms=float(spec.get("rtt_ms", 0.0)))
-            return _radio_of(base), str(spec["preset"]).lower()
+            return base.radio, str(spec["preset"]).lower()
         try:
-            net = Network(
-                1.0,
-                1.0,
-                alpha_up=spec["alpha_up"],
-                alpha_down=spec["alpha_down"],
-                beta=spec["beta"],
-                rtt_ms=spec.get("rtt_ms", 0.0),
-            )
+            radio = Radio(spec["alpha_up"], spec["alpha_down"], spec["beta"], spec.get("rtt_ms", 0.0))
         except KeyError as e:
             raise ConfigError(f"radio needs alpha_up, alpha_down and beta (missing {e})") from None
-        return _radio_of(net), None
+        return radio.checked(), None
     raise ConfigError(f"radio must be a preset name or an object, got {spec!r}")
 
 
-def radio_network(spec: Any) -> Network:
-    """A network with the radio of ``spec`` (preset name or radio object) where bandwidth does not matter."""
-    return Network(1.0, 1.0, *_radio_from(spec)[0])
+def radio_of(spec: Any) -> Radio:
+    """The radio of ``spec`` (a preset name or a radio object), for uses where bandwidth does not matter."""
+    return _radio_from(spec)[0]
+
+
+def session_radio(spec: Any) -> Network:
+    """The session's ``radio``: a preset's network (its bandwidths are the estimate before any sample) or a radio
+    object at the default preset's bandwidths."""
+    radio, preset = _radio_from(spec)
+    base = NETWORK_PRESETS[_DEFAULT_RADIO] if preset is None else Network.preset(preset)
+    return Network.of(radio, base.up_mbps, base.down_mbps)
 
 
 def fixed_network(spec: Mapping[str, Any]) -> Network:
@@ -142,7 +135,7 @@ def fixed_network(spec: Mapping[str, Any]) -> Network:
     up, down = fields.pop("up_mbps", None), fields.pop("down_mbps", None)
     if up is None or down is None:
         raise ConfigError('a fixed network needs up_mbps and down_mbps (or use "auto" or a preset name)')
-    return Network(float(up), float(down), *_radio_from(fields or _DEFAULT_RADIO)[0])
+    return Network.of(_radio_from(fields or _DEFAULT_RADIO)[0], float(up), float(down))
 
 
 class State:
@@ -161,7 +154,7 @@ class State:
     ) -> None:
         self.costs = costs
         self.lut = lut
-        self.radio = radio if radio is not None else _radio_of(NETWORK_PRESETS[_DEFAULT_RADIO])
+        self.radio = radio if radio is not None else NETWORK_PRESETS[_DEFAULT_RADIO].radio
         self.radio_name = radio_name
         self.objective = objective
         self.options: dict[str, Any] = dict(options or {})
@@ -266,7 +259,7 @@ def load_lookup_table(lut: LookupTable) -> dict[str, Any]:
     # adopt what the table was built for, so exact plans outside it model the same radio and cloud
     options = dict(_state.options)
     options.update({k: getattr(lut, k) for k in _PLAN_DEFAULTS if hasattr(lut, k)})
-    _update(lut=lut, radio=Radio(*lut.radio), radio_name=None, options=options)
+    _update(lut=lut, radio=lut.radio, radio_name=None, options=options)
     return lut_summary(lut)
 
 
@@ -333,7 +326,7 @@ def decide(up: float, down: float, slowdown: float, given: Mapping[str, float | 
             "the loaded lookup table was built for another request (objective, bounds, radio or options) and "
             "embeds no cost table: load the cost table too, or build the table for this request"
         )
-    network = Network(up, down, *st.radio)
+    network = Network.of(st.radio, up, down)
     s = costs.plan(network, objective, bounds, slowdown, **st.options)
     return _schedule_json(s, "plan", bounds, (up, down, slowdown))
 

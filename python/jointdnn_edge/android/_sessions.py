@@ -37,7 +37,7 @@ def _session_kwargs(opts: Mapping[str, Any]) -> dict[str, Any]:
         kw["costs"] = CostTable.load(costs)
     radio = kw.get("radio")
     if isinstance(radio, Mapping):
-        kw["radio"] = _planning.radio_network(radio)
+        kw["radio"] = _planning.session_radio(radio)
     net = kw.get("network")
     if isinstance(net, Mapping):
         kw["network"] = _planning.fixed_network(net)

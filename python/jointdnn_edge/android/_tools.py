@@ -61,7 +61,7 @@ def build_lookup_table(costs_path: str, out_path: str, options: Mapping[str, Any
         if isinstance(opts.get(key), list):
             opts[key] = tuple(opts[key])
     if isinstance(opts.get("network"), Mapping):
-        opts["network"] = _planning.radio_network(opts["network"])
+        opts["network"] = _planning.radio_of(opts["network"])
     opts.pop("progress", None)
     table = CostTable.load(str(costs_path))
     try:
