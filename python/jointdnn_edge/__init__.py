@@ -29,8 +29,10 @@ from .errors import (
     ModelError,
     ProtocolError,
     RemoteError,
+    ServerError,
     SolverError,
     TransportError,
+    UnknownNameError,
 )
 from .network import NETWORK_PRESETS, Network, Radio
 
@@ -120,8 +122,10 @@ __all__ = [
     "RemoteError",
     "RemoteExecutor",
     "Schedule",
+    "ServerError",
     "SolverError",
     "TransportError",
+    "UnknownNameError",
     "client",
     "codec",
     "create_app",

@@ -37,6 +37,8 @@ __all__ = [
     "ConfigError",
     "FrameTooLargeError",
     "ProtocolError",
+    "ServerError",
+    "UnknownNameError",
 ]
 
 
@@ -80,6 +82,12 @@ class ModelError(JointDNNError, ValueError):
     """A model file cannot be loaded, sliced or run as asked."""
 
 
+class UnknownNameError(ModelError, KeyError):
+    """A model or zoo spec has no tensor or operator of that name (also a ``KeyError``, as a lookup miss)."""
+
+    __str__ = Exception.__str__  # the message as written, not KeyError's quoted form
+
+
 class ExecutionError(JointDNNError):
     """A runtime failed while executing a model slice."""
 
@@ -104,6 +112,10 @@ class ProtocolError(JointDNNError, ValueError):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class ServerError(JointDNNError):
+    """The cloud endpoint could not be started (a port in use, a server thread that died at start-up)."""
 
 
 class TransportError(JointDNNError):

@@ -25,7 +25,7 @@ def codec_module() -> Any:
 
 
 def _tensor_specs(tensors_json: Any) -> list[dict[str, Any]]:
-    specs = parse_json(tensors_json, "tensors", list, CodecError)
+    specs: list[dict[str, Any]] = parse_json(tensors_json, "tensors", list, CodecError)
     for i, t in enumerate(specs):
         if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("dtype"), str):
             raise CodecError(f"tensor {i}: needs a string name and dtype")

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import ModelError, UnknownNameError
+
 if TYPE_CHECKING:
     from ..costs import CostTable
 
@@ -121,7 +123,7 @@ class ModelGraph(abc.ABC):
             for t in layer.outputs:
                 if t.name == name:
                     return t
-        raise KeyError(name)
+        raise UnknownNameError(f"no tensor {name!r} in model {self.name!r}")
 
     def slice_io(self, first: int, last: int) -> tuple[list[str], list[str]]:
         """Names of the tensors a slice of layers ``first..last`` reads and writes.
@@ -158,8 +160,6 @@ class ModelGraph(abc.ABC):
         return ins, outs
 
     def _check_range(self, first: int, last: int) -> None:
-        from ..errors import ModelError
-
         if not (0 <= first <= last < self.n):
             raise ModelError(f"layer range {first}..{last} is outside 0..{self.n - 1} of model {self.name!r}")
 

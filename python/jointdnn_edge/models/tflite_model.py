@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, UnknownNameError
 from . import tflite_flatbuffer as tfb
 from .graph import Layer, ModelGraph, TensorInfo
 from .litert_runtime import make_interpreter, unresolved_op_error
@@ -313,7 +313,7 @@ class TFLiteGraph(ModelGraph):
         """Shape and dtype of any tensor of the main subgraph (activations, inputs, weights)."""
         idx = self._index_of.get(name)
         if idx is None or idx not in self._shapes:
-            raise KeyError(name)
+            raise UnknownNameError(f"no tensor {name!r} in the main subgraph of model {self.name!r}")
         return self._tensor_info(idx)
 
     def op_types(self) -> list[str]:

@@ -157,7 +157,7 @@ def check_bound(name: str, value: Any) -> float | None:
 def check_slowdown(value: Any) -> float:
     """``value`` as a float; ConfigError unless it is a positive finite number."""
     if value.__class__ is float and value == 1.0:
-        return value  # type: ignore[no-any-return]
+        return value
     if not (_finite_real(value) and value > 0):
         raise ConfigError(f"cloud_slowdown must be a positive finite number, got {value!r}")
     return float(value)
@@ -166,7 +166,7 @@ def check_slowdown(value: Any) -> float:
 def check_network(network: Any) -> Network:
     """A :class:`Network`, or the preset of that name; ConfigError otherwise."""
     if network.__class__ is Network:
-        return network  # type: ignore[no-any-return]
+        return network
     if isinstance(network, str):
         return Network.preset(network)
     if not isinstance(network, Network):

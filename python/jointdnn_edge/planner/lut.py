@@ -428,7 +428,7 @@ class LookupTable:
             up_mbps=(rng[0], rng[1]),
             down_mbps=(rng[2], rng[3]),
             cloud_slowdown=(rng[4], rng[5]),
-            axes=axes,  # type: ignore[arg-type]
+            axes=axes,
             candidates=candidates,
             status=status,
             offsets=offsets,
@@ -482,7 +482,7 @@ def _counts(cells: Any) -> tuple[int, int, int] | None:
         a = tuple(int(c) for c in cells)
     except (TypeError, ValueError, OverflowError):
         return None
-    return a if len(a) == 3 and all(c >= 1 for c in a) else None  # type: ignore[return-value]
+    return a if len(a) == 3 and all(c >= 1 for c in a) else None
 
 
 def _check_fields(

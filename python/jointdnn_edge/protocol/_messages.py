@@ -55,7 +55,7 @@ R_QUEUE = "jointdnn_queue_ms"
 R_LOAD = "jointdnn_load_ms"
 R_SERVER = "jointdnn_server_ms"
 
-_DATATYPES: dict[str, np.dtype] = {  # type: ignore[type-arg]
+_DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype("<u1"),
     "UINT16": np.dtype("<u2"),
@@ -84,7 +84,7 @@ def datatype_of(dtype: Any) -> str:
     return name
 
 
-def numpy_dtype(datatype: Any) -> np.dtype:  # type: ignore[type-arg]
+def numpy_dtype(datatype: Any) -> np.dtype:
     """The little-endian numpy dtype of a protocol datatype name (not ``BYTES``)."""
     if not isinstance(datatype, str) or datatype not in _DATATYPES:
         known = ", ".join([*_DATATYPES, "BYTES"])

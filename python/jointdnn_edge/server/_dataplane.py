@@ -385,7 +385,7 @@ def _binary_wanted(entry: Mapping[str, Any], default: bool) -> bool:
     return value
 
 
-def _json_tensor(data: Any, dt: np.dtype, shape: tuple[int, ...], name: str) -> np.ndarray:  # type: ignore[type-arg]
+def _json_tensor(data: Any, dt: np.dtype, shape: tuple[int, ...], name: str) -> np.ndarray:
     """A JSON tensor (row-major ``data``, flat or nested) as an array of ``dt`` and ``shape``."""
     if data is None:
         raise ProtocolError(400, f"input {name!r} has neither 'data' nor binary_data_size")

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol as P
-from ..errors import ConfigError
+from ..errors import ConfigError, ServerError
 from ._app import create_app
 from ._limits import Limits
 from ._registry import load_models
@@ -72,7 +72,7 @@ class BackgroundServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the server on {self.url} did not start")
+                raise ServerError(f"the server on {self.url} did not start")
             time.sleep(0.01)
         return self
 

@@ -96,7 +96,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, UnknownNameError
 
 __all__ = [
     "OP_KINDS",
@@ -194,14 +194,14 @@ class ModelSpec:
         for op in self.ops:
             if op.name == tensor:
                 return op.shape
-        raise KeyError(tensor)
+        raise UnknownNameError(f"no tensor {tensor!r} in spec {self.name!r}")
 
     def op(self, name: str) -> OpSpec:
         """The op called ``name``."""
         for op in self.ops:
             if op.name == name:
                 return op
-        raise KeyError(name)
+        raise UnknownNameError(f"no op {name!r} in spec {self.name!r}")
 
     def validate(self) -> None:
         """Raise ``ValueError`` unless the spec is well formed (names, order, kinds)."""
