@@ -421,8 +421,13 @@ class CloudClient:
     ) -> bytes:
         """The response body as it arrives, within the deadline and no larger than ``max_response``."""
         declared = response.headers.get("content-length")
-        if max_response is not None and declared is not None and declared.isdigit() and int(declared) > max_response:
-            raise RemoteError(f"response of {declared} bytes is larger than the {max_response} expected", 200)
+        if max_response is not None and declared is not None:
+            try:
+                length = P.parse_decimal(declared, "Content-Length")
+            except ProtocolError as e:
+                raise RemoteError(f"the cloud's response is unusable: {e}", response.status_code) from None
+            if length > max_response:
+                raise RemoteError(f"response of {length} bytes is larger than the {max_response} expected", 200)
         chunks: list[bytes] = []
         total = 0
         for chunk in response.iter_raw():
@@ -454,8 +459,10 @@ def _quote(name: str) -> str:
 
 
 def _retry_after(response: Any, attempt: int) -> float:
-    value = response.headers.get("retry-after", "")
-    base = float(value) if value.strip().isdigit() else 0.05 * 2 ** (attempt - 1)
+    try:  # only the delta-seconds form; anything else (an HTTP date, garbage) backs off on its own
+        base = float(P.parse_decimal(response.headers.get("retry-after", ""), "Retry-After", max_digits=6))
+    except ProtocolError:
+        base = 0.05 * 2 ** (attempt - 1)
     return min(base, 2.0)
 
 

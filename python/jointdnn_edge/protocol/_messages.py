@@ -119,9 +119,26 @@ def unpack_bytes(blob: memoryview, count: int, what: str) -> list[memoryview]:
     return out
 
 
+def parse_decimal(text: str, what: str, *, max_digits: int = 18) -> int:
+    """``text`` (surrounding blanks allowed) as a non-negative integer of ASCII digits only; ProtocolError (400) else.
+
+    ``str.isdigit`` and ``int`` accept other scripts' digits and signs; an HTTP
+    header or parameter must not, on either side of the wire.
+    """
+    digits = text.strip(" \t")
+    if not (0 < len(digits) <= max_digits and digits.isascii() and digits.isdigit()):
+        raise ProtocolError(400, f"{what} must be a non-negative decimal integer of at most {max_digits} digits")
+    return int(digits)
+
+
+def dumps_json(doc: Any) -> bytes:
+    """``doc`` as compact, strict JSON (UTF-8): a non-finite number is a ValueError, never a bare ``NaN``."""
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
 def body_parts(header: Mapping[str, Any], blobs: Sequence[Any]) -> tuple[bytes, int | None]:
-    """A body of ``header`` (JSON) and binary ``blobs``; the JSON length for the header, or None without blobs."""
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    """A body of ``header`` (strict JSON) and binary ``blobs``; the JSON length for the header (None without blobs)."""
+    head = dumps_json(header)
     if not blobs:
         return head, None
     return b"".join([head, *(bytes(b) if not isinstance(b, bytes) else b for b in blobs)]), len(head)
@@ -133,10 +150,7 @@ def split_body(body: bytes, header_length: str | None, *, max_json_bytes: int) -
     if header_length is None:
         json_len = len(mv)
     else:
-        text = header_length.strip()
-        if not text.isdigit() or len(text) > 18:
-            raise ProtocolError(400, f"{HEADER_LENGTH} must be a non-negative decimal integer, got {header_length!r}")
-        json_len = int(text)
+        json_len = parse_decimal(header_length, HEADER_LENGTH)
         if json_len > len(mv):
             raise ProtocolError(400, f"{HEADER_LENGTH} is {json_len} but the body has only {len(mv)} bytes")
     if json_len > max_json_bytes:

@@ -256,7 +256,9 @@ class _WholeInference(_Inference):
         for name, as_binary in self.chosen:
             arr = np.asarray(result[name])
             item = _tensor_metadata(name, arr.dtype, arr.shape)
-            if as_binary:
+            # JSON has no NaN or infinity: such a tensor travels as binary data (the extension every
+            # client of ours reads) rather than as invalid JSON or an error that loses the inference
+            if as_binary or (arr.dtype.kind in "fc" and not np.isfinite(arr).all()):
                 data = np.ascontiguousarray(arr, dtype=P.numpy_dtype(item["datatype"])).tobytes()
                 item["parameters"] = {"binary_data_size": len(data)}
                 blobs.append(data)

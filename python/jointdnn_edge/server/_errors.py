@@ -7,7 +7,6 @@ object ``{"error": "<what was wrong>"}``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from ..errors import (
     ModelError,
     ProtocolError,
 )
+from ..protocol import dumps_json
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -68,7 +68,7 @@ def json_response(payload: object, status: int = 200, headers: Mapping[str, str]
     """A compact JSON response."""
     from starlette.responses import Response
 
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumps_json(payload)
     return Response(body, status_code=status, media_type="application/json", headers=dict(headers or {}))
 
 

@@ -136,10 +136,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes (413) by Content-Length first, then by counting."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
-            raise ProtocolError(400, f"invalid Content-Length {declared!r}")
-        if int(declared) > limit:
-            raise ProtocolError(413, f"request body of {int(declared)} bytes exceeds the server's limit of {limit}")
+        length = P.parse_decimal(declared, "Content-Length")
+        if length > limit:
+            raise ProtocolError(413, f"request body of {length} bytes exceeds the server's limit of {limit}")
     chunks: list[bytes] = []
     total = 0
     over = False

@@ -1,0 +1,164 @@
+"""Faults at the edges of the wire (issue 12): numeric headers and JSON that only one side would accept.
+
+Each case is reproduced against a real server on 127.0.0.1 (the shared ``cloud`` fixture, or an app behind
+a misbehaving ASGI front that rewrites what the server sends), and checked against the local outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from fixtures_session import TOKEN, assert_close
+from jointdnn_edge import ProtocolError, RemoteError, codec
+from jointdnn_edge import protocol as P
+from jointdnn_edge.client import CloudClient
+from jointdnn_edge.models.executor import executor_for
+from jointdnn_edge.models.graph import uniform_feeds
+from jointdnn_edge.session import JointSession
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: strings that Python's str.isdigit() or int() accept but that are no ASCII decimal integer
+NOT_ASCII_DECIMAL = ["²", "٣", "１２", "+5", "-1", "1_0", "", " ", "1 2", "0x10", "12abc", "1" * 19]
+
+
+@pytest.mark.parametrize("text, value", [("0", 0), ("12", 12), (" 42\t", 42), ("000123", 123), ("9" * 18, 10**18 - 1)])
+def test_decimal_headers_take_ascii_digits(text: str, value: int) -> None:
+    assert P.parse_decimal(text, "x") == value
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DECIMAL)
+def test_decimal_headers_refuse_everything_else(text: str) -> None:
+    with pytest.raises(ProtocolError) as e:
+        P.parse_decimal(text, "Inference-Header-Content-Length")
+    assert e.value.status == 400 and "Inference-Header-Content-Length" in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "+5", "-1", "1_0"])
+def test_server_answers_400_to_a_non_ascii_header_length(cloud: Any, text: str) -> None:
+    g = cloud.models["alexnet"]
+    x = uniform_feeds(g, 0)["input"]
+    inp = {"name": "input", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}}
+    head = json.dumps({"inputs": [inp]}).encode()
+    headers = {**AUTH, "Inference-Header-Content-Length": text.encode("utf-8")}
+    with httpx.Client(base_url=cloud.url, timeout=30.0) as http:
+        r = http.post("/v2/models/alexnet/infer", content=head + x.tobytes(), headers=headers)  # type: ignore[arg-type]
+        assert r.status_code == 400, r.text
+        assert "Inference-Header-Content-Length" in r.json()["error"]
+        assert http.get("/v2/health/ready").status_code == 200  # and it keeps serving
+
+
+class _RewritingFront:
+    """An ASGI front before a real app that replaces one response header of every inference answer."""
+
+    def __init__(self, app: Any, header: bytes, value: bytes) -> None:
+        self.app, self.header, self.value = app, header, value
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
+            await self.app(scope, receive, send)
+            return
+
+        async def rewrite(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, self.value if k.lower() == self.header else v) for k, v in message["headers"]]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, rewrite)
+
+
+@pytest.mark.parametrize("value", ["²".encode(), "٣".encode(), b"-1"])
+def test_client_types_a_bad_response_header_and_the_session_falls_back(session_models: Any, value: bytes) -> None:
+    """The one fault that used to lose an inference: an untyped ValueError escaped ``session.run``."""
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 5)
+    front = _RewritingFront(create_app({"alexnet": g}, threads=1), b"inference-header-content-length", value)
+    with BackgroundServer(front) as server, CloudClient(server.url, retries=0) as client:
+        with pytest.raises(RemoteError):
+            client.infer_slice("alexnet", 0, 20, codec.encode(feeds))
+        client.mark_up()  # the failure above marked the cloud down; the session should try it again
+        schedule = [(0, 9, "mobile"), (10, 20, "cloud")]
+        with JointSession(g, client, schedule=schedule, executor=executor_for(g, threads=1)) as session:
+            out = session.run(feeds)
+            trace = session.last_trace
+    assert trace is not None and trace.fallback is not None  # the cloud step failed and ran here instead
+    assert_close(out, executor_for(g, threads=1).run_model(g, feeds))
+
+
+def _strict_json(text: bytes) -> Any:
+    def refuse(name: str) -> Any:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_outputs_never_make_invalid_json(cloud: Any) -> None:
+    """A NaN in an output asked for as JSON travels as binary data; the JSON part stays strict JSON."""
+    g = cloud.models["alexnet"]
+    x = uniform_feeds(g, 1)["input"].copy()
+    x.reshape(-1)[::7] = np.nan  # NaN in, NaN out (convolutions propagate it)
+    want = executor_for(g, threads=1).run_model(g, {"input": x})["prob"]
+    assert np.isnan(want).any()
+    inp = {"name": "input", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}}
+    head = json.dumps({"inputs": [inp], "outputs": [{"name": "prob", "parameters": {"binary_data": False}}]}).encode()
+    headers = {**AUTH, "Inference-Header-Content-Length": str(len(head))}
+    with httpx.Client(base_url=cloud.url, timeout=30.0) as http:
+        r = http.post("/v2/models/alexnet/infer", content=head + x.tobytes(), headers=headers)
+    assert r.status_code == 200, r.text
+    n = int(r.headers.get("Inference-Header-Content-Length", len(r.content)))
+    header = _strict_json(r.content[:n])
+    (out,) = header["outputs"]
+    assert "data" not in out and out["parameters"]["binary_data_size"] == want.nbytes
+    got = np.frombuffer(r.content[n:], dtype=np.float32).reshape(want.shape)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert_close({"prob": np.nan_to_num(got)}, {"prob": np.nan_to_num(want)})
+
+
+def test_finite_outputs_asked_for_as_json_stay_json(cloud: Any) -> None:
+    g = cloud.models["alexnet"]
+    x = uniform_feeds(g, 2)["input"]
+    want = executor_for(g, threads=1).run_model(g, {"input": x})["prob"]
+    body = {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x.reshape(-1).tolist()}],
+        "outputs": [{"name": "prob", "parameters": {"binary_data": False}}],
+    }
+    with httpx.Client(base_url=cloud.url, timeout=30.0) as http:
+        r = http.post("/v2/models/alexnet/infer", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    (out,) = _strict_json(r.content)["outputs"]
+    got = np.asarray(out["data"], dtype=np.float32).reshape(want.shape)
+    assert_close({"prob": got}, {"prob": want})
+    assert all(math.isfinite(v) for v in out["data"])
+
+
+def test_split_response_header_is_strict_json(cloud: Any) -> None:
+    """Timings and parameters of a split answer parse with a strict JSON parser."""
+    g = cloud.models["alexnet"]
+    frame = codec.encode(uniform_feeds(g, 3))
+    blob = struct.pack("<I", len(frame)) + frame
+    header = {
+        "inputs": [
+            {"name": P.FRAME_TENSOR, "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(blob)}}
+        ],
+        "parameters": {P.P_FIRST: 0, P.P_LAST: 20},
+    }
+    head = json.dumps(header).encode()
+    with httpx.Client(base_url=cloud.url, timeout=30.0) as http:
+        r = http.post(
+            "/v2/models/alexnet/infer",
+            content=head + blob,
+            headers={**AUTH, "Inference-Header-Content-Length": str(len(head))},
+        )
+    assert r.status_code == 200, r.text
+    n = P.parse_decimal(r.headers["Inference-Header-Content-Length"], "length")
+    params = _strict_json(r.content[:n])["parameters"]
+    assert all(math.isfinite(params[k]) for k in (P.R_COMPUTE, P.R_DECODE, P.R_ENCODE, P.R_LOAD))
