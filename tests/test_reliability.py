@@ -162,3 +162,19 @@ def test_split_response_header_is_strict_json(cloud: Any) -> None:
     n = P.parse_decimal(r.headers["Inference-Header-Content-Length"], "length")
     params = _strict_json(r.content[:n])["parameters"]
     assert all(math.isfinite(params[k]) for k in (P.R_COMPUTE, P.R_DECODE, P.R_ENCODE, P.R_LOAD))
+
+
+def test_a_fixed_schedule_the_table_cannot_price_fails_when_the_session_is_made(session_models: Any) -> None:
+    """Issue 12, item 10: a group longer than the cost table offers is refused up front, not in ``run()``."""
+    from jointdnn_edge import ConfigError, CostTable
+
+    g = session_models["alexnet"]
+    costs = CostTable.from_layers([1.0] * g.n, [0.1] * g.n, max_group=4, **g.cost_skeleton())
+    too_long = [(0, 3, "mobile"), (4, 9, "cloud"), (10, g.n - 1, "mobile")]  # 4..9 is 6 layers
+    with pytest.raises(ConfigError, match=r"layers 4\.\.9 as one group on the cloud"):
+        JointSession(g, None, costs, network="wifi", schedule=too_long)
+    offered = [(a, min(a + 3, g.n - 1), "mobile") for a in range(0, g.n, 4)]
+    with JointSession(g, None, costs, network="wifi", schedule=offered, executor=executor_for(g, threads=1)) as s:
+        feeds = uniform_feeds(g, 4)
+        assert_close(s.run(feeds), executor_for(g, threads=1).run_model(g, feeds))
+        assert s.last_trace is not None and s.last_trace.schedule.latency_ms == pytest.approx(g.n * 1.0)

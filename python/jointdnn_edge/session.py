@@ -298,6 +298,8 @@ class JointSession:
         self._fixed: Schedule | None = None
         if schedule is not None:
             self._fixed = self._as_schedule(schedule)
+            if costs is not None:
+                _check_offered(self._fixed, costs)
         self._lut: LookupTable | None = None
         self._lut_rtt: float | None = None
         self._lock = threading.RLock()
@@ -650,3 +652,18 @@ class JointSession:
 def _drifted(built: float, now: float) -> bool:
     """Whether a round-trip estimate moved enough from the one a table was built with to rebuild it."""
     return abs(now - built) > max(1.0, 0.5 * built)
+
+
+def _check_offered(schedule: Schedule, costs: CostTable) -> None:
+    """ConfigError unless every group of the fixed ``schedule`` is offered by ``costs`` on its platform.
+
+    Checked when the session is made, so that a schedule the table cannot price fails there rather than
+    in the first :meth:`JointSession.run`.
+    """
+    for first, last, platform in schedule.segments:
+        table = costs.mobile_ms if platform == "mobile" else costs.cloud_ms
+        if not math.isfinite(float(table[first][last])):
+            raise ConfigError(
+                f"the fixed schedule runs layers {first}..{last} as one group on the {platform}, which the cost "
+                f"table does not offer (its largest group is {costs.max_group()} layers); split that segment"
+            )
