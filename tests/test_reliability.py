@@ -178,3 +178,21 @@ def test_a_fixed_schedule_the_table_cannot_price_fails_when_the_session_is_made(
         feeds = uniform_feeds(g, 4)
         assert_close(s.run(feeds), executor_for(g, threads=1).run_model(g, feeds))
         assert s.last_trace is not None and s.last_trace.schedule.latency_ms == pytest.approx(g.n * 1.0)
+
+
+def test_inputs_in_another_dtype_are_cast_before_anything_is_sent(cloud: Any) -> None:
+    """Issue 12, item 5: float64 data (any array made from a Python list) is cast, not sent to get a 422."""
+    from jointdnn_edge import ExecutionError
+
+    g = cloud.models["alexnet"]
+    x32 = uniform_feeds(g, 6)["input"]
+    want = executor_for(g, threads=1).run_model(g, {"input": x32})
+    schedule = [(0, g.n - 1, "cloud")]
+    with JointSession(g, cloud.client(), schedule=schedule, executor=executor_for(g, threads=1)) as session:
+        out = session.run({"input": x32.astype(np.float64).tolist()})
+        trace = session.last_trace
+        assert trace is not None and trace.fallback is None and trace.steps[0].platform == "cloud"
+        assert_close(out, want)
+        with pytest.raises(ExecutionError, match="no safe cast"):
+            session.run({"input": np.ones(x32.shape, dtype=np.complex64)})
+        assert session.cloud is not None and session.cloud.available  # a bad input is no cloud failure

@@ -459,7 +459,7 @@ class JointSession:
             x = np.asarray(inputs[name])
             if tuple(x.shape) != tuple(info.shape):
                 raise ExecutionError(f"input {name!r} has shape {x.shape}, model {g.name!r} expects {info.shape}")
-            tensors[name] = x
+            tensors[name] = _as_model_dtype(x, info.dtype, name)
         schedule, source, network, slowdown = self.plan()
         t_planned = time.perf_counter()
         trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
@@ -667,3 +667,13 @@ def _check_offered(schedule: Schedule, costs: CostTable) -> None:
                 f"the fixed schedule runs layers {first}..{last} as one group on the {platform}, which the cost "
                 f"table does not offer (its largest group is {costs.max_group()} layers); split that segment"
             )
+
+
+def _as_model_dtype(x: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``x`` in the model's ``dtype``: cast within its kind (a list of Python floats is float64; a float32 model
+    takes it), ExecutionError across kinds (floats for an integer input), before anything runs or is sent."""
+    if x.dtype == dtype:
+        return x
+    if not np.can_cast(x.dtype, dtype, casting="same_kind"):
+        raise ExecutionError(f"input {name!r} is {x.dtype}, the model expects {np.dtype(dtype)} (no safe cast)")
+    return x.astype(dtype)
