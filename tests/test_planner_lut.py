@@ -205,6 +205,48 @@ def test_native_and_python_builds_store_the_same_schedules():
     assert [a.candidates[m][0] for m in a.members] == [b.candidates[m][0] for m in b.members]
 
 
+@pytest.mark.skipif(not native_available(), reason="compares the native binding's values with their mirrors")
+def test_native_results_are_named_values_with_the_fields_of_their_pure_python_mirrors():
+    """The binding returns typed values (``Solution``, ``LutCell``, ``Candidate``, ``LutAnswer``), not tuples."""
+    from jointdnn_edge import _core
+    from jointdnn_edge.planner import _backend
+
+    costs = random_costs(np.random.default_rng(11), 7, dag=True)
+    native, pure = _backend.compile(costs, solver="native"), _backend.compile(costs, solver="python")
+    assert native.size == pure.size and native.size.states > 0
+    net = Network.preset("wifi")
+
+    def same(a: object, b: object, fields: tuple[str, ...]) -> None:
+        assert not isinstance(a, tuple), type(a)
+        for name in fields:
+            x, y = getattr(a, name), getattr(b, name)
+            if isinstance(y, float):
+                assert close(x, y), (name, x, y)
+            elif name == "usage":
+                assert len(x) == len(y) and all(close(p, q) for p, q in zip(x, y)), (x, y)
+            else:
+                assert x == y, (name, x, y)
+
+    got = native._problem.solve("energy", net, 1.5, 1e4)
+    assert isinstance(got, _core.Solution)
+    same(got, reference.solve(pure._graph, reference.Request("energy", net, 1.5, 1e4)), reference.Solution._fields)
+
+    spec = reference.LutSpec("latency", [], net.radio, (1.0, 50.0), (1.0, 50.0), (1.0, 2.0), (3, 3, 2))
+    cells = list(range(spec.num_cells()))
+    for a, b in zip(native.lut_cells(spec, cells), pure.lut_cells(spec, cells), strict=True):
+        assert isinstance(a, _core.LutCell) and a.status == b.status and a.status in reference.CELL_STATUSES
+        for x, y in zip(a.candidates, b.candidates, strict=True):
+            assert isinstance(x, _core.Candidate)
+            same(x, y, reference.Candidate._fields)
+
+    table = LookupTable.build(costs, network="wifi", cells=(3, 3, 1))
+    fields = table._index_fields()
+    for point in ((2.0, 7.0, 1.0), (30.0, 3.0, 1.0)):
+        a, b = _core.LutIndex(**fields).query(*point), reference.LutIndex(**fields).query(*point)
+        assert isinstance(a, _core.LutAnswer)
+        same(a, b, reference.LutAnswer._fields)
+
+
 def test_build_reports_progress():
     costs = random_costs(np.random.default_rng(1), 5, dag=False)
     seen = []

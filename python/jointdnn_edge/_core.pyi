@@ -11,12 +11,22 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import TypeAlias
 
-__all__ = ["LutIndex", "Problem", "__version__", "parallelism", "sparse_expand"]
+__all__ = [
+    "Candidate",
+    "LutAnswer",
+    "LutCell",
+    "LutIndex",
+    "Problem",
+    "Solution",
+    "__version__",
+    "parallelism",
+    "sparse_expand",
+]
 
 __version__: Final[str]
 
-_Segments: TypeAlias = list[tuple[int, int, str]]
-_Usage: TypeAlias = list[float]
+_Segments: TypeAlias = tuple[tuple[int, int, str], ...]
+_Usage: TypeAlias = tuple[float, ...]
 
 class _Radio(Protocol):
     """Read by attribute name: ``jointdnn_edge.network.Radio`` (or a Network's ``radio``)."""
@@ -67,6 +77,73 @@ class _LutSpec(Protocol):
     def max_work(self) -> int: ...
 
 @final
+class Solution:
+    """The exact optimum of one request (``Problem.solve``): the schedule, its resource usage and its costs."""
+
+    @property
+    def segments(self) -> _Segments:
+        """``((first, last, "mobile" | "cloud"), …)`` in layer order."""
+    @property
+    def usage(self) -> _Usage:
+        """The schedule's resource usage vector (eight floats, ``jointdnn_edge.planner.usage``)."""
+    @property
+    def transfers(self) -> int:
+        """Tensors and weight sets moved between the platforms."""
+    @property
+    def latency_ms(self) -> float:
+        """End-to-end latency (ms) on the request's network."""
+    @property
+    def mobile_energy_mj(self) -> float:
+        """Mobile energy (mJ): compute and radio."""
+    @property
+    def cloud_ms(self) -> float:
+        """Cloud compute time (ms), slowed down."""
+
+@final
+class Candidate:
+    """A schedule stored in a lookup-table cell: its segments and resource usage."""
+
+    @property
+    def segments(self) -> _Segments:
+        """``((first, last, "mobile" | "cloud"), …)`` in layer order."""
+    @property
+    def usage(self) -> _Usage:
+        """The schedule's resource usage vector (eight floats)."""
+    @property
+    def transfers(self) -> int:
+        """Tensors and weight sets moved between the platforms."""
+
+@final
+class LutCell:
+    """One built lookup-table cell (``Problem.lut_cells``)."""
+
+    @property
+    def status(self) -> str:
+        """``"exact"`` (the candidates hold the optimum everywhere in the cell), ``"solve"`` (too many
+        candidates or over the work budget: queries here solve directly) or ``"infeasible"``."""
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The cell's candidate schedules, empty unless the status is ``"exact"``."""
+
+@final
+class LutAnswer:
+    """The best stored schedule at a query point (``LutIndex.query``): its index among the table's
+    stored schedules and its costs there."""
+
+    @property
+    def candidate(self) -> int:
+        """Index of the schedule among the table's stored schedules."""
+    @property
+    def latency_ms(self) -> float:
+        """End-to-end latency (ms) at the query point."""
+    @property
+    def mobile_energy_mj(self) -> float:
+        """Mobile energy (mJ) at the query point."""
+    @property
+    def cloud_ms(self) -> float:
+        """Cloud compute time (ms) at the query point."""
+
+@final
 class Problem:
     """A cost table compiled into the exact planner's state graph (built once, solved many times).
 
@@ -97,8 +174,14 @@ class Problem:
     def n(self) -> int:
         """Number of layers."""
     @property
-    def size(self) -> tuple[int, int, int]:
-        """``(states, transitions, cut width)`` of the state graph."""
+    def states(self) -> int:
+        """Number of states of the state graph."""
+    @property
+    def transitions(self) -> int:
+        """Number of transitions of the state graph."""
+    @property
+    def cut_width(self) -> int:
+        """Cut width of the state graph (the most tensors alive across a layer boundary)."""
     def solve(
         self,
         objective: str,
@@ -108,8 +191,8 @@ class Problem:
         energy_budget_mj: float | None = None,
         cloud_budget_ms: float | None = None,
         force: str | None = None,
-    ) -> tuple[_Segments, _Usage, int, list[float]]:
-        """The exact optimum: ``(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])``.
+    ) -> Solution:
+        """The exact optimum as a :class:`Solution`.
 
         ``network`` is a ``jointdnn_edge.Network`` (read by attribute name).
         Raises ``InfeasibleError`` naming the constraint that cannot be met,
@@ -117,11 +200,11 @@ class Problem:
         that every schedule's value overflows, ``SolverError`` past the search's budgets.
         The GIL is released during the solve.
         """
-    def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[tuple[int, list[tuple[_Segments, _Usage, int]]]]:
-        """Builds lookup-table cells of ``spec`` in parallel: per cell ``(status, [(segments, usage, transfers)])``.
+    def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[LutCell]:
+        """Builds lookup-table cells of ``spec`` in parallel: one :class:`LutCell` per number in ``cells``.
 
-        Status 0 exact, 1 solve directly, 2 infeasible. A cell whose enumeration (or corner solve) needs
-        more than ``spec.max_work`` label comparisons gets status 1. At most 2**22 cells; ``cells`` must be
+        A cell whose enumeration (or corner solve) needs more than ``spec.max_work`` label comparisons
+        gets status ``"solve"``. At most 2**22 cells; ``cells`` must be
         cell numbers below the spec's cell count (``ConfigError`` otherwise, as for bad ranges or names).
         The GIL is released during the build.
         """
@@ -132,7 +215,8 @@ class LutIndex:
 
     The constructor raises ``LookupTableError`` unless the fields are consistent (positive axes,
     at most 2**22 cells, valid ranges and radio, finite non-negative coordinates, offsets and
-    members in range), so that a query cannot fail.
+    members in range), so that a query cannot fail. ``status`` holds each cell's code as the
+    lookup-table file stores it (0 exact, 1 solve directly, 2 infeasible).
     """
 
     def __new__(
@@ -150,9 +234,9 @@ class LutIndex:
         offsets: list[int],
         members: list[int],
     ) -> LutIndex: ...
-    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> tuple[int, float, float, float] | None:
-        """``(candidate, latency_ms, energy_mj, cloud_ms)`` of the best stored schedule, or None where
-        the table cannot answer alone (solve directly); ``InfeasibleError`` where nothing is feasible."""
+    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> LutAnswer | None:
+        """The best stored schedule at the point, or None where the table cannot answer alone
+        (solve directly); ``InfeasibleError`` where nothing is feasible."""
 
 def parallelism() -> int:
     """Number of threads the parallel lookup-table build uses."""

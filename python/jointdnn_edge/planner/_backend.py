@@ -24,7 +24,7 @@ import os
 import weakref
 from collections.abc import Hashable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..errors import ConfigError, SolverError
 from ..network import Network, Radio
@@ -35,6 +35,7 @@ __all__ = [
     "CONSTRAINT_ARGS",
     "CostsLike",
     "FORCES",
+    "GraphSize",
     "OBJECTIVES",
     "PHASES",
     "SOLVERS",
@@ -212,6 +213,14 @@ def check_request(
 
 
 # ------------------------------------------------------------------ solvers
+class GraphSize(NamedTuple):
+    """The size of a compiled state graph."""
+
+    states: int
+    transitions: int
+    cut_width: int
+
+
 class Solver:
     """A cost table compiled for one cloud memory model: solves checked requests exactly.
 
@@ -222,8 +231,8 @@ class Solver:
     name: str = ""
 
     @property
-    def size(self) -> tuple[int, int, int]:
-        """``(states, transitions, cut width)`` of the compiled state graph."""
+    def size(self) -> GraphSize:
+        """The size of the compiled state graph."""
         raise NotImplementedError
 
     def solve(
@@ -240,8 +249,9 @@ class Solver:
         """The exact optimum as a :class:`Schedule` (``solver`` is ``label``, default :attr:`name`)."""
         raise NotImplementedError
 
-    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[tuple[int, list[Any]]]:
-        """Lookup-table cells ``cells`` of ``spec``: per cell ``(status, [(segments, usage, transfers), ...])``."""
+    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
+        """Lookup-table cells ``cells`` of ``spec``, built (the native solver's ``_core.LutCell`` has the fields
+        of :class:`reference.LutCell`)."""
         raise NotImplementedError
 
     def plan(
@@ -272,8 +282,9 @@ class _NativeSolver(Solver):
         self._problem = problem
 
     @property
-    def size(self) -> tuple[int, int, int]:
-        return self._problem.size  # type: ignore[no-any-return]
+    def size(self) -> GraphSize:
+        problem = self._problem
+        return GraphSize(problem.states, problem.transitions, problem.cut_width)
 
     def solve(
         self,
@@ -286,12 +297,14 @@ class _NativeSolver(Solver):
         force: str | None = None,
         label: str | None = None,
     ) -> Schedule:
-        segs, usage, transfers, (lat, energy, cloud) = self._problem.solve(
+        s = self._problem.solve(
             objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
         )
-        return Schedule._make(tuple(segs), lat, energy, cloud, usage, transfers, objective, label or "native")
+        return Schedule._make(
+            s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "native"
+        )
 
-    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[tuple[int, list[Any]]]:
+    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         return self._problem.lut_cells(spec, cells)  # type: ignore[no-any-return]
 
 
@@ -305,8 +318,8 @@ class _PythonSolver(Solver):
         self._graph = graph
 
     @property
-    def size(self) -> tuple[int, int, int]:
-        return self._graph.num_states, len(self._graph.trans), self._graph.width
+    def size(self) -> GraphSize:
+        return GraphSize(self._graph.num_states, len(self._graph.trans), self._graph.width)
 
     def solve(
         self,
@@ -322,12 +335,12 @@ class _PythonSolver(Solver):
         req = reference.Request(
             objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force=force
         )
-        segs, usage, transfers = reference.solve(self._graph, req)
-        return Schedule.from_usage(
-            segs, usage, transfers, network, cloud_slowdown, objective=objective, solver=label or "python"
+        s = reference.solve(self._graph, req)
+        return Schedule._make(
+            s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "python"
         )
 
-    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[tuple[int, list[Any]]]:
+    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         return [reference.lut_cell(self._graph, spec, c) for c in cells]
 
 

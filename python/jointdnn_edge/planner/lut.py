@@ -54,6 +54,8 @@ VERSION = 1
 _OBJECTIVES = OBJECTIVES
 _METRICS = ("latency", "energy", "cloud")
 _FORCES = FORCES
+#: A built cell's status name -> its code in the file (``reference.CELL_STATUSES`` in code order).
+_CELL_CODES = {name: code for code, name in enumerate(ref.CELL_STATUSES)}
 
 #: Default cells per axis (upload, download, slowdown).
 DEFAULT_CELLS = (16, 16, 4)
@@ -116,7 +118,7 @@ class LookupTable:
         self._solver: Solver | None = None  # for cells and points the table cannot answer alone
         mod = native_module()
         index = (mod.LutIndex if mod is not None else ref.LutIndex)(**self._index_fields())
-        self._query: Callable[[float, float, float], tuple[int, float, float, float] | None] = index.query
+        self._query: Callable[[float, float, float], ref.LutAnswer | None] = index.query
 
     def _index_fields(self) -> dict[str, Any]:
         """The query side's fields, as the native ``LutIndex`` and its mirror ``reference.LutIndex`` take them."""
@@ -208,7 +210,7 @@ class LookupTable:
         )
         axes = spec.axes()
         total = spec.num_cells()
-        results: list[tuple[int, list[tuple[Any, Any, int]]]] = []
+        results: list[ref.LutCell] = []
         report = _progress_reporter(progress, total)
         chunk = 64  # the native core builds a chunk's cells in parallel
         for start in range(0, total, chunk):
@@ -219,13 +221,13 @@ class LookupTable:
         seen: dict[tuple[tuple[int, int, str], ...], int] = {}
         candidates: list[tuple[Any, Any, int]] = []
         status, offsets, members = [], [0], []
-        for st, cands in results:
-            status.append(st)
-            for segs, u, k in cands:
-                key = tuple((int(a), int(b), str(p)) for a, b, p in segs)
+        for cell in results:
+            status.append(_CELL_CODES[cell.status])
+            for found in cell.candidates:
+                key = tuple((int(a), int(b), str(p)) for a, b, p in found.segments)
                 if key not in seen:
                     seen[key] = len(candidates)
-                    candidates.append((key, list(u), k))
+                    candidates.append((key, list(found.usage), found.transfers))
                 members.append(seen[key])
             offsets.append(len(members))
         return cls(
@@ -266,9 +268,10 @@ class LookupTable:
                 names,
             ) from None
         if found is not None:
-            idx, lat, en, cl = found
-            segs, u, k = self.candidates[idx]
-            return Schedule._make(segs, lat, en, cl, u, k, self.objective, "lut")
+            segs, u, k = self.candidates[found.candidate]
+            return Schedule._make(
+                segs, found.latency_ms, found.mobile_energy_mj, found.cloud_ms, u, k, self.objective, "lut"
+            )
         return self._fallback(up_mbps, down_mbps, cloud_slowdown)
 
     def _fallback(self, up: float, down: float, slowdown: float) -> Schedule:

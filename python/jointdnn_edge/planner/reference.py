@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigError, CostTableError, InfeasibleError, SolverError
 from ..network import Network, Radio
@@ -54,6 +54,48 @@ CELL_MAX_WORK = 1 << 24
 MAX_CELLS = 1 << 22
 
 Segments = list[tuple[int, int, str]]
+
+
+# ------------------------------------------------- results (mirrors of the native classes)
+class Solution(NamedTuple):
+    """The exact optimum of one request (mirror of the native ``Solution``): the schedule, its
+    resource usage and its costs on the request's network."""
+
+    segments: tuple[tuple[int, int, str], ...]
+    usage: tuple[float, ...]
+    transfers: int
+    latency_ms: float
+    mobile_energy_mj: float
+    cloud_ms: float
+
+
+class Candidate(NamedTuple):
+    """A schedule stored in a lookup-table cell (mirror of the native ``Candidate``)."""
+
+    segments: tuple[tuple[int, int, str], ...]
+    usage: tuple[float, ...]
+    transfers: int
+
+
+class LutCell(NamedTuple):
+    """One built lookup-table cell (mirror of the native ``LutCell``).
+
+    ``status`` is ``"exact"`` (the candidates hold the optimum everywhere in the cell),
+    ``"solve"`` (queries here solve directly) or ``"infeasible"``.
+    """
+
+    status: str
+    candidates: list[Candidate]
+
+
+class LutAnswer(NamedTuple):
+    """The best stored schedule at a query point (mirror of the native ``LutAnswer``):
+    its index among the table's stored schedules and its costs there."""
+
+    candidate: int
+    latency_ms: float
+    mobile_energy_mj: float
+    cloud_ms: float
 
 
 @dataclass
@@ -552,8 +594,8 @@ def _no_path(g: StateGraph, req: Request, metric: str) -> Exception:
     )
 
 
-def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
-    """The exact optimum of ``req``: ``(segments, usage, transfers)`` (mirror of ``plan::solve``)."""
+def solve(g: StateGraph, req: Request) -> Solution:
+    """The exact optimum of ``req`` (mirror of ``plan::solve``)."""
     _validate(req)
     link = req.link
     w_obj = weights(req.objective, link, req.slowdown)
@@ -569,7 +611,7 @@ def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
 
     u_best, _ = path_usage(g, best_path)
     if meets(u_best):
-        return _result(g, best_path)
+        return _solution(g, best_path, req)
     incumbent: tuple[float, list[int]] | None = None
     for name, m, b in constraints:
         # every schedule exists (the objective's search found one): no path means overflow
@@ -603,17 +645,26 @@ def solve(g: StateGraph, req: Request) -> tuple[Segments, list[float], int]:
     )
     res = label_search(lp, "best")
     if res:
-        return _result(g, res[0][0])
+        return _solution(g, res[0][0], req)
     if incumbent:
-        return _result(g, incumbent[1])
+        return _solution(g, incumbent[1], req)
     names = "+".join(name for name, _, _ in constraints)
     together = " and ".join(f"{name} = {b}" for name, _, b in constraints)
     raise InfeasibleError(f"no schedule meets {together} together (each can be met alone)", names)
 
 
-def _result(g: StateGraph, path: list[int]) -> tuple[Segments, list[float], int]:
+def _solution(g: StateGraph, path: list[int], req: Request) -> Solution:
+    """``path`` as a :class:`Solution`, its costs on ``req``'s network and slowdown."""
     u, n = path_usage(g, path)
-    return path_segments(g, path), u, n
+    link, slowdown = req.link, req.slowdown
+    return Solution(
+        tuple(path_segments(g, path)),
+        tuple(u),
+        n,
+        dot(weights("latency", link, slowdown), u),
+        dot(weights("energy", link, slowdown), u),
+        u[CLOUD_MS] * slowdown,
+    )
 
 
 # ------------------------------------------------------------ lookup tables
@@ -685,19 +736,21 @@ def _lin_edges(r: tuple[float, float], k: int, i: int) -> tuple[float, float]:
     return a, b
 
 
+#: A cell's status codes in a table's index (``LutIndex.status``, the file format) and their names.
 CELL_EXACT, CELL_SOLVE, CELL_INFEASIBLE = 0, 1, 2
+CELL_STATUSES = ("exact", "solve", "infeasible")
 
 
-def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> tuple[int, list[tuple[Segments, list[float], int]]]:
-    """Builds one cell: ``(status, candidates)`` (mirror of ``lut::build_cell``)."""
+def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> LutCell:
+    """Builds one cell (mirror of ``lut::build_cell``)."""
     lo, hi = spec.cell_corners(c)
     try:
-        _segs, u, _ = solve(g, spec.request_at(hi))
+        u = solve(g, spec.request_at(hi)).usage
         cap = dot(weights(spec.objective, Network.of(spec.radio, hi[0], hi[1]), hi[2]), u)
     except InfeasibleError:
         cap = math.inf
     except SolverError:  # over the cell's budget: queries here solve directly
-        return CELL_SOLVE, []
+        return LutCell("solve", [])
     objective = reduced_weights(spec.objective, spec.radio, *lo)
     constraints = [(reduced_weights(m, spec.radio, *lo), b) for m, b in spec.constraints]
     relevant = [any(f[k] != 0.0 for f in [objective] + [f for f, _ in constraints]) for k in range(RDIMS)]
@@ -719,16 +772,16 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> tuple[int, list[tuple[Segm
     try:
         found = label_search(lp, "all")
     except SolverError:
-        return CELL_SOLVE, []
+        return LutCell("solve", [])
     if not found:
-        return CELL_INFEASIBLE, []
+        return LutCell("infeasible", [])
     if len(found) > spec.max_candidates:
-        return CELL_SOLVE, []
+        return LutCell("solve", [])
     out = []
     for path, _ in found:
-        u, n = path_usage(g, path)
-        out.append((path_segments(g, path), u, n))
-    return CELL_EXACT, out
+        usage, transfers = path_usage(g, path)
+        out.append(Candidate(tuple(path_segments(g, path)), tuple(usage), transfers))
+    return LutCell("exact", out)
 
 
 _NO_STORED_SCHEDULE = "no stored schedule meets the constraints here"
@@ -764,9 +817,9 @@ class LutIndex:
         self.offsets = offsets
         self.members = members
 
-    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> tuple[int, float, float, float] | None:
-        """``(candidate, latency, energy, cloud)`` of the best stored schedule, None where the table cannot
-        answer alone, InfeasibleError where nothing is feasible."""
+    def query(self, up_mbps: float, down_mbps: float, slowdown: float) -> LutAnswer | None:
+        """The best stored schedule at the point, None where the table cannot answer alone,
+        InfeasibleError where nothing is feasible."""
         objective, constraints, radio = self.objective, self.constraints, self.radio
         reduced, status, offsets, members = self.reduced, self.status, self.offsets, self.members
         cell = 0
@@ -798,4 +851,4 @@ class LutIndex:
                 best = (m, o, (vals["latency"], vals["energy"], vals["cloud"]))
         if best is None:
             raise InfeasibleError(_NO_STORED_SCHEDULE)
-        return best[0], *best[2]
+        return LutAnswer(best[0], *best[2])

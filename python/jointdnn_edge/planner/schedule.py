@@ -77,9 +77,8 @@ class Schedule:
         self.exact = exact
         self.solver = solver
 
-    @classmethod
+    @staticmethod
     def _make(
-        cls,
         segments: tuple[Segment, ...],
         latency_ms: float,
         mobile_energy_mj: float,
@@ -90,8 +89,11 @@ class Schedule:
         solver: str,
         exact: bool = True,
     ) -> Schedule:
-        """Internal fast constructor for trusted solver output (segments already normalised)."""
-        s = object.__new__(cls)
+        """Internal fast constructor for trusted solver output (segments already normalised).
+
+        A static method: looking it up on the class makes no bound method (plans and queries are hot paths).
+        """
+        s = object.__new__(Schedule)
         s.segments = segments
         s.latency_ms = latency_ms
         s.mobile_energy_mj = mobile_energy_mj

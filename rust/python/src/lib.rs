@@ -5,11 +5,12 @@
 //! `jointdnn-core`; errors are converted in `errors.rs`. Cost arrays are read
 //! from numpy's buffers (no Python lists) and copied into Rust vectors before
 //! the GIL is released (`problem.rs`); `sparse_expand` works on numpy's memory
-//! in place.
+//! in place. Results are typed frozen classes (`results.rs`), never positional tuples.
 
 mod errors;
 mod lut;
 mod problem;
+mod results;
 mod values;
 
 use jointdnn_core::lut::CELL_MAX_WORK;
@@ -50,6 +51,10 @@ const _: () = assert!(CELL_MAX_WORK == 16777216);
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<problem::Problem>()?;
     m.add_class::<lut::LutIndex>()?;
+    m.add_class::<results::Solution>()?;
+    m.add_class::<results::Candidate>()?;
+    m.add_class::<results::LutCell>()?;
+    m.add_class::<results::LutAnswer>()?;
     m.add_function(wrap_pyfunction!(parallelism, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_expand, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -6,6 +6,7 @@ use jointdnn_core::Point;
 use pyo3::prelude::*;
 
 use crate::errors::{INFEASIBLE_ERROR, LOOKUP_TABLE_ERROR};
+use crate::results::LutAnswer;
 use crate::values::{constraints, metric, PyRadio};
 
 /// The query side of a lookup table (see `jointdnn_core::lut`).
@@ -50,22 +51,16 @@ impl LutIndex {
         Ok(LutIndex { index })
     }
 
-    /// `(candidate, latency_ms, energy_mj, cloud_ms)` of the best stored schedule, or None where
-    /// the table cannot answer alone (solve directly); `InfeasibleError` where nothing is feasible.
-    fn query(
-        &self,
-        py: Python<'_>,
-        up_mbps: f64,
-        down_mbps: f64,
-        slowdown: f64,
-    ) -> PyResult<Option<(u32, f64, f64, f64)>> {
+    /// The best stored schedule at the point as a `LutAnswer`, or None where the table cannot
+    /// answer alone (solve directly); `InfeasibleError` where nothing is feasible.
+    fn query(&self, py: Python<'_>, up_mbps: f64, down_mbps: f64, slowdown: f64) -> PyResult<Option<LutAnswer>> {
         let p = Point {
             up_mbps,
             down_mbps,
             slowdown,
         };
         match self.index.query(&p) {
-            Answer::Found(i, v) => Ok(Some((i, v[0], v[1], v[2]))),
+            Answer::Found(i, v) => LutAnswer::new(py, i, v).map(Some),
             Answer::Solve => Ok(None),
             Answer::Infeasible => Err(INFEASIBLE_ERROR.new_err(py, "no stored schedule meets the constraints here")),
         }

@@ -1,17 +1,13 @@
 //! `Problem`: a cost table compiled into the exact planner's state graph.
 
 use jointdnn_core::lut::build_cells;
-use jointdnn_core::{solve, CostData, GraphOptions, Metric, PlanError, Request, StateGraph};
+use jointdnn_core::{solve, CostData, GraphOptions, PlanError, Request, StateGraph};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
 use crate::errors::{plan_error, ToPyResult};
-use crate::values::{force, metric, segments, PyLutSpec, PyNetwork, PySegments};
-
-/// A schedule as Python sees it: `(segments, usage, transfers)`.
-type PySolution = (PySegments, [f64; 8], u32);
-/// A planned schedule: `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
-type PyPlan = (PySegments, [f64; 8], u32, [f64; 3]);
+use crate::results::{LutCell, Solution};
+use crate::values::{force, metric, PyLutSpec, PyNetwork};
 
 // Arrays are copied out of numpy's memory (one memcpy when C-contiguous, an element walk
 // otherwise) before the GIL is released: with the GIL released, Python code in another thread
@@ -107,14 +103,25 @@ impl Problem {
         self.graph.n
     }
 
-    /// `(states, transitions, cut width)` of the state graph.
+    /// Number of states of the state graph.
     #[getter]
-    fn size(&self) -> (usize, usize, usize) {
-        (self.graph.num_states(), self.graph.trans.len(), self.graph.width)
+    fn states(&self) -> usize {
+        self.graph.num_states()
     }
 
-    /// The exact optimum on `network` (a `jointdnn_edge.Network`):
-    /// `(segments, usage, transfers, [latency_ms, energy_mj, cloud_ms])`.
+    /// Number of transitions of the state graph.
+    #[getter]
+    fn transitions(&self) -> usize {
+        self.graph.trans.len()
+    }
+
+    /// Cut width of the state graph (the most tensors alive across a layer boundary).
+    #[getter]
+    fn cut_width(&self) -> usize {
+        self.graph.width
+    }
+
+    /// The exact optimum on `network` (a `jointdnn_edge.Network`) as a `Solution`.
     #[pyo3(signature = (objective, network, slowdown=1.0, deadline_ms=None, energy_budget_mj=None, cloud_budget_ms=None, force=None))]
     #[allow(clippy::too_many_arguments)]
     fn solve(
@@ -127,7 +134,7 @@ impl Problem {
         energy_budget_mj: Option<f64>,
         cloud_budget_ms: Option<f64>,
         force: Option<&str>,
-    ) -> PyResult<PyPlan> {
+    ) -> PyResult<Solution> {
         let mut req = Request::new(metric(py, objective)?, network.into());
         req.slowdown = slowdown;
         req.deadline_ms = deadline_ms;
@@ -136,32 +143,15 @@ impl Problem {
         req.force = self::force(py, force)?;
         let graph = &self.graph;
         let sol = py.detach(|| solve(graph, &req)).into_py_result(py)?;
-        let m = |k| sol.metric(k, &req.network, req.slowdown);
-        Ok((
-            segments(&sol.segments),
-            sol.usage,
-            sol.transfers,
-            [m(Metric::Latency), m(Metric::Energy), m(Metric::Cloud)],
-        ))
+        Solution::new(py, &sol, &req.network, req.slowdown)
     }
 
     /// Builds lookup-table cells of `spec` (a `jointdnn_edge.planner.reference.LutSpec`) in
-    /// parallel: per cell `(status, [(segments, usage, transfers), …])`.
-    fn lut_cells(&self, py: Python<'_>, spec: PyLutSpec, cells: Vec<usize>) -> PyResult<Vec<(u8, Vec<PySolution>)>> {
+    /// parallel: one `LutCell` per cell number in `cells`.
+    fn lut_cells(&self, py: Python<'_>, spec: PyLutSpec, cells: Vec<usize>) -> PyResult<Vec<LutCell>> {
         let spec = spec.into_core(py)?;
         let graph = &self.graph;
         let built = py.detach(|| build_cells(graph, &spec, &cells)).into_py_result(py)?;
-        Ok(built
-            .into_iter()
-            .map(|c| {
-                (
-                    c.status as u8,
-                    c.candidates
-                        .into_iter()
-                        .map(|k| (segments(&k.segments), k.usage, k.transfers))
-                        .collect(),
-                )
-            })
-            .collect())
+        built.iter().map(|c| LutCell::new(py, c)).collect()
     }
 }

@@ -3,7 +3,7 @@
 //! and a lookup table's build specification (`jointdnn_edge.planner.reference.LutSpec`).
 
 use jointdnn_core::lut::LutSpec;
-use jointdnn_core::{Force, Metric, Network, Platform, Radio};
+use jointdnn_core::{Force, Metric, Network, Radio};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -86,13 +86,6 @@ pub fn force(py: Python<'_>, name: Option<&str>) -> PyResult<Force> {
         Some("cloud") => Ok(Force::Cloud),
         Some(other) => Err(CONFIG_ERROR.new_err(py, format!("force must be None, 'mobile' or 'cloud', got {other:?}"))),
     }
-}
-
-/// Segments as Python sees them: `(first, last, "mobile" | "cloud")`.
-pub type PySegments = Vec<(usize, usize, &'static str)>;
-
-pub fn segments(s: &[(usize, usize, Platform)]) -> PySegments {
-    s.iter().map(|&(a, b, p)| (a, b, p.name())).collect()
 }
 
 /// `jointdnn_edge.planner.reference.LutSpec`: what a lookup table is built for.
