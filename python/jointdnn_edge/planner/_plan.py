@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
 from ._backend import SOLVERS, CostsLike, check_request, compile, table_for_phase
@@ -55,35 +57,25 @@ def plan(
     if solver not in SOLVERS:
         raise ConfigError(f"solver must be one of {SOLVERS}, got {solver!r}")
     costs = table_for_phase(costs, phase)
+    # the checkers take the same checked request
+    request: dict[str, Any] = {
+        "objective": objective,
+        "slowdown": cloud_slowdown,
+        "deadline_ms": deadline_ms,
+        "energy_budget_mj": energy_budget_mj,
+        "cloud_budget_ms": cloud_budget_ms,
+        "force": force,
+    }
     if solver == "ilp":
         from .ilp import solve_ilp
 
         if not cloud_keeps_tensors and not (costs.is_chain and list(costs.outputs) == [costs.n - 1]):
             raise SolverError("the ILP formulations model a cloud that keeps tensors; use another solver")
-        segs, usage, transfers = solve_ilp(
-            costs,
-            network,
-            objective=objective,
-            slowdown=cloud_slowdown,
-            deadline_ms=deadline_ms,
-            energy_budget_mj=energy_budget_mj,
-            cloud_budget_ms=cloud_budget_ms,
-            force=force,
-        )
+        segs, usage, transfers = solve_ilp(costs, network, **request)
     else:
         from .brute import best
 
-        found = best(
-            costs,
-            network,
-            objective=objective,
-            slowdown=cloud_slowdown,
-            deadline_ms=deadline_ms,
-            energy_budget_mj=energy_budget_mj,
-            cloud_budget_ms=cloud_budget_ms,
-            force=force,
-            cloud_keeps_tensors=cloud_keeps_tensors,
-        )
+        found = best(costs, network, **request, cloud_keeps_tensors=cloud_keeps_tensors)
         if found is None:
             raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")
         segs, usage, transfers = found
