@@ -311,9 +311,12 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
     }
 }
 
-/// A table's query side as a file holds it, unchecked: [`LutIndex::new`] checks it.
+/// The query side of a table: reduced coordinates of the stored schedules and the cells' lists.
+///
+/// `S` is how a cell's status is held: as the number a table file stores ([`IndexParts`],
+/// unchecked) or as a [`CellStatus`] ([`LutIndex`], checked by [`LutIndex::new`]).
 #[derive(Clone, Debug)]
-pub struct IndexParts {
+pub struct IndexFields<S> {
     pub objective: Metric,
     pub constraints: Vec<(Metric, f64)>,
     pub radio: Radio,
@@ -323,30 +326,36 @@ pub struct IndexParts {
     pub axes: [usize; 3],
     /// Per candidate: `reduce(usage, radio)`.
     pub reduced: Vec<[f64; RDIMS]>,
-    /// Per cell: [`CellStatus`] as a number (0 exact, 1 solve, 2 infeasible).
-    pub status: Vec<u8>,
+    /// Per cell: its status (in a file: 0 exact, 1 solve, 2 infeasible).
+    pub status: Vec<S>,
     /// CSR offsets into `members` (len = cells + 1).
     pub offsets: Vec<u32>,
     pub members: Vec<u32>,
 }
 
-/// The query side of a table: reduced coordinates of the stored schedules and the cells' lists.
-#[derive(Clone, Debug)]
-pub struct LutIndex {
-    pub objective: Metric,
-    pub constraints: Vec<(Metric, f64)>,
-    pub radio: Radio,
-    pub up: (f64, f64),
-    pub down: (f64, f64),
-    pub slowdown: (f64, f64),
-    pub axes: [usize; 3],
-    /// Per candidate: `reduce(usage, radio)`.
-    pub reduced: Vec<[f64; RDIMS]>,
-    /// Per cell: status.
-    pub status: Vec<CellStatus>,
-    /// CSR offsets into `members` (len = cells + 1).
-    pub offsets: Vec<u32>,
-    pub members: Vec<u32>,
+/// A table's query side as a file holds it, unchecked: [`LutIndex::new`] checks it.
+pub type IndexParts = IndexFields<u8>;
+
+/// The checked query side of a table.
+pub type LutIndex = IndexFields<CellStatus>;
+
+impl<S> IndexFields<S> {
+    /// The same fields with the cells' statuses held as `status`.
+    fn with_status<T>(self, status: Vec<T>) -> IndexFields<T> {
+        IndexFields {
+            objective: self.objective,
+            constraints: self.constraints,
+            radio: self.radio,
+            up: self.up,
+            down: self.down,
+            slowdown: self.slowdown,
+            axes: self.axes,
+            reduced: self.reduced,
+            status,
+            offsets: self.offsets,
+            members: self.members,
+        }
+    }
 }
 
 /// What a query found.
@@ -364,18 +373,18 @@ impl LutIndex {
     /// A checked index: every field as a table file may hold it, refused unless consistent
     /// (so that queries cannot index out of range or compute with NaN).
     pub fn new(parts: IndexParts) -> Result<LutIndex> {
-        let IndexParts {
+        let IndexFields {
             objective,
-            constraints,
+            ref constraints,
             radio,
             up,
             down,
             slowdown,
             axes,
-            reduced,
-            status,
-            offsets,
-            members,
+            ref reduced,
+            ref status,
+            ref offsets,
+            ref members,
         } = parts;
         let bad = |m: String| Err(PlanError::InvalidInput(m));
         if objective == Metric::Cloud {
@@ -391,7 +400,7 @@ impl LutIndex {
                 ));
             }
         }
-        for &(_, b) in &constraints {
+        for &(_, b) in constraints {
             if !(b.is_finite() && b >= 0.0) {
                 return bad(format!("constraint bounds must be finite and >= 0, got {b}"));
             }
@@ -416,7 +425,7 @@ impl LutIndex {
             return bad("stored schedules' costs must be finite and >= 0".into());
         }
         let status = status
-            .into_iter()
+            .iter()
             .map(|s| match s {
                 0 => Ok(CellStatus::Exact),
                 1 => Ok(CellStatus::Solve),
@@ -424,19 +433,7 @@ impl LutIndex {
                 other => Err(PlanError::InvalidInput(format!("unknown cell status {other}"))),
             })
             .collect::<Result<_>>()?;
-        Ok(LutIndex {
-            objective,
-            constraints,
-            radio,
-            up,
-            down,
-            slowdown,
-            axes,
-            reduced,
-            status,
-            offsets,
-            members,
-        })
+        Ok(parts.with_status(status))
     }
 
     fn locate(&self, p: &Point) -> Option<usize> {
