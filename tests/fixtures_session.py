@@ -22,7 +22,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from jointdnn_edge.models.graph import ModelGraph
+from jointdnn_edge.models.executor import Executor
+from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 
 TOKEN = "test-token-0123456789"
 #: Limits of the shared server: small enough that tests can exceed them cheaply.
@@ -176,3 +177,11 @@ def assert_close(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) 
         assert g.shape == w.shape and g.dtype == w.dtype, name
         scale = float(np.abs(w).max()) or 1.0
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
+
+
+def live_tensors_at(executor: Executor, g: ModelGraph, first: int, seed: int) -> dict[str, np.ndarray]:
+    """Seeded uniform feeds run locally through layers ``0..first-1``: all a slice starting at ``first`` may read."""
+    env = dict(uniform_feeds(g, seed))
+    if first > 0:
+        env.update(executor.run(g, 0, first - 1, env))
+    return env

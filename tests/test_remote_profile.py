@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fixtures_session import TOKEN, assert_close
+from fixtures_session import TOKEN, assert_close, live_tensors_at
 from jointdnn_edge import ExecutionError, RemoteError, RemoteExecutor, plan, profile, zoo
 from jointdnn_edge.client import CloudClient, Emulation
 from jointdnn_edge.models.executor import executor_for
@@ -50,9 +50,7 @@ def _cloud_profile(graph: Any, remote: RemoteExecutor, max_group: int, repeats: 
 def test_remote_executor_runs_slices_like_the_local_runtime(cloud: Any, name: str, first: int, last: int) -> None:
     g = cloud.models[name]
     local = executor_for(g, threads=1)
-    env = dict(uniform_feeds(g, 21))
-    if first > 0:
-        env.update(local.run(g, 0, first - 1, env))
+    env = live_tensors_at(local, g, first, 21)
     want = local.run(g, first, last, env)
     with RemoteExecutor(cloud.client()) as remote:
         got, compute_ms = remote.run_timed(g, first, last, env)

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from fixtures_session import MAX_BODY, MAX_DECODED, TOKEN, assert_close
+from fixtures_session import MAX_BODY, MAX_DECODED, TOKEN, assert_close, live_tensors_at
 from jointdnn_edge import codec
 from jointdnn_edge import protocol as P
 from jointdnn_edge.models.graph import uniform_feeds
@@ -147,9 +147,7 @@ def test_split_request_by_hand(cloud: Any, name: str, first: int, last: int) -> 
 
     g = cloud.models[name]
     ex = executor_for(g, threads=1)
-    env = dict(uniform_feeds(g, 4))
-    if first > 0:
-        env.update(ex.run(g, 0, first - 1, env))
+    env = live_tensors_at(ex, g, first, 4)
     ins, outs = g.slice_io(first, last)
     body, headers = split_body(codec.encode({n: env[n] for n in ins}), first, last, jointdnn_codec="zstd")
     with http(cloud) as c:

@@ -291,6 +291,20 @@ def _assert_fell_back(trace: Any, error: str, failed_first: int, n: int) -> None
     assert trace.backoff_s is not None and trace.backoff_s > 0
 
 
+def _run_falling_back(s: JointSession, feeds: Any, reference: Any, error: str, failed_first: int) -> Any:
+    """Run ``feeds`` once through ``s``, whose cloud step must fail with ``error`` at layer ``failed_first``.
+
+    The outputs must still equal the local reference (the rest ran on the
+    mobile side, see :func:`_assert_fell_back`); returns the run's trace.
+    """
+    out = s.run(feeds)
+    trace = s.last_trace
+    assert_close(out, reference(s.graph, feeds))
+    assert trace is not None
+    _assert_fell_back(trace, error, failed_first, s.graph.n)
+    return trace
+
+
 def test_server_killed_between_cloud_runs(spawn_server: Any, reference: Any) -> None:
     server = spawn_server("zoo:alexnet", "--size", "tiny", "--threads", "1")
     from jointdnn_edge import zoo
@@ -338,11 +352,7 @@ def test_server_killed_while_computing(spawn_server: Any, reference: Any) -> Non
 
     client.http.event_hooks["request"] = [kill_soon]
     with JointSession(g, client, schedule=[(0, 9, M), (10, 69, C)], executor=executor_for(g, threads=1)) as s:
-        out = s.run(feeds)
-        trace = s.last_trace
-    assert_close(out, reference(g, feeds))
-    assert trace is not None
-    _assert_fell_back(trace, "CloudUnavailableError", 10, g.n)
+        _run_falling_back(s, feeds, reference, "CloudUnavailableError", 10)
 
 
 def test_deadline_fallback(session_models: Any, reference: Any) -> None:
@@ -357,11 +367,7 @@ def test_deadline_fallback(session_models: Any, reference: Any) -> None:
         with JointSession(g, client, synthetic_costs(g, 1.0, 0.01), network=Network.preset("wifi"),
                           schedule=[(0, 4, M), (5, 20, C)], request_slack=(1.0, 20.0),
                           executor=executor_for(g, threads=1)) as s:  # fmt: skip
-            out = s.run(feeds)
-            trace = s.last_trace
-    assert_close(out, reference(g, feeds))
-    assert trace is not None
-    _assert_fell_back(trace, "DeadlineExceededError", 5, g.n)
+            trace = _run_falling_back(s, feeds, reference, "DeadlineExceededError", 5)
     failed = trace.steps[1]
     # the deadline came from the prediction (tiny here) plus the 20 ms slack, not from the client's 30 s timeout
     assert failed.deadline_ms is not None and 20.0 < failed.deadline_ms < 1000.0
@@ -423,11 +429,7 @@ def test_bad_answers_fall_back(session_models: Any, reference: Any, mode: str, e
     with BackgroundServer(_hostile_app(g, mode)) as server:
         with JointSession(g, server.url, schedule=[(0, 4, M), (5, 9, C), (10, 20, M)],
                           executor=executor_for(g, threads=1)) as s:  # fmt: skip
-            out = s.run(feeds)
-            trace = s.last_trace
-    assert_close(out, reference(g, feeds))
-    assert trace is not None
-    _assert_fell_back(trace, error, 5, g.n)
+            trace = _run_falling_back(s, feeds, reference, error, 5)
     if mode == "wrong tensors":
         assert "unexpected ['surprise']" in trace.fallback
 
@@ -436,11 +438,7 @@ def test_refused_credentials_fall_back(cloud: Any, reference: Any) -> None:
     g = cloud.models["alexnet"]
     feeds = uniform_feeds(g, 1)
     with JointSession(g, cloud.client(token="nope"), schedule=[(0, 20, C)], executor=executor_for(g, threads=1)) as s:
-        out = s.run(feeds)
-        trace = s.last_trace
-    assert_close(out, reference(g, feeds))
-    assert trace is not None
-    _assert_fell_back(trace, "AuthError", 0, g.n)
+        _run_falling_back(s, feeds, reference, "AuthError", 0)
 
 
 # ------------------------------------------------------------------ concurrency

@@ -23,9 +23,7 @@ are bit-exact too.
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -33,14 +31,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, ExecutionError, ModelError
+from ._session_cache import SessionCache, require_format
 from .graph import ModelGraph
 from .litert_runtime import interpreter_module, make_interpreter, unresolved_op_error
 from .prepared import PreparedRun
 
 __all__ = ["LiteRTExecutor"]
-
-_token_counter = itertools.count(1)
-_token_lock = threading.Lock()
 
 
 @dataclass
@@ -71,8 +67,7 @@ class LiteRTExecutor:
         self.threads = threads
         self.xnnpack = xnnpack
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[int, Any], _Session] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: SessionCache[_Session] = SessionCache(cache_size)
 
     # ----------------------------------------------------------------- public
     def info(self) -> dict[str, Any]:
@@ -125,46 +120,16 @@ class LiteRTExecutor:
 
     def cached(self) -> int:
         """Number of interpreters currently cached."""
-        with self._lock:
-            return len(self._cache)
+        return len(self._cache)
 
     def clear(self) -> None:
         """Drop every cached interpreter."""
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     # ---------------------------------------------------------------- helpers
-    @staticmethod
-    def _token(graph: ModelGraph) -> int:
-        # a per-graph counter, not id(): ids are reused once a graph is collected
-        with _token_lock:
-            token = graph.__dict__.get("_litert_executor_token")
-            if token is None:
-                token = next(_token_counter)
-                graph.__dict__["_litert_executor_token"] = token
-        return int(token)
-
     def _session(self, graph: ModelGraph, key: Any, model_bytes: Callable[[], bytes]) -> _Session:
-        if getattr(graph, "format", None) != "tflite":
-            raise ModelError(
-                f"LiteRTExecutor runs TFLite graphs, not {getattr(graph, 'format', type(graph).__name__)!r}"
-            )
-        full_key = (self._token(graph), key)
-        with self._lock:
-            session = self._cache.get(full_key)
-            if session is not None:
-                self._cache.move_to_end(full_key)
-                return session
-        session = self._open(graph, model_bytes())
-        with self._lock:
-            # another thread may have opened the same range meanwhile: keep the first one
-            existing = self._cache.get(full_key)
-            if existing is not None:
-                return existing
-            self._cache[full_key] = session
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return session
+        require_format(graph, "tflite", "LiteRTExecutor runs TFLite graphs")
+        return self._cache.get_or_open(graph, key, lambda: self._open(graph, model_bytes()))
 
     def _open(self, graph: ModelGraph, model: bytes) -> _Session:
         try:

@@ -18,15 +18,13 @@ deterministic compute. The graph optimization level is a choice:
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, ExecutionError, ModelError
+from ._session_cache import SessionCache, require_format
 from .graph import ModelGraph
 from .prepared import PreparedRun
 
@@ -34,19 +32,6 @@ __all__ = ["OPTIMIZATION_LEVELS", "OrtExecutor"]
 
 #: Names accepted by ``OrtExecutor(optimization=...)``.
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
-
-_tokens = itertools.count(1)
-_token_lock = threading.Lock()
-
-
-def _token(graph: ModelGraph) -> int:
-    """A per-graph-object key for the session cache (``id()`` is reused after collection)."""
-    with _token_lock:
-        tok = graph.__dict__.get("_ort_executor_token")
-        if tok is None:
-            tok = next(_tokens)
-            graph.__dict__["_ort_executor_token"] = tok
-    return int(tok)
 
 
 class OrtExecutor:
@@ -81,8 +66,7 @@ class OrtExecutor:
         self.providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
         self.cache_size = int(cache_size)
         self.spinning = spinning
-        self._cache: OrderedDict[tuple[int, Any], PreparedRun] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: SessionCache[PreparedRun] = SessionCache(self.cache_size)
 
     # ------------------------------------------------------------------ public
     def info(self) -> dict[str, Any]:
@@ -116,33 +100,16 @@ class OrtExecutor:
 
     def cached(self) -> int:
         """Number of sessions currently cached."""
-        with self._lock:
-            return len(self._cache)
+        return len(self._cache)
 
     def clear(self) -> None:
         """Drop every cached session."""
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     # ----------------------------------------------------------------- helpers
     def _get(self, graph: ModelGraph, key: Any) -> PreparedRun:
-        if getattr(graph, "format", None) != "onnx":
-            raise ModelError(f"OrtExecutor runs ONNX graphs, not {getattr(graph, 'format', type(graph).__name__)!r}")
-        full = (_token(graph), key)
-        with self._lock:
-            hit = self._cache.get(full)
-            if hit is not None:
-                self._cache.move_to_end(full)
-                return hit
-        prepared = self._open(graph, key)
-        with self._lock:
-            existing = self._cache.get(full)
-            if existing is not None:  # another thread opened it meanwhile
-                return existing
-            self._cache[full] = prepared
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return prepared
+        require_format(graph, "onnx", "OrtExecutor runs ONNX graphs")
+        return self._cache.get_or_open(graph, key, lambda: self._open(graph, key))
 
     def _session_options(self) -> Any:
         import onnxruntime as ort

@@ -520,19 +520,9 @@ class GraphBuilder(ModelBuilder):
     ) -> int:
         """``CONV_2D`` with an OHWI filter (grouped when the filter has fewer input channels than ``x``)."""
         w = np.asarray(weight, np.float32)
-        n, h, wd, _ = self.shape_of(x)
-        sh, sw = _pair(stride)
-        dh, dw = _pair(dilation)
-        out = [n, _out_size(h, w.shape[1], sh, dh, padding), _out_size(wd, w.shape[2], sw, dw, padding), w.shape[0]]
-        wi = self.const(f"{name}/filter", w)
-        bi = self._bias(name, bias, w.shape[0])
-        y = self._act(name, out)
-        opts = fb.Conv2DOptionsT()
-        opts.padding, opts.strideH, opts.strideW = _PADDING[padding], sh, sw
-        opts.dilationHFactor, opts.dilationWFactor = dh, dw
-        opts.fusedActivationFunction = _ACTIVATION[activation]
-        self.op("CONV_2D", [x, wi, bi], [y], opts)
-        return y
+        return self._windowed_conv(
+            "CONV_2D", fb.Conv2DOptionsT(), name, x, w, w.shape[0], bias, stride, padding, dilation, activation
+        )
 
     def depthwise_conv2d(
         self,
@@ -548,19 +538,43 @@ class GraphBuilder(ModelBuilder):
     ) -> int:
         """``DEPTHWISE_CONV_2D`` with a ``[1, H, W, C*multiplier]`` filter."""
         w = np.asarray(weight, np.float32)
-        n, h, wd, c = self.shape_of(x)
+        opts = fb.DepthwiseConv2DOptionsT()
+        opts.depthMultiplier = w.shape[3] // self.shape_of(x)[3]
+        return self._windowed_conv(
+            "DEPTHWISE_CONV_2D", opts, name, x, w, w.shape[3], bias, stride, padding, dilation, activation
+        )
+
+    def _windowed_conv(
+        self,
+        op: str,
+        opts: Any,
+        name: str,
+        x: int,
+        w: np.ndarray,
+        channels: int,
+        bias: Any,
+        stride: int | Sequence[int],
+        padding: str,
+        dilation: int | Sequence[int],
+        activation: str | None,
+    ) -> int:
+        """Append ``op`` (``CONV_2D`` or ``DEPTHWISE_CONV_2D``, filter ``w`` of spatial size ``w.shape[1:3]``).
+
+        The output has ``channels`` channels; ``opts`` (the op's options
+        table, op-specific fields already set) gets padding, strides,
+        dilations and the fused activation.
+        """
+        n, h, wd, _ = self.shape_of(x)
         sh, sw = _pair(stride)
         dh, dw = _pair(dilation)
-        out = [n, _out_size(h, w.shape[1], sh, dh, padding), _out_size(wd, w.shape[2], sw, dw, padding), w.shape[3]]
+        out = [n, _out_size(h, w.shape[1], sh, dh, padding), _out_size(wd, w.shape[2], sw, dw, padding), channels]
         wi = self.const(f"{name}/filter", w)
-        bi = self._bias(name, bias, w.shape[3])
+        bi = self._bias(name, bias, channels)
         y = self._act(name, out)
-        opts = fb.DepthwiseConv2DOptionsT()
         opts.padding, opts.strideH, opts.strideW = _PADDING[padding], sh, sw
         opts.dilationHFactor, opts.dilationWFactor = dh, dw
-        opts.depthMultiplier = w.shape[3] // c
         opts.fusedActivationFunction = _ACTIVATION[activation]
-        self.op("DEPTHWISE_CONV_2D", [x, wi, bi], [y], opts)
+        self.op(op, [x, wi, bi], [y], opts)
         return y
 
     def transpose_conv(

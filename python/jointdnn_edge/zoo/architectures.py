@@ -29,6 +29,21 @@ def _image_input(b: SpecBuilder, batch: int, resolution: int, channels: int = 3)
     return b.input("input", (batch, channels, resolution, resolution))
 
 
+def _fc_classifier(b: SpecBuilder, x: str, hidden: list[int]) -> ModelSpec:
+    """Finish ``b`` with the paper-era classifier head and return the spec.
+
+    ``fc6``/``relu6``, ``fc7``/``relu7`` with ``hidden`` units, then ``fc8`` to
+    the 1000 ImageNet classes and softmax ``prob`` (AlexNet, OverFeat, VGG16).
+    """
+    for i, units in enumerate(hidden, start=6):
+        x = b.fc(x, units, name=f"fc{i}")
+        x = b.relu(x, name=f"relu{i}")
+    x = b.fc(x, 1000, name=f"fc{6 + len(hidden)}")
+    x = b.softmax(x, name="prob")
+    b.output(x)
+    return b.build()
+
+
 def alexnet(
     *, width: float = 1.0, resolution: int = 227, batch: int = 1, seed: int = 0, weights: bool = True
 ) -> ModelSpec:
@@ -57,14 +72,7 @@ def alexnet(
             x = b.lrn(x, size=5, alpha=1e-4, beta=0.75, bias=2.0, name=f"norm{i}")
         if pool:
             x = b.maxpool(x, 3, 2, "valid", name=f"pool{i}")
-    x = b.fc(x, _w(4096, width), name="fc6")
-    x = b.relu(x, name="relu6")
-    x = b.fc(x, _w(4096, width), name="fc7")
-    x = b.relu(x, name="relu7")
-    x = b.fc(x, 1000, name="fc8")
-    x = b.softmax(x, name="prob")
-    b.output(x)
-    return b.build()
+    return _fc_classifier(b, x, [_w(4096, width), _w(4096, width)])
 
 
 def overfeat(
@@ -92,14 +100,7 @@ def overfeat(
         x = b.relu(x, name=f"relu{i}")
         if pool:
             x = b.maxpool(x, 2, 2, "valid", name=f"pool{i}")
-    x = b.fc(x, _w(3072, width), name="fc6")
-    x = b.relu(x, name="relu6")
-    x = b.fc(x, _w(4096, width), name="fc7")
-    x = b.relu(x, name="relu7")
-    x = b.fc(x, 1000, name="fc8")
-    x = b.softmax(x, name="prob")
-    b.output(x)
-    return b.build()
+    return _fc_classifier(b, x, [_w(3072, width), _w(4096, width)])
 
 
 def vgg16(
@@ -117,14 +118,7 @@ def vgg16(
             x = b.conv(x, _w(ch, width), 3, 1, "same", name=f"conv{blk}_{r}")
             x = b.relu(x, name=f"relu{blk}_{r}")
         x = b.maxpool(x, 2, 2, "valid", name=f"pool{blk}")
-    x = b.fc(x, _w(4096, width), name="fc6")
-    x = b.relu(x, name="relu6")
-    x = b.fc(x, _w(4096, width), name="fc7")
-    x = b.relu(x, name="relu7")
-    x = b.fc(x, 1000, name="fc8")
-    x = b.softmax(x, name="prob")
-    b.output(x)
-    return b.build()
+    return _fc_classifier(b, x, [_w(4096, width), _w(4096, width)])
 
 
 def resnet(
