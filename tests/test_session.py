@@ -312,7 +312,7 @@ def test_server_killed_between_cloud_runs(spawn_server: Any, reference: Any) -> 
     g = zoo.load("alexnet", size="tiny")
     feeds = uniform_feeds(g, 9)
     want = reference(g, feeds)
-    client = CloudClient(server.url, backoff=(30.0, 60.0))
+    client = CloudClient(server.url, backoff=(30.0, 60.0), jitter=False)
     calls = []
 
     def kill_on_second_inference(request: Any) -> None:

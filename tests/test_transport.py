@@ -176,7 +176,7 @@ def test_refused_connection_is_retried_then_reported() -> None:
 
 
 def test_backoff_doubles_and_is_capped_and_resets() -> None:
-    client = CloudClient("http://127.0.0.1:9", backoff=(1.0, 5.0))
+    client = CloudClient("http://127.0.0.1:9", backoff=(1.0, 5.0), jitter=False)
     assert client.available
     assert [client.mark_down("x") for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
     assert not client.available and 0 < client.down_for <= 5.0 and client.last_error == "x"

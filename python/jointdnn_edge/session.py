@@ -7,10 +7,12 @@ split requests, and returns the model outputs. ``session.last_trace`` tells
 what happened: the schedule, each run's times, bytes and codecs, and the
 predicted against the measured latency.
 
-Nothing is lost when the cloud fails: if a request cannot be delivered, times
-out, is refused or comes back corrupt, the session runs the rest of the model
-locally from the layer that failed, marks the cloud down for a back-off, and
-records the fallback in the trace. The outputs equal the local whole-model
+Nothing is lost when the cloud fails: if a request cannot be delivered, misses
+its deadline (a total budget per cloud step, derived from the step's predicted
+time), is refused or comes back corrupt, the session runs the rest of the
+model locally from the layer that failed and records the fallback in the
+trace. The client's circuit breaker counts the failure (once per outage, not
+for client errors) and keeps the cloud out of plans while it backs off. The outputs equal the local whole-model
 outputs up to the slicing tolerance of the executors (``docs/session.md``).
 """
 
@@ -94,8 +96,9 @@ class Trace:
     ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
     and ``energy_mj`` (mobile compute at the table's power plus radio energy
     of the bytes actually moved, on ``network``); ``fallback``: the reason
-    the cloud was given up on this inference, if it was; ``backoff_s``: how
-    long the cloud is now marked down; ``planning_ms``: time to pick the
+    the cloud was given up on this inference, if it was; ``backoff_s``: the
+    back-off the client's circuit breaker is in after the failure (None when
+    the failure did not open it, e.g. a 4xx); ``planning_ms``: time to pick the
     schedule; ``setup_ms``: one-time work this inference waited for (profiling
     the model, building the lookup table), not counted in ``measured_ms``.
     """
@@ -154,7 +157,7 @@ class Trace:
                 what += f" FAILED: {s.error}"
             lines.append(what)
         if self.fallback:
-            lines.append(f"  cloud given up: {self.fallback}; marked down for {self.backoff_s or 0:.1f} s")
+            lines.append(f"  cloud given up: {self.fallback}; back-off {self.backoff_s or 0:.2f} s")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -409,7 +412,8 @@ class JointSession:
         if self.cloud is None:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
         if not self.cloud.available:
-            why = f"mobile-only: cloud down for {self.cloud.down_for:.1f} s ({self.cloud.last_error})"
+            state = self.cloud.circuit.state
+            why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
             return self._mobile_only(network), why, network, slowdown
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
@@ -448,6 +452,8 @@ class JointSession:
     # ------------------------------------------------------------ running
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One inference: the model outputs by name (see the class docstring for what happens)."""
+        from .client import as_model_dtype
+
         t_setup = time.perf_counter()
         did_setup = self._prepare()
         t_start = time.perf_counter()
@@ -459,7 +465,7 @@ class JointSession:
             x = np.asarray(inputs[name])
             if tuple(x.shape) != tuple(info.shape):
                 raise ExecutionError(f"input {name!r} has shape {x.shape}, model {g.name!r} expects {info.shape}")
-            tensors[name] = _as_model_dtype(x, info.dtype, name)
+            tensors[name] = as_model_dtype(x, info.dtype, name)
         schedule, source, network, slowdown = self.plan()
         t_planned = time.perf_counter()
         trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
@@ -467,7 +473,6 @@ class JointSession:
         if math.isfinite(schedule.latency_ms):
             trace.predicted_ms = schedule.latency_ms
             trace.predicted_energy_mj = schedule.mobile_energy_mj
-        used_cloud = False
         for first, last, platform in schedule.runs():
             if platform == "mobile":
                 trace.steps.append(self._run_mobile(first, last, tensors))
@@ -480,7 +485,7 @@ class JointSession:
             except (TransportError, CodecError) as e:
                 reason = f"{type(e).__name__}: {e}"
                 step.ms = (time.perf_counter() - t_step) * 1e3  # what the failed attempt cost
-                trace.backoff_s = self.cloud.mark_down(reason)
+                trace.backoff_s = self.cloud.circuit.backoff_s  # the client counted the failure (or not: a 4xx)
                 trace.fallback = reason
                 step.error = reason
                 trace.steps.append(step)
@@ -488,10 +493,6 @@ class JointSession:
                 trace.steps.append(self._run_mobile(first, g.n - 1, tensors, fallback=True))
                 break
             trace.steps.append(step)
-            used_cloud = True
-        if used_cloud and trace.fallback is None:
-            assert self.cloud is not None
-            self.cloud.mark_up()
         outputs = {t.name: tensors[t.name] for t in g.outputs}
         trace.measured_ms = (time.perf_counter() - t_start) * 1e3
         trace.energy_mj = self._energy(trace, network)
@@ -614,7 +615,7 @@ class JointSession:
 
         Profiles and builds the lookup table when needed, measures the link
         with :meth:`probe` (when ``probe`` and a cloud is set; a cloud that
-        cannot be reached is marked down, nothing is raised), and loads the
+        cannot be reached opens the client's circuit, nothing is raised), and loads the
         runtime sessions of the planned schedule's mobile runs and of the
         local fallback from each of its cloud runs, so that neither pays for
         loading a slice later.
@@ -623,8 +624,8 @@ class JointSession:
         if probe and self.cloud is not None and self.cloud.available:
             try:
                 self.probe()
-            except TransportError as e:
-                self.cloud.mark_down(f"{type(e).__name__}: {e}")
+            except TransportError:
+                pass  # the client's circuit breaker counted it
         schedule = self.plan()[0]
         prepare = getattr(self.executor, "prepare", None)
         if callable(prepare):
@@ -667,13 +668,3 @@ def _check_offered(schedule: Schedule, costs: CostTable) -> None:
                 f"the fixed schedule runs layers {first}..{last} as one group on the {platform}, which the cost "
                 f"table does not offer (its largest group is {costs.max_group()} layers); split that segment"
             )
-
-
-def _as_model_dtype(x: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
-    """``x`` in the model's ``dtype``: cast within its kind (a list of Python floats is float64; a float32 model
-    takes it), ExecutionError across kinds (floats for an integer input), before anything runs or is sent."""
-    if x.dtype == dtype:
-        return x
-    if not np.can_cast(x.dtype, dtype, casting="same_kind"):
-        raise ExecutionError(f"input {name!r} is {x.dtype}, the model expects {np.dtype(dtype)} (no safe cast)")
-    return x.astype(dtype)

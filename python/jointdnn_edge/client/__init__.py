@@ -7,6 +7,10 @@
 * :class:`Emulation` describes a slower link and :class:`EmulatedTransport`
   emulates it by wrapping the real httpx transport (demos and tests over the
   loopback);
+* :class:`CircuitBreaker` is the client's view of the endpoint's health
+  (closed / open / half-open, capped back-off with full jitter);
+* :func:`as_model_dtype` casts an input to the model's dtype within its
+  kind (inputs are checked before anything is sent);
 * :class:`SliceCall` is the client side of one split call (encode, send,
   check, decode), used by the session and by :class:`RemoteExecutor`, the
   executor that runs layer ranges on the server.
@@ -17,19 +21,24 @@ imports the server.
 
 from __future__ import annotations
 
-from ._client import CloudClient, SliceResponse
+from ._breaker import CircuitBreaker
+from ._client import CloudClient, SliceResponse, is_cloud_failure
 from ._emulation import EmulatedTransport, Emulation
 from ._estimator import BandwidthEstimator
+from ._inputs import as_model_dtype
 from ._remote import RemoteExecutor
 from ._slices import SliceCall, decode_slice_outputs
 
 __all__ = [
     "BandwidthEstimator",
+    "CircuitBreaker",
     "CloudClient",
     "EmulatedTransport",
     "Emulation",
     "RemoteExecutor",
     "SliceCall",
     "SliceResponse",
+    "as_model_dtype",
     "decode_slice_outputs",
+    "is_cloud_failure",
 ]

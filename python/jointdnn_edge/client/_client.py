@@ -5,10 +5,13 @@ Open Inference Protocol requests over one keep-alive ``httpx.Client``, with a
 deadline per request, retries only where no computation can have happened
 (the connection was refused, or the server answered 503 before computing),
 and typed errors (:class:`~jointdnn_edge.TransportError` and subclasses).
-It also keeps the endpoint's health: after a failure the caller marks the
-cloud down for an exponential back-off, shared by every session using the
-client. Every transfer feeds its :class:`~jointdnn_edge.BandwidthEstimator`;
-an :class:`~jointdnn_edge.Emulation` is applied by wrapping the real
+A request's deadline is a total wall-clock budget (connect, send, headers,
+body), however slowly the bytes come (:mod:`._deadline`). The client keeps
+the endpoint's health in a circuit breaker (:mod:`._breaker`) shared by every
+session using it: cloud failures open it for a capped, jittered back-off,
+counted once per outage; client errors (bad input) never do. Every transfer feeds
+its :class:`~jointdnn_edge.BandwidthEstimator`; an
+:class:`~jointdnn_edge.Emulation` is applied by wrapping the real
 transport (:class:`EmulatedTransport`), not here.
 """
 
@@ -20,7 +23,8 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -36,10 +40,14 @@ from ..errors import (
     DeadlineExceededError,
     ProtocolError,
     RemoteError,
+    TransportError,
 )
 from ..network import Network
+from ._breaker import CircuitBreaker, Ticket
+from ._deadline import bound_by_deadlines, budget
 from ._emulation import EmulatedTransport, Emulation
 from ._estimator import BandwidthEstimator
+from ._inputs import InputSpec, check_inputs, input_specs
 
 __all__ = ["CloudClient", "SliceResponse"]
 
@@ -91,16 +99,26 @@ class CloudClient:
     """A client of one cloud endpoint (``url``: ``http(s)://host:port``), safe to share between threads.
 
     ``token``: bearer token sent with every request. ``timeout``: the
-    longest any request may take (seconds), whatever deadline the caller
-    asks for. ``retries``: extra tries after a refused connection or a 503
-    (never after a request may have been computed). ``backoff``: (first,
-    longest) seconds the cloud stays marked down after consecutive failures
-    (doubling). ``estimator``: where transfer samples go (a new
-    :class:`BandwidthEstimator` by default). ``emulate``: pace transfers as
-    an :class:`Emulation` (or a :class:`~jointdnn_edge.Network`) would, by
-    wrapping the real transport in an :class:`EmulatedTransport`.
-    ``verify``: TLS certificate verification: True (the system's CAs),
-    False, or an ``ssl.SSLContext`` (for example one trusting a private CA).
+    longest any request may take (seconds, connect to last byte), whatever
+    deadline the caller asks for. ``retries``: extra tries after a refused
+    connection or a 503 (never after a request may have been computed), all
+    within the request's deadline. ``backoff``: (base, cap) seconds of the
+    circuit breaker: the ``k``-th consecutive counted failure keeps the
+    circuit open for a random time in ``[0, min(cap, base * 2**(k-1)))``
+    (``jitter=False``: exactly that bound). ``estimator``: where transfer
+    samples go (a new :class:`BandwidthEstimator` by default). ``emulate``:
+    pace transfers as an :class:`Emulation` (or a
+    :class:`~jointdnn_edge.Network`) would, by wrapping the real transport
+    in an :class:`EmulatedTransport`. ``verify``: TLS certificate
+    verification: True (the system's CAs), False, or an ``ssl.SSLContext``
+    (for example one trusting a private CA).
+
+    Under faults (``docs/session.md``): a request never outlives its
+    deadline by more than the scheduler's latency, however slowly the
+    server answers; while the circuit is open every request fails at once
+    with :class:`~jointdnn_edge.CloudUnavailableError` (nothing is sent);
+    when the back-off is over, one request (the probe) goes, and its answer
+    closes the circuit or opens it for the next back-off step.
     """
 
     def __init__(
@@ -110,7 +128,8 @@ class CloudClient:
         timeout: float = 30.0,
         *,
         retries: int = 2,
-        backoff: tuple[float, float] = (1.0, 60.0),
+        backoff: tuple[float, float] = (0.25, 1.5),
+        jitter: bool = True,
         estimator: BandwidthEstimator | None = None,
         emulate: Emulation | Network | None = None,
         verify: Any = True,
@@ -121,7 +140,7 @@ class CloudClient:
         if retries < 0:
             raise ConfigError(f"retries must be >= 0, got {retries}")
         if not (0 < backoff[0] <= backoff[1]):
-            raise ConfigError(f"backoff must be (first, longest) with 0 < first <= longest, got {backoff!r}")
+            raise ConfigError(f"backoff must be (base, cap) seconds with 0 < base <= cap, got {backoff!r}")
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"url must start with http:// or https://, got {url!r}")
@@ -137,43 +156,71 @@ class CloudClient:
         # TCP_NODELAY: a request's headers and body go out as separate writes; with Nagle's algorithm the
         # body would wait for the server's delayed ACK of the headers (about 40 ms on Linux)
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        transport: httpx.BaseTransport = httpx.HTTPTransport(verify=verify, limits=limits, socket_options=nodelay)
+        real = httpx.HTTPTransport(verify=verify, limits=limits, socket_options=nodelay)
+        bound_by_deadlines(real)
+        transport: httpx.BaseTransport = real
         if self.emulate is not None:
             transport = EmulatedTransport(transport, self.emulate)
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, transport=transport)
         self._lock = threading.Lock()
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # connections seen (to spot new ones)
-        self._failures = 0
-        self._down_until = 0.0
-        self.last_error: str | None = None
+        self.circuit = CircuitBreaker(self.backoff[0], self.backoff[1], jitter=jitter)
+        self._specs: dict[str, list[InputSpec]] = {}  # model inputs by model name, for infer()
 
     # ------------------------------------------------------------- health
     @property
     def available(self) -> bool:
-        """False while the cloud is marked down (see :meth:`mark_down`)."""
-        with self._lock:
-            return time.monotonic() >= self._down_until
+        """Whether a request would be sent now: the circuit is closed, or half-open with no probe in flight."""
+        return self.circuit.available
 
     @property
     def down_for(self) -> float:
-        """Seconds until the cloud may be tried again (0 when available)."""
-        with self._lock:
-            return max(0.0, self._down_until - time.monotonic())
+        """Seconds of back-off left before the cloud is tried again (0 when closed or half-open)."""
+        return self.circuit.down_for
 
-    def mark_down(self, reason: str) -> float:
-        """Mark the cloud down after a failure; returns the back-off in seconds (doubling, capped)."""
-        with self._lock:
-            self._failures += 1
-            wait = min(self.backoff[1], self.backoff[0] * 2.0 ** (self._failures - 1))
-            self._down_until = time.monotonic() + wait
-            self.last_error = reason
-            return wait
+    @property
+    def last_error(self) -> str | None:
+        """The failure that last opened the circuit (or kept it open)."""
+        return self.circuit.last_error
+
+    def mark_down(self, reason: str, *, started: float | None = None) -> float:
+        """Count a cloud failure the client could not see itself (e.g. a corrupt answer); returns the back-off.
+
+        ``started``: when the failed request began (``time.monotonic()``;
+        default now): a request that started before the circuit last opened
+        saw an outage already counted, and does not lengthen the back-off.
+        """
+        return self.circuit.mark_down(reason, started)
 
     def mark_up(self) -> None:
-        """Mark the cloud healthy (after a success): the next failure backs off from the start again."""
-        with self._lock:
-            self._failures = 0
-            self._down_until = 0.0
+        """Close the circuit by hand: the next failure backs off from the start again."""
+        self.circuit.mark_up()
+
+    @contextmanager
+    def _guarded(self) -> Iterator[Ticket]:
+        """Let a call through the circuit breaker and tell it how the call ended.
+
+        Raises :class:`CloudUnavailableError` at once (nothing sent) while the
+        circuit is open or its one probe is in flight.
+        """
+        ticket = self.circuit.admit()
+        if ticket is None:
+            raise CloudUnavailableError(
+                f"{self.url} is not tried now: circuit {self.circuit.state}, {self.down_for:.2f} s of back-off "
+                f"left (last error: {self.last_error})"
+            )
+        try:
+            yield ticket
+        except TransportError as e:
+            if is_cloud_failure(e):
+                self.circuit.failed(ticket, f"{type(e).__name__}: {e}")
+            else:  # the server answered: it is up, the request was wrong
+                self.circuit.succeeded(ticket)
+            raise
+        except BaseException:
+            self.circuit.released(ticket)
+            raise
+        self.circuit.succeeded(ticket)
 
     # ------------------------------------------------------------- requests
     def ping(self) -> float:
@@ -182,12 +229,13 @@ class CloudClient:
         A ping that had to open a connection is repeated: the handshake is
         not part of a request's round trip on a kept-alive connection.
         """
-        for _ in range(3):
-            reply = self._request("GET", "/v2/health/ready", None, None, self.timeout)
-            if reply.status != 200:
-                raise RemoteError(f"health check answered {reply.status}", reply.status)
-            if not reply.fresh:
-                break
+        with self._guarded():
+            for _ in range(3):
+                reply = self._request("GET", "/v2/health/ready", None, None, self.timeout)
+                if reply.status != 200:
+                    raise RemoteError(f"health check answered {reply.status}", reply.status)
+                if not reply.fresh:
+                    break
         rtt = reply.t_end - reply.t_send
         self.estimator.add_rtt(rtt)
         return rtt
@@ -201,8 +249,9 @@ class CloudClient:
         return self._get_json(f"/v2/models/{_quote(model)}")
 
     def _get_json(self, path: str) -> dict[str, Any]:
-        reply = self._request("GET", path, None, None, self.timeout)
-        _raise_for_status(reply)
+        with self._guarded():
+            reply = self._request("GET", path, None, None, self.timeout)
+            _raise_for_status(reply)
         try:
             doc = json.loads(reply.body)
         except ValueError as e:
@@ -255,21 +304,11 @@ class CloudClient:
             "parameters": params,
         }
         body, json_len = P.body_parts(header, [blob])
-        reply = self._post_infer(model, body, json_len, deadline_s, max_response_bytes)
-        doc, sections = _parse_infer(reply)
-        outputs = doc.get("outputs")
-        frame_out = None
-        if isinstance(outputs, list) and len(outputs) == 1 and sections[0] is not None:
-            if outputs[0].get("name") == P.FRAME_TENSOR and outputs[0].get("datatype") == "BYTES":
-                try:
-                    (view,) = P.unpack_bytes(sections[0], 1, P.FRAME_TENSOR)
-                    frame_out = bytes(view)
-                except ProtocolError:
-                    frame_out = None
-        if frame_out is None:
-            raise RemoteError(f"malformed split response: expected one binary BYTES output {P.FRAME_TENSOR!r}", 200)
-        t = _timings(doc)
-        return self._finish(reply, frame_out, t)
+        with self._guarded():
+            reply = self._post_infer(model, body, json_len, deadline_s, max_response_bytes)
+            doc, sections = _parse_infer(reply)
+            frame_out = _frame_output(doc, sections)
+        return self._finish(reply, frame_out, _timings(doc))
 
     def _finish(self, reply: _Reply, frame: bytes, t: Mapping[str, float]) -> SliceResponse:
         """Book the transfer into the estimator and build the response record."""
@@ -312,34 +351,36 @@ class CloudClient:
         outputs: Sequence[str] | None = None,
         deadline_s: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """A standard whole-model inference (binary tensors both ways); outputs by name."""
+        """A standard whole-model inference (binary tensors both ways); outputs by name.
+
+        The inputs are checked against the model's metadata (fetched once per
+        model) before anything is sent: names and shapes must match, dtypes
+        are cast within their kind (float64 data to a float32 input); anything
+        else is an :class:`~jointdnn_edge.ExecutionError`, never a request the
+        server would refuse.
+        """
         entries, blobs = [], []
-        for name, value in inputs.items():
-            arr = np.asarray(value)
-            dtype = P.datatype_of(arr.dtype)
-            data = np.ascontiguousarray(arr, dtype=P.numpy_dtype(dtype)).tobytes()
+        for name, arr in check_inputs(self._input_specs(model), inputs, model).items():
+            data = np.ascontiguousarray(arr).tobytes()
             params = {"binary_data_size": len(data)}
-            entries.append({"name": name, "datatype": dtype, "shape": list(arr.shape), "parameters": params})
+            datatype = P.datatype_of(arr.dtype)
+            entries.append({"name": name, "datatype": datatype, "shape": list(arr.shape), "parameters": params})
             blobs.append(data)
         header: dict[str, Any] = {"inputs": entries, "parameters": {"binary_data_output": True}}
         if outputs is not None:
             header["outputs"] = [{"name": n, "parameters": {"binary_data": True}} for n in outputs]
         body, json_len = P.body_parts(header, blobs)
-        reply = self._post_infer(model, body, json_len, deadline_s, None)
-        doc, sections = _parse_infer(reply)
-        result: dict[str, np.ndarray] = {}
-        for out, blob in zip(doc.get("outputs") or [], sections):
-            try:
-                shape = P.check_shape(out.get("shape"), f"output {out.get('name')!r}")
-                dt = P.numpy_dtype(out.get("datatype"))
-                if blob is not None:
-                    arr = np.frombuffer(blob, dtype=dt).reshape(shape).copy()
-                else:
-                    arr = np.asarray(out.get("data"), dtype=dt).reshape(shape)
-            except (ProtocolError, ValueError, TypeError) as e:
-                raise RemoteError(f"malformed output {out.get('name')!r}: {e}", 200) from None
-            result[str(out.get("name"))] = arr
-        return result
+        with self._guarded():
+            reply = self._post_infer(model, body, json_len, deadline_s, None)
+            doc, sections = _parse_infer(reply)
+            return _outputs(doc, sections)
+
+    def _input_specs(self, model: str) -> list[InputSpec]:
+        """The inputs ``model`` takes, as the server describes them (asked once per model)."""
+        specs = self._specs.get(model)
+        if specs is None:
+            specs = self._specs[model] = input_specs(self.model_metadata(model))
+        return specs
 
     # ------------------------------------------------------------ plumbing
     def _post_infer(
@@ -362,48 +403,57 @@ class CloudClient:
         deadline: float,
         max_response: int | None = None,
     ) -> _Reply:
-        """One request with retries where safe; raises typed errors. ``deadline``: seconds for everything."""
-        start = time.perf_counter()
-        attempt = 0
-        while True:
-            attempt += 1
-            remaining = deadline - (time.perf_counter() - start)
-            if remaining <= 0:
-                raise DeadlineExceededError(f"{method} {path}: deadline of {deadline * 1e3:.0f} ms passed")
-            t_send = time.perf_counter()
-            try:
-                request = self.http.build_request(
-                    method, path, content=body, headers=headers, timeout=httpx.Timeout(remaining)
-                )
-                response = self.http.send(request, stream=True)
+        """One request with retries where safe; raises typed errors.
+
+        ``deadline``: seconds for everything (retries, connecting, sending,
+        the headers and the whole body), enforced on every socket operation
+        (:func:`._deadline.budget`), so a server trickling its answer cannot
+        stretch it.
+        """
+        with budget(time.monotonic() + deadline):
+            start = time.perf_counter()
+            attempt = 0
+            while True:
+                attempt += 1
+                remaining = deadline - (time.perf_counter() - start)
+                if remaining <= 0:
+                    raise DeadlineExceededError(f"{method} {path}: deadline of {deadline * 1e3:.0f} ms passed")
+                t_send = time.perf_counter()
                 try:
-                    t_headers = time.perf_counter()
-                    fresh = self._fresh(response)
-                    if response.status_code == 503 and attempt <= self.retries:
-                        response.read()
-                        wait = _retry_after(response, attempt)
+                    request = self.http.build_request(
+                        method, path, content=body, headers=headers, timeout=httpx.Timeout(remaining)
+                    )
+                    response = self.http.send(request, stream=True)
+                    try:
+                        t_headers = time.perf_counter()
+                        fresh = self._fresh(response)
+                        if response.status_code == 503 and attempt <= self.retries:
+                            response.read()
+                            wait = _retry_after(response, attempt)
+                            if time.perf_counter() - start + wait < deadline:
+                                time.sleep(wait)
+                                continue
+                        data = self._read(response, start, deadline, max_response, method, path)
+                        t_end = time.perf_counter()
+                    finally:
+                        response.close()
+                except httpx.ConnectError as e:  # refused / unreachable: nothing was sent, so a retry is safe
+                    if attempt <= self.retries:
+                        wait = 0.05 * 2 ** (attempt - 1)
                         if time.perf_counter() - start + wait < deadline:
                             time.sleep(wait)
                             continue
-                    data = self._read(response, start, deadline, max_response, method, path)
-                    t_end = time.perf_counter()
-                finally:
-                    response.close()
-            except httpx.ConnectError as e:  # refused / unreachable: nothing was sent, so a retry is safe
-                if attempt <= self.retries:
-                    wait = 0.05 * 2 ** (attempt - 1)
-                    if time.perf_counter() - start + wait < deadline:
-                        time.sleep(wait)
-                        continue
-                raise CloudUnavailableError(f"cannot reach {self.url}: {e}") from None
-            except httpx.TimeoutException as e:
-                raise DeadlineExceededError(
-                    f"{method} {path}: no answer within {deadline * 1e3:.0f} ms ({type(e).__name__})"
-                ) from None
-            except httpx.HTTPError as e:  # reset, protocol error mid-request: the server may have computed
-                raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
-            sent = len(body) if body is not None else 0
-            return _Reply(response.status_code, response.headers, data, t_send, t_headers, t_end, attempt, sent, fresh)
+                    raise CloudUnavailableError(f"cannot reach {self.url}: {e}") from None
+                except httpx.TimeoutException as e:
+                    raise DeadlineExceededError(
+                        f"{method} {path}: no answer within {deadline * 1e3:.0f} ms ({type(e).__name__})"
+                    ) from None
+                except httpx.HTTPError as e:  # reset, protocol error mid-request: the server may have computed
+                    raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
+                sent = len(body) if body is not None else 0
+                return _Reply(
+                    response.status_code, response.headers, data, t_send, t_headers, t_end, attempt, sent, fresh
+                )
 
     def _fresh(self, response: Any) -> bool:
         """Whether ``response`` came over a connection this client had not used before."""
@@ -494,6 +544,50 @@ def _parse_infer(reply: _Reply) -> tuple[dict[str, Any], list[memoryview | None]
     except ProtocolError as e:
         raise RemoteError(f"malformed inference response: {e.message}", reply.status) from None
     return doc, sections
+
+
+def _outputs(doc: Mapping[str, Any], sections: Sequence[memoryview | None]) -> dict[str, np.ndarray]:
+    """The output tensors of a standard inference response, by name; RemoteError when malformed."""
+    result: dict[str, np.ndarray] = {}
+    for out, blob in zip(doc.get("outputs") or [], sections):
+        try:
+            shape = P.check_shape(out.get("shape"), f"output {out.get('name')!r}")
+            dt = P.numpy_dtype(out.get("datatype"))
+            if blob is not None:
+                arr = np.frombuffer(blob, dtype=dt).reshape(shape).copy()
+            else:
+                arr = np.asarray(out.get("data"), dtype=dt).reshape(shape)
+        except (ProtocolError, ValueError, TypeError) as e:
+            raise RemoteError(f"malformed output {out.get('name')!r}: {e}", 200) from None
+        result[str(out.get("name"))] = arr
+    return result
+
+
+def _frame_output(doc: Mapping[str, Any], sections: Sequence[memoryview | None]) -> bytes:
+    """The activation frame of a split response (its one binary BYTES output); RemoteError when malformed."""
+    outputs = doc.get("outputs")
+    if isinstance(outputs, list) and len(outputs) == 1 and sections[0] is not None:
+        if outputs[0].get("name") == P.FRAME_TENSOR and outputs[0].get("datatype") == "BYTES":
+            try:
+                (view,) = P.unpack_bytes(sections[0], 1, P.FRAME_TENSOR)
+                return bytes(view)
+            except ProtocolError:
+                pass
+    raise RemoteError(f"malformed split response: expected one binary BYTES output {P.FRAME_TENSOR!r}", 200)
+
+
+def is_cloud_failure(error: TransportError) -> bool:
+    """Whether ``error`` says the cloud failed (counts for the circuit breaker), not that the request was wrong.
+
+    Unreachable, too slow, 5xx, 429, refused credentials (401/403: the cloud
+    is unusable until they change, so it is backed off too), or an answer
+    that is not a valid response are cloud failures; other 4xx client errors
+    (bad input, unknown or other model, too large: 400, 404, 409, 413, 422)
+    are not: the server answered, the request was wrong.
+    """
+    if isinstance(error, RemoteError) and error.status is not None and 400 <= error.status < 500:
+        return error.status in (401, 403, 429)
+    return True
 
 
 def _timings(doc: Mapping[str, Any]) -> dict[str, float]:

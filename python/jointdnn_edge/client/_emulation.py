@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..errors import ConfigError
+from ._deadline import sleep_within_budget
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -73,7 +74,7 @@ class EmulatedTransport(httpx.BaseTransport):
         """Send ``request`` through ``inner`` after the emulated round trip, both bodies paced."""
         emu = self.emulation
         if emu.rtt_ms > 0:
-            time.sleep(emu.rtt_ms / 1e3)
+            sleep_within_budget(emu.rtt_ms / 1e3)  # the wait counts against the request's deadline
         if emu.up_mbps is not None:
             request = httpx.Request(
                 request.method,

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from ..errors import ExecutionError, ProtocolError, RemoteError
+from ..errors import CodecError, ExecutionError, ProtocolError, RemoteError
 from ..protocol import decode_frame_for
+from ._inputs import as_model_dtype
 
 if TYPE_CHECKING:
     from ..codec.frame import FrameEntry
@@ -71,10 +72,14 @@ class SliceCall:
         way), sends it with ``digest`` (the server refuses another model),
         and checks the answer holds exactly the tensors the range produces
         before decoding it (:func:`decode_slice_outputs`). ``deadline_s`` may
-        be a function of the frame's size. Raises
-        :class:`~jointdnn_edge.ExecutionError` for a range outside the model
-        or missing inputs, the client's :class:`~jointdnn_edge.TransportError`
-        subclasses, and :class:`~jointdnn_edge.CodecError` for a corrupt frame.
+        be a function of the frame's size; it bounds the request as a whole.
+        Inputs are cast to the model's dtypes within their kind before
+        encoding. Raises :class:`~jointdnn_edge.ExecutionError` for a range
+        outside the model, missing inputs or inputs of the wrong shape or
+        kind (nothing sent), the client's
+        :class:`~jointdnn_edge.TransportError` subclasses, and
+        :class:`~jointdnn_edge.CodecError` for a corrupt frame (counted as a
+        cloud failure by ``client``'s circuit breaker).
         """
         from ..codec import encode, read_headers
 
@@ -84,12 +89,14 @@ class SliceCall:
         missing = [n for n in ins if n not in feeds]
         if missing:
             raise ExecutionError(f"layers {first}..{last} of {g.name!r}: missing inputs {missing}")
+        tensors = {n: _model_input(g, n, feeds[n]) for n in ins}
         t0 = time.perf_counter()
-        frame = encode({n: np.asarray(feeds[n]) for n in ins}, codec=codec, level=level, quantize_bits=quantize_bits)
+        frame = encode(tensors, codec=codec, level=level, quantize_bits=quantize_bits)
         self.encode_ms = (time.perf_counter() - t0) * 1e3
         self.frame_bytes = len(frame)
         self.codec_up = _codecs(read_headers(frame, max_bytes=1 << 62))
         self.deadline_s = deadline_s(len(frame)) if callable(deadline_s) else deadline_s
+        started = time.monotonic()
         resp = client.infer_slice(
             model,
             first,
@@ -103,7 +110,11 @@ class SliceCall:
             max_response_bytes=response_limit(g, first, last),
         )
         t_got = time.perf_counter()
-        outputs, heads = decode_slice_outputs(g, first, last, resp.frame)
+        try:
+            outputs, heads = decode_slice_outputs(g, first, last, resp.frame)
+        except (CodecError, RemoteError) as e:  # the server answered 200 with a frame that is not the range's
+            client.mark_down(f"{type(e).__name__}: {e}", started=started)
+            raise
         t_end = time.perf_counter()
         self.decode_ms = (t_end - t_got) * 1e3
         self.codec_down = _codecs(heads)
@@ -146,6 +157,15 @@ def decode_slice_outputs(
         return decode_frame_for(graph, outs, frame, max_bytes=raw_out, what=what)
     except ProtocolError as e:  # the server answered 200 with a frame that is not the range's
         raise RemoteError(f"cloud returned a wrong frame: {e.message}", 200) from None
+
+
+def _model_input(graph: ModelGraph, name: str, value: Any) -> np.ndarray:
+    """Tensor ``name`` as the model has it: its shape, its dtype (cast within kind); ExecutionError otherwise."""
+    x = np.asarray(value)
+    want = graph.tensor(name)
+    if tuple(x.shape) != tuple(want.shape):
+        raise ExecutionError(f"tensor {name!r} has shape {x.shape}, model {graph.name!r} has {tuple(want.shape)}")
+    return as_model_dtype(x, want.dtype, name)
 
 
 def _codecs(entries: Sequence[FrameEntry]) -> str:

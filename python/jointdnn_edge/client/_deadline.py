@@ -1,0 +1,124 @@
+"""A total wall-clock budget for a request, however its bytes trickle.
+
+httpx bounds each socket operation (connect, one write, one read), not a
+request: a response trickling one byte at a time never trips a read timeout.
+:class:`DeadlineBackend` wraps httpcore's network backend so that every
+connect, write and read of a request made inside :func:`budget` waits at most
+until that request's deadline, recomputed for each operation from what is
+left of the budget. An operation that would start past the deadline fails at
+once with httpcore's timeout for its phase; httpcore then closes the
+connection (a half-read response is never handed back to the pool).
+
+The deadline is per thread: a sync httpx request does all its I/O in the
+thread that sends it (and reads its body).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["DeadlineBackend", "bound_by_deadlines", "budget", "sleep_within_budget"]
+
+_local = threading.local()
+
+
+@contextmanager
+def budget(deadline: float) -> Iterator[None]:
+    """Inside this block, network I/O of this thread ends by ``deadline`` (``time.monotonic()`` seconds)."""
+    outer = getattr(_local, "deadline", None)
+    _local.deadline = deadline if outer is None else min(outer, deadline)
+    try:
+        yield
+    finally:
+        _local.deadline = outer
+
+
+def _clip(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of this thread's budget; ``error`` when nothing is left."""
+    deadline: float | None = getattr(_local, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    """A network stream whose every operation ends by the deadline of the thread using it."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _clip(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clip(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> _Stream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, _clip(timeout, httpcore.ConnectTimeout))
+        return _Stream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend (``inner``), with the thread's request deadline applied to every operation."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _clip(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _clip(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def bound_by_deadlines(transport: httpx.HTTPTransport) -> None:
+    """Make ``transport``'s connections honour the deadline of :func:`budget` (wraps its network backend).
+
+    httpx has no public hook for the backend of the connection pool it
+    builds; the wrapper goes where httpcore keeps it, before any connection
+    is made. Raises RuntimeError if this httpx/httpcore keeps it elsewhere.
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(backend, httpcore.NetworkBackend):
+        raise RuntimeError("cannot bound this httpx transport by deadlines: its connection pool has no network backend")
+    pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+def sleep_within_budget(seconds: float) -> None:
+    """Sleep ``seconds``, or until this thread's deadline and then raise ``httpx.ConnectTimeout``."""
+    deadline: float | None = getattr(_local, "deadline", None)
+    if deadline is not None and time.monotonic() + seconds > deadline:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        raise httpx.ConnectTimeout("the request's deadline passed during the emulated round trip")
+    time.sleep(seconds)
