@@ -51,7 +51,27 @@ def serve_command(
     max_concurrency: Optional[int] = typer.Option(
         None, "--max-concurrency", help="Requests computing at once (default: CPU count)."
     ),
-    max_queue: int = typer.Option(256, "--max-queue", help="Requests waiting beyond that before 503."),
+    max_queue: int = typer.Option(
+        256, "--max-queue", help="Requests admitted beyond that (reading or waiting) before 503."
+    ),
+    max_inflight_mb: float = typer.Option(
+        512.0, "--max-inflight-mb", help="Request bodies held at once, all requests together (MiB), before 503."
+    ),
+    max_connections: int = typer.Option(
+        1024, "--max-connections", min=1, help="Open connections at once; more are answered 503 and closed."
+    ),
+    header_timeout: float = typer.Option(
+        10.0, "--header-timeout", help="Seconds for a request's headers to arrive; then the connection is closed."
+    ),
+    body_timeout: float = typer.Option(
+        30.0, "--body-timeout", help="Seconds for a request's whole body to arrive after its headers (else 408)."
+    ),
+    preload: Optional[list[str]] = typer.Option(
+        None,
+        "--preload",
+        help="Load layer ranges before saying ready: [MODEL=]whole, [MODEL=]all-groups:N or [MODEL=]lut:FILE "
+        "(repeatable).",
+    ),
     slowdown: float = typer.Option(1.0, "--slowdown", help="Emulate a slower cloud: stretch compute by this factor."),
     ssl_keyfile: Optional[str] = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM)."),
     ssl_certfile: Optional[str] = typer.Option(None, "--ssl-certfile", help="TLS certificate chain (PEM)."),
@@ -68,6 +88,10 @@ def serve_command(
             max_decoded_bytes=int(max_decoded_mb * _MIB),
             max_concurrency=max_concurrency or max(1, os.cpu_count() or 1),
             max_queue=max_queue,
+            max_inflight_bytes=int(max_inflight_mb * _MIB),
+            max_connections=max_connections,
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
         )
         if (ssl_keyfile is None) != (ssl_certfile is None):
             raise typer.BadParameter("TLS needs both --ssl-keyfile and --ssl-certfile")
@@ -89,6 +113,7 @@ def serve_command(
             optimization=optimization,
             slowdown=slowdown,
             limits=limits,
+            preload=preload or None,
             workers=workers,
             ssl_keyfile=ssl_keyfile,
             ssl_certfile=ssl_certfile,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +15,7 @@ from ._auth import BearerAuthMiddleware
 from ._dataplane import DataPlane
 from ._errors import route_error
 from ._limits import AdmissionLimiter, Limits
+from ._loading import Preloader, preload_plan
 from ._registry import ModelRegistry
 from ._routes import RestEndpoints
 
@@ -34,6 +35,8 @@ def create_app(
     optimization: str = "all",
     slowdown: float = 1.0,
     executors: Mapping[str, Executor] | None = None,
+    preload: Sequence[str] | None = None,
+    preload_log: TextIO | None = None,
 ) -> Starlette:
     """The ASGI app serving ``models`` (by ``graph.name``, or by the mapping's keys).
 
@@ -46,8 +49,18 @@ def create_app(
     ``slowdown`` times its duration (for demos and tests). Invalid options
     raise :class:`~jointdnn_edge.ConfigError`.
 
-    ``app.state.jointdnn.pending`` counts the requests admitted to compute
-    and not finished (for tests and monitoring).
+    ``preload``: layer ranges to load before the server says it is ready,
+    as specs ``[MODEL=]whole``, ``[MODEL=]all-groups:N`` (every range of at
+    most N layers) or ``[MODEL=]lut:FILE`` (the cloud ranges of a lookup
+    table's schedules). They load on a background thread started here, with
+    progress lines on ``preload_log`` (default stderr); until it has finished,
+    ``/v2/health/ready`` and the models' ready routes answer 503 (``live``
+    answers 200, and inference requests are served, sharing the loads).
+
+    ``app.state.jointdnn.pending`` counts the requests admitted (reading
+    their body, waiting or computing) and not finished, and
+    ``app.state.jointdnn_preload`` is the :class:`~._loading.Preloader`
+    (``done``, ``loaded``, ``failed``), for tests and monitoring.
     """
     if not (isinstance(slowdown, (int, float)) and math.isfinite(slowdown) and slowdown >= 1.0):
         raise ConfigError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
@@ -57,12 +70,18 @@ def create_app(
         raise ConfigError(f"limits must be a Limits, got {type(limits).__name__}")
     registry = ModelRegistry(models, threads=threads, optimization=optimization, executors=executors)
     limits = limits or Limits()
+    if isinstance(preload, str):
+        raise ConfigError(f"preload must be a list of specs, got the string {preload!r}")
+    plan = preload_plan(registry, preload or [])
     admission = AdmissionLimiter(limits)
-    endpoints = RestEndpoints(DataPlane(registry, limits, float(slowdown)), admission)
+    dataplane = DataPlane(registry, limits, float(slowdown))
+    preloader = Preloader(dataplane.loader, plan, preload_log)
+    dataplane.ready = preloader.done
     app = Starlette(
-        routes=endpoints.routes(),
+        routes=RestEndpoints(dataplane, admission).routes(),
         exception_handlers={HTTPException: route_error},
         middleware=[Middleware(BearerAuthMiddleware, token=token)],
     )
     app.state.jointdnn = admission
+    app.state.jointdnn_preload = preloader.start()
     return app

@@ -4,7 +4,9 @@ An inference request is either a whole-model request (standard Open Inference
 Protocol tensors) or a JointDNN split request (a layer range and one
 activation frame, ``docs/server.md``). Both go through the same timed run:
 decode the tensors, load (prepare) the range, compute, encode the answer,
-each phase timed for the response's ``jointdnn_*_ms`` parameters.
+each phase timed for the response's ``jointdnn_*_ms`` parameters. Loading
+goes through a :class:`~._loading.RangeLoader`, so concurrent first requests
+for a range load it once; the others' wait is queueing, not loading.
 
 The data plane takes a parsed request (the JSON header and the binary part)
 and gives back the response's header, blobs and timings; it knows nothing of
@@ -15,17 +17,18 @@ from __future__ import annotations
 
 import abc
 import math
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import __version__
 from .. import protocol as P
 from ..errors import ProtocolError
+from ._loading import WHOLE, RangeKey, RangeLoader
 from ._registry import VERSION
 
 if TYPE_CHECKING:
@@ -34,19 +37,26 @@ if TYPE_CHECKING:
 
 __all__ = ["DataPlane", "InferenceResult"]
 
-#: A loaded model or layer range: feeds by name in, outputs by name out.
-Run = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 #: Response ``outputs`` entries and their binary blobs, in order.
 Encoded = tuple[list[dict[str, Any]], list[bytes]]
+#: Bytes one JSON tensor value may take with its separator and indentation (numbers print in at most 24).
+JSON_BYTES_PER_VALUE = 64
+#: JSON bytes and values a request may have besides its tensors' data (names, shapes, parameters).
+JSON_OVERHEAD_BYTES = 1 << 20
+JSON_OVERHEAD_VALUES = 16384
 
 
 @dataclass
 class InferenceResult:
-    """An inference's response: the JSON header, the binary blobs it declares, and the phases' times (ms)."""
+    """An inference's response: the JSON header, the binary blobs it declares, and the phases' times (ms).
+
+    ``waited_ms``: the time spent waiting for another request's load of the same range (queueing).
+    """
 
     header: dict[str, Any]
     blobs: list[bytes]
     timings: dict[str, float]
+    waited_ms: float = 0.0
 
 
 class DataPlane:
@@ -59,6 +69,23 @@ class DataPlane:
         self.registry = registry
         self.limits = limits
         self.slowdown = slowdown
+        self.loader = RangeLoader()
+        #: set once the server may say it is ready (``create_app`` replaces it by its preload's ``done``)
+        self.ready = threading.Event()
+        self.ready.set()
+
+    def max_json_bytes(self, model: ServedModel) -> int:
+        """The largest JSON part a request to ``model`` may have: what its inputs can need as JSON, within the limit.
+
+        A JSON number with its separator and indentation takes well under
+        :data:`JSON_BYTES_PER_VALUE` bytes, so a body past this bound is
+        refused (413) before it is parsed, whatever the limit allows.
+        """
+        return min(self.limits.max_json_bytes, JSON_BYTES_PER_VALUE * model.input_values + JSON_OVERHEAD_BYTES)
+
+    def max_json_values(self, model: ServedModel) -> int:
+        """The most values (counted by their commas) a request's JSON part may hold for ``model``."""
+        return model.input_values + JSON_OVERHEAD_VALUES
 
     def server_metadata(self) -> dict[str, Any]:
         """``GET /v2``: the server's name, version and protocol extensions."""
@@ -103,13 +130,13 @@ class DataPlane:
             raise ProtocolError(400, "request 'parameters' must be an object")
         kind = _SplitInference if P.P_FIRST in params or P.P_LAST in params else _WholeInference
         inference = kind(model, header, params, binary, self.limits)
-        (outputs, blobs), timings = _timed_run(inference, self.slowdown)
+        (outputs, blobs), timings, waited_ms = _timed_run(inference, self.loader, self.slowdown)
         out_header: dict[str, Any] = {"model_name": model.graph.name, "model_version": VERSION, "outputs": outputs}
         if inference.parameters:
             out_header["parameters"] = dict(inference.parameters)
         if isinstance(header.get("id"), str):
             out_header["id"] = header["id"]
-        return InferenceResult(out_header, blobs, timings)
+        return InferenceResult(out_header, blobs, timings, waited_ms)
 
 
 def _tensor_metadata(name: str, dtype: Any, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -122,6 +149,8 @@ class _Inference(abc.ABC):
 
     #: response parameters besides the timings
     parameters: Mapping[str, Any] = {}
+    #: what the request runs: a layer range or the whole model
+    key: RangeKey = WHOLE
 
     def __init__(
         self,
@@ -146,22 +175,21 @@ class _Inference(abc.ABC):
         raise NotImplementedError
 
     @abc.abstractmethod
-    def load(self) -> Run:
-        """The model or layer range, ready to run (set up on first use, cached by the executor)."""
-        raise NotImplementedError
-
-    @abc.abstractmethod
     def encode(self, result: Mapping[str, np.ndarray]) -> Encoded:
         """The response's ``outputs`` entries and blobs for the computed ``result``."""
         raise NotImplementedError
 
 
-def _timed_run(inference: _Inference, slowdown: float) -> tuple[Encoded, dict[str, float]]:
-    """Decode, load, compute and encode ``inference``; the encoded answer and each phase's time in ms."""
+def _timed_run(inference: _Inference, loader: RangeLoader, slowdown: float) -> tuple[Encoded, dict[str, float], float]:
+    """Decode, load, compute and encode ``inference``: the encoded answer, each phase's ms, and the ms waited.
+
+    The load phase is this request's own loading; waiting for another
+    request's load of the same range is reported apart (as queueing).
+    """
     t0 = time.perf_counter()
     feeds = inference.decode()
     t1 = time.perf_counter()
-    run = inference.load()
+    run, load_ms, waited_ms = loader.load(inference.model, inference.key)
     t2 = time.perf_counter()
     result = run(feeds)
     _stretch(slowdown, time.perf_counter() - t2)
@@ -170,11 +198,11 @@ def _timed_run(inference: _Inference, slowdown: float) -> tuple[Encoded, dict[st
     t4 = time.perf_counter()
     timings = {
         P.R_DECODE: (t1 - t0) * 1e3,
-        P.R_LOAD: (t2 - t1) * 1e3,  # loading a range the first time (slicing, runtime set-up) is not compute
+        P.R_LOAD: load_ms,  # loading a range the first time (slicing, runtime set-up) is not compute
         P.R_COMPUTE: (t3 - t2) * 1e3,
         P.R_ENCODE: (t4 - t3) * 1e3,
     }
-    return encoded, timings
+    return encoded, timings, waited_ms
 
 
 def _stretch(slowdown: float, seconds: float) -> None:
@@ -242,14 +270,6 @@ class _WholeInference(_Inference):
             raise ProtocolError(400, f"request lacks inputs {missing} of model {graph.name!r}")
         return feeds
 
-    def load(self) -> Run:
-        executor, graph = self.model.executor, self.model.graph
-        prepare = getattr(executor, "prepare_model", None)
-        if callable(prepare):
-            run: Run = prepare(graph)
-            return run
-        return partial(executor.run_model, graph)
-
     def encode(self, result: Mapping[str, np.ndarray]) -> Encoded:
         outputs: list[dict[str, Any]] = []
         blobs: list[bytes] = []
@@ -308,6 +328,7 @@ class _SplitInference(_Inference):
         (self.frame,) = P.unpack_bytes(blob, 1, P.FRAME_TENSOR)
 
         self.first, self.last = first, last
+        self.key = (first, last)
         self.codec, self.level, self.bits = str(codec), level, bits
         self.inputs, self.outputs = graph.slice_io(first, last)
         self.parameters = {P.P_FIRST: first, P.P_LAST: last}
@@ -322,14 +343,6 @@ class _SplitInference(_Inference):
             what=f"layers {self.first}..{self.last} of {graph.name!r} read",
         )
         return feeds
-
-    def load(self) -> Run:
-        executor, graph = self.model.executor, self.model.graph
-        prepare = getattr(executor, "prepare", None)
-        if callable(prepare):
-            run: Run = prepare(graph, self.first, self.last)
-            return run
-        return partial(executor.run, graph, self.first, self.last)
 
     def encode(self, result: Mapping[str, np.ndarray]) -> Encoded:
         from ..codec import encode
@@ -393,6 +406,9 @@ def _json_tensor(data: Any, dt: np.dtype, shape: tuple[int, ...], name: str) -> 
         raise ProtocolError(400, f"input {name!r} has neither 'data' nor binary_data_size")
     if not isinstance(data, list):
         data = [data]
+    want = math.prod(shape)
+    if data and not isinstance(data[0], list) and len(data) != want:  # flat: count before materialising
+        raise ProtocolError(400, f"input {name!r}: 'data' has {len(data)} elements, shape {list(shape)} needs {want}")
     try:
         if dt.kind == "b":
             arr = np.asarray(data)

@@ -45,8 +45,9 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int | None, str], ...] = (
     (Exception, 500, "internal error: {kind}"),  # a bug: logged with its traceback, not told to the client
 )
 
-#: Headers that go with a status whatever the error: a 503 means "nothing was done, retry".
-_STATUS_HEADERS: dict[int, dict[str, str]] = {503: {"Retry-After": "1"}}
+#: Headers that go with a status whatever the error: a 503 means "nothing was done, retry"; after a 408
+#: (a body too slow to arrive) the server closes the connection rather than wait for the rest.
+_STATUS_HEADERS: dict[int, dict[str, str]] = {503: {"Retry-After": "1"}, 408: {"Connection": "close"}}
 
 
 def _rule(exc: BaseException) -> tuple[int, str]:

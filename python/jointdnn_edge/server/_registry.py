@@ -5,6 +5,7 @@ Requests never name files: a model name in a URL is only looked up here.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,8 @@ class ServedModel:
         self.digest = P.model_digest(graph)
         self.inputs: dict[str, TensorInfo] = {t.name: t for t in graph.inputs}
         self.outputs: list[str] = [t.name for t in graph.outputs]
+        #: the values of all the model's inputs together (what a JSON request may carry at most)
+        self.input_values = sum(math.prod(t.shape) for t in graph.inputs)
 
 
 class ModelRegistry:

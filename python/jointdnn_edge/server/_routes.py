@@ -4,6 +4,11 @@ Each endpoint parses the HTTP request (path, headers, body, ``Content-Encoding``
 the binary tensor extension's header length), calls the data plane, and builds
 the HTTP response. Every exception an endpoint raises is answered by
 :func:`~._errors.error_response`, with the status its class maps to.
+
+An inference is admitted on its headers, before its body is read (refusals:
+413 by ``Content-Length``, 503 when busy); the body must then arrive within
+``Limits.body_timeout_s`` (408), and its JSON part is bounded by what the
+model's inputs can need before it is parsed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .. import protocol as P
 from ..errors import ProtocolError
 from ._dataplane import DataPlane, InferenceResult
 from ._errors import error_response, json_response
-from ._limits import AdmissionLimiter
+from ._limits import Admission, AdmissionLimiter
 from ._registry import ServedModel
 
 __all__ = ["RestEndpoints"]
@@ -60,7 +65,7 @@ class RestEndpoints:
         return [
             Route("/v2", server, methods=["GET"]),
             Route("/v2/health/live", health, methods=["GET"]),
-            Route("/v2/health/ready", health, methods=["GET"]),
+            Route("/v2/health/ready", _answering_errors(self.server_ready), methods=["GET"]),
             Route("/v2/models/{name}", model, methods=["GET"]),
             Route("/v2/models/{name}/versions/{version}", model, methods=["GET"]),
             Route("/v2/models/{name}/ready", ready, methods=["GET"]),
@@ -70,8 +75,17 @@ class RestEndpoints:
         ]
 
     async def health(self, request: Request) -> Response:
-        """``GET /v2/health/live`` and ``/ready``: 200, empty."""
+        """``GET /v2/health/live``: 200, empty (the server answers)."""
         return Response(b"", status_code=200)
+
+    async def server_ready(self, request: Request) -> Response:
+        """``GET /v2/health/ready``: 200, empty, once the preload (if any) has finished; 503 before."""
+        self._check_ready()
+        return Response(b"", status_code=200)
+
+    def _check_ready(self) -> None:
+        if not self.dataplane.ready.is_set():
+            raise ProtocolError(503, "not ready: preloading layer ranges")
 
     async def server_metadata(self, request: Request) -> Response:
         """``GET /v2``."""
@@ -82,24 +96,30 @@ class RestEndpoints:
         return json_response(self.dataplane.model_metadata(*_model_path(request)))
 
     async def model_ready(self, request: Request) -> Response:
-        """``GET /v2/models/{name}[/versions/{version}]/ready``: 200 when the model is served."""
+        """``GET /v2/models/{name}[/versions/{version}]/ready``: 200 when the model is served and preloaded."""
         self.dataplane.model(*_model_path(request))
+        self._check_ready()
         return Response(b"", status_code=200)
 
     async def infer(self, request: Request) -> Response:
         """``POST /v2/models/{name}[/versions/{version}]/infer``: whole-model or split inference."""
         model = self.dataplane.model(*_model_path(request))
-        body = await _read_body(request, self.dataplane.limits.max_body_bytes)
-        arrived = time.perf_counter()
-        answer = partial(
-            self._answer,
-            model,
-            body,
-            request.headers.get(P.HEADER_LENGTH),
-            request.headers.get("content-encoding"),
-            arrived,
-        )
-        return await self.admission.run(answer)
+        limits = self.dataplane.limits
+        header_length = request.headers.get(P.HEADER_LENGTH)
+        encoding = request.headers.get("content-encoding")
+        declared = _declared_length(request, limits.max_body_bytes)
+        limit = limits.max_body_bytes
+        if header_length is None and _identity(encoding):  # the body is all JSON: bounded by the model's inputs
+            limit = min(limit, self.dataplane.max_json_bytes(model))
+            if declared is not None and declared > limit:
+                raise ProtocolError(
+                    413, f"JSON body of {declared} bytes exceeds what this model's inputs need ({limit})"
+                )
+        async with self.admission.admit(declared or 0) as admission:
+            body = await _read_body(request, limit, admission, limits.body_timeout_s, counted=declared is not None)
+            arrived = time.perf_counter()
+            answer = partial(self._answer, model, body, header_length, encoding, arrived)
+            return await self.admission.run(answer)
 
     def _answer(
         self, model: ServedModel, body: bytes, header_length: str | None, encoding: str | None, arrived: float
@@ -107,9 +127,12 @@ class RestEndpoints:
         """Decode the body, run the inference, encode the response (on a worker thread)."""
         started = time.perf_counter()
         body = _decompress(body, encoding, self.dataplane.limits.max_body_bytes)
-        header, binary = P.split_body(body, header_length, max_json_bytes=self.dataplane.limits.max_json_bytes)
+        max_json = self.dataplane.max_json_bytes(model)
+        _check_json_part(body, header_length, max_json, self.dataplane.max_json_values(model))
+        header, binary = P.split_body(body, header_length, max_json_bytes=max_json)
         result = self.dataplane.infer(model, header, binary)
-        return _inference_response(result, queue_ms=(started - arrived) * 1e3, arrived=arrived)
+        queue_ms = (started - arrived) * 1e3 + result.waited_ms
+        return _inference_response(result, queue_ms=queue_ms, arrived=arrived)
 
 
 def _model_path(request: Request) -> tuple[str, str | None]:
@@ -132,27 +155,51 @@ def _inference_response(result: InferenceResult, queue_ms: float, arrived: float
     return Response(content, status_code=200, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes (413) by Content-Length first, then by counting."""
+def _identity(encoding: str | None) -> bool:
+    """Whether ``Content-Encoding`` leaves the body as it is."""
+    return encoding is None or encoding.strip().lower() in ("", "identity")
+
+
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The body's ``Content-Length`` (None when not given); 413 when over ``limit``, before any byte is read."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        length = P.parse_decimal(declared, "Content-Length")
-        if length > limit:
-            raise ProtocolError(413, f"request body of {length} bytes exceeds the server's limit of {limit}")
+    if declared is None:
+        return None
+    length = P.parse_decimal(declared, "Content-Length")
+    if length > limit:
+        raise ProtocolError(413, f"request body of {length} bytes exceeds the server's limit of {limit}")
+    return length
+
+
+async def _read_body(request: Request, limit: int, admission: Admission, timeout_s: float, *, counted: bool) -> bytes:
+    """The request body within ``timeout_s`` (408), refusing more than ``limit`` bytes (413) by counting.
+
+    Bytes not ``counted`` against the admission's budget yet (a body without
+    ``Content-Length``) are held as they arrive (503 when the budget is spent).
+    """
+    import anyio
+
     chunks: list[bytes] = []
     total = 0
     over = False
     try:
-        async for chunk in request.stream():
-            total += len(chunk)
-            if over or total > limit:
-                # keep reading (bounded) and discarding, so that the client gets the answer, not a reset connection
-                over = True
-                chunks.clear()
-                if total > 4 * limit:
-                    break
-                continue
-            chunks.append(chunk)
+        with anyio.fail_after(timeout_s):
+            async for chunk in request.stream():
+                total += len(chunk)
+                if over or total > limit:
+                    # keep reading (bounded) and discarding, so that the client gets the answer, not a reset
+                    over = True
+                    chunks.clear()
+                    if total > 4 * limit:
+                        break
+                    continue
+                if not counted:
+                    admission.hold(len(chunk))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ProtocolError(408, f"the request body did not arrive within {timeout_s:g} s") from None
+    except ProtocolError:
+        raise
     except Exception:  # the client went away mid-body, or similar
         raise ProtocolError(400, "could not read the request body") from None
     if over:
@@ -160,11 +207,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _check_json_part(body: bytes, header_length: str | None, max_bytes: int, max_values: int) -> None:
+    """Refuse (413) a JSON part longer than ``max_bytes`` or with more than ``max_values`` values, before parsing it.
+
+    Values are counted by their separating commas (a C-speed scan), so a
+    body of many small numbers cannot grow into far more Python objects
+    than the model's inputs can take.
+    """
+    json_len = len(body) if header_length is None else min(len(body), P.parse_decimal(header_length, P.HEADER_LENGTH))
+    if json_len > max_bytes:
+        raise ProtocolError(413, f"JSON part of {json_len} bytes exceeds what this model's inputs need ({max_bytes})")
+    if body.count(b",", 0, json_len) > max_values:
+        raise ProtocolError(413, f"JSON part holds more values than this model's inputs take ({max_values})")
+
+
 def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     """The body after HTTP ``Content-Encoding`` (gzip or deflate), never more than ``limit`` bytes (413)."""
-    if encoding is None or encoding.strip().lower() in ("", "identity"):
+    if _identity(encoding):
         return body
-    enc = encoding.strip().lower()
+    enc = (encoding or "").strip().lower()
     if enc not in ("gzip", "deflate"):
         raise ProtocolError(415, f"unsupported Content-Encoding {encoding!r} (gzip, deflate or identity)")
     d = zlib.decompressobj(wbits=(16 if enc == "gzip" else 0) + zlib.MAX_WBITS)

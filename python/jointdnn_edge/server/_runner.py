@@ -2,7 +2,8 @@
 
 Worker processes (``serve(workers=N)``, or any ASGI server with
 ``--factory jointdnn_edge.server:app_from_env``) build their app from the
-environment (:func:`app_from_env`).
+environment (:func:`app_from_env`). Under uvicorn, connections go through the
+connection guard (:mod:`._guard`: header timeout, body deadline, connection cap).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol as P
 from ..errors import ConfigError, ServerError
 from ._app import create_app
-from ._limits import Limits
+from ._limits import ENV_CONFIG, Limits, limits_from_config
 from ._registry import load_models
 
 if TYPE_CHECKING:
@@ -32,7 +34,10 @@ class BackgroundServer:
     Binds ``host:port`` before starting (``port=0``: a free port), so
     :attr:`url` is valid as soon as :meth:`start` returns. ``options`` go to
     ``uvicorn.Config`` (for example ``ssl_keyfile`` and ``ssl_certfile``
-    for TLS). Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    for TLS). Unless ``options`` name another ``http`` protocol, connections
+    go through the connection guard with the limits of ``app`` (an app of
+    :func:`create_app`; the defaults otherwise). Use as a context manager, or
+    call :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -63,7 +68,13 @@ class BackgroundServer:
         """Start serving; returns once the server accepts connections (raises RuntimeError if it cannot)."""
         import uvicorn
 
-        config = uvicorn.Config(self.app, log_level=self._log_level, access_log=False, lifespan="off", **self._options)
+        from ._guard import guarded_protocol
+
+        options = dict(self._options)
+        if "http" not in options:
+            admission = getattr(getattr(self.app, "state", None), "jointdnn", None)
+            options["http"] = guarded_protocol(getattr(admission, "limits", None) or Limits())
+        config = uvicorn.Config(self.app, log_level=self._log_level, access_log=False, lifespan="off", **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="jointdnn-server", daemon=True
@@ -91,37 +102,32 @@ class BackgroundServer:
         self.stop()
 
 
-_ENV_CONFIG = "JOINTDNN_EDGE_SERVE_CONFIG"
-
-
 def app_from_env() -> Starlette:
     """App factory for ``uvicorn --factory jointdnn_edge.server:app_from_env`` and for worker processes.
 
     Reads a JSON object from ``JOINTDNN_EDGE_SERVE_CONFIG`` (``models``: list
     of model specs as :func:`load_models` takes them; ``size``,
-    ``merge_trivial``, ``threads``, ``optimization``, ``slowdown`` and the
-    :class:`Limits` fields) and the token from ``JOINTDNN_EDGE_TOKEN``;
-    :class:`~jointdnn_edge.ConfigError` when the variable is missing or not such an object.
+    ``merge_trivial``, ``threads``, ``optimization``, ``slowdown``,
+    ``preload`` and the :class:`Limits` fields) and the token from
+    ``JOINTDNN_EDGE_TOKEN``; :class:`~jointdnn_edge.ConfigError` when the
+    variable is missing or not such an object.
     """
-    raw = os.environ.get(_ENV_CONFIG)
+    raw = os.environ.get(ENV_CONFIG)
     try:
         cfg = json.loads(raw or "null")
     except ValueError as e:
-        raise ConfigError(f"{_ENV_CONFIG} is not valid JSON: {e}") from None
+        raise ConfigError(f"{ENV_CONFIG} is not valid JSON: {e}") from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list):
-        raise ConfigError(f"set {_ENV_CONFIG} to a JSON object with at least 'models' (a list of model specs)")
+        raise ConfigError(f"set {ENV_CONFIG} to a JSON object with at least 'models' (a list of model specs)")
     graphs = load_models(cfg["models"], size=cfg.get("size"), merge_trivial=bool(cfg.get("merge_trivial", False)))
-    try:
-        limit_fields = {k: int(cfg[k]) for k in Limits.__dataclass_fields__ if k in cfg}
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{_ENV_CONFIG}: the limits must be integers ({e})") from None
     return create_app(
         graphs,
         token=os.environ.get(P.TOKEN_ENV) or None,
-        limits=Limits(**limit_fields),
+        limits=limits_from_config(cfg),
         threads=cfg.get("threads"),
         optimization=cfg.get("optimization", "all"),
         slowdown=cfg.get("slowdown", 1.0),
+        preload=cfg.get("preload"),
     )
 
 
@@ -137,6 +143,7 @@ def serve(
     optimization: str = "all",
     slowdown: float = 1.0,
     limits: Limits | None = None,
+    preload: Sequence[str] | None = None,
     workers: int = 1,
     ssl_keyfile: str | None = None,
     ssl_certfile: str | None = None,
@@ -145,8 +152,11 @@ def serve(
     """Serve ``models`` (specs as :func:`load_models` takes them) with uvicorn until interrupted.
 
     ``token`` defaults to the ``JOINTDNN_EDGE_TOKEN`` environment variable.
-    ``workers`` > 1 runs that many processes (each loads the models; any can
-    answer any request). ``ssl_keyfile``/``ssl_certfile`` enable TLS.
+    ``workers`` > 1 runs that many processes (each loads the models and
+    preloads ``preload``, as :func:`create_app` takes it; any can answer any
+    request). ``ssl_keyfile``/``ssl_certfile`` enable TLS. Connections go
+    through the connection guard (``limits``' header and body timeouts and
+    connection cap, per process).
     """
     import uvicorn
 
@@ -155,6 +165,7 @@ def serve(
     token = token if token is not None else (os.environ.get(P.TOKEN_ENV) or None)
     lim = limits or Limits()
     tls = {"ssl_keyfile": ssl_keyfile, "ssl_certfile": ssl_certfile}
+    guard = "jointdnn_edge.server._guard:GuardedH11Protocol"  # reads the limits from the environment, as below
     if workers > 1:
         cfg = {
             "models": list(models),
@@ -163,9 +174,10 @@ def serve(
             "threads": threads,
             "optimization": optimization,
             "slowdown": slowdown,
+            "preload": list(preload or []),
             **{k: getattr(lim, k) for k in Limits.__dataclass_fields__},
         }
-        os.environ[_ENV_CONFIG] = json.dumps(cfg)
+        os.environ[ENV_CONFIG] = json.dumps(cfg)
         if token:
             os.environ[P.TOKEN_ENV] = token
         uvicorn.run(
@@ -175,9 +187,27 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level,
+            http=guard,
             **tls,  # type: ignore[arg-type]
         )
         return
+    from ._guard import guarded_protocol
+
     graphs = load_models(models, size=size, merge_trivial=merge_trivial)
-    app = create_app(graphs, token=token, limits=lim, threads=threads, optimization=optimization, slowdown=slowdown)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **tls)  # type: ignore[arg-type]
+    app = create_app(
+        graphs,
+        token=token,
+        limits=lim,
+        threads=threads,
+        optimization=optimization,
+        slowdown=slowdown,
+        preload=preload,
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=guarded_protocol(lim),
+        **tls,  # type: ignore[arg-type]
+    )
