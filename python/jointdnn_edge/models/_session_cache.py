@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from .graph import ModelGraph
@@ -44,9 +44,24 @@ class SessionCache(Generic[S]):
     """
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self._sessions: OrderedDict[tuple[int, Any], S] = OrderedDict()
         self._lock = threading.Lock()
+        self._size = 1
+        self.size = size
+
+    @property
+    def size(self) -> int:
+        """How many sessions are kept; setting it (ConfigError unless an integer >= 1) evicts any excess at once."""
+        return self._size
+
+    @size.setter
+    def size(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"cache_size must be an integer >= 1, got {size!r}")
+        with self._lock:
+            self._size = size
+            while len(self._sessions) > size:
+                self._sessions.popitem(last=False)
 
     def get_or_open(self, graph: ModelGraph, key: Any, open_session: Callable[[], S]) -> S:
         """The cached session of ``graph`` under ``key``, opened with ``open_session()`` on a miss."""
@@ -62,7 +77,7 @@ class SessionCache(Generic[S]):
             if existing is not None:
                 return existing
             self._sessions[full_key] = session
-            while len(self._sessions) > self.size:
+            while len(self._sessions) > self._size:
                 self._sessions.popitem(last=False)
         return session
 

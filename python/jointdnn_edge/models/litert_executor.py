@@ -62,12 +62,18 @@ class LiteRTExecutor:
     def __init__(self, threads: int | None = None, *, xnnpack: bool = True, cache_size: int = 32) -> None:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-        if cache_size < 1:
-            raise ConfigError(f"cache_size must be >= 1, got {cache_size!r}")
         self.threads = threads
         self.xnnpack = xnnpack
-        self.cache_size = cache_size
         self._cache: SessionCache[_Session] = SessionCache(cache_size)
+
+    @property
+    def cache_size(self) -> int:
+        """Sessions kept, least recently used evicted first (the server grows it to hold what it preloads)."""
+        return self._cache.size
+
+    @cache_size.setter
+    def cache_size(self, size: int) -> None:
+        self._cache.size = size
 
     # ----------------------------------------------------------------- public
     def info(self) -> dict[str, Any]:

@@ -59,14 +59,20 @@ class OrtExecutor:
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         if optimization not in OPTIMIZATION_LEVELS:
             raise ConfigError(f"optimization must be one of {OPTIMIZATION_LEVELS}, got {optimization!r}")
-        if cache_size < 1:
-            raise ConfigError(f"cache_size must be >= 1, got {cache_size!r}")
         self.threads = None if threads is None else int(threads)
         self.optimization = optimization
         self.providers = list(providers) if providers is not None else ["CPUExecutionProvider"]
-        self.cache_size = int(cache_size)
         self.spinning = spinning
-        self._cache: SessionCache[PreparedRun] = SessionCache(self.cache_size)
+        self._cache: SessionCache[PreparedRun] = SessionCache(cache_size)
+
+    @property
+    def cache_size(self) -> int:
+        """Sessions kept, least recently used evicted first (the server grows it to hold what it preloads)."""
+        return self._cache.size
+
+    @cache_size.setter
+    def cache_size(self, size: int) -> None:
+        self._cache.size = size
 
     # ------------------------------------------------------------------ public
     def info(self) -> dict[str, Any]:
