@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .network import Network
+from .planner import check_objective
 
 __all__ = ["DemoResult", "DemoRow", "SlowedExecutor", "run_demo"]
 
@@ -173,8 +174,7 @@ def run_demo(
         raise ConfigError("give at least one network preset (3g, 4g, wifi)")
     for preset in presets:
         Network.preset(preset)
-    if objective not in ("latency", "energy"):
-        raise ConfigError(f"objective must be 'latency' or 'energy', got {objective!r}")
+    check_objective(objective)
     if not (isinstance(runs, int) and runs >= 1):
         raise ConfigError(f"runs must be a positive integer, got {runs!r}")
     if not (isinstance(mobile_slowdown, (int, float)) and 1 <= mobile_slowdown < float("inf")):

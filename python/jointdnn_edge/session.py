@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, TransportError
 from .network import Network
+from .planner import check_bound, check_force, check_objective
 
 if TYPE_CHECKING:
     from .client import CloudClient
@@ -259,11 +260,9 @@ class JointSession:
         self.cloud: CloudClient | None = cloud
         self.model_name = model_name or g.name
         self.executor = executor if executor is not None else executor_for(g, threads=threads)
-        if objective not in ("latency", "energy"):
-            raise ConfigError(f"objective must be 'latency' or 'energy', got {objective!r}")
-        self.objective = objective
+        self.objective = check_objective(objective)
         self.constraints: dict[str, Any] = {
-            k: v
+            k: check_bound(k, v)
             for k, v in (
                 ("deadline_ms", deadline_ms),
                 ("energy_budget_mj", energy_budget_mj),
@@ -271,8 +270,7 @@ class JointSession:
             )
             if v is not None
         }
-        if force not in (None, "mobile", "cloud"):
-            raise ConfigError(f"force must be None, 'mobile' or 'cloud', got {force!r}")
+        check_force(force)
         if force is not None and schedule is not None:
             raise ConfigError("give schedule or force, not both")
         self.force = force

@@ -16,14 +16,13 @@ from typing import Any
 
 from ..errors import ConfigError, CostTableError, LookupTableError
 from ..network import NETWORK_PRESETS, Network, Radio
-from ..planner import LookupTable, Schedule, Solver, compile_document, plan
+from ..planner import LookupTable, Schedule, Solver, check_objective, compile_document, plan
 from ..planner import native_available as _native_available
 from ..planner.reference import Plain
 
 _COSTS_FORMAT = "jointdnn-edge/costtable"  # the "format" field of a cost table's JSON (costs.py)
 _COSTS_VERSION = 1
 _DEFAULT_RADIO = "4g"
-_OBJECTIVES = ("latency", "energy")
 #: decide() argument -> the planner's metric name, in the planner's constraint order
 CONSTRAINTS = (("deadline_ms", "latency"), ("battery_mj", "energy"), ("cloud_budget_ms", "cloud"))
 _ARG_OF_METRIC = {m: a for a, m in CONSTRAINTS}
@@ -272,8 +271,8 @@ def configure(opts: Mapping[str, Any]) -> dict[str, Any]:
     if "radio" in opts:
         changes["radio"], changes["radio_name"] = _radio_from(opts["radio"])
     if "objective" in opts:
-        if opts["objective"] is not None and opts["objective"] not in _OBJECTIVES:
-            raise ConfigError(f"objective must be 'latency', 'energy' or null, got {opts['objective']!r}")
+        if opts["objective"] is not None:  # null: each decision's own, or the table's
+            check_objective(opts["objective"])
         changes["objective"] = opts["objective"]
     if "plan_options" in opts:
         po = opts["plan_options"]
@@ -308,8 +307,8 @@ def decide(up: float, down: float, slowdown: float, given: Mapping[str, float | 
     lut = st.lut
     if objective is None:
         objective = st.objective or (lut.objective if lut is not None else "latency")
-    elif objective not in _OBJECTIVES:
-        raise ConfigError(f"objective must be 'latency' or 'energy', got {objective!r}")
+    else:
+        check_objective(objective)
     table_bounds = dict(lut.constraints) if lut is not None else {}
     bounds: dict[str, float] = {}
     for m, b in given.items():

@@ -12,7 +12,16 @@ one, checks requests and keeps the compiled tables (:func:`compile`,
 
 from __future__ import annotations
 
-from ._backend import CostsLike, Solver, compile, compile_document, native_available
+from ._backend import (
+    CostsLike,
+    Solver,
+    check_bound,
+    check_force,
+    check_objective,
+    compile,
+    compile_document,
+    native_available,
+)
 from ._plan import plan
 from .lut import LookupTable
 from .schedule import Schedule, evaluate_usage
@@ -22,6 +31,9 @@ __all__ = [
     "LookupTable",
     "Schedule",
     "Solver",
+    "check_bound",
+    "check_force",
+    "check_objective",
     "compile",
     "compile_document",
     "evaluate_usage",
