@@ -55,7 +55,7 @@ def test_csv_and_mahimahi_traces(tmp_path: Path) -> None:
     assert [(a, b) for a, b, _ in tr.phases(12)] == [(0, 5), (5, 9), (9, 12)]
     # Mahimahi: one 1500-byte opportunity per ms for 1 s (12 Mbit/s), then one per 4 ms (3 Mbit/s)
     mm = tmp_path / "link.mahi"
-    mm.write_text("\n".join(str(ms) for ms in list(range(1, 1001)) + list(range(1004, 2001, 4))) + "\n")
+    mm.write_text("\n".join(str(ms) for ms in list(range(0, 1000)) + list(range(1000, 2000, 4))) + "\n")
     m = LinkTrace.from_mahimahi(mm, rtt_ms=50)
     assert [round(p.up_mbps, 3) for p in m.points] == [12.0, 3.0] and m.at(0).rtt_ms == 50
     assert load_trace(mm).duration_s == 2.0
