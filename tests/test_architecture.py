@@ -52,6 +52,7 @@ LAYERS = {
     "session": 6,
     "android": 7,
     "cli": 7,
+    "netlab": 7,
     "demo": 7,
     "plots": 7,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import android as _android
 from . import demo as _demo
+from . import netlab as _netlab
 from . import plan as _plan
 from . import profile as _profile
 from . import serve as _serve
@@ -16,7 +17,7 @@ from . import zoo as _zoo
 from ._app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (_android, _demo, _plan, _profile, _serve, _zoo)
+_COMMAND_MODULES = (_android, _demo, _netlab, _plan, _profile, _serve, _zoo)
 
 
 def main() -> None:

@@ -1,0 +1,435 @@
+"""The lab's experiment: four strategies take turns on one shaped link while the trace plays.
+
+``jointdnn`` is the adaptive session (its lookup table, re-planned per
+inference from its own client's estimate), ``mobile`` and ``cloud`` the
+status-quo baselines, ``static`` the best schedule for the link measured at
+the start, kept. Each strategy has its own client (its own connection and
+estimator), so no strategy learns from another's transfers. Every output is
+compared with the local whole-model output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, JointDNNError, TransportError
+from ..network import Network
+from ._lab import SERVER_ADDR, Lab, LabUnavailableError, lab_unavailable_reason
+from ._relay import DelayRelay
+from ._trace import LinkTrace
+
+__all__ = ["STRATEGIES", "NetlabResult", "run_netlab"]
+
+STRATEGIES = ("jointdnn", "mobile", "cloud", "static")
+SERVER_PORT = 8000
+#: The adaptive session probes the link when its last inferences moved no bytes, at most this often (s).
+DEFAULT_PROBE_EVERY_S = 2.0
+#: Inferences of a strategy after a phase starts that do not count as settled (prediction error).
+SETTLE_INFERENCES = 3
+SERVER_READY_S = 120.0
+OUTPUT_RTOL = 1e-5
+_SERVE = "import sys; sys.argv[0] = 'jointdnn-edge'; from jointdnn_edge.cli import main; main()"
+
+
+@dataclass
+class NetlabResult:
+    """What the lab measured: per-inference records, per-strategy and per-phase summaries, and the set-up."""
+
+    inferences: list[dict[str, Any]] = field(default_factory=list)
+    trace: dict[str, Any] = field(default_factory=dict)
+    setup: dict[str, Any] = field(default_factory=dict)
+    probes: list[dict[str, Any]] = field(default_factory=list)
+
+    def strategies(self) -> dict[str, dict[str, Any]]:
+        """Per strategy: latency percentiles (ms), mean energy (mJ), fallbacks, wrong outputs, lost inferences."""
+        out = {}
+        for s in STRATEGIES:
+            recs = [r for r in self.inferences if r["strategy"] == s]
+            out[s] = {
+                "n": len(recs),
+                **_latency_stats([r["measured_ms"] for r in recs if r["measured_ms"] is not None]),
+            }
+            energy = [r["energy_mj"] for r in recs if r.get("energy_mj") is not None]
+            out[s]["energy_mj"] = statistics.fmean(energy) if energy else None
+            out[s]["fallbacks"] = sum(r["fallback"] is not None for r in recs)
+            out[s]["wrong_outputs"] = sum(r["correct"] is False for r in recs)
+            out[s]["lost"] = sum(r["measured_ms"] is None for r in recs)
+        return out
+
+    def phases(self) -> list[dict[str, Any]]:
+        """Per phase of the trace: the link, each strategy's p50, and how the adaptive session followed it."""
+        out = []
+        for ph in self.trace.get("phases", []):
+            recs = [r for r in self.inferences if ph["start_s"] <= r["t_s"] < ph["end_s"]]
+            row: dict[str, Any] = {**ph, "p50_ms": {}, "n": {}}
+            for s in STRATEGIES:
+                lat = [r["measured_ms"] for r in recs if r["strategy"] == s and r["measured_ms"] is not None]
+                row["p50_ms"][s] = statistics.median(lat) if lat else None
+                row["n"][s] = len(lat)
+            joint = [r for r in recs if r["strategy"] == "jointdnn"]
+            settled = _mode([r["schedule"] for r in joint[SETTLE_INFERENCES:]] or [r["schedule"] for r in joint])
+            row["jointdnn_schedule"] = settled
+            row["jointdnn_adapted_after"] = next((i for i, r in enumerate(joint) if r["schedule"] == settled), None)
+            errs = [
+                abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
+                for r in joint[SETTLE_INFERENCES:]
+                if r["predicted_ms"] is not None and r["measured_ms"] and r["fallback"] is None
+            ]
+            row["jointdnn_settled_rel_error_p50"] = statistics.median(errs) if errs else None
+            out.append(row)
+        return out
+
+    def goals(self) -> dict[str, Any]:
+        """The issue's goals, as measured: see docs/netlab.md."""
+        strategies = self.strategies()
+        phases = self.phases()
+        joint = [r for r in self.inferences if r["strategy"] == "jointdnn" and r["measured_ms"]]
+        fractions = [r["decision_us"] / 1e3 / r["measured_ms"] for r in joint]
+        per_phase_ok = []
+        for ph in phases:
+            p = ph["p50_ms"]
+            others = [p[s] for s in ("mobile", "cloud", "static") if p[s] is not None]
+            per_phase_ok.append(p["jointdnn"] is not None and bool(others) and p["jointdnn"] <= min(others))
+        best_other = min((strategies[s]["p50_ms"] for s in ("mobile", "cloud", "static") if strategies[s]["n"]),
+                         default=None)  # fmt: skip
+        errors = [e for ph in phases if (e := ph["jointdnn_settled_rel_error_p50"]) is not None]
+        return {
+            "jointdnn_p50_no_worse_each_phase": per_phase_ok,
+            "jointdnn_p50_ms": strategies["jointdnn"]["p50_ms"],
+            "best_other_p50_ms": best_other,
+            "adapted_after_inferences": [ph["jointdnn_adapted_after"] for ph in phases],
+            "settled_rel_error_p50_by_phase": errors,
+            "decision_fraction_max": max(fractions) if fractions else None,
+            "decision_fraction_p50": statistics.median(fractions) if fractions else None,
+            "wrong_outputs": sum(s["wrong_outputs"] for s in strategies.values()),
+            "lost": sum(s["lost"] for s in strategies.values()),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of ``jointdnn-edge netlab --json`` (docs/netlab.md)."""
+        return {
+            "strategies": self.strategies(),
+            "inferences": self.inferences,
+            "trace": self.trace,
+            "phases": self.phases(),
+            "goals": self.goals(),
+            "probes": self.probes,
+            "setup": self.setup,
+        }
+
+
+def _latency_stats(lat: list[float]) -> dict[str, float | None]:
+    if not lat:
+        return {"p50_ms": None, "p95_ms": None, "mean_ms": None}
+    return {
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "mean_ms": statistics.fmean(lat),
+    }
+
+
+def _mode(items: list[str]) -> str | None:
+    return max(set(items), key=items.count) if items else None
+
+
+def _outputs_equal(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) -> bool:
+    """Same names, shapes and dtypes, and values within :data:`OUTPUT_RTOL` of the output's magnitude."""
+    for name, w in want.items():
+        g = got.get(name)
+        if g is None or g.shape != w.shape or g.dtype != w.dtype:
+            return False
+        if w.size and float(np.max(np.abs(g.astype(np.float64) - w))) > OUTPUT_RTOL * (float(np.max(np.abs(w))) or 1.0):
+            return False
+    return True
+
+
+def _model(model: str, size: str) -> tuple[Any, list[str]]:
+    """The graph and the ``serve`` arguments that load the same model on the server."""
+    from .. import zoo
+    from ..models import load_model
+
+    path = Path(model)
+    if path.is_file():
+        return load_model(str(path)), [str(path.resolve())]
+    name = model.removeprefix("zoo:")
+    return zoo.load(name, "onnx", size=size), [f"zoo:{name}", "--size", size]
+
+
+def _costs(graph: Any, mobile_slowdown: float, max_group: int) -> Any:
+    """The demo's cost table: this CPU on one thread profiled, mobile ``mobile_slowdown`` times slower."""
+    from ..codec import compress_costs, layer_samples, profile_codec
+    from ..models.executor import executor_for
+    from ..models.graph import uniform_feeds
+    from ..profiler import profile
+
+    local = executor_for(graph, threads=1)
+    costs = profile(graph, local, max_group=max_group, repeats=3, cloud_speedup=1.0, progress=False)
+    samples = layer_samples(graph, [uniform_feeds(graph, 0)], executor=local)
+    costs = compress_costs(costs, profile_codec(samples, repeats=1))
+    return costs.replace(mobile_ms=np.asarray(costs.mobile_ms) * mobile_slowdown, mobile_power_mw=7500.0)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabUnavailableError(f"the lab's server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/v2/health/ready", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise LabUnavailableError(f"the lab's server was not ready in {timeout_s:.0f} s: {log.read_text()[-2000:]}")
+
+
+class _Player:
+    """Plays a trace: the shapers follow it from :meth:`start` on (a thread), :meth:`link` says what holds now."""
+
+    def __init__(self, lab: Lab, trace: LinkTrace, duration_s: float) -> None:
+        self.lab, self.trace, self.duration_s = lab, trace, duration_s
+        self.t0: float | None = None
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._play, name="netlab-player", daemon=True)
+
+    def now(self) -> float:
+        return 0.0 if self.t0 is None else time.monotonic() - self.t0
+
+    def link(self) -> Any:
+        return self.trace.at(self.now())
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self._thread.start()
+
+    def _play(self) -> None:
+        shaped = None
+        try:
+            for t, point in self.trace.changes(self.duration_s):
+                if self.stop.wait(max(0.0, t - self.now())):
+                    return
+                if (point.up_mbps, point.down_mbps) != shaped:
+                    self.lab.shape(point.up_mbps, point.down_mbps)
+                    shaped = (point.up_mbps, point.down_mbps)
+        except BaseException as e:  # reported by the driver
+            self.error = e
+            self.stop.set()
+
+    def join(self) -> None:
+        self.stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+
+def run_netlab(
+    model: str = "alexnet",
+    trace: LinkTrace | None = None,
+    *,
+    size: str = "small",
+    duration_s: float | None = None,
+    mobile_slowdown: float = 20.0,
+    max_group: int = 4,
+    radio: str | Network = "wifi",
+    probe_every_s: float = DEFAULT_PROBE_EVERY_S,
+    report: Callable[[str], None] | None = None,
+) -> NetlabResult:
+    """Build the lab, serve ``model`` inside it, and run the four strategies in turn while ``trace`` plays.
+
+    ``duration_s`` defaults to the trace's length (a longer run repeats it).
+    Raises :class:`LabUnavailableError` (with the reason) where the lab cannot be built.
+    """
+    from ..client import BandwidthEstimator, CloudClient
+    from ..demo import SlowedExecutor
+    from ..models.executor import executor_for
+    from ..models.graph import uniform_feeds
+    from ..planner import plan
+
+    say = report or (lambda _line: None)
+    trace = trace if trace is not None else LinkTrace.from_csv(Path(__file__).parent / "traces" / "step.csv")
+    duration = float(duration_s) if duration_s is not None else trace.duration_s
+    if not (math.isfinite(duration) and duration > 0):
+        raise ConfigError(f"duration must be a positive number of seconds, got {duration_s!r}")
+    if not (isinstance(mobile_slowdown, (int, float)) and 1 <= mobile_slowdown < math.inf):
+        raise ConfigError(f"mobile_slowdown must be a finite number >= 1, got {mobile_slowdown!r}")
+    radio_net = Network.preset(radio) if isinstance(radio, str) else radio
+    why = lab_unavailable_reason()
+    if why is not None:
+        raise LabUnavailableError(why)
+
+    graph, serve_args = _model(model, size)
+    say(f"model {graph.name}: {graph.n} layers, input {graph.input_bytes} B; profiling (groups of up to {max_group})")
+    costs = _costs(graph, mobile_slowdown, max_group)
+    inputs = uniform_feeds(graph, 1)
+    reference = executor_for(graph, threads=1).run_model(graph, inputs)
+    mobile_exec = SlowedExecutor(executor_for(graph, threads=1), mobile_slowdown)
+    result = NetlabResult()
+    result.trace = {**trace.to_dict(), "played_s": duration}
+    result.trace["phases"] = [
+        {"start_s": a, "end_s": b, **{k: v for k, v in p.to_dict().items() if k != "t_s"}}
+        for a, b, p in trace.phases(duration)
+    ]
+    result.setup = {
+        "model": graph.name,
+        "layers": graph.n,
+        "size": size,
+        "mobile": f"this CPU, 1 thread, {mobile_slowdown:g}x slower (each run of layers computed that many times)",
+        "cloud": "jointdnn-edge serve in the server namespace, 1 thread, this CPU",
+        "link": "veth pair between two namespaces, tbf each way; delay, jitter, loss and outages by a user-space relay",
+        "radio": radio_net.name or "custom",
+        "probe_every_s": probe_every_s,
+    }
+
+    first = trace.at(0.0)
+    log = Path(tempfile.mkstemp(prefix="netlab-server-", suffix=".log")[1])
+    with Lab(first.up_mbps, first.down_mbps) as lab, log.open("wb") as log_file:
+        proc = lab.start_server(
+            [sys.executable, "-c", _SERVE, "serve", *serve_args, "--host", SERVER_ADDR,
+             "--port", str(SERVER_PORT), "--threads", "1", "--log-level", "warning"],
+            log=log_file,
+        )  # fmt: skip
+        player = _Player(lab, trace, duration)
+        lab.client_call(_wait_ready, f"http://{SERVER_ADDR}:{SERVER_PORT}", proc, log, SERVER_READY_S).result()
+        say(f"server ready in namespace {lab.server_ns}; link {first.up_mbps:g}/{first.down_mbps:g} Mbit/s")
+        with DelayRelay(lab.client_ns, (SERVER_ADDR, SERVER_PORT), player.link) as relay:
+            driver = _Driver(graph, costs, relay.url, radio_net, mobile_exec, inputs, reference, player,
+                             result, duration, probe_every_s, say)  # fmt: skip
+            future = lab.client_call(driver.run, CloudClient, BandwidthEstimator, plan)
+            try:
+                while True:
+                    try:
+                        future.result(timeout=0.5)
+                        break
+                    except TimeoutError:
+                        continue
+            except BaseException:
+                player.stop.set()
+                with contextlib.suppress(BaseException):
+                    future.result(timeout=30)
+                raise
+            finally:
+                player.join()
+        if player.error is not None:
+            raise player.error
+    with contextlib.suppress(OSError):
+        log.unlink()
+    return result
+
+
+class _Driver:
+    """The client side of the experiment, run on the lab's client thread (inside the client namespace)."""
+
+    def __init__(self, graph: Any, costs: Any, url: str, radio: Network, mobile_exec: Any, inputs: Any,
+                 reference: Any, player: _Player, result: NetlabResult, duration: float, probe_every_s: float,
+                 say: Callable[[str], None]) -> None:  # fmt: skip
+        self.graph, self.costs, self.url, self.radio = graph, costs, url, radio
+        self.mobile_exec, self.inputs, self.reference = mobile_exec, inputs, reference
+        self.player, self.result, self.duration = player, result, duration
+        self.probe_every_s, self.say = probe_every_s, say
+
+    def run(self, client_cls: Any, estimator_cls: Any, plan: Any) -> None:
+        from ..session import JointSession
+
+        clients = {s: client_cls(self.url, estimator=estimator_cls()) for s in STRATEGIES}
+        sessions: dict[str, Any] = {}
+        try:
+            common = {"network": "auto", "radio": self.radio, "executor": self.mobile_exec}
+            sessions["jointdnn"] = JointSession(self.graph, clients["jointdnn"], self.costs, **common)
+            sessions["mobile"] = JointSession(self.graph, clients["mobile"], self.costs, force="mobile", **common)
+            sessions["cloud"] = JointSession(self.graph, clients["cloud"], self.costs, force="cloud", **common)
+            # static: the best schedule for the link its client measures now, kept for the whole run
+            clients["static"].ping()
+            warm = JointSession(self.graph, clients["static"], self.costs, **common)
+            warm.probe(2)
+            chosen = plan(self.costs, clients["static"].estimator.network(self.radio), cloud_keeps_tensors=False)
+            sessions["static"] = JointSession(
+                self.graph, clients["static"], self.costs, schedule=chosen.segments, **common
+            )
+            self.result.setup["static_schedule"] = chosen.bar()
+            for name, session in sessions.items():
+                session.warm_up(probe=name != "mobile")
+                session.run(self.inputs)  # warm: runtime sessions on both sides
+            self.say(f"static schedule {chosen.bar()}; trace starts")
+            self._loop(sessions, clients)
+        finally:
+            for c in clients.values():
+                c.close()
+
+    def _loop(self, sessions: dict[str, Any], clients: dict[str, Any]) -> None:
+        player = self.player
+        player.start()
+        last_probe = 0.0
+        quiet = 0  # consecutive adaptive inferences that moved no bytes
+        while not player.stop.is_set():
+            for name in STRATEGIES:
+                t = player.now()
+                if t >= self.duration or player.stop.is_set():
+                    player.stop.set()
+                    return
+                if name == "jointdnn" and quiet >= SETTLE_INFERENCES and t - last_probe >= self.probe_every_s:
+                    last_probe = t
+                    self._probe(sessions[name], t)
+                record = self._one(name, sessions[name], clients[name], t)
+                if name == "jointdnn":
+                    quiet = quiet + 1 if record["bytes_up"] == 0 and record["bytes_down"] == 0 else 0
+
+    def _probe(self, session: Any, t: float) -> None:
+        t0 = time.perf_counter()
+        ok = True
+        try:
+            session.probe()
+        except (TransportError, JointDNNError):
+            ok = False
+        self.result.probes.append({"t_s": t, "ms": (time.perf_counter() - t0) * 1e3, "ok": ok})
+
+    def _one(self, name: str, session: Any, client: Any, t: float) -> dict[str, Any]:
+        point = self.player.link()
+        est = client.estimator
+        rec: dict[str, Any] = {
+            "t_s": round(t, 4),
+            "strategy": name,
+            "shaped_up_mbps": point.up_mbps,
+            "shaped_down_mbps": point.down_mbps,
+            "shaped_rtt_ms": point.rtt_ms,
+            "est_up_mbps": est.up_mbps,
+            "est_down_mbps": est.down_mbps,
+            "est_rtt_ms": est.rtt_ms,
+        }
+        try:
+            out = session.run(self.inputs)
+        except JointDNNError as e:
+            rec.update(predicted_ms=None, measured_ms=None, decision_us=None, schedule=None, fallback=str(e),
+                       correct=None, energy_mj=None, bytes_up=0, bytes_down=0, source="lost")  # fmt: skip
+            self.result.inferences.append(rec)
+            return rec
+        tr = session.last_trace
+        rec.update(
+            predicted_ms=tr.predicted_ms,
+            measured_ms=tr.measured_ms,
+            decision_us=tr.planning_ms * 1e3,
+            schedule=tr.bar(),
+            planned=tr.schedule.bar(),
+            source=tr.source,
+            fallback=tr.fallback,
+            correct=_outputs_equal(out, self.reference),
+            energy_mj=tr.energy_mj,
+            bytes_up=tr.bytes_up,
+            bytes_down=tr.bytes_down,
+            planned_up_mbps=tr.network.up_mbps,
+            planned_down_mbps=tr.network.down_mbps,
+        )
+        self.result.inferences.append(rec)
+        return rec

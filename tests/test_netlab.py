@@ -1,0 +1,167 @@
+"""The network lab (docs/netlab.md): traces, the kernel-shaped link, its teardown, and a short adaptive run.
+
+The lab needs root, ``ip``/``tc`` and network namespaces; where they are
+missing the lab tests skip with the lab's own reason. Nothing here asserts a
+timing: the short run asserts that the adaptive session switched schedules
+with the link and that every output was right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from jointdnn_edge.client import BandwidthEstimator
+from jointdnn_edge.errors import ConfigError
+from jointdnn_edge.netlab import SHIPPED_TRACES, LinkTrace, lab_unavailable_reason, leftovers, load_trace
+
+REASON = lab_unavailable_reason()
+needs_lab = pytest.mark.skipif(REASON is not None, reason=f"network lab unavailable: {REASON}")
+
+
+def _clean() -> None:
+    left = leftovers()
+    assert left == {"netns": [], "links": []}, left
+
+
+# ------------------------------------------------------------------ traces
+def test_shipped_traces_load_and_step_uses_table3() -> None:
+    from jointdnn_edge.network import NETWORK_PRESETS
+
+    for name in SHIPPED_TRACES:
+        tr = load_trace(name)
+        assert tr.points[0].t_s == 0 and tr.duration_s > tr.points[-1].t_s
+    step = load_trace("step")
+    seq = [(p.up_mbps, p.down_mbps) for p in step.points]
+    want = [NETWORK_PRESETS[k] for k in ("3g", "wifi", "4g", "3g")]
+    assert seq == [(n.up_mbps, n.down_mbps) for n in want]
+    assert step.at(25).up_mbps == NETWORK_PRESETS["wifi"].up_mbps and step.at(80.5) == step.at(0.5)  # repeats
+    assert any(p.outage for p in load_trace("outage").points)
+
+
+def test_csv_and_mahimahi_traces(tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("# c\ntime_s,up_mbps,down_mbps,rtt_ms,loss\n0,1,2,30,0.1\n5,3,4,20,0\n9,end,,\n")
+    tr = LinkTrace.from_csv(csv)
+    assert tr.duration_s == 9 and tr.at(6).rtt_ms == 20 and tr.at(1).loss == 0.1
+    assert [(a, b) for a, b, _ in tr.phases(12)] == [(0, 5), (5, 9), (9, 12)]
+    # Mahimahi: one 1500-byte opportunity per ms for 1 s (12 Mbit/s), then one per 4 ms (3 Mbit/s)
+    mm = tmp_path / "link.mahi"
+    mm.write_text("\n".join(str(ms) for ms in list(range(0, 1000)) + list(range(1000, 2000, 4))) + "\n")
+    m = LinkTrace.from_mahimahi(mm, rtt_ms=50)
+    assert [round(p.up_mbps, 3) for p in m.points] == [12.0, 3.0] and m.at(0).rtt_ms == 50
+    assert load_trace(mm).duration_s == 2.0
+    assert load_trace(str(Path(__file__).parents[1] / "python/jointdnn_edge/netlab/traces/example.mahi")).points
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time_s,up_mbps,down_mbps,rtt_ms\n0,-1,2,3\n")
+    with pytest.raises(ConfigError):
+        LinkTrace.from_csv(bad)
+    with pytest.raises(ConfigError):
+        load_trace("no-such-trace")
+
+
+# ------------------------------------------------------------------ the estimator on a step (what the lab showed)
+def test_estimator_follows_a_step_in_two_samples_but_not_one_burst() -> None:
+    est = BandwidthEstimator()
+    for _ in range(8):
+        est.add_transfer("up", 170_000, 170_000 * 8 / 1.1e6)  # 3G: 1.1 Mbit/s
+    est.add_transfer("up", 170_000, 170_000 * 8 / 18.88e6)  # one fast sample (a burst, or the step's first)
+    assert est.up_mbps is not None and est.up_mbps < 2.0
+    est.add_transfer("up", 170_000, 170_000 * 8 / 18.88e6)  # the second: the link changed
+    assert est.up_mbps == pytest.approx(18.88)
+    for _ in range(2):  # and down again
+        est.add_transfer("up", 170_000, 170_000 * 8 / 5.85e6)
+    assert est.up_mbps == pytest.approx(5.85)
+    for ms in (80, 82, 79, 81, 80, 10):
+        est.add_rtt(ms / 1e3)
+    assert est.rtt_ms == pytest.approx(80)  # one short round trip is not a step
+    est.add_rtt(0.011)
+    assert est.rtt_ms == pytest.approx(10.5)
+    off = BandwidthEstimator(shift_factor=None)
+    for mbps in [1.1] * 8 + [18.88] * 2:
+        off.add_transfer("up", 170_000, 170_000 * 8 / (mbps * 1e6))
+    assert off.up_mbps is not None and off.up_mbps < 3.0
+    with pytest.raises(ConfigError):
+        BandwidthEstimator(shift_factor=1.0)
+
+
+# ------------------------------------------------------------------ the lab
+@needs_lab
+def test_lab_builds_shapes_and_leaves_nothing() -> None:
+    from jointdnn_edge.netlab import Lab
+
+    _clean()
+    with Lab(1.1, 2.0) as lab:
+        q = lab.qdiscs()
+        assert "tbf" in q[lab.client_ns] and "1100Kbit" in q[lab.client_ns] and "2Mbit" in q[lab.server_ns]
+        lab.shape(18.88, 0)  # 0: an outage (the shaper's floor)
+        q = lab.qdiscs()
+        assert "18880Kbit" in q[lab.client_ns] and "8Kbit" in q[lab.server_ns]
+        names = leftovers()["netns"]
+        assert lab.client_ns in names and lab.server_ns in names
+        proc = lab.start_server(["sleep", "60"])
+    assert proc.poll() is not None  # stopped with the lab
+    _clean()
+    with pytest.raises(RuntimeError), Lab(5, 5):
+        raise RuntimeError("failure inside the lab")
+    _clean()
+
+
+@needs_lab
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_lab_is_torn_down_on_a_signal(sig: int) -> None:
+    _clean()
+    code = textwrap.dedent(
+        """
+        import sys, time
+        from jointdnn_edge.netlab import Lab
+        with Lab(1, 1) as lab:
+            lab.start_server(["sleep", "60"])
+            print("ready", flush=True)
+            time.sleep(60)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    assert leftovers()["netns"]
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    time.sleep(0.2)
+    _clean()
+
+
+@needs_lab
+def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
+    """3G, then a fast link: the adaptive session stays local, then uses the cloud; every output right, none lost."""
+    from jointdnn_edge.netlab import plot_netlab, run_netlab
+
+    csv = tmp_path / "short.csv"
+    csv.write_text("time_s,up_mbps,down_mbps,rtt_ms\n0,1.1,2.0275,80\n12,200,200,2\n26,end,,\n")
+    _clean()
+    result = run_netlab("alexnet", LinkTrace.from_csv(csv), size="small", probe_every_s=1.0)
+    _clean()
+    doc = json.loads(json.dumps(result.to_dict()))  # the JSON contract
+    for s in ("jointdnn", "mobile", "cloud", "static"):
+        stats = doc["strategies"][s]
+        assert {"p50_ms", "p95_ms", "mean_ms", "energy_mj", "fallbacks", "wrong_outputs", "lost"} <= set(stats)
+        assert stats["n"] > 0 and stats["wrong_outputs"] == 0 and stats["lost"] == 0
+    keys = {"t_s", "strategy", "shaped_up_mbps", "shaped_down_mbps", "est_up_mbps", "est_down_mbps",
+            "predicted_ms", "measured_ms", "decision_us", "schedule"}  # fmt: skip
+    assert all(keys <= set(r) for r in doc["inferences"])
+    joint = [r for r in doc["inferences"] if r["strategy"] == "jointdnn"]
+    slow = [r["schedule"] for r in joint if r["t_s"] < 12]
+    fast = [r["schedule"] for r in joint if r["t_s"] >= 12]
+    assert slow and all("C" not in s for s in slow), slow  # 3G: the activations are too big to send
+    assert any("C" in s for s in fast), fast  # the fast link: the adaptive session switched to the cloud
+    assert all(r["correct"] for r in doc["inferences"])
+    plot_netlab(doc, tmp_path / "lab.png")
+    assert (tmp_path / "lab.png").stat().st_size > 0
