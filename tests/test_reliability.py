@@ -196,3 +196,30 @@ def test_inputs_in_another_dtype_are_cast_before_anything_is_sent(cloud: Any) ->
         with pytest.raises(ExecutionError, match="no safe cast"):
             session.run({"input": np.ones(x32.shape, dtype=np.complex64)})
         assert session.cloud is not None and session.cloud.available  # a bad input is no cloud failure
+
+
+def test_warm_up_loads_the_local_ranges_of_every_schedule_the_table_may_answer_with(cloud: Any) -> None:
+    """After warm_up, an inference under any schedule of the lookup table opens no runtime session."""
+    from jointdnn_edge import CostTable
+    from jointdnn_edge.models.ort_executor import OrtExecutor
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([1.0] * g.n, [0.1] * g.n, **g.cost_skeleton())
+    executor = OrtExecutor(threads=1, cache_size=64)
+    with JointSession(g, cloud.client(), costs, executor=executor, lut_cells=(4, 4, 1)) as session:
+        session.warm_up(probe=False)
+        lut = session.lookup_table
+        schedules = [segments for segments, _, _ in lut.candidates]
+        assert len(schedules) >= 2  # more than one schedule is optimal somewhere in the box
+        held = executor.cached()
+        for segments in schedules:
+            runs = [(a, b, p) for a, b, p in segments]
+            merged: list[list[Any]] = []
+            for a, b, p in runs:
+                if merged and merged[-1][2] == p:
+                    merged[-1][1] = b
+                else:
+                    merged.append([a, b, p])
+            for a, b, p in merged:
+                executor.prepare(g, a, b if p == "mobile" else g.n - 1)  # a run here, or a cloud run's fallback
+        assert executor.cached() == held  # every one was loaded already

@@ -614,9 +614,12 @@ class JointSession:
         Profiles and builds the lookup table when needed, measures the link
         with :meth:`probe` (when ``probe`` and a cloud is set; a cloud that
         cannot be reached opens the client's circuit, nothing is raised), and loads the
-        runtime sessions of the planned schedule's mobile runs and of the
-        local fallback from each of its cloud runs, so that neither pays for
-        loading a slice later.
+        runtime sessions of the local ranges the session may run: the planned
+        schedule's mobile runs and the local fallback from each of its cloud
+        runs first, then those of every other schedule the lookup table may
+        answer with, as many as the executor's cache holds. So neither the
+        first inference nor the first one after the link changes pays for
+        loading a slice.
         """
         self._prepare()
         if probe and self.cloud is not None and self.cloud.available:
@@ -627,9 +630,12 @@ class JointSession:
         schedule = self.plan()[0]
         prepare = getattr(self.executor, "prepare", None)
         if callable(prepare):
-            last = self.graph.n - 1
-            for first, end, platform in schedule.runs():
-                prepare(self.graph, first, end if platform == "mobile" else last)
+            schedules = [schedule.segments]
+            if self._lut is not None:
+                schedules += [segments for segments, _, _ in self._lut.candidates]
+            ranges = _local_ranges(schedules, self.graph.n)
+            for first, last in ranges[: getattr(self.executor, "cache_size", len(ranges))]:
+                prepare(self.graph, first, last)
         return schedule
 
     def close(self) -> None:
@@ -646,6 +652,22 @@ class JointSession:
     def __repr__(self) -> str:
         where = self.cloud.url if self.cloud is not None else "no cloud"
         return f"JointSession({self.graph.name!r}, {where}, objective={self.objective!r})"
+
+
+def _local_ranges(schedules: Sequence[Sequence[tuple[int, int, str]]], n: int) -> list[tuple[int, int]]:
+    """The layer ranges run here by these schedules, in order, each once: every mobile run, and from each cloud
+    run's first layer to the end (the local fallback when that run fails)."""
+    ranges: dict[tuple[int, int], None] = {}
+    for segments in schedules:
+        runs: list[list[Any]] = []
+        for first, last, platform in segments:
+            if runs and runs[-1][2] == platform:
+                runs[-1][1] = last
+            else:
+                runs.append([first, last, platform])
+        for first, last, platform in runs:
+            ranges[(first, last) if platform == "mobile" else (first, n - 1)] = None
+    return list(ranges)
 
 
 def _drifted(built: float, now: float) -> bool:
