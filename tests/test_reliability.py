@@ -223,3 +223,26 @@ def test_warm_up_loads_the_local_ranges_of_every_schedule_the_table_may_answer_w
             for a, b, p in merged:
                 executor.prepare(g, a, b if p == "mobile" else g.n - 1)  # a run here, or a cloud run's fallback
         assert executor.cached() == held  # every one was loaded already
+
+
+@pytest.mark.parametrize("interval", [0.0, None])
+def test_a_session_kept_local_measures_the_link_in_the_background(cloud: Any, interval: float | None) -> None:
+    """Found by the network lab: all-mobile inferences measure nothing, so a session kept local by a slow link
+    never noticed a faster one. Now it probes in the background every ``probe_interval_s``."""
+    from jointdnn_edge import CostTable
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([0.01] * g.n, [1000.0] * g.n, **g.cost_skeleton())  # the cloud never pays
+    client = cloud.client()
+    with JointSession(g, client, costs, lut_cells=(2, 2, 1), probe_interval_s=interval) as session:
+        before = sum(client.estimator.counts().values())
+        session.run(uniform_feeds(g, 7))
+        trace = session.last_trace
+        assert trace is not None and all(s.platform == "mobile" for s in trace.steps)
+        probing = session._probing
+        if interval is None:
+            assert probing is None
+        else:
+            assert probing is not None
+            probing.join(30)
+            assert sum(client.estimator.counts().values()) > before  # the probe's transfers were measured

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, TransportError
+from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
 from .network import Network
 from .planner import check_bound, check_force, check_objective
 
@@ -216,6 +216,10 @@ class JointSession:
     reported compute times. ``on_infeasible``: ``"best"`` runs the
     unconstrained optimum when no schedule meets the constraints (the trace
     says so), ``"raise"`` raises :class:`~jointdnn_edge.InfeasibleError`.
+    ``probe_interval_s``: with ``network="auto"``, an inference planned
+    entirely on this device starts a :meth:`probe` in the background when
+    the link was last measured longer ago than this (None: never), so that a
+    session kept local by a slow link notices when the link gets faster.
 
     A session may be used from several threads; each :meth:`run` is
     independent and ``last_trace`` is the latest one to finish.
@@ -246,6 +250,7 @@ class JointSession:
         on_infeasible: str = "best",
         lut_cells: tuple[int, int, int] = (16, 16, 4),
         profile_max_group: int | None = 8,
+        probe_interval_s: float | None = 5.0,
     ) -> None:
         from .client import CloudClient
         from .codec import CODECS
@@ -290,6 +295,13 @@ class JointSession:
         if on_infeasible not in ("best", "raise"):
             raise ConfigError(f"on_infeasible must be 'best' or 'raise', got {on_infeasible!r}")
         self.on_infeasible = on_infeasible
+        if probe_interval_s is not None and not (
+            isinstance(probe_interval_s, (int, float)) and math.isfinite(probe_interval_s) and probe_interval_s >= 0
+        ):
+            raise ConfigError(f"probe_interval_s must be a finite number >= 0 or None, got {probe_interval_s!r}")
+        self.probe_interval_s = probe_interval_s
+        self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
+        self._probing: threading.Thread | None = None
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
         self.digest = model_digest(g)
@@ -471,7 +483,10 @@ class JointSession:
         if math.isfinite(schedule.latency_ms):
             trace.predicted_ms = schedule.latency_ms
             trace.predicted_energy_mj = schedule.mobile_energy_mj
-        for first, last, platform in schedule.runs():
+        runs = schedule.runs()
+        if len(runs) == 1 and runs[0][2] == "mobile":
+            self._probe_if_stale()
+        for first, last, platform in runs:
             if platform == "mobile":
                 trace.steps.append(self._run_mobile(first, last, tensors))
                 continue
@@ -491,6 +506,7 @@ class JointSession:
                 trace.steps.append(self._run_mobile(first, g.n - 1, tensors, fallback=True))
                 break
             trace.steps.append(step)
+            self._measured_at = time.monotonic()
         outputs = {t.name: tensors[t.name] for t in g.outputs}
         trace.measured_ms = (time.perf_counter() - t_start) * 1e3
         trace.energy_mj = self._energy(trace, network)
@@ -607,6 +623,27 @@ class JointSession:
         self.cloud.ping()  # opens the connection (a handshake is no bandwidth sample) and measures the round trip
         for _ in range(repeats):
             self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
+        self._measured_at = time.monotonic()
+
+    def _probe_if_stale(self) -> None:
+        """Start a background :meth:`probe` when the link estimate is stale (see ``probe_interval_s``)."""
+        if self.probe_interval_s is None or isinstance(self.network, Network) or self.cloud is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._measured_at < self.probe_interval_s or not self.cloud.available:
+                return
+            if self._probing is not None and self._probing.is_alive():
+                return
+            self._measured_at = now  # one probe per interval, even if it fails
+            self._probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
+            self._probing.start()
+
+    def _probe_quietly(self) -> None:
+        try:
+            self.probe()
+        except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
+            logger.info("background link probe failed: %s", e)
 
     def warm_up(self, probe: bool = True) -> Schedule:
         """Do now what the first inference would otherwise wait for, and return the schedule planned for now.
@@ -616,8 +653,9 @@ class JointSession:
         cannot be reached opens the client's circuit, nothing is raised), and loads the
         runtime sessions of the local ranges the session may run: the planned
         schedule's mobile runs and the local fallback from each of its cloud
-        runs first, then those of every other schedule the lookup table may
-        answer with, as many as the executor's cache holds. So neither the
+        runs first, then (with ``network="auto"``) those of every other
+        schedule the lookup table may answer with, as many as the executor's
+        cache holds. So neither the
         first inference nor the first one after the link changes pays for
         loading a slice.
         """
@@ -631,7 +669,7 @@ class JointSession:
         prepare = getattr(self.executor, "prepare", None)
         if callable(prepare):
             schedules = [schedule.segments]
-            if self._lut is not None:
+            if self._lut is not None and not isinstance(self.network, Network):  # the link may change
                 schedules += [segments for segments, _, _ in self._lut.candidates]
             ranges = _local_ranges(schedules, self.graph.n)
             for first, last in ranges[: getattr(self.executor, "cache_size", len(ranges))]:
@@ -640,6 +678,9 @@ class JointSession:
 
     def close(self) -> None:
         """Close the cloud client's connections, a client passed in included (shared clients: close them once)."""
+        probing = self._probing
+        if probing is not None:
+            probing.join()  # a probe is bounded by the client's timeout
         if self.cloud is not None:
             self.cloud.close()
 
