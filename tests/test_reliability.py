@@ -246,3 +246,28 @@ def test_a_session_kept_local_measures_the_link_in_the_background(cloud: Any, in
             assert probing is not None
             probing.join(30)
             assert sum(client.estimator.counts().values()) > before  # the probe's transfers were measured
+
+
+def test_a_stale_round_trip_gives_no_absurd_upload_bandwidth(cloud: Any) -> None:
+    """Found by the network lab: after the round trip fell, upload samples (request time minus the stale round
+    trip) claimed about 1000 Mbit/s on a 19 Mbit/s link. A request faster than the round-trip estimate now bounds
+    the round trip instead, and an upload lost in the round trip's error is no bandwidth sample."""
+    from jointdnn_edge.client import Emulation
+
+    g = cloud.models["alexnet"]
+    up_mbps = 20.0
+    client = cloud.client(emulate=Emulation(up_mbps=up_mbps, down_mbps=200.0, rtt_ms=5.0))
+    with client:
+        for _ in range(8):
+            client.estimator.add_rtt(0.5)  # measured when the link was slow: 500 ms
+        first, last = 0, 5  # the model input: the largest tensor of the tiny AlexNet
+        frame = codec.encode(
+            {n: np.ones(g.tensor(n).shape, g.tensor(n).dtype) for n in g.slice_io(first, last)[0]}, codec="raw"
+        )
+        assert len(frame) > 32 * 1024  # an upload of about 20 ms at 20 Mbit/s
+        for _ in range(6):
+            client.infer_slice("alexnet", first, last, frame, codec="raw")
+        rtt = client.estimator.rtt_ms
+        assert rtt is not None and rtt < 250.0  # the stale 500 ms gave way to what the requests showed
+        up = client.estimator.up_mbps
+        assert up is None or up < 2 * up_mbps, up  # never the absurd figure

@@ -316,15 +316,19 @@ class CloudClient:
         rtt_s = (est.rtt_ms or 0.0) / 1e3
         server_s = t.get(P.R_SERVER, 0.0) / 1e3
         # headers arrive after the upload, the server's work and one round trip; the body follows
-        up_s = max(0.0, reply.t_headers - reply.t_send - server_s - rtt_s)
+        raw_s = max(0.0, reply.t_headers - reply.t_send - server_s)  # upload + one round trip
+        up_s = max(0.0, raw_s - rtt_s)
         down_s = max(0.0, reply.t_end - reply.t_headers)
         sent, got = reply.sent, len(reply.body)
         if reply.fresh:
             pass  # a new connection's handshake would pass for transfer time
-        elif sent < est.min_bytes:
-            est.add_rtt(max(0.0, reply.t_headers - reply.t_send - server_s))
-        else:
+        elif sent < est.min_bytes or raw_s <= rtt_s:
+            # a small request is a round trip; so is a large one the round-trip estimate claims took no time
+            # at all (that estimate is stale: the link got faster), and it bounds the round trip from above
+            est.add_rtt(raw_s)
+        elif up_s >= _MIN_UPLOAD_SHARE * raw_s:
             est.add_transfer("up", sent, up_s)
+        # else: the upload is a sliver of the request, within the round trip's error: no bandwidth sample
         if not reply.fresh:
             est.add_transfer("down", got, down_s)
         return SliceResponse(
@@ -502,6 +506,12 @@ class CloudClient:
     def __repr__(self) -> str:
         state = "available" if self.available else f"down for {self.down_for:.1f} s"
         return f"CloudClient({self.url!r}, {state}, {self.estimator!r})"
+
+
+#: An upload shorter than this share of its request (upload + round trip) is no bandwidth sample: the round
+#: trip's estimate errs by more than that, and the sample would claim an absurd bandwidth (the network lab saw
+#: 1000 Mbit/s on a 19 Mbit/s link right after the round trip fell).
+_MIN_UPLOAD_SHARE = 0.1
 
 
 def _quote(name: str) -> str:
