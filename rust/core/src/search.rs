@@ -67,7 +67,6 @@ pub fn shortest_path(g: &StateGraph, lin: &Linear) -> Option<(f64, Path)> {
     let ns = g.num_states();
     let mut dist = vec![f64::INFINITY; ns];
     let mut via = vec![Step { run: u32::MAX, last: 0 }; ns];
-    let mut costs = Vec::with_capacity(2 * g.n);
     dist[0] = 0.0;
     for s in 0..ns {
         let d = dist[s];
@@ -79,21 +78,21 @@ pub fn shortest_path(g: &StateGraph, lin: &Linear) -> Option<(f64, Path)> {
             if !lin.allows(r.platform) {
                 continue;
             }
-            g.run_costs(r, lin, &mut costs);
             let q0 = r.q0 as usize;
             // targets: state `state_start[q + 1] + local` for q = q0.. (one slice of the boundary offsets)
-            let starts = &g.state_start[q0 + 1..q0 + 1 + costs.len()];
-            for (k, (&c, &st)) in costs.iter().zip(starts).enumerate() {
+            let starts = &g.state_start[q0 + 1..q0 + 1 + r.len as usize];
+            let run = (first_run + i) as u32;
+            g.for_run(r, lin, |k, c| {
                 let nd = d + c;
-                let to = (st + r.local) as usize;
+                let to = (starts[k] + r.local) as usize;
                 if nd < dist[to] {
                     dist[to] = nd;
                     via[to] = Step {
-                        run: (first_run + i) as u32,
+                        run,
                         last: (q0 + k) as u32,
                     };
                 }
-            }
+            });
         }
     }
     let end = (0..ns)
@@ -114,7 +113,6 @@ pub fn shortest_path(g: &StateGraph, lin: &Linear) -> Option<(f64, Path)> {
 pub fn cost_to_go(g: &StateGraph, lin: &Linear) -> Vec<f64> {
     let ns = g.num_states();
     let mut h = vec![f64::INFINITY; ns];
-    let mut costs = Vec::with_capacity(2 * g.n);
     for s in (0..ns).rev() {
         if g.is_terminal(s) {
             h[s] = 0.0;
@@ -125,15 +123,14 @@ pub fn cost_to_go(g: &StateGraph, lin: &Linear) -> Vec<f64> {
             if !lin.allows(r.platform) {
                 continue;
             }
-            g.run_costs(r, lin, &mut costs);
             let q0 = r.q0 as usize;
-            let starts = &g.state_start[q0 + 1..q0 + 1 + costs.len()];
-            for (&c, &st) in costs.iter().zip(starts) {
-                let v = c + h[(st + r.local) as usize];
+            let starts = &g.state_start[q0 + 1..q0 + 1 + r.len as usize];
+            g.for_run(r, lin, |k, c| {
+                let v = c + h[(starts[k] + r.local) as usize];
                 if v < best {
                     best = v;
                 }
-            }
+            });
         }
         h[s] = best;
     }

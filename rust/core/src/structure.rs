@@ -203,6 +203,13 @@ impl StateGraph {
     #[inline]
     pub fn run_costs(&self, r: &Run, lin: &Linear, out: &mut Vec<f64>) {
         out.clear();
+        self.for_run(r, lin, |_, c| out.push(c));
+    }
+
+    /// Calls `visit(k, cost)` for the `k`-th transition of `r` (layers `first..=q0 + k`) under `lin`.
+    /// `cost = compute + transfers`, read from the group columns without building a vector.
+    #[inline(always)]
+    pub fn for_run(&self, r: &Run, lin: &Linear, mut visit: impl FnMut(usize, f64)) {
         let first = self.boundary[r.from as usize] as usize;
         let at = self.group_at(first, r.q0 as usize);
         let len = r.len as usize;
@@ -212,17 +219,25 @@ impl StateGraph {
                 let (a, b) = lin.mobile;
                 let ms = &self.mobile_ms[at..at + len];
                 if b == 0.0 {
-                    out.extend(ms.iter().map(|&m| a * m + x));
+                    for (k, &m) in ms.iter().enumerate() {
+                        visit(k, a * m + x);
+                    }
                 } else if a == 0.0 {
-                    out.extend(self.mobile_mj[at..at + len].iter().map(|&e| b * e + x));
+                    for (k, &e) in self.mobile_mj[at..at + len].iter().enumerate() {
+                        visit(k, b * e + x);
+                    }
                 } else {
                     let mj = &self.mobile_mj[at..at + len];
-                    out.extend(ms.iter().zip(mj).map(|(&m, &e)| a * m + b * e + x));
+                    for (k, (&m, &e)) in ms.iter().zip(mj).enumerate() {
+                        visit(k, a * m + b * e + x);
+                    }
                 }
             }
             Platform::Cloud => {
                 let c = lin.cloud;
-                out.extend(self.cloud_ms[at..at + len].iter().map(|&m| c * m + x));
+                for (k, &m) in self.cloud_ms[at..at + len].iter().enumerate() {
+                    visit(k, c * m + x);
+                }
             }
         }
     }
