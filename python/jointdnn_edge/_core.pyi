@@ -182,6 +182,9 @@ class Problem:
     @property
     def cut_width(self) -> int:
         """Cut width of the state graph (the most tensors alive across a layer boundary)."""
+    @property
+    def nbytes(self) -> int:
+        """Bytes the state graph holds (group columns, runs, transfer vectors)."""
     def solve(
         self,
         objective: str,

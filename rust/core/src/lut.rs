@@ -33,7 +33,7 @@ use crate::error::{bad_request, PlanError, Result};
 use crate::plan::{solve, Request};
 use crate::problem::{reduce, reduced_weights, Metric, Platform, Point, Radio, Usage, RDIMS};
 use crate::search::{label_search, within, Force, Functional, LabelProblem, Mode, MAX_D};
-use crate::structure::StateGraph;
+use crate::structure::{Linear, StateGraph};
 
 /// Default [`LutSpec::max_work`]: some tens of milliseconds per cell.
 pub const CELL_MAX_WORK: u64 = 1 << 24;
@@ -255,25 +255,19 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
             relevant[k] |= f[k] != 0.0;
         }
     }
-    let delta = g
-        .trans
-        .iter()
-        .map(|t| {
-            let r = reduce(&t.usage, &spec.radio);
-            let mut d = [0.0; MAX_D];
-            for k in 0..RDIMS {
-                if relevant[k] {
-                    d[k] = r[k];
-                }
+    let delta = (0..RDIMS)
+        .map(|k| {
+            if relevant[k] {
+                Linear::of(g, spec.force, |u| reduce(u, &spec.radio)[k])
+            } else {
+                Linear::of(g, spec.force, |_| 0.0)
             }
-            d
         })
         .collect();
     let lp = LabelProblem {
         graph: g,
         dim: RDIMS,
         delta,
-        allowed: g.trans.iter().map(|t| spec.force.allows(t.platform)).collect(),
         objective,
         constraints,
         objective_cap: cap,

@@ -3,10 +3,8 @@
 
 use crate::error::{bad_request, PlanError, Result};
 use crate::problem::{dot, weights, Metric, Network, Platform, Usage};
-use crate::search::{
-    label_search, shortest_path, transition_costs, within, Force, Functional, LabelProblem, Mode, Path, MAX_D,
-};
-use crate::structure::StateGraph;
+use crate::search::{label_search, shortest_path, within, Force, Functional, LabelProblem, Mode, Path, MAX_D};
+use crate::structure::{Linear, StateGraph};
 
 /// Default cap on labels kept by the exact constrained search.
 pub const DEFAULT_MAX_LABELS: usize = 2_000_000;
@@ -115,7 +113,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     let net = &req.network;
     let w_obj = weights(req.objective, net, req.slowdown);
     let (_, best_path) =
-        shortest_path(g, &transition_costs(g, &w_obj, req.force)).ok_or_else(|| no_path(g, req, req.objective))?;
+        shortest_path(g, &Linear::dot(g, req.force, &w_obj)).ok_or_else(|| no_path(g, req, req.objective))?;
     let best = Solution::from_path(g, &best_path);
     let constraints = req.constraints();
     let meets = |s: &Solution| {
@@ -132,7 +130,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     for &(name, m, b) in &constraints {
         // Every schedule exists (the objective's search found one), so no path here means
         // that every schedule's value of this metric overflows.
-        let (least, path) = shortest_path(g, &transition_costs(g, &weights(m, net, req.slowdown), req.force))
+        let (least, path) = shortest_path(g, &Linear::dot(g, req.force, &weights(m, net, req.slowdown)))
             .ok_or_else(|| no_path(g, req, m))?;
         if !within(least, b) {
             return Err(PlanError::Infeasible {
@@ -158,17 +156,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     let ws: Vec<Usage> = std::iter::once(w_obj)
         .chain(constraints.iter().map(|&(_, m, _)| weights(m, net, req.slowdown)))
         .collect();
-    let delta = g
-        .trans
-        .iter()
-        .map(|t| {
-            let mut d = [0.0; MAX_D];
-            for (k, w) in ws.iter().enumerate() {
-                d[k] = dot(w, &t.usage);
-            }
-            d
-        })
-        .collect();
+    let delta = ws.iter().map(|w| Linear::dot(g, req.force, w)).collect();
     let unit = |k: usize| -> Functional {
         let mut f = [0.0; MAX_D];
         f[k] = 1.0;
@@ -178,7 +166,6 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
         graph: g,
         dim,
         delta,
-        allowed: g.trans.iter().map(|t| req.force.allows(t.platform)).collect(),
         objective: unit(0),
         constraints: constraints
             .iter()
@@ -215,17 +202,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
 /// (a structural fact), or every schedule's value overflows to infinity or is undefined (costs or
 /// network values near the floating-point limit, ~1.8e308).
 fn no_path(g: &StateGraph, req: &Request, metric: Metric) -> PlanError {
-    let structural: Vec<f64> = g
-        .trans
-        .iter()
-        .map(|t| {
-            if req.force.allows(t.platform) {
-                0.0
-            } else {
-                f64::INFINITY
-            }
-        })
-        .collect();
+    let structural = Linear::of(g, req.force, |_| 0.0);
     if shortest_path(g, &structural).is_none() {
         return PlanError::Infeasible {
             constraint: "groups".into(),

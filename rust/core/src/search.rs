@@ -14,7 +14,7 @@
 
 use crate::error::{PlanError, Result};
 use crate::problem::{Platform, Usage};
-use crate::structure::StateGraph;
+use crate::structure::{Linear, StateGraph, Step};
 
 /// Which platforms groups may run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -39,97 +39,78 @@ impl Force {
 /// A path through the state graph: the transitions taken, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Path {
-    pub transitions: Vec<u32>,
+    pub steps: Vec<Step>,
 }
 
 impl Path {
     /// `(first, last, platform)` of each group.
     pub fn segments(&self, g: &StateGraph) -> Vec<(usize, usize, Platform)> {
-        self.transitions
-            .iter()
-            .map(|&t| {
-                let tr = &g.trans[t as usize];
-                (tr.first as usize, tr.last as usize, tr.platform)
-            })
-            .collect()
+        self.steps.iter().map(|&s| g.step_group(s)).collect()
     }
 
     /// Sum of the transitions' usage and transfer counts.
     pub fn usage(&self, g: &StateGraph) -> (Usage, u32) {
         let mut u = [0.0; crate::problem::DIMS];
         let mut n = 0;
-        for &t in &self.transitions {
-            let tr = &g.trans[t as usize];
-            u = crate::problem::add(&u, &tr.usage);
-            n += tr.transfers;
+        for &s in &self.steps {
+            let (su, st) = g.step_usage(s);
+            u = crate::problem::add(&u, &su);
+            n += st;
         }
         (u, n)
     }
 }
 
-/// Per-transition scalar cost `w · usage` (`inf` where `force` forbids the platform).
-pub fn transition_costs(g: &StateGraph, w: &Usage, force: Force) -> Vec<f64> {
-    g.trans
-        .iter()
-        .map(|t| {
-            if force.allows(t.platform) {
-                crate::problem::dot(w, &t.usage)
-            } else {
-                f64::INFINITY
-            }
-        })
-        .collect()
-}
-
-/// Cheapest path from the initial state to a terminal state under `costs`
-/// (one entry per transition). `None` when no terminal state is reachable.
-pub fn shortest_path(g: &StateGraph, costs: &[f64]) -> Option<(f64, Path)> {
+/// Cheapest path from the initial state to a terminal state under `lin`.
+/// `None` when no terminal state is reachable.
+pub fn shortest_path(g: &StateGraph, lin: &Linear) -> Option<(f64, Path)> {
     let ns = g.num_states();
     let mut dist = vec![f64::INFINITY; ns];
-    let mut via = vec![u32::MAX; ns];
+    let mut via = vec![Step { run: u32::MAX, last: 0 }; ns];
     dist[0] = 0.0;
     for s in 0..ns {
         let d = dist[s];
         if !d.is_finite() {
             continue;
         }
-        let start = g.trans_start[s] as usize;
-        for (k, t) in g.out(s).iter().enumerate() {
-            let nd = d + costs[start + k];
-            let to = t.to as usize;
-            if nd < dist[to] {
-                dist[to] = nd;
-                via[to] = (start + k) as u32;
+        let first_run = g.run_start[s] as usize;
+        for (i, r) in g.runs_of(s).iter().enumerate() {
+            if !lin.allows(r.platform) {
+                continue;
             }
+            let q0 = r.q0 as usize;
+            // targets: state `state_start[q + 1] + local` for q = q0.. (one slice of the boundary offsets)
+            let starts = &g.state_start[q0 + 1..q0 + 1 + r.len as usize];
+            let run = (first_run + i) as u32;
+            g.for_run(r, lin, |k, c| {
+                let nd = d + c;
+                let to = (starts[k] + r.local) as usize;
+                if nd < dist[to] {
+                    dist[to] = nd;
+                    via[to] = Step {
+                        run,
+                        last: (q0 + k) as u32,
+                    };
+                }
+            });
         }
     }
     let end = (0..ns)
         .filter(|&s| g.is_terminal(s) && dist[s].is_finite())
         .min_by(|&a, &b| dist[a].total_cmp(&dist[b]))?;
-    Some((dist[end], trace(g, &via, end)))
-}
-
-fn trace(g: &StateGraph, via: &[u32], end: usize) -> Path {
-    let mut transitions = Vec::new();
+    let mut steps = Vec::new();
     let mut s = end;
     while s != 0 {
-        let t = via[s];
-        transitions.push(t);
-        // the source of transition t: the state whose CSR range holds it
-        s = source_of(g, t as usize);
+        let step = via[s];
+        steps.push(step);
+        s = g.runs[step.run as usize].from as usize;
     }
-    transitions.reverse();
-    Path { transitions }
+    steps.reverse();
+    Some((dist[end], Path { steps }))
 }
 
-/// State owning transition `t` (binary search in the CSR offsets).
-pub fn source_of(g: &StateGraph, t: usize) -> usize {
-    let t = t as u32;
-    g.trans_start.partition_point(|&x| x <= t) - 1
-}
-
-/// Least remaining cost from every state to the end under `costs` (`inf` if none).
-pub fn cost_to_go(g: &StateGraph, costs: &[f64]) -> Vec<f64> {
+/// Least remaining cost from every state to the end under `lin` (`inf` if none).
+pub fn cost_to_go(g: &StateGraph, lin: &Linear) -> Vec<f64> {
     let ns = g.num_states();
     let mut h = vec![f64::INFINITY; ns];
     for s in (0..ns).rev() {
@@ -137,13 +118,19 @@ pub fn cost_to_go(g: &StateGraph, costs: &[f64]) -> Vec<f64> {
             h[s] = 0.0;
             continue;
         }
-        let start = g.trans_start[s] as usize;
         let mut best = f64::INFINITY;
-        for (k, t) in g.out(s).iter().enumerate() {
-            let v = costs[start + k] + h[t.to as usize];
-            if v < best {
-                best = v;
+        for r in g.runs_of(s) {
+            if !lin.allows(r.platform) {
+                continue;
             }
+            let q0 = r.q0 as usize;
+            let starts = &g.state_start[q0 + 1..q0 + 1 + r.len as usize];
+            g.for_run(r, lin, |k, c| {
+                let v = c + h[(starts[k] + r.local) as usize];
+                if v < best {
+                    best = v;
+                }
+            });
         }
         h[s] = best;
     }
@@ -179,10 +166,8 @@ pub struct LabelProblem<'a> {
     pub graph: &'a StateGraph,
     /// Label dimension (<= [`MAX_D`]).
     pub dim: usize,
-    /// Per transition: its contribution to the label vector.
-    pub delta: Vec<[f64; MAX_D]>,
-    /// Allowed transitions (false: skip).
-    pub allowed: Vec<bool>,
+    /// Per label coordinate: a transition's contribution to it (`dim` of them, the same platforms allowed).
+    pub delta: Vec<Linear>,
     pub objective: Functional,
     /// `(functional, bound)`: a schedule is feasible when `f · v <= bound`.
     pub constraints: Vec<(Functional, f64)>,
@@ -205,7 +190,7 @@ pub struct Found {
 struct Label {
     v: [f64; MAX_D],
     prev: u32,
-    via: u32,
+    via: Step,
 }
 
 /// Relative slack when comparing label vectors: the same totals summed in
@@ -231,28 +216,37 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
     let g = lp.graph;
     let d = lp.dim;
     let ns = g.num_states();
-    let masked: Vec<f64> = (0..g.trans.len())
-        .map(|i| if lp.allowed[i] { 0.0 } else { f64::INFINITY })
-        .collect();
-    // Admissible bounds: least remaining value of every functional from every state.
-    let bound_of = |f: &Functional| -> Vec<f64> {
-        let costs: Vec<f64> = lp
-            .delta
-            .iter()
-            .zip(&masked)
-            .map(|(dv, m)| apply(f, dv, d) + m)
-            .collect();
-        cost_to_go(g, &costs)
+    // The functional `f` of the label vector as one linear cost per transition.
+    let combine = |f: &Functional| -> Linear {
+        let mut lin = lp.delta[0].clone();
+        lin.mobile = (0.0, 0.0);
+        lin.cloud = 0.0;
+        lin.xfer.iter_mut().for_each(|x| *x = 0.0);
+        for (k, dk) in lp.delta.iter().enumerate().take(d) {
+            let c = f[k];
+            if c == 0.0 {
+                continue;
+            }
+            lin.mobile.0 += c * dk.mobile.0;
+            lin.mobile.1 += c * dk.mobile.1;
+            lin.cloud += c * dk.cloud;
+            for (x, y) in lin.xfer.iter_mut().zip(&dk.xfer) {
+                *x += c * y;
+            }
+        }
+        lin
     };
-    let lb_obj = bound_of(&lp.objective);
-    let lb_con: Vec<Vec<f64>> = lp.constraints.iter().map(|(f, _)| bound_of(f)).collect();
+    // Admissible bounds: least remaining value of every functional from every state.
+    let lb_obj = cost_to_go(g, &combine(&lp.objective));
+    let lb_con: Vec<Vec<f64>> = lp.constraints.iter().map(|(f, _)| cost_to_go(g, &combine(f))).collect();
 
     let mut cap = lp.objective_cap;
     let mut work: u64 = 0;
+    let none = Step { run: u32::MAX, last: 0 };
     let mut arena: Vec<Label> = vec![Label {
         v: [0.0; MAX_D],
         prev: u32::MAX,
-        via: u32::MAX,
+        via: none,
     }];
     let mut alive: Vec<Vec<u32>> = vec![Vec::new(); ns];
     alive[0].push(0);
@@ -266,22 +260,53 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
         return Ok(Vec::new());
     }
 
+    // The current state's transitions (allowed ones, in CSR order): step, target, label delta.
+    let mut steps: Vec<(Step, u32)> = Vec::new();
+    let mut deltas: Vec<[f64; MAX_D]> = Vec::new();
+    let mut costs = Vec::with_capacity(2 * g.n);
     for s in 0..ns {
         if g.is_terminal(s) {
             continue;
         }
         let labels = std::mem::take(&mut alive[s]);
-        let start = g.trans_start[s] as usize;
+        if labels.is_empty() {
+            continue;
+        }
+        steps.clear();
+        deltas.clear();
+        let first_run = g.run_start[s] as usize;
+        for (i, r) in g.runs_of(s).iter().enumerate() {
+            if !lp.delta[0].allows(r.platform) {
+                continue;
+            }
+            let at = deltas.len();
+            for (k, dk) in lp.delta.iter().enumerate().take(d) {
+                g.run_costs(r, dk, &mut costs);
+                if k == 0 {
+                    deltas.resize(at + costs.len(), [0.0; MAX_D]);
+                    for (j, q) in (r.q0..r.q0 + r.len).enumerate() {
+                        steps.push((
+                            Step {
+                                run: (first_run + i) as u32,
+                                last: q,
+                            },
+                            g.target(r, q as usize) as u32,
+                        ));
+                        deltas[at + j][0] = costs[j];
+                    }
+                } else {
+                    for (j, &c) in costs.iter().enumerate() {
+                        deltas[at + j][k] = c;
+                    }
+                }
+            }
+        }
         for &li in &labels {
             let base = arena[li as usize].v;
-            'trans: for (k, t) in g.out(s).iter().enumerate() {
-                let ti = start + k;
-                if !lp.allowed[ti] {
-                    continue;
-                }
-                let to = t.to as usize;
+            'trans: for (&(step, to), dv) in steps.iter().zip(&deltas) {
+                let to = to as usize;
                 let mut v = base;
-                for (x, dx) in v.iter_mut().zip(&lp.delta[ti]).take(d) {
+                for (x, dx) in v.iter_mut().zip(dv).take(d) {
                     *x += dx;
                 }
                 for ((f, b), lb) in lp.constraints.iter().zip(&lb_con) {
@@ -328,11 +353,7 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
                         lp.max_labels
                     )));
                 }
-                arena.push(Label {
-                    v,
-                    prev: li,
-                    via: ti as u32,
-                });
+                arena.push(Label { v, prev: li, via: step });
                 here.push((arena.len() - 1) as u32);
                 if mode == Mode::Best && g.is_terminal(to) {
                     let val = apply(&lp.objective, &v, d);
@@ -349,13 +370,13 @@ pub fn label_search(lp: &LabelProblem, mode: Mode) -> Result<Vec<Found>> {
         .flat_map(|s| alive[s].iter().copied())
         .collect();
     let path_of = |mut li: u32| -> Path {
-        let mut transitions = Vec::new();
+        let mut steps = Vec::new();
         while arena[li as usize].prev != u32::MAX {
-            transitions.push(arena[li as usize].via);
+            steps.push(arena[li as usize].via);
             li = arena[li as usize].prev;
         }
-        transitions.reverse();
-        Path { transitions }
+        steps.reverse();
+        Path { steps }
     };
     match mode {
         Mode::Best => {

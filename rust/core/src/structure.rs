@@ -76,29 +76,104 @@ impl Default for GraphOptions {
     }
 }
 
-/// One group `first..=last` on `platform`, from state `from` to state `to`.
-#[derive(Clone, Debug)]
-pub struct Transition {
-    pub to: u32,
-    pub first: u32,
-    pub last: u32,
+/// Consecutive transitions of one state on one platform: the groups `first..=q` for
+/// `q` in `q0..q0 + len`, each to the state `local` at boundary `q + 1`, all with the same
+/// transfers (`xfer`). A transition's usage is its run's transfer usage plus the group's
+/// compute (read from the graph's group columns), so the graph stores a few runs per state
+/// instead of one usage vector per transition.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// The source state.
+    pub from: u32,
+    pub q0: u32,
+    pub len: u32,
+    /// The target's index among the states of boundary `q + 1`.
+    pub local: u32,
+    /// Index into [`StateGraph::xfer`].
+    pub xfer: u32,
     pub platform: Platform,
-    /// Number of tensors (and weight sets) moved by this step.
-    pub transfers: u32,
-    pub usage: Usage,
 }
 
-/// The explicit state graph of a cost table (see the module docs).
+/// One transition: the group `first..=last` on `platform` from state `from` to state `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Index of the run holding it in [`StateGraph::runs`].
+    pub run: u32,
+    /// Its last layer.
+    pub last: u32,
+}
+
+/// The explicit state graph of a cost table (see the module docs), stored as columns.
+///
+/// Transitions are kept as [`Run`]s in CSR order (the runs of state `s` are
+/// `runs[run_start[s]..run_start[s + 1]]`, mobile before cloud, `q` ascending: the
+/// order every search visits them in). Group compute is kept once per group
+/// (`p..=q`, the offered rows only) in three columns; transfer usage once per
+/// distinct transfer vector. A search turns a linear functional of the usage
+/// into per-platform compute weights and one scalar per transfer vector
+/// ([`Linear`]), computed once per call, and reads nothing per transition but
+/// the group columns.
 #[derive(Clone, Debug)]
 pub struct StateGraph {
     pub n: usize,
     /// Boundary of each state; states are numbered in boundary order, which is a topological order.
     pub boundary: Vec<u32>,
-    /// CSR offsets: transitions of state `s` are `trans[trans_start[s]..trans_start[s + 1]]`.
-    pub trans_start: Vec<u32>,
-    pub trans: Vec<Transition>,
+    /// First state of each boundary `0..=n` (and the number of states at `n + 1`).
+    pub state_start: Vec<u32>,
+    /// CSR offsets into `runs` per state.
+    pub run_start: Vec<u32>,
+    pub runs: Vec<Run>,
+    /// Per transfer vector: its usage (no compute) and the tensors (and weight sets) moved.
+    pub xfer: Vec<Usage>,
+    pub xfer_transfers: Vec<u32>,
+    /// Row `p` of the group columns starts at `group_start[p]` and holds `q = p..p + row_len`.
+    pub group_start: Vec<usize>,
+    pub mobile_ms: Vec<f64>,
+    pub mobile_mj: Vec<f64>,
+    pub cloud_ms: Vec<f64>,
+    /// Number of transitions (groups summed over runs).
+    pub transitions: usize,
     /// Largest number of tensors live at one boundary.
     pub width: usize,
+}
+
+/// A linear functional of a transition's usage evaluated on a graph: `cost = compute + xfer[run.xfer]`
+/// with `compute = mobile.0 · mobile_ms + mobile.1 · mobile_mj` on the mobile and `cloud · cloud_ms` on the
+/// cloud. Built once per request (a few scalars per transfer vector); `allow` masks platforms.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub mobile: (f64, f64),
+    pub cloud: f64,
+    pub xfer: Vec<f64>,
+    pub allow: [bool; 2],
+}
+
+impl Linear {
+    /// `f` (linear in the usage) on `g`'s transitions; platforms `force` forbids are masked.
+    pub fn of(g: &StateGraph, force: crate::search::Force, f: impl Fn(&Usage) -> f64) -> Linear {
+        let unit = |k: usize| {
+            let mut u = [0.0; DIMS];
+            u[k] = 1.0;
+            f(&u)
+        };
+        Linear {
+            mobile: (unit(MOBILE_MS), unit(MOBILE_MJ)),
+            cloud: unit(CLOUD_MS),
+            xfer: g.xfer.iter().map(&f).collect(),
+            allow: [force.allows(Platform::Mobile), force.allows(Platform::Cloud)],
+        }
+    }
+
+    /// `w · usage`.
+    pub fn dot(g: &StateGraph, force: crate::search::Force, w: &Usage) -> Linear {
+        Linear::of(g, force, |u| crate::problem::dot(w, u))
+    }
+
+    /// Whether transitions on `p` are allowed.
+    #[inline]
+    pub fn allows(&self, p: Platform) -> bool {
+        self.allow[p as usize]
+    }
 }
 
 impl StateGraph {
@@ -106,16 +181,105 @@ impl StateGraph {
         self.boundary.len()
     }
 
-    /// Outgoing transitions of state `s`.
+    /// Runs of state `s`.
     #[inline]
-    pub fn out(&self, s: usize) -> &[Transition] {
-        &self.trans[self.trans_start[s] as usize..self.trans_start[s + 1] as usize]
+    pub fn runs_of(&self, s: usize) -> &[Run] {
+        &self.runs[self.run_start[s] as usize..self.run_start[s + 1] as usize]
+    }
+
+    /// The target state of the transition of `r` ending at layer `q`.
+    #[inline]
+    pub fn target(&self, r: &Run, q: usize) -> usize {
+        (self.state_start[q + 1] + r.local) as usize
+    }
+
+    /// Where the group `first..=q` sits in the group columns.
+    #[inline]
+    fn group_at(&self, first: usize, q: usize) -> usize {
+        self.group_start[first] + (q - first)
+    }
+
+    /// The costs of `r`'s transitions under `lin`, in `q` order, into `out` (cleared first).
+    #[inline]
+    pub fn run_costs(&self, r: &Run, lin: &Linear, out: &mut Vec<f64>) {
+        out.clear();
+        self.for_run(r, lin, |_, c| out.push(c));
+    }
+
+    /// Calls `visit(k, cost)` for the `k`-th transition of `r` (layers `first..=q0 + k`) under `lin`.
+    /// `cost = compute + transfers`, read from the group columns without building a vector.
+    #[inline(always)]
+    pub fn for_run(&self, r: &Run, lin: &Linear, mut visit: impl FnMut(usize, f64)) {
+        let first = self.boundary[r.from as usize] as usize;
+        let at = self.group_at(first, r.q0 as usize);
+        let len = r.len as usize;
+        let x = lin.xfer[r.xfer as usize];
+        match r.platform {
+            Platform::Mobile => {
+                let (a, b) = lin.mobile;
+                let ms = &self.mobile_ms[at..at + len];
+                if b == 0.0 {
+                    for (k, &m) in ms.iter().enumerate() {
+                        visit(k, a * m + x);
+                    }
+                } else if a == 0.0 {
+                    for (k, &e) in self.mobile_mj[at..at + len].iter().enumerate() {
+                        visit(k, b * e + x);
+                    }
+                } else {
+                    let mj = &self.mobile_mj[at..at + len];
+                    for (k, (&m, &e)) in ms.iter().zip(mj).enumerate() {
+                        visit(k, a * m + b * e + x);
+                    }
+                }
+            }
+            Platform::Cloud => {
+                let c = lin.cloud;
+                for (k, &m) in self.cloud_ms[at..at + len].iter().enumerate() {
+                    visit(k, c * m + x);
+                }
+            }
+        }
+    }
+
+    /// The usage and transfer count of one transition (exactly what the schedule adds up).
+    pub fn step_usage(&self, step: Step) -> (Usage, u32) {
+        let r = &self.runs[step.run as usize];
+        let first = self.boundary[r.from as usize] as usize;
+        let at = self.group_at(first, step.last as usize);
+        let mut u = self.xfer[r.xfer as usize];
+        match r.platform {
+            Platform::Mobile => {
+                u[MOBILE_MS] += self.mobile_ms[at];
+                u[MOBILE_MJ] += self.mobile_mj[at];
+            }
+            Platform::Cloud => u[CLOUD_MS] += self.cloud_ms[at],
+        }
+        (u, self.xfer_transfers[r.xfer as usize])
+    }
+
+    /// `(first, last, platform)` of one transition.
+    pub fn step_group(&self, step: Step) -> (usize, usize, Platform) {
+        let r = &self.runs[step.run as usize];
+        (self.boundary[r.from as usize] as usize, step.last as usize, r.platform)
     }
 
     /// Whether `s` is a final state (all layers scheduled).
     #[inline]
     pub fn is_terminal(&self, s: usize) -> bool {
         self.boundary[s] as usize == self.n
+    }
+
+    /// Bytes the graph holds (its columns and runs).
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.boundary.len() * 4
+            + self.state_start.len() * 4
+            + self.run_start.len() * 4
+            + self.runs.len() * size_of::<Run>()
+            + self.xfer.len() * (size_of::<Usage>() + 4)
+            + self.group_start.len() * size_of::<usize>()
+            + (self.mobile_ms.len() + self.mobile_mj.len() + self.cloud_ms.len()) * 8
     }
 
     /// Builds the state graph of `cost` (validated first).
@@ -132,16 +296,38 @@ impl StateGraph {
             )));
         }
 
-        // Per boundary: interned state keys, in creation order.
+        // Group columns: row p holds q = p..=the last group offered on either platform.
+        let mut group_start = Vec::with_capacity(n + 1);
+        let mut mobile_ms = Vec::new();
+        let mut mobile_mj = Vec::new();
+        let mut cloud_ms = Vec::new();
+        for p in 0..n {
+            group_start.push(mobile_ms.len());
+            let row = p * n;
+            let last = (p..n)
+                .rev()
+                .find(|&q| cost.mobile_ms[row + q].is_finite() || cost.cloud_ms[row + q].is_finite())
+                .unwrap_or(p);
+            mobile_ms.extend_from_slice(&cost.mobile_ms[row + p..=row + last]);
+            mobile_mj.extend_from_slice(&cost.mobile_mj[row + p..=row + last]);
+            cloud_ms.extend_from_slice(&cost.cloud_ms[row + p..=row + last]);
+        }
+        group_start.push(mobile_ms.len());
+
+        // Per boundary: interned state keys in creation order, looked up in a dense table when
+        // the boundary's keys are few bits (chains, residual networks), else in a hash map.
         let mut keys: Vec<Vec<u64>> = vec![Vec::new(); n + 1];
-        let mut index: Vec<FxMap<u64, u32>> = (0..=n).map(|_| FxMap::default()).collect();
+        let mut index = KeyIndex::new(&topo.live);
         // Initial state: last platform mobile, the model input on the mobile.
         keys[0].push(0);
-        index[0].insert(0, 0);
+        index.insert(0, 0, 0);
 
-        // Transitions in generation order (grouped by source state), targets as (boundary, local).
-        let mut raw: Vec<(u32, u32, Transition)> = Vec::new();
-        let mut out_count: Vec<Vec<u32>> = vec![Vec::new(); n + 1];
+        // Runs in generation order (grouped by source state, in state order); `from` is set at the end.
+        let mut runs: Vec<Run> = Vec::new();
+        let mut run_count: Vec<u32> = Vec::new();
+        let mut xfer: Vec<Usage> = Vec::new();
+        let mut xfer_transfers: Vec<u32> = Vec::new();
+        let mut transitions = 0usize;
         let mut res = vec![ON_MOBILE; n + 1]; // scratch residency, indexed by tensor
         let mut total_states = 1usize;
 
@@ -154,7 +340,7 @@ impl StateGraph {
                 } else {
                     Platform::Mobile
                 };
-                let mut produced = 0u32;
+                let before = runs.len();
                 for platform in Platform::BOTH {
                     // Start from the state's residencies.
                     for (slot, &t) in topo.live[p].iter().enumerate() {
@@ -162,6 +348,9 @@ impl StateGraph {
                     }
                     let mut usage = [0.0; DIMS];
                     let mut transfers = 0u32;
+                    if platform != last {
+                        usage[SWITCHES] += 1.0;
+                    }
                     if !options.cloud_keeps_tensors && platform == Platform::Mobile && last == Platform::Cloud {
                         // A cloud run ends: the stateless cloud hands back what only it holds, then forgets.
                         for &t in &topo.live[p] {
@@ -172,6 +361,9 @@ impl StateGraph {
                             res[t] = ON_MOBILE;
                         }
                     }
+                    // The run being extended, and whether the transfer usage changed since its vector was stored.
+                    let mut open: Option<usize> = None;
+                    let mut changed = true;
                     for q in p..n {
                         for &t in &topo.preds[q] {
                             if topo.produced_before(t, p) {
@@ -180,6 +372,7 @@ impl StateGraph {
                                     send(cost, t, platform, &mut usage);
                                     transfers += 1;
                                     res[t] = ON_BOTH;
+                                    changed = true;
                                 }
                             }
                         }
@@ -189,36 +382,35 @@ impl StateGraph {
                             send(cost, t_out, Platform::Mobile, &mut usage);
                             transfers += 1;
                             res[t_out] = ON_BOTH;
+                            changed = true;
                         }
                         if platform == Platform::Cloud && cost.cloud_download_bytes[q] > 0.0 {
                             usage[BYTES_DOWN] += cost.cloud_download_bytes[q];
                             transfers += 1;
+                            changed = true;
                         }
-                        let compute = cost.group_ms(p, q, platform);
-                        if !compute.is_finite() {
-                            continue; // group not offered; longer ones may be
+                        if !cost.group_ms(p, q, platform).is_finite() {
+                            open = None; // group not offered; longer ones may be
+                            continue;
                         }
-                        let mut u = usage;
-                        match platform {
-                            Platform::Mobile => {
-                                u[MOBILE_MS] += compute;
-                                u[MOBILE_MJ] += cost.mobile_mj[p * n + q];
+                        let final_switch = q + 1 == n && platform == Platform::Cloud; // results come back
+                        if changed || final_switch {
+                            let mut u = usage;
+                            if final_switch {
+                                u[SWITCHES] += 1.0;
                             }
-                            Platform::Cloud => u[CLOUD_MS] += compute,
-                        }
-                        if platform != last {
-                            u[SWITCHES] += 1.0;
-                        }
-                        if q + 1 == n && platform == Platform::Cloud {
-                            u[SWITCHES] += 1.0; // the mobile gets the results back
+                            xfer.push(u);
+                            xfer_transfers.push(transfers);
+                            changed = false;
+                            open = None;
                         }
                         let mut new_key = platform as u64;
                         for (slot, &t) in topo.live[q + 1].iter().enumerate() {
                             new_key |= (res[t] as u64) << (1 + 2 * slot);
                         }
                         let next = q + 1;
-                        let target = match index[next].get(&new_key) {
-                            Some(&i) => i,
+                        let target = match index.get(next, new_key) {
+                            Some(i) => i,
                             None => {
                                 total_states += 1;
                                 if total_states > options.max_states {
@@ -226,69 +418,121 @@ impl StateGraph {
                                 }
                                 let i = keys[next].len() as u32;
                                 keys[next].push(new_key);
-                                index[next].insert(new_key, i);
+                                index.insert(next, new_key, i);
                                 i
                             }
                         };
-                        if raw.len() >= options.max_transitions {
+                        if transitions >= options.max_transitions {
                             return Err(too_many("transitions", options.max_transitions, width));
                         }
-                        raw.push((
-                            next as u32,
-                            target,
-                            Transition {
-                                to: 0,
-                                first: p as u32,
-                                last: q as u32,
-                                platform,
-                                transfers,
-                                usage: u,
-                            },
-                        ));
-                        produced += 1;
+                        transitions += 1;
+                        match open {
+                            Some(r) if runs[r].local == target => runs[r].len += 1,
+                            _ => {
+                                runs.push(Run {
+                                    from: 0,
+                                    q0: q as u32,
+                                    len: 1,
+                                    local: target,
+                                    xfer: (xfer.len() - 1) as u32,
+                                    platform,
+                                });
+                                open = Some(runs.len() - 1);
+                            }
+                        }
                     }
                 }
-                out_count[p].push(produced);
+                run_count.push((runs.len() - before) as u32);
                 local += 1;
             }
         }
 
-        // Number states globally in boundary order and resolve targets.
-        let mut offset = vec![0u32; n + 2];
+        // Number states globally in boundary order.
+        let mut state_start = vec![0u32; n + 2];
         for p in 0..=n {
-            offset[p + 1] = offset[p] + keys[p].len() as u32;
+            state_start[p + 1] = state_start[p] + keys[p].len() as u32;
         }
-        let num_states = offset[n + 1] as usize;
+        let num_states = state_start[n + 1] as usize;
         let mut boundary = Vec::with_capacity(num_states);
         for (p, k) in keys.iter().enumerate() {
             boundary.extend(std::iter::repeat_n(p as u32, k.len()));
         }
-        let mut trans_start = Vec::with_capacity(num_states + 1);
-        trans_start.push(0u32);
+        let mut run_start = Vec::with_capacity(num_states + 1);
+        run_start.push(0u32);
         let mut acc = 0u32;
-        for counts in out_count.iter().take(n) {
-            for &c in counts {
-                acc += c;
-                trans_start.push(acc);
+        for (s, &c) in run_count.iter().enumerate() {
+            for r in &mut runs[acc as usize..(acc + c) as usize] {
+                r.from = s as u32;
             }
+            acc += c;
+            run_start.push(acc);
         }
-        while trans_start.len() < num_states + 1 {
-            trans_start.push(acc); // terminal states have no transitions
+        while run_start.len() < num_states + 1 {
+            run_start.push(acc); // terminal states have no transitions
         }
-        let trans = raw
-            .into_iter()
-            .map(|(b, local, mut t)| {
-                t.to = offset[b as usize] + local;
-                t
-            })
-            .collect();
         Ok(StateGraph {
             n,
             boundary,
-            trans_start,
-            trans,
+            state_start,
+            run_start,
+            runs,
+            xfer,
+            xfer_transfers,
+            group_start,
+            mobile_ms,
+            mobile_mj,
+            cloud_ms,
+            transitions,
             width,
         })
+    }
+}
+
+/// State keys per boundary -> their index: a dense table where a boundary's keys have few bits.
+struct KeyIndex {
+    dense: Vec<Vec<u32>>,
+    maps: Vec<FxMap<u64, u32>>,
+}
+
+impl KeyIndex {
+    /// Keys of at most this many bits get a dense table (2^bits entries).
+    const DENSE_BITS: usize = 11;
+
+    fn new(live: &[Vec<usize>]) -> KeyIndex {
+        KeyIndex {
+            dense: live
+                .iter()
+                .map(|l| {
+                    let bits = 1 + 2 * l.len();
+                    if bits <= Self::DENSE_BITS {
+                        vec![u32::MAX; 1 << bits]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect(),
+            maps: live.iter().map(|_| FxMap::default()).collect(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, boundary: usize, key: u64) -> Option<u32> {
+        let d = &self.dense[boundary];
+        if !d.is_empty() {
+            let i = d[key as usize];
+            return (i != u32::MAX).then_some(i);
+        }
+        self.maps[boundary].get(&key).copied()
+    }
+
+    #[inline]
+    fn insert(&mut self, boundary: usize, key: u64, i: u32) {
+        let d = &mut self.dense[boundary];
+        if !d.is_empty() {
+            d[key as usize] = i;
+        } else {
+            self.maps[boundary].insert(key, i);
+        }
     }
 }
 
@@ -421,7 +665,7 @@ mod tests {
         }
         // every group on each platform from each state: 1 state at p = 0, 2 after.
         let expected: usize = 2 * 6 + (1..6).map(|p| 2 * 2 * (6 - p)).sum::<usize>();
-        assert_eq!(g.trans.len(), expected);
+        assert_eq!(g.transitions, expected);
     }
 
     #[test]

@@ -112,7 +112,13 @@ impl Problem {
     /// Number of transitions of the state graph.
     #[getter]
     fn transitions(&self) -> usize {
-        self.graph.trans.len()
+        self.graph.transitions
+    }
+
+    /// Bytes the state graph holds (group columns, runs, transfer vectors).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.graph.memory_bytes()
     }
 
     /// Cut width of the state graph (the most tensors alive across a layer boundary).
