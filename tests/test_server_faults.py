@@ -240,9 +240,15 @@ def _json_input(g: ModelGraph) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ what the server holds
 def test_slow_bodies_are_cut_at_the_body_timeout_and_hold_little_memory() -> None:
-    """Eight connections trickling 60 MiB bodies: each answered 408 and closed at the 1.5 s body timeout."""
+    """Eight connections trickling 60 MiB bodies: each answered 408 and closed at the 1.5 s body timeout.
+
+    The body budget is raised so that all eight are admitted (by default 64 MiB admits one and refuses the
+    rest with 503 on their headers, which the next test covers): this one is about the body timeout.
+    """
     with (
-        _server_process("--body-timeout", "1.5", "--header-timeout", "5", "--max-concurrency", "2") as p,
+        _server_process(
+            "--body-timeout", "1.5", "--header-timeout", "5", "--max-concurrency", "2", "--max-inflight-mb", "512"
+        ) as p,
         _sockets() as socks,
     ):
         rss0 = _rss_bytes(p.proc.pid)

@@ -55,7 +55,7 @@ def serve_command(
         256, "--max-queue", help="Requests admitted beyond that (reading or waiting) before 503."
     ),
     max_inflight_mb: float = typer.Option(
-        512.0, "--max-inflight-mb", help="Request bodies held at once, all requests together (MiB), before 503."
+        64.0, "--max-inflight-mb", help="Request bodies held at once, all requests together (MiB), before 503."
     ),
     max_connections: int = typer.Option(
         1024, "--max-connections", min=1, help="Open connections at once; more are answered 503 and closed."

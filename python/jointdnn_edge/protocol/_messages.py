@@ -144,7 +144,9 @@ def body_parts(header: Mapping[str, Any], blobs: Sequence[Any]) -> tuple[bytes, 
     return b"".join([head, *(bytes(b) if not isinstance(b, bytes) else b for b in blobs)]), len(head)
 
 
-def split_body(body: bytes, header_length: str | None, *, max_json_bytes: int) -> tuple[dict[str, Any], memoryview]:
+def split_body(
+    body: bytes | bytearray, header_length: str | None, *, max_json_bytes: int
+) -> tuple[dict[str, Any], memoryview]:
     """The JSON header (an object) and the binary remainder of a body; raises ProtocolError (400/413)."""
     mv = memoryview(body)
     if header_length is None:

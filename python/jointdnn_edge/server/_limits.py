@@ -59,7 +59,7 @@ class Limits:
     max_decoded_bytes: int = 256 * MiB
     max_concurrency: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     max_queue: int = 256
-    max_inflight_bytes: int = 512 * MiB
+    max_inflight_bytes: int = 64 * MiB
     max_connections: int = 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0

@@ -116,13 +116,18 @@ class RestEndpoints:
                     413, f"JSON body of {declared} bytes exceeds what this model's inputs need ({limit})"
                 )
         async with self.admission.admit(declared or 0) as admission:
-            body = await _read_body(request, limit, admission, limits.body_timeout_s, counted=declared is not None)
+            body = await _read_body(request, limit, admission, limits.body_timeout_s, declared=declared)
             arrived = time.perf_counter()
             answer = partial(self._answer, model, body, header_length, encoding, arrived)
             return await self.admission.run(answer)
 
     def _answer(
-        self, model: ServedModel, body: bytes, header_length: str | None, encoding: str | None, arrived: float
+        self,
+        model: ServedModel,
+        body: bytes | bytearray,
+        header_length: str | None,
+        encoding: str | None,
+        arrived: float,
     ) -> Response:
         """Decode the body, run the inference, encode the response (on a worker thread)."""
         started = time.perf_counter()
@@ -171,15 +176,19 @@ def _declared_length(request: Request, limit: int) -> int | None:
     return length
 
 
-async def _read_body(request: Request, limit: int, admission: Admission, timeout_s: float, *, counted: bool) -> bytes:
+async def _read_body(
+    request: Request, limit: int, admission: Admission, timeout_s: float, *, declared: int | None
+) -> bytearray:
     """The request body within ``timeout_s`` (408), refusing more than ``limit`` bytes (413) by counting.
 
-    Bytes not ``counted`` against the admission's budget yet (a body without
-    ``Content-Length``) are held as they arrive (503 when the budget is spent).
+    The body grows in one buffer as it arrives (never held twice, and a slow
+    sender holds only what it has sent). Bytes of a body without a
+    ``Content-Length`` (``declared``: already counted against the admission's
+    budget) are counted as they arrive (503 when the budget is spent).
     """
     import anyio
 
-    chunks: list[bytes] = []
+    body = bytearray()
     total = 0
     over = False
     try:
@@ -189,13 +198,13 @@ async def _read_body(request: Request, limit: int, admission: Admission, timeout
                 if over or total > limit:
                     # keep reading (bounded) and discarding, so that the client gets the answer, not a reset
                     over = True
-                    chunks.clear()
+                    body = bytearray()
                     if total > 4 * limit:
                         break
                     continue
-                if not counted:
+                if declared is None:
                     admission.hold(len(chunk))
-                chunks.append(chunk)
+                body += chunk
     except TimeoutError:
         raise ProtocolError(408, f"the request body did not arrive within {timeout_s:g} s") from None
     except ProtocolError:
@@ -204,10 +213,10 @@ async def _read_body(request: Request, limit: int, admission: Admission, timeout
         raise ProtocolError(400, "could not read the request body") from None
     if over:
         raise ProtocolError(413, f"request body exceeds the server's limit of {limit} bytes")
-    return b"".join(chunks)
+    return body
 
 
-def _check_json_part(body: bytes, header_length: str | None, max_bytes: int, max_values: int) -> None:
+def _check_json_part(body: bytes | bytearray, header_length: str | None, max_bytes: int, max_values: int) -> None:
     """Refuse (413) a JSON part longer than ``max_bytes`` or with more than ``max_values`` values, before parsing it.
 
     Values are counted by their separating commas (a C-speed scan), so a
@@ -221,7 +230,7 @@ def _check_json_part(body: bytes, header_length: str | None, max_bytes: int, max
         raise ProtocolError(413, f"JSON part holds more values than this model's inputs take ({max_values})")
 
 
-def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+def _decompress(body: bytes | bytearray, encoding: str | None, limit: int) -> bytes | bytearray:
     """The body after HTTP ``Content-Encoding`` (gzip or deflate), never more than ``limit`` bytes (413)."""
     if _identity(encoding):
         return body
