@@ -28,15 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .client import CloudClient, SliceCall, as_model_dtype
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
 from .network import Network
-from .planner import check_bound, check_force, check_objective
+from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan
 
 if TYPE_CHECKING:
-    from .client import CloudClient
     from .costs import CostTable
     from .models.graph import ModelGraph
-    from .planner import LookupTable, Schedule
 
 __all__ = ["JointSession", "Step", "Trace"]
 
@@ -252,7 +251,6 @@ class JointSession:
         profile_max_group: int | None = 8,
         probe_interval_s: float | None = 5.0,
     ) -> None:
-        from .client import CloudClient
         from .codec import CODECS
         from .models import ModelGraph, load_model
         from .models.executor import executor_for
@@ -353,7 +351,6 @@ class JointSession:
             return self._lut
 
     def _build_lut(self) -> LookupTable:
-        from .planner import LookupTable
 
         radio = self._network_now()
         self._lut_rtt = radio.rtt_ms
@@ -370,7 +367,6 @@ class JointSession:
         )
 
     def _as_schedule(self, schedule: Schedule | Sequence[Sequence[Any]]) -> Schedule:
-        from .planner import Schedule
 
         segs = schedule.segments if isinstance(schedule, Schedule) else tuple(tuple(s) for s in schedule)
         n, pos = self.graph.n, 0
@@ -407,7 +403,6 @@ class JointSession:
         return schedule.evaluate(self._costs, network, cloud_slowdown=slowdown, cloud_keeps_tensors=False)
 
     def _mobile_only(self, network: Network) -> Schedule:
-        from .planner import plan
 
         if self._costs is None:  # no profiling just to run locally
             return self._as_schedule([(0, self.graph.n - 1, "mobile")])
@@ -415,7 +410,6 @@ class JointSession:
 
     def plan(self) -> tuple[Schedule, str, Network, float]:
         """The schedule the next inference would use: ``(schedule, source, network, cloud_slowdown)``."""
-        from .planner import plan
 
         network = self._network_now()
         slowdown = self._slowdown if self.track_cloud_load else 1.0
@@ -462,7 +456,6 @@ class JointSession:
     # ------------------------------------------------------------ running
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One inference: the model outputs by name (see the class docstring for what happens)."""
-        from .client import as_model_dtype
 
         t_setup = time.perf_counter()
         did_setup = self._prepare()
@@ -524,7 +517,6 @@ class JointSession:
 
     def _run_cloud(self, step: Step, tensors: dict[str, Any], network: Network, slowdown: float) -> None:
         """Run ``step``'s layers on the cloud and fill in the step (what was sent too, in case the request fails)."""
-        from .client import SliceCall
 
         g = self.graph
         assert self.cloud is not None
