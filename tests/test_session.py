@@ -252,7 +252,11 @@ def test_profiling_session_with_an_estimated_network(cloud: Any, reference: Any)
         assert s.costs.meta["cloud_source"] == "scaled" and "codec" in s.costs.meta
     assert trace is not None and trace.source == "lut" and trace.predicted_ms is not None
     est = s.cloud.estimator  # type: ignore[union-attr]
-    assert est.rtt_ms is not None and trace.network.up_mbps == pytest.approx(est.up_mbps)
+    # on the loopback an upload is a sliver of its request, within the round trip's error: maybe no bandwidth
+    # sample, and then the radio's figure stands in (BandwidthEstimator.network)
+    up = est.up_mbps if est.up_mbps is not None else s.radio.up_mbps
+    network = s.plan()[2]  # planned now, on the estimate as it stands (the last run may have added a sample)
+    assert est.rtt_ms is not None and network.up_mbps == pytest.approx(up)
 
 
 def test_no_cloud_runs_locally(cloud: Any, reference: Any) -> None:
