@@ -24,6 +24,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from ..errors import ConfigError
+
 __all__ = ["DeadlineBackend", "bound_by_deadlines", "budget", "sleep_within_budget"]
 
 _local = threading.local()
@@ -106,12 +108,16 @@ def bound_by_deadlines(transport: httpx.HTTPTransport) -> None:
 
     httpx has no public hook for the backend of the connection pool it
     builds; the wrapper goes where httpcore keeps it, before any connection
-    is made. Raises RuntimeError if this httpx/httpcore keeps it elsewhere.
+    is made. Raises :class:`~jointdnn_edge.ConfigError` if this httpx/httpcore keeps it elsewhere (an httpx
+    version the client does not support: a client without deadlines would be worse than none).
     """
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if not isinstance(backend, httpcore.NetworkBackend):
-        raise RuntimeError("cannot bound this httpx transport by deadlines: its connection pool has no network backend")
+        raise ConfigError(
+            f"httpx {httpx.__version__} / httpcore {httpcore.__version__}: cannot bound the transport by deadlines "
+            "(its connection pool has no network backend where jointdnn-edge looks for it)"
+        )
     pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
 
 
