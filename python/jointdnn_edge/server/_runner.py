@@ -65,7 +65,7 @@ class BackgroundServer:
         return f"{scheme}://{host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> BackgroundServer:
-        """Start serving; returns once the server accepts connections (:class:`~jointdnn_edge.ServerError` if it cannot)."""
+        """Start serving; returns once the server accepts connections (ServerError if it cannot)."""
         import uvicorn
 
         from ._guard import guarded_protocol
