@@ -29,7 +29,6 @@ measured in the same run where one means something.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -38,16 +37,13 @@ import selectors
 import signal
 import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import numpy as np
@@ -58,6 +54,7 @@ from rich.table import Table
 from jointdnn_edge import CostTable, __version__
 from jointdnn_edge.client import CloudClient
 from jointdnn_edge.demo import SlowedExecutor
+from jointdnn_edge.faults import ServeProcess, TricklingProxy
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 from jointdnn_edge.profiler import profile
@@ -72,174 +69,15 @@ NETWORK = "wifi"  # what the session's deadlines are derived from
 
 
 # ------------------------------------------------------------------ servers and proxies
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServeProcess:
-    """``jointdnn-edge serve zoo:alexnet`` in a child process on 127.0.0.1 (leading its own process group).
-
-    :meth:`start` launches it and returns when ``/v2/health/ready`` answers 200
-    (polled every 10 ms); :meth:`kill` SIGKILLs the group. The same object may
-    be started again on the same port. Every live one is killed by
-    :func:`kill_all`.
-    """
-
-    live: ClassVar[set[ServeProcess]] = set()
-
-    def __init__(self, *args: str, port: int | None = None) -> None:
-        self.args = list(args)
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.launched = 0.0
-        self.ready = 0.0
-        self._log = tempfile.TemporaryFile()  # uvicorn warns per bad request: a pipe nobody reads would fill
-
-    def start(self, timeout: float = 60.0) -> ServeProcess:
-        cmd = [
-            sys.executable,
-            "-c",
-            "from jointdnn_edge.cli import main; main()",
-            "serve",
-            "zoo:alexnet",
-            "--size",
-            SIZE,
-            "--threads",
-            "1",
-            *self.args,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        ]
-        env = {k: v for k, v in os.environ.items() if k != "JOINTDNN_EDGE_TOKEN"}
-        self.launched = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, env=env, start_new_session=True)
-        ServeProcess.live.add(self)
-        deadline = self.launched + timeout
-        with httpx.Client(timeout=1.0) as http:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    self._log.seek(0)
-                    raise RuntimeError(
-                        f"server exited with {self.proc.returncode}: {self._log.read().decode()[-2000:]}"
-                    )
-                try:
-                    if http.get(self.url + "/v2/health/ready").status_code == 200:
-                        self.ready = time.monotonic()
-                        return self
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.01)
-        self.kill()
-        raise RuntimeError("server did not become ready")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def rss(self) -> int:
-        """The server's resident memory (VmRSS from /proc), bytes."""
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
-
-    def kill(self) -> None:
-        """SIGKILL the server's process group and wait until it is gone."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=30)
-        ServeProcess.live.discard(self)
-
-
-def kill_all() -> None:
-    """Kill every server process still running."""
-    for p in list(ServeProcess.live):
-        p.kill()
+def alexnet_server(*args: str, port: int | None = None) -> ServeProcess:
+    """``jointdnn-edge serve zoo:alexnet`` (the bench's size, one compute thread) with ``args``, not started yet."""
+    return ServeProcess("zoo:alexnet", "--size", SIZE, "--threads", "1", *args, port=port)
 
 
 def on_sigterm(signum: int, frame: Any) -> None:
     """Terminated: kill the servers and leave at once (a raised SystemExit could meet a thread's join first)."""
-    kill_all()
+    ServeProcess.kill_all()
     os._exit(128 + signum)
-
-
-class TricklingProxy:
-    """A TCP proxy on 127.0.0.1 before ``upstream``; ``mode="all"`` sends the response one byte per ``delay`` s.
-
-    ``mode="pass"`` forwards as is (switchable at any time). The request goes
-    through untouched. An asyncio loop on its own thread; :meth:`close` stops
-    it and every connection. (The faulty proxy of tests/test_client_faults.py.)
-    """
-
-    def __init__(self, upstream: tuple[str, int], mode: str = "all", delay: float = 0.1) -> None:
-        self.upstream, self.mode, self.delay = upstream, mode, delay
-        self.loop = asyncio.new_event_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="trickling-proxy", daemon=True)
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self.loop
-        ).result(10)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            self._tasks.discard(task)
-            return
-        forward = asyncio.ensure_future(self._pipe(reader, up_writer, slow=False))
-        try:
-            await self._pipe(up_reader, writer, slow=True)
-        finally:
-            forward.cancel()
-            for w in (writer, up_writer):
-                w.close()
-            self._tasks.discard(task)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
-        try:
-            while data := await src.read(65536):
-                if not slow or self.mode == "pass":
-                    dst.write(data)
-                    await dst.drain()
-                    continue
-                for i in range(len(data)):
-                    dst.write(data[i : i + 1])
-                    await dst.drain()
-                    await asyncio.sleep(self.delay)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.sleep(0)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 # ------------------------------------------------------------------ the model, its oracle and its sessions
@@ -321,7 +159,7 @@ def trickling_link(model: Model, repeats: int, progress: Progress) -> Verdict:
     """``session.run`` through a proxy trickling the response 1 byte / 100 ms, against the same link untroubled."""
     g = model.graph
     schedule = [(0, 1, M), (2, g.n - 1, C)]  # the demo's cut on Wi-Fi: conv + ReLU on the device
-    server = ServeProcess().start()
+    server = alexnet_server().start()
     proxy = TricklingProxy(("127.0.0.1", server.port), mode="pass")
     try:
         check_cloud_works(model, server.url)
@@ -448,7 +286,7 @@ class Runners:
 def shared_outage(model: Model, repeats: int, outage_s: float, progress: Progress) -> Verdict:
     """8 sessions on one client; the server killed, down ``outage_s``, restarted on the same port; ``repeats`` times."""
     g = model.graph
-    server = ServeProcess().start()
+    server = alexnet_server().start()
     client = CloudClient(server.url, timeout=30)  # the default back-off: 0.25 s base, 1.5 s cap, full jitter
     executor = executor_for(g, threads=1)
     sessions = [model.session(client, [(0, g.n - 1, C)], executor) for _ in range(8)]
@@ -589,7 +427,7 @@ def holdings(
     its connection (half-open ones: the header timeout) or from the end of
     its headers (slow bodies: the body timeout). ``limits``: more ``serve`` options.
     """
-    server = ServeProcess("--header-timeout", f"{header_s:g}", "--body-timeout", f"{body_s:g}", *limits).start()
+    server = alexnet_server("--header-timeout", f"{header_s:g}", "--body-timeout", f"{body_s:g}", *limits).start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as http:  # warm: the model's runtime session is loaded
             x = model.feeds[0]["input"]
@@ -806,7 +644,7 @@ def chaos(model: Model, clients: int, phase_s: float, down_s: float, progress: P
         [(0, 7, M), (8, n - 1, C)],
         [(0, 4, C), (5, n - 1, M)],
     ]
-    server = ServeProcess().start()
+    server = alexnet_server().start()
     executor = executor_for(g, threads=1)  # thread-safe; one for all, as an app would share it
     cloud_clients = [CloudClient(server.url, timeout=30) for _ in range(clients)]
     sessions = [model.session(c, schedules[i % len(schedules)], executor) for i, c in enumerate(cloud_clients)]
@@ -900,7 +738,7 @@ def raw_request(port: int, head: bytes, body: bytes) -> int:
 
 def malformed_headers(model: Model) -> Verdict:
     """Each bad value in a real binary inference request; what else is in the request is valid (the controls)."""
-    server = ServeProcess().start()
+    server = alexnet_server().start()
     x = model.feeds[0]["input"]
     inp = {"name": "input", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}}
     header = json.dumps({"inputs": [inp]}).encode()
@@ -997,7 +835,7 @@ def main() -> None:
             verdicts.append(chaos(model, 32, 4.0 if quick else 8.0, 1.5 if quick else 2.0, progress))
             verdicts.append(malformed_headers(model))
     finally:
-        kill_all()
+        ServeProcess.kill_all()
     elapsed = time.monotonic() - t0
 
     table = Table(title=f"fault benchmark ({elapsed:.0f} s)", show_lines=True)

@@ -2,19 +2,13 @@
 
 ``cloud`` is one server for the whole run, in a background thread, serving
 tiny zoo models (a chain, two DAGs, and a TFLite model) behind a bearer
-token. ``spawn_server`` starts a server as a separate process (through the
-``jointdnn-edge serve`` command) that a test may kill. Nothing here targets
+token. ``spawn_server`` starts a server as a separate process
+(:class:`jointdnn_edge.faults.ServeProcess`) that a test may kill. Nothing here targets
 any address but 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+from jointdnn_edge.faults import ServeProcess
 from jointdnn_edge.models.executor import Executor
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 
@@ -90,79 +85,15 @@ def reference() -> Callable[[ModelGraph, Mapping[str, np.ndarray]], dict[str, np
     return run
 
 
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """``jointdnn-edge serve`` in a child process on 127.0.0.1; :meth:`kill` stops it at once (SIGKILL).
-
-    The process leads its own process group, so that :meth:`kill` also stops
-    the worker processes of ``--workers N``. ``env``: extra environment
-    variables (``JOINTDNN_EDGE_TOKEN`` is removed unless given here).
-    """
-
-    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            sys.executable,
-            "-c",
-            "from jointdnn_edge.cli import main; main()",
-            "serve",
-            *args,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        ]
-        environ = {k: v for k, v in os.environ.items() if k != "JOINTDNN_EDGE_TOKEN"}
-        environ.update(env or {})
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environ, start_new_session=True
-        )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 90.0) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"server process exited with {self.proc.returncode}: {err}")
-            try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError("server process did not become ready")
-
-    def kill(self) -> None:
-        """SIGKILL the server and its workers (the process group it leads) and wait until it is gone."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # the whole group is gone already
-            pass
-        self.proc.wait(timeout=30)
-
-
 @pytest.fixture
-def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
+def spawn_server() -> Iterator[Callable[..., ServeProcess]]:
     """``spawn_server(*serve_args)``: a server process, killed at the end of the test if still running."""
-    started: list[ServerProcess] = []
+    started: list[ServeProcess] = []
 
-    def spawn(*args: str, env: Mapping[str, str] | None = None) -> ServerProcess:
-        p = ServerProcess(*args, env=env)
+    def spawn(*args: str, env: Mapping[str, str] | None = None) -> ServeProcess:
+        p = ServeProcess(*args, env=env)
         started.append(p)
-        return p
+        return p.start()
 
     yield spawn
     for p in started:

@@ -54,6 +54,7 @@ LAYERS = {
     "cli": 7,
     "netlab": 7,
     "demo": 7,
+    "faults": 7,
     "plots": 7,
 }
 #: at most this many cycles listed per strongly connected group of modules

@@ -8,7 +8,6 @@ unfixed client took 15 s and more where these allow 2 s).
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -18,89 +17,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fixtures_session import assert_close, free_port
+from fixtures_session import assert_close
 from jointdnn_edge import CloudUnavailableError, CostTable, DeadlineExceededError, ExecutionError, RemoteError, codec
 from jointdnn_edge import protocol as P
 from jointdnn_edge.client import CircuitBreaker, CloudClient, SliceCall
+from jointdnn_edge.faults import TricklingProxy, free_port
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import uniform_feeds
 from jointdnn_edge.session import JointSession
 
 M, C = "mobile", "cloud"
-
-
-class TricklingProxy:
-    """A TCP proxy on 127.0.0.1 before ``upstream`` (host, port) that can slow what the server sends.
-
-    ``mode``: ``"pass"`` forwards as is; ``"all"`` sends the response one byte per ``delay`` seconds;
-    ``"body"`` forwards the response headers at once and trickles the body. The request goes through
-    untouched. Runs an asyncio loop on its own thread; :meth:`close` stops it and every connection.
-    """
-
-    def __init__(self, upstream: tuple[str, int], mode: str = "all", delay: float = 0.1) -> None:
-        self.upstream, self.mode, self.delay = upstream, mode, delay
-        self.loop = asyncio.new_event_loop()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="trickling-proxy", daemon=True)
-        self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self.loop
-        ).result(10)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        forward = asyncio.ensure_future(self._pipe(reader, up_writer, slow=False))
-        try:
-            await self._pipe(up_reader, writer, slow=True)
-        finally:
-            forward.cancel()
-            for w in (writer, up_writer):
-                w.close()
-            self._tasks.discard(task)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
-        seen = b""  # response bytes so far, until the end of the headers
-        try:
-            while data := await src.read(65536):
-                if not slow or self.mode == "pass":
-                    dst.write(data)
-                    await dst.drain()
-                    continue
-                if self.mode == "body" and b"\r\n\r\n" not in seen:
-                    seen += data
-                    end = seen.find(b"\r\n\r\n")
-                    head = data if end < 0 else data[: len(data) - (len(seen) - end - 4)]
-                    dst.write(head)
-                    await dst.drain()
-                    data = data[len(head) :]
-                for i in range(len(data)):
-                    dst.write(data[i : i + 1])
-                    await dst.drain()
-                    await asyncio.sleep(self.delay)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.sleep(0)
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-    def __enter__(self) -> TricklingProxy:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 @pytest.fixture

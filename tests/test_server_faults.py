@@ -19,9 +19,9 @@ import httpx
 import numpy as np
 import pytest
 
-from fixtures_session import ServerProcess
 from jointdnn_edge import codec, zoo
 from jointdnn_edge.client import CloudClient
+from jointdnn_edge.faults import ServeProcess
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 from jointdnn_edge.models.ort_executor import OrtExecutor
 from jointdnn_edge.server import BackgroundServer, Limits, create_app
@@ -30,15 +30,6 @@ MiB = 1 << 20
 
 
 # ------------------------------------------------------------------ helpers
-def _rss_bytes(pid: int) -> int:
-    """The resident memory of process ``pid`` (VmRSS)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def _frame(graph: ModelGraph, first: int, last: int) -> bytes:
     """An activation frame of the inputs of layers ``first..last``."""
     feeds = uniform_feeds(graph, 0)
@@ -83,13 +74,10 @@ def _sockets() -> Iterator[list[socket.socket]]:
 
 
 @contextmanager
-def _server_process(*args: str) -> Iterator[ServerProcess]:
+def _server_process(*args: str) -> Iterator[ServeProcess]:
     """``jointdnn-edge serve`` (alexnet, tiny) as a process with ``args``; killed at the end, on failure too."""
-    p = ServerProcess("zoo:alexnet", "--size", "tiny", "--threads", "1", *args)
-    try:
+    with ServeProcess("zoo:alexnet", "--size", "tiny", "--threads", "1", *args) as p:
         yield p
-    finally:
-        p.kill()
 
 
 def _infer_head(path: str, length: int, extra: str = "") -> bytes:
@@ -229,7 +217,7 @@ def test_serve_preload_prints_progress_and_is_ready_after_it(tmp_path: Any) -> N
             r = http.post("/v2/models/alexnet/infer", content=body)
             assert r.status_code == 200, r.text
         p.kill()
-        err = p.proc.stderr.read().decode() if p.proc.stderr else ""
+        err = p.log()
     assert "jointdnn-edge serve: preloading" in err and "; ready" in err, err
 
 
@@ -251,7 +239,7 @@ def test_slow_bodies_are_cut_at_the_body_timeout_and_hold_little_memory() -> Non
         ) as p,
         _sockets() as socks,
     ):
-        rss0 = _rss_bytes(p.proc.pid)
+        rss0 = p.rss()
         for _ in range(8):
             s = _connect(p.port)
             socks.append(s)
@@ -268,7 +256,7 @@ def test_slow_bodies_are_cut_at_the_body_timeout_and_hold_little_memory() -> Non
                 except OSError:
                     open_socks.remove(s)
             time.sleep(0.1)
-            peak = max(peak, _rss_bytes(p.proc.pid))
+            peak = max(peak, p.rss())
             if time.monotonic() - t0 > 1.0:
                 for s in list(open_socks):
                     s.setblocking(False)
@@ -320,7 +308,7 @@ def test_a_15_mib_json_body_is_refused_before_it_is_parsed() -> None:
         assert (
             http.post("/v2/models/alexnet/infer", content=json.dumps({"inputs": [_json_input(g)]})).status_code == 200
         )
-        rss0 = _rss_bytes(p.proc.pid)
+        rss0 = p.rss()
         values = ",".join(["0"] * (15 * MiB // 2))
         body = ('{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1], "data": [' + values + "]}]}").encode()
         r = http.post("/v2/models/alexnet/infer", content=body)
@@ -328,7 +316,7 @@ def test_a_15_mib_json_body_is_refused_before_it_is_parsed() -> None:
         # sent without Content-Length (chunked): read up to the bound, then refused
         r = http.post("/v2/models/alexnet/infer", content=iter([body[i : i + MiB] for i in range(0, len(body), MiB)]))
         assert r.status_code == 413, r.text
-        grown = _rss_bytes(p.proc.pid) - rss0
+        grown = p.rss() - rss0
         assert grown < 40 * MiB, grown / MiB  # parsed, it would have taken hundreds of MiB
         assert (
             http.post("/v2/models/alexnet/infer", content=json.dumps({"inputs": [_json_input(g)]})).status_code == 200
