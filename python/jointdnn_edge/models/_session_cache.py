@@ -12,7 +12,7 @@ from ..errors import ConfigError, ModelError
 if TYPE_CHECKING:
     from .graph import ModelGraph
 
-__all__ = ["SessionCache", "require_format"]
+__all__ = ["CachingExecutor", "SessionCache", "require_format"]
 
 S = TypeVar("S")
 
@@ -89,3 +89,26 @@ class SessionCache(Generic[S]):
         """Drop every session."""
         with self._lock:
             self._sessions.clear()
+
+
+class CachingExecutor:
+    """What every local executor shares: its :class:`SessionCache` and the ``cache_size`` that bounds it."""
+
+    _cache: SessionCache[Any]
+
+    @property
+    def cache_size(self) -> int:
+        """Sessions kept, least recently used evicted first (the server grows it to hold what it preloads)."""
+        return self._cache.size
+
+    @cache_size.setter
+    def cache_size(self, size: int) -> None:
+        self._cache.size = size
+
+    def cached(self) -> int:
+        """Number of sessions currently cached."""
+        return len(self._cache)
+
+    def clear(self) -> None:
+        """Drop every cached session."""
+        self._cache.clear()

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, ExecutionError, ModelError
-from ._session_cache import SessionCache, require_format
+from ._session_cache import CachingExecutor, SessionCache, require_format
 from .graph import ModelGraph
 from .litert_runtime import interpreter_module, make_interpreter, unresolved_op_error
 from .prepared import PreparedRun
@@ -49,7 +49,7 @@ class _Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class LiteRTExecutor:
+class LiteRTExecutor(CachingExecutor):
     """Runs TFLite graphs and layer ranges of them in LiteRT, caching one interpreter per range.
 
     ``threads``: interpreter threads (``None``: LiteRT's default, one).
@@ -65,15 +65,6 @@ class LiteRTExecutor:
         self.threads = threads
         self.xnnpack = xnnpack
         self._cache: SessionCache[_Session] = SessionCache(cache_size)
-
-    @property
-    def cache_size(self) -> int:
-        """Sessions kept, least recently used evicted first (the server grows it to hold what it preloads)."""
-        return self._cache.size
-
-    @cache_size.setter
-    def cache_size(self, size: int) -> None:
-        self._cache.size = size
 
     # ----------------------------------------------------------------- public
     def info(self) -> dict[str, Any]:
@@ -123,14 +114,6 @@ class LiteRTExecutor:
         return PreparedRun(
             lambda feeds: self._invoke(graph, session, ins, outs, feeds, what), list(ins), list(outs), what
         )
-
-    def cached(self) -> int:
-        """Number of interpreters currently cached."""
-        return len(self._cache)
-
-    def clear(self) -> None:
-        """Drop every cached interpreter."""
-        self._cache.clear()
 
     # ---------------------------------------------------------------- helpers
     def _session(self, graph: ModelGraph, key: Any, model_bytes: Callable[[], bytes]) -> _Session:

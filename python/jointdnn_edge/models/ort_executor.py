@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ExecutionError, ModelError
-from ._session_cache import SessionCache, require_format
+from ._session_cache import CachingExecutor, SessionCache, require_format
 from .graph import ModelGraph
 from .prepared import PreparedRun
 
@@ -34,7 +34,7 @@ __all__ = ["OPTIMIZATION_LEVELS", "OrtExecutor"]
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
-class OrtExecutor:
+class OrtExecutor(CachingExecutor):
     """Runs ONNX graphs and layer ranges of them in onnxruntime, one cached session per range.
 
     ``threads``: intra-op threads (``None``: onnxruntime's default, one per
@@ -65,15 +65,6 @@ class OrtExecutor:
         self.spinning = spinning
         self._cache: SessionCache[PreparedRun] = SessionCache(cache_size)
 
-    @property
-    def cache_size(self) -> int:
-        """Sessions kept, least recently used evicted first (the server grows it to hold what it preloads)."""
-        return self._cache.size
-
-    @cache_size.setter
-    def cache_size(self, size: int) -> None:
-        self._cache.size = size
-
     # ------------------------------------------------------------------ public
     def info(self) -> dict[str, Any]:
         """Runtime name and version, threads, providers and optimization level."""
@@ -103,14 +94,6 @@ class OrtExecutor:
     def run_model(self, graph: ModelGraph, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run the whole model: ``feeds`` by model input name, result by model output name."""
         return self._get(graph, "model")(feeds)
-
-    def cached(self) -> int:
-        """Number of sessions currently cached."""
-        return len(self._cache)
-
-    def clear(self) -> None:
-        """Drop every cached session."""
-        self._cache.clear()
 
     # ----------------------------------------------------------------- helpers
     def _get(self, graph: ModelGraph, key: Any) -> PreparedRun:
