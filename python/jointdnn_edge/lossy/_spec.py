@@ -92,7 +92,7 @@ class LossyOption:
         return "+".join(parts)
 
 
-_OPTION_RE = re.compile(r"^(?:pca(?P<keep>\d+(?:\.\d+)?))?\+?(?:q(?P<bits>\d+)(?P<c>c?))?$")
+_OPTION_RE = re.compile(r"^(?:pca(?P<keep>\d+(?:\.\d+)?)(?:\+(?=q)|$))?(?:q(?P<bits>\d+)(?P<c>c?))?$")
 
 
 def parse_option(text: str, *, clip: str = "mse") -> LossyOption:
