@@ -105,7 +105,10 @@ def parse_option(text: str, *, clip: str = "mse") -> LossyOption:
     if m["keep"] is not None:
         keep = float(m["keep"]) if "." in m["keep"] else int(m["keep"])
     bits = int(m["bits"]) if m["bits"] is not None else None
-    return LossyOption(bits=bits, granularity="channel" if m["c"] else "tensor", clip=clip, keep=keep)
+    try:
+        return LossyOption(bits=bits, granularity="channel" if m["c"] else "tensor", clip=clip, keep=keep)
+    except ConfigError as e:
+        raise ConfigError(f"bad lossy option {text!r}: {e}") from None
 
 
 @dataclass(frozen=True, eq=False)
