@@ -44,6 +44,7 @@ LAYERS = {
     "planner": 2,
     "models": 3,
     "codec": 3,
+    "lossy": 3,
     "zoo": 3,
     "profiler": 3,
     "protocol": 4,

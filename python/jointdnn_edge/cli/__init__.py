@@ -7,6 +7,7 @@ them up.
 
 from __future__ import annotations
 
+from . import accuracy as _accuracy
 from . import android as _android
 from . import demo as _demo
 from . import netlab as _netlab
@@ -17,7 +18,7 @@ from . import zoo as _zoo
 from ._app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (_android, _demo, _netlab, _plan, _profile, _serve, _zoo)
+_COMMAND_MODULES = (_accuracy, _android, _demo, _netlab, _plan, _profile, _serve, _zoo)
 
 
 def main() -> None:
