@@ -46,6 +46,7 @@ LAYERS = {
     "codec": 3,
     "zoo": 3,
     "profiler": 3,
+    "devices": 3,
     "protocol": 4,
     "client": 5,
     "server": 5,
@@ -55,6 +56,7 @@ LAYERS = {
     "netlab": 7,
     "demo": 7,
     "plots": 7,
+    "reproduce": 7,
 }
 #: at most this many cycles listed per strongly connected group of modules
 MAX_CYCLES_SHOWN = 20
