@@ -68,7 +68,7 @@ def test_layer_work_by_hand(graph) -> None:
 
 
 def test_roofline_times_by_hand(graph) -> None:
-    conv, relu, flat, fc = devices.layer_work(graph)
+    conv, relu, _flat, fc = devices.layer_work(graph)
     # conv is compute-bound: 884,736 FLOP at 500 GFLOP/s = 1.769 us; bytes 77,888 at 100 GB/s = 0.779 us
     assert devices.work_ms(conv, TEST_DEVICE) == pytest.approx(2 * 16 * 32 * 32 * 27 / 500e9 * 1e3)
     # fc is memory-bound: (655,400 + 65,536 + 40) bytes at 100 GB/s = 7.2098 us; 327,680 FLOP at 250 GFLOP/s = 1.31 us

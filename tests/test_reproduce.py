@@ -80,8 +80,11 @@ def test_paper_claims_that_hold(results) -> None:
         k = KEY[r["objective"]]
         assert r["mobile_only"][k] < r["cloud_only"][k]
     red = [
-        sum(r["cloud_workload_reduction"] for r in runs
-            if r["variant"] == "8bit" and r["objective"] == "latency" and r["network"] == n)  # fmt: skip
+        sum(
+            r["cloud_workload_reduction"]
+            for r in runs
+            if r["variant"] == "8bit" and r["objective"] == "latency" and r["network"] == n
+        )
         for n in reproduce.NETWORKS
     ]
     assert red[0] >= red[1] >= red[2]

@@ -276,7 +276,9 @@ def layer_work(graph: ModelGraph) -> list[LayerWork]:
     return out
 
 
-def work_ms(work: LayerWork, dev: Device, *, read_bytes: float | None = None, write_bytes: float | None = None) -> float:
+def work_ms(
+    work: LayerWork, dev: Device, *, read_bytes: float | None = None, write_bytes: float | None = None
+) -> float:
     """Roofline time of one kernel in ms, without launch or call overheads.
 
     ``read_bytes`` / ``write_bytes`` replace the layer's activation traffic

@@ -22,7 +22,6 @@ Transfer variants (:func:`variant_table`):
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -117,7 +116,11 @@ def _run_record(
         "mobile_energy_mj": best.mobile_energy_mj,
         "cloud_ms": best.cloud_ms,
         "mobile_only": {"latency_ms": mob.latency_ms, "mobile_energy_mj": mob.mobile_energy_mj},
-        "cloud_only": {"latency_ms": cld.latency_ms, "mobile_energy_mj": cld.mobile_energy_mj, "cloud_ms": cld.cloud_ms},
+        "cloud_only": {
+            "latency_ms": cld.latency_ms,
+            "mobile_energy_mj": cld.mobile_energy_mj,
+            "cloud_ms": cld.cloud_ms,
+        },
         "gain": single / getattr(best, key) if getattr(best, key) > 0 else 1.0,
         "cloud_workload_reduction": 1.0 - best.cloud_ms / cld.cloud_ms if cld.cloud_ms > 0 else 0.0,
     }
@@ -176,17 +179,18 @@ def run(
                     runs.append(_run_record(name, network, objective, variant, best, mob, cld))
         if progress:
             progress(f"{name}: planned")
+    setup: dict[str, Any] = {"mobile": mobile, "cloud": cloud, "quick": quick, "models": names, "phase": "inference"}
     doc = {
         "runs": runs,
         "costs": costs,
         "devices": {d.name: d.to_dict() for d in (device(mobile), device(cloud))},
-        "setup": {"mobile": mobile, "cloud": cloud, "quick": quick, "models": names, "phase": "inference"},
+        "setup": setup,
     }
     with open(outdir / "results.json", "w", encoding="utf-8") as f:
         json.dump(doc, f, allow_nan=False)
     claims = check_claims(runs)
     figures = draw_figures(runs, tables_costs=costs, outdir=outdir)
-    (outdir / "report.md").write_text(report_markdown(claims, runs, figures, doc["setup"]), encoding="utf-8")
+    (outdir / "report.md").write_text(report_markdown(claims, runs, figures, setup), encoding="utf-8")
     return doc
 
 
@@ -267,7 +271,8 @@ def check_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if base:
         for objective, paper_vals in (("latency", (84, 49, 12)), ("energy", (73, 49, 51))):
             ours = [
-                100.0 * statistics.fmean(r["cloud_workload_reduction"] for r in _find(base, network=n, objective=objective))
+                100.0
+                * statistics.fmean(r["cloud_workload_reduction"] for r in _find(base, network=n, objective=objective))
                 for n in NETWORKS
             ]
             direction = ours[0] >= ours[1] >= ours[2] if objective == "latency" else None
@@ -308,7 +313,9 @@ def check_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "paper": f"{paper_x}x",
                     "ours": f"{best:.2f}x",
                     "match": _within2(best, paper_x),
-                    "cause": "" if _within2(best, paper_x) else "the paper's baseline is the worse platform in some "
+                    "cause": ""
+                    if _within2(best, paper_x)
+                    else "the paper's baseline is the worse platform in some "
                     "settings; ours is the better single platform, and the modelled TX2 is fast",
                 }
             )
@@ -324,8 +331,9 @@ def check_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "paper": "4.6-4.9x",
                 "ours": f"{mean:.2f}x",
                 "match": _within2(mean, 4.75),
-                "cause": "" if _within2(mean, 4.75) else "compression only helps schedules that transfer; most of "
-                "ours run on the mobile alone",
+                "cause": ""
+                if _within2(mean, 4.75)
+                else "compression only helps schedules that transfer; most of ours run on the mobile alone",
             }
         )
     return claims
@@ -444,7 +452,9 @@ def results_section(report: str, figure_dir: str) -> str:
     """The "Paper reproduction" section of benches/RESULTS.md from a report (figure links under ``figure_dir``)."""
     body = report.split("\n", 1)[1]
     body = body.replace("](", f"]({figure_dir}/").replace("## ", "### ")
-    return "## Paper reproduction\n\nMade by `jointdnn-edge reproduce --out DIR --results-md benches/RESULTS.md`.\n" + body
+    return (
+        "## Paper reproduction\n\nMade by `jointdnn-edge reproduce --out DIR --results-md benches/RESULTS.md`.\n" + body
+    )
 
 
 def update_results_md(path: str | os.PathLike[str], section: str) -> None:
@@ -459,4 +469,3 @@ def update_results_md(path: str | os.PathLike[str], section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     p.write_text(text, encoding="utf-8")
-
