@@ -123,3 +123,13 @@ def test_results_md_section(tmp_path) -> None:
     reproduce.update_results_md(md, "## Paper reproduction\n\nnew\n")
     text = md.read_text()
     assert "old" not in text and "new" in text and "## Planner\n\ny" in text and "## Codec\n\nx" in text
+
+
+def test_figure11_patterns_with_a_twice_slower_mobile(results) -> None:
+    """With the mobile at half its roofline speed, all three of Figure 11's inference patterns appear."""
+    _, doc = results
+    sens = doc["sensitivity"]
+    assert sens["alexnet"]["2"] == "mobile-cloud"
+    assert sens["chair"]["2"] == "cloud-mobile"
+    assert sens["pix2pix"]["2"] == "mobile-cloud-mobile"
+    assert sens["chair"]["1"] == sens["pix2pix"]["1"] == "mobile"

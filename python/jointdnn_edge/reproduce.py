@@ -163,12 +163,14 @@ def run(
     outdir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     costs: dict[str, dict[str, Any]] = {}
+    sensitivity: dict[str, dict[str, str]] = {}
     for name in names:
         if progress:
             progress(f"{name}: device model and codec samples")
         tables = tables_for(
             name, mobile=mobile, cloud=cloud, max_group=8 if quick else None, sample_size="tiny" if quick else "small"
         )
+        sensitivity[name] = pattern_sensitivity(tables["8bit"])
         for variant, table in tables.items():
             costs[f"{name}/{variant}"] = table.to_dict()
             for network in NETWORKS:
@@ -185,13 +187,48 @@ def run(
         "costs": costs,
         "devices": {d.name: d.to_dict() for d in (device(mobile), device(cloud))},
         "setup": setup,
+        "sensitivity": sensitivity,
     }
     with open(outdir / "results.json", "w", encoding="utf-8") as f:
         json.dump(doc, f, allow_nan=False)
-    claims = check_claims(runs)
+    claims = check_claims(runs) + sensitivity_claims(sensitivity)
     figures = draw_figures(runs, tables_costs=costs, outdir=outdir)
     (outdir / "report.md").write_text(report_markdown(claims, runs, figures, setup), encoding="utf-8")
     return doc
+
+
+#: mobile slowdowns (x the device model's times) the Wi-Fi latency patterns are checked under
+SLOWDOWNS = (1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def slowed_mobile(table: CostTable, factor: float) -> CostTable:
+    """``table`` with every mobile time and energy multiplied by ``factor`` (a slower phone, same power)."""
+    return table.replace(mobile_ms=table.mobile_ms * factor, mobile_mj=table.mobile_mj * factor)
+
+
+def pattern_sensitivity(table: CostTable, network: str = "wifi", objective: str = "latency") -> dict[str, str]:
+    """The optimal schedule's pattern under each mobile slowdown in :data:`SLOWDOWNS` (keys: the factor)."""
+    return {f"{f:g}": plan(slowed_mobile(table, f), network, objective=objective).pattern() for f in SLOWDOWNS}
+
+
+def sensitivity_claims(sensitivity: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Figure 11's patterns at each mobile slowdown: where the paper's pattern appears."""
+    out = []
+    for model, want in (("alexnet", "mobile-cloud"), ("chair", "cloud-mobile"), ("pix2pix", "mobile-cloud-mobile")):
+        if model not in sensitivity:
+            continue
+        at = [f for f, p in sensitivity[model].items() if p == want]
+        out.append(
+            {
+                "claim": f"Figure 11 pattern of {model} (Wi-Fi, latency, 8-bit) with the mobile slowed down "
+                f"{', '.join(sensitivity[model])}x",
+                "paper": want,
+                "ours": ", ".join(f"{f}x: {p}" for f, p in sensitivity[model].items()),
+                "match": bool(at),
+                "cause": f"holds at {', '.join(at)}x" if at else "at no slowdown tried",
+            }
+        )
+    return out
 
 
 # ---------------------------------------------------------------- claims
