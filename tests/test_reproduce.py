@@ -133,3 +133,16 @@ def test_figure11_patterns_with_a_twice_slower_mobile(results) -> None:
     assert sens["chair"]["2"] == "cloud-mobile"
     assert sens["pix2pix"]["2"] == "mobile-cloud-mobile"
     assert sens["chair"]["1"] == sens["pix2pix"]["1"] == "mobile"
+
+
+def test_cli_quick(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--model", "chair", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert {r["model"] for r in doc["runs"]} == {"chair"}
+    bad = CliRunner().invoke(app, ["reproduce", "--quick", "--model", "nope", "--out", str(tmp_path / "s")])
+    assert bad.exit_code == 1 and "unknown zoo model" in bad.output
