@@ -39,11 +39,13 @@ from .errors import ConfigError
 from .models.graph import uniform_feeds
 from .planner import Schedule, plan
 
-__all__ = ["NETWORKS", "OBJECTIVES", "VARIANTS", "run", "variant_table", "transfer_8bit"]
+__all__ = ["NETWORKS", "OBJECTIVES", "PHASES", "VARIANTS", "run", "variant_table", "transfer_8bit"]
 
 VARIANTS = ("8bit", "png", "ours")
 NETWORKS = ("3g", "4g", "wifi")
 OBJECTIVES = ("latency", "energy")
+#: training: the paper's graph (``CostTable.training``: 2N layers in one chain, backward = 2x forward)
+PHASES = ("inference", "training")
 _KEY = {"latency": "latency_ms", "energy": "mobile_energy_mj"}
 #: bytes per element of the activations the zoo models produce (float32)
 _FLOAT_BYTES = 4.0
@@ -99,8 +101,20 @@ def variant_table(table: CostTable, variant: str, profiles: Mapping[str, CodecPr
 
 
 # ---------------------------------------------------------------- the runs
+def _costs_key(model: str, variant: str, phase: str) -> str:
+    """The key of a run's cost table in results.json's ``costs``."""
+    return f"{model}/{variant}" if phase == "inference" else f"{model}/{variant}/training"
+
+
 def _run_record(
-    model: str, network: str, objective: str, variant: str, best: Schedule, mob: Schedule, cld: Schedule
+    model: str,
+    network: str,
+    objective: str,
+    phase: str,
+    variant: str,
+    best: Schedule,
+    mob: Schedule,
+    cld: Schedule,
 ) -> dict[str, Any]:
     key = _KEY[objective]
     single = min(getattr(mob, key), getattr(cld, key))
@@ -108,8 +122,9 @@ def _run_record(
         "model": model,
         "network": network,
         "objective": objective,
-        "phase": "inference",
+        "phase": phase,
         "variant": variant,
+        "costs": _costs_key(model, variant, phase),
         "schedule": [[a, b, p] for a, b, p in best.segments],
         "pattern": best.pattern(),
         "latency_ms": best.latency_ms,
@@ -171,17 +186,20 @@ def run(
             name, mobile=mobile, cloud=cloud, max_group=8 if quick else None, sample_size="tiny" if quick else "small"
         )
         sensitivity[name] = pattern_sensitivity(tables["8bit"])
-        for variant, table in tables.items():
-            costs[f"{name}/{variant}"] = table.to_dict()
-            for network in NETWORKS:
-                for objective in OBJECTIVES:
-                    best = plan(table, network, objective=objective)
-                    mob = plan(table, network, objective=objective, force="mobile")
-                    cld = plan(table, network, objective=objective, force="cloud")
-                    runs.append(_run_record(name, network, objective, variant, best, mob, cld))
+        for variant, forward in tables.items():
+            for phase in PHASES:
+                table = forward if phase == "inference" else CostTable.training(forward)
+                costs[_costs_key(name, variant, phase)] = table.to_dict()
+                for network in NETWORKS:
+                    for objective in OBJECTIVES:
+                        kw: dict[str, Any] = {"objective": objective, "phase": phase}
+                        best = plan(table, network, **kw)
+                        mob = plan(table, network, force="mobile", **kw)
+                        cld = plan(table, network, force="cloud", **kw)
+                        runs.append(_run_record(name, network, objective, phase, variant, best, mob, cld))
         if progress:
             progress(f"{name}: planned")
-    setup: dict[str, Any] = {"mobile": mobile, "cloud": cloud, "quick": quick, "models": names, "phase": "inference"}
+    setup: dict[str, Any] = {"mobile": mobile, "cloud": cloud, "quick": quick, "models": names, "phases": PHASES}
     doc = {
         "runs": runs,
         "costs": costs,
@@ -259,9 +277,22 @@ def _pattern_cause(r: Mapping[str, Any]) -> str:
     )
 
 
-def check_claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def check_claims(all_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every paper claim the runs can speak to, with ours beside it and a match flag."""
     claims: list[dict[str, Any]] = []
+    runs = [dict(r) for r in _find(all_runs, phase="inference")]
+    train = _find(all_runs, phase="training", model="alexnet", network="wifi", objective="latency", variant="8bit")
+    if train:
+        got = train[0]["pattern"]
+        claims.append(
+            {
+                "claim": "Figure 11: AlexNet training (the paper's 2N-layer chain), Wi-Fi, latency",
+                "paper": "mobile-cloud-mobile",
+                "ours": got,
+                "match": got == "mobile-cloud-mobile",
+                "cause": "" if got == "mobile-cloud-mobile" else _pattern_cause(train[0]),
+            }
+        )
     for model, want, label in [
         ("alexnet", "mobile-cloud", "Figure 11: AlexNet (discriminative), Wi-Fi, latency"),
         ("chair", "cloud-mobile", "Figure 11: Chair (generative), Wi-Fi, latency"),
@@ -391,7 +422,8 @@ def report_markdown(
     lines = [
         "# JointDNN paper reproduction (device models)",
         "",
-        f"Mobile: `{setup['mobile']}`, cloud: `{setup['cloud']}` (see docs/devices.md); inference only; "
+        f"Mobile: `{setup['mobile']}`, cloud: `{setup['cloud']}` (see docs/devices.md); inference and training "
+        "(the paper's 2N-layer chain, backward = 2x forward); "
         f"{'quick run' if setup.get('quick') else 'full run'}; models: {', '.join(setup['models'])}.",
         "",
         "| claim | paper | ours | match | cause of the difference |",
@@ -404,12 +436,12 @@ def report_markdown(
         "",
         "## Schedules (8-bit transfers)",
         "",
-        "| model | network | objective | pattern | gain | cloud workload reduction |",
-        "|---|---|---|---|---|---|",
+        "| model | phase | network | objective | pattern | gain | cloud workload reduction |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in _find(runs, variant="8bit"):
         lines.append(
-            f"| {r['model']} | {r['network']} | {r['objective']} | {r['pattern']} | {r['gain']:.2f}x | "
+            f"| {r['model']} | {r['phase']} | {r['network']} | {r['objective']} | {r['pattern']} | {r['gain']:.2f}x | "
             f"{100 * r['cloud_workload_reduction']:.0f} % |"
         )
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
@@ -425,6 +457,8 @@ def draw_figures(runs: list[dict[str, Any]], *, tables_costs: Mapping[str, Any],
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover - matplotlib is an optional extra
         return []
+    training = _find(runs, phase="training")
+    runs = [dict(r) for r in _find(runs, phase="inference")]
     models = list(dict.fromkeys(r["model"] for r in runs))
     files = []
     # gains per benchmark (Figures 8 and 9)
@@ -452,14 +486,20 @@ def draw_figures(runs: list[dict[str, Any]], *, tables_costs: Mapping[str, Any],
     plt.close(fig)
     # schedules as Figure 11 draws them: one bar per benchmark, layers coloured by platform
     colours = {"mobile": "#3b7dd8", "cloud": "#e8833a"}
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(models) + 1))
-    for y, m in enumerate(models):
-        r = _find(runs, model=m, network="wifi", objective="latency", variant="8bit")[0]
+    bars = [(m, _find(runs, model=m, network="wifi", objective="latency", variant="8bit")[0]) for m in models]
+    bars += [
+        (f"{m} (training)", r)
+        for m in models
+        for r in _find(training, model=m, network="wifi", objective="latency", variant="8bit")
+    ]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(bars) + 1))
+    for y, (_, r) in enumerate(bars):
         n = r["schedule"][-1][1] + 1
         for a, b, p in r["schedule"]:
             ax.barh(y, (b - a + 1) / n, left=a / n, color=colours[p], edgecolor="white", linewidth=0.3)
-    ax.set_yticks(range(len(models)))
-    ax.set_yticklabels(models)
+    ax.set_yticks(range(len(bars)))
+    ax.set_yticklabels([label for label, _ in bars], fontsize=8)
+    ax.invert_yaxis()
     ax.set_xlabel("layers (fraction of the model), Wi-Fi, latency, 8-bit; blue = mobile, orange = cloud")
     fig.tight_layout()
     files.append("schedules.png")
