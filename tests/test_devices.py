@@ -137,3 +137,13 @@ def test_mobile_faster_cloud_devices_order() -> None:
     """The server GPU is faster than the embedded one on every layer kind of AlexNet at full size."""
     table = devices.cost_table(zoo.load("alexnet", size="small"))
     assert (np.diagonal(table.cloud_ms) < np.diagonal(table.mobile_ms)).all()
+
+
+@pytest.mark.parametrize("name", ["alexnet", "chair", "pix2pix", "deepspeech"])
+def test_tflite_graph_counts_about_the_same_work_as_onnx(name: str) -> None:
+    """TFLite layers carry no kernel attributes: FLOPs come from weights and shapes, within 15 % of ONNX's count."""
+    onnx_work = devices.layer_work(zoo.load(name, size="tiny"))
+    tflite_work = devices.layer_work(zoo.load(name, size="tiny", format="tflite"))
+    assert len(onnx_work) == len(tflite_work)
+    a, b = sum(w.flops for w in onnx_work), sum(w.flops for w in tflite_work)
+    assert b == pytest.approx(a, rel=0.15)

@@ -38,7 +38,17 @@ if TYPE_CHECKING:
     from .costs import CostTable
     from .models.graph import Layer, ModelGraph
 
-__all__ = ["DEVICES", "OP_CLASSES", "Device", "LayerWork", "cost_table", "device", "layer_work", "work_ms"]
+__all__ = [
+    "DEVICES",
+    "OP_CLASSES",
+    "Device",
+    "LayerWork",
+    "cost_table",
+    "device",
+    "group_matrix",
+    "layer_work",
+    "work_ms",
+]
 
 #: The operator classes a device gives an efficiency for.
 OP_CLASSES = ("conv", "matmul", "elementwise")
