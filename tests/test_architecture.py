@@ -47,6 +47,7 @@ LAYERS = {
     "lossy": 3,
     "zoo": 3,
     "profiler": 3,
+    "devices": 3,
     "protocol": 4,
     "client": 5,
     "server": 5,
@@ -57,6 +58,7 @@ LAYERS = {
     "demo": 7,
     "faults": 7,
     "plots": 7,
+    "reproduce": 7,
 }
 #: at most this many cycles listed per strongly connected group of modules
 MAX_CYCLES_SHOWN = 20

@@ -63,3 +63,13 @@ def test_lut_build_and_query_agree_with_direct_plans(tmp_path):
         assert lut.query(up, down).latency_ms == pytest.approx(direct.latency_ms, rel=1e-9)
         q = runner.invoke(app, ["lut", "query", str(out), "--up-mbps", str(up), "--down-mbps", str(down)])
         assert q.exit_code == 0 and direct.bar() in q.output
+
+
+def test_plan_says_which_cost_table_it_uses():
+    r = CliRunner().invoke(app, ["plan", "--model", "alexnet", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["costs"].startswith("synthetic example")
+    r = CliRunner().invoke(app, ["plan", "--model", "alexnet"])
+    assert "cost table: synthetic example" in r.output
+    r = CliRunner().invoke(app, ["plan", "--model", "no-such-model"])
+    assert r.exit_code != 0 and "unknown model" in r.output

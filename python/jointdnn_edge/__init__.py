@@ -59,6 +59,7 @@ _LAZY: dict[str, str | None] = {
     "create_app": "server",
     "serve": "server",
     "codec": None,
+    "devices": None,
     "planner": None,
     "models": None,
     "zoo": None,
@@ -68,7 +69,7 @@ _LAZY: dict[str, str | None] = {
 }
 
 if TYPE_CHECKING:
-    from . import client, codec, models, planner, server, session, zoo
+    from . import client, codec, devices, models, planner, server, session, zoo
     from .client import BandwidthEstimator, CloudClient, Emulation, RemoteExecutor
     from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
     from .models import ModelGraph, executor_for, load_model
@@ -129,6 +130,7 @@ __all__ = [
     "client",
     "codec",
     "create_app",
+    "devices",
     "executor_for",
     "load_model",
     "models",

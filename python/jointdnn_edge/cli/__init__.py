@@ -13,12 +13,13 @@ from . import demo as _demo
 from . import netlab as _netlab
 from . import plan as _plan
 from . import profile as _profile
+from . import reproduce as _reproduce
 from . import serve as _serve
 from . import zoo as _zoo
 from ._app import app
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (_accuracy, _android, _demo, _netlab, _plan, _profile, _serve, _zoo)
+_COMMAND_MODULES = (_accuracy, _android, _demo, _netlab, _plan, _profile, _reproduce, _serve, _zoo)
 
 
 def main() -> None:

@@ -53,6 +53,15 @@ def load_costs(costs: Optional[Path], model: Optional[str], *, profile_repeats: 
     return profile(graph, executor_for(graph, threads=1), max_group=8, repeats=profile_repeats, progress=True)
 
 
+def costs_source(table: Any) -> str:
+    """Which cost table a command used, in words (its ``meta["source"]``, else its model name, else "given")."""
+    src = table.meta.get("source")
+    if isinstance(src, str) and src:
+        return src
+    model = table.meta.get("model")
+    return f"model {model}" if isinstance(model, str) else "a cost table without a source note"
+
+
 def network_from(name: str, up: Optional[float], down: Optional[float], rtt: Optional[float]) -> Network:
     """A preset network with optional bandwidth and round-trip overrides."""
     from ..network import Network
@@ -83,7 +92,10 @@ def _check_plot_path(path: Path) -> None:
 def plan_command(
     costs: Optional[Path] = typer.Option(None, "--costs", help="Cost table JSON (from `jointdnn-edge profile`)."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="Built-in example (alexnet; the default) or a zoo model to profile now."
+        None,
+        "--model",
+        help="alexnet (the default): the built-in synthetic example table; another zoo model: profiled now. "
+        "The table used is printed.",
     ),
     network: str = typer.Option("4g", "--network", help="Network preset: 3g, 4g, wifi (the paper's Table 3)."),
     up_mbps: Optional[float] = typer.Option(None, "--up-mbps", help="Override the preset's upload bandwidth."),
@@ -134,15 +146,14 @@ def plan_command(
     planned = table_for_phase(table, phase)  # the training table plan() built and kept
     if as_json:
         out = {k: {**describe(v), "segments": [list(s) for s in v.segments]} for k, v in rows.items()}
-        console.print_json(json.dumps({"network": net.to_dict(), "objective": objective, "schedules": out}))
+        doc = {"network": net.to_dict(), "objective": objective, "schedules": out, "costs": costs_source(table)}
+        console.print_json(json.dumps(doc))
     else:
-        src = table.meta.get("source") or table.meta.get("model", {})
         console.print(
             f"[bold]{planned.n} layers[/bold] ({phase}), network {net.name or 'custom'}: "
             f"up {net.up_mbps} / down {net.down_mbps} Mbit/s, rtt {net.rtt_ms} ms; objective {objective}"
         )
-        if isinstance(src, str):
-            console.print(f"[dim]{src}[/dim]")
+        console.print(f"[dim]cost table: {costs_source(table)}[/dim]")
         t = Table(show_header=True, header_style="bold")
         for col in ("schedule", "latency ms", "energy mJ", "cloud ms", "up bytes", "down bytes", "pattern"):
             t.add_column(col, justify="left" if col in ("schedule", "pattern") else "right", no_wrap=True)
