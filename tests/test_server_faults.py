@@ -21,6 +21,7 @@ import pytest
 
 from jointdnn_edge import codec, zoo
 from jointdnn_edge.client import CloudClient
+from jointdnn_edge.errors import ModelError, RemoteError
 from jointdnn_edge.faults import ServeProcess
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 from jointdnn_edge.models.ort_executor import OrtExecutor
@@ -133,6 +134,60 @@ def test_concurrent_first_requests_for_a_range_load_it_once() -> None:
         # the one that loaded reports the load; the others report what they waited for as queueing
         loads = sorted(r.load_ms for r in replies)
         assert loads[-1] == max(r.load_ms for r in replies) > 0.0
+
+
+class _FailingExecutor(_CountingExecutor):
+    """The counting executor whose loads fail (ModelError, as onnxruntime's refusals do) once ``gate`` opens."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def _open(self, graph: ModelGraph, key: Any) -> Any:
+        with self._count_lock:
+            self.opened += 1
+        assert self.gate.wait(60), "the test never opened the gate"
+        time.sleep(0.1)
+        raise ModelError("cannot load this range (injected)")
+
+
+def test_a_failed_load_fails_its_waiters_once_and_a_later_request_tries_again() -> None:
+    """Six requests at once for a range whose load fails: one load, six error answers; the next request retries."""
+    g = zoo.load("resnet", size="tiny")
+    first, last = 0, g.n - 1
+    frame = _frame(g, first, last)
+    gate = threading.Event()
+    executor = _FailingExecutor(gate)
+    app = create_app({"resnet": g}, limits=Limits(max_concurrency=6), executors={"resnet": executor})
+    admission = app.state.jointdnn
+    with BackgroundServer(app) as server, CloudClient(server.url, timeout=60.0, retries=0) as client:
+        statuses: list[int | None] = []
+
+        def one() -> None:
+            try:
+                client.infer_slice("resnet", first, last, frame, codec="raw")
+            except RemoteError as e:
+                statuses.append(e.status)
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        # the load is held until all six are on worker threads (the loader is the first thing they reach there)
+        deadline = time.monotonic() + 30
+        while (admission._slots is None or admission._slots.borrowed_tokens < 6) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert admission._slots is not None and admission._slots.borrowed_tokens == 6
+        time.sleep(0.2)
+        gate.set()
+        for t in threads:
+            t.join(60)
+        # before the fix, each waiter became the loader in turn: six loads, one after another
+        assert executor.opened == 1, executor.opened
+        assert statuses == [422] * 6, statuses
+        with pytest.raises(RemoteError) as caught:  # a later request tries the load again
+            client.infer_slice("resnet", first, last, frame, codec="raw")
+        assert caught.value.status == 422
+        assert executor.opened == 2, executor.opened
 
 
 # ------------------------------------------------------------------ preload
