@@ -357,6 +357,36 @@ def test_half_sent_headers_are_closed_at_the_header_timeout() -> None:
             assert http.get("/v2/health/ready").status_code == 200
 
 
+def _tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of ``sock`` (Linux ``tcpi_state``: 1 established, 7 closed), read without reading data."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def test_a_client_that_never_reads_its_answer_is_dropped_at_the_send_timeout() -> None:
+    """Three pipelined requests for 4 MB JSON answers, none read: dropped at ``--send-timeout``, others served."""
+    g = zoo.load("pix2pix", size="tiny")
+    body = json.dumps({"inputs": [_json_input(g)]}).encode()
+    request = _infer_head("/v2/models/pix2pix/infer", len(body)) + body
+    with (
+        ServeProcess("zoo:pix2pix", "--size", "tiny", "--threads", "1", "--send-timeout", "1") as p,
+        _sockets() as socks,
+    ):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        socks.append(s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: no receive-window autotuning
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(request * 3)  # and never read: about 12 MB of answers wait in the server
+        deadline = time.monotonic() + 20  # the answers are computed first; the send timeout is 1 s
+        while _tcp_state(s) == 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the server reset the connection (before the fix it held it, and the unsent answers, for ever)
+        assert _tcp_state(s) == 7, _tcp_state(s)
+        with httpx.Client(base_url=p.url, timeout=60) as http:  # and it keeps serving
+            assert http.get("/v2/health/ready").status_code == 200
+            r = http.post("/v2/models/pix2pix/infer", content=body)
+            assert r.status_code == 200, r.text
+
+
 def test_a_15_mib_json_body_is_refused_before_it_is_parsed() -> None:
     with _server_process() as p, httpx.Client(base_url=p.url, timeout=60) as http:
         g = zoo.load("alexnet", size="tiny")
@@ -447,7 +477,13 @@ def test_connections_past_the_cap_are_answered_503_and_closed() -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("header_timeout_s", 0), ("body_timeout_s", float("inf")), ("max_connections", 0), ("max_inflight_bytes", -1)],
+    [
+        ("header_timeout_s", 0),
+        ("body_timeout_s", float("inf")),
+        ("send_timeout_s", -1.0),
+        ("max_connections", 0),
+        ("max_inflight_bytes", -1),
+    ],
 )
 def test_bad_limits_are_config_errors(field: str, value: Any) -> None:
     from jointdnn_edge import ConfigError
