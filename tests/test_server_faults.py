@@ -498,3 +498,34 @@ def test_bad_preload_specs_are_config_errors(spec: str) -> None:
 
     with pytest.raises((ConfigError, JointDNNError)):
         create_app([zoo.load("alexnet", size="tiny")], preload=[spec])
+
+
+# ------------------------------------------------------------------ the fault tools themselves
+def test_a_serve_process_starts_again_after_its_with_block_and_its_log_keeps_both_runs() -> None:
+    p = ServeProcess("zoo:alexnet", "--size", "tiny", "--threads", "1", "--preload", "whole")
+    try:
+        with p:
+            pass
+        with p:  # leaving the block killed it; it starts again, logging to the same file
+            pass
+        assert p.log().count("; ready") == 2, p.log()
+    finally:
+        p.close()
+    assert p.log() == ""  # closed: the log is gone
+
+
+def test_closing_a_trickling_proxy_ends_its_connections() -> None:
+    from jointdnn_edge.faults import TricklingProxy
+
+    app = create_app([zoo.load("alexnet", size="tiny")], threads=1)
+    with BackgroundServer(app) as server, _sockets() as socks:
+        proxy = TricklingProxy(("127.0.0.1", server.port), mode="all", delay=0.05)
+        port = int(proxy.url.rsplit(":", 1)[1])
+        s = _connect(port)
+        socks.append(s)
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(1) == b"H"  # trickling
+        proxy.close()
+        assert not proxy._tasks
+        done, got = _closed_within(s, 5.0)
+        assert done and not got.endswith(b"\r\n\r\n"), got  # cut mid-answer
