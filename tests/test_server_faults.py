@@ -21,6 +21,7 @@ import pytest
 
 from jointdnn_edge import codec, zoo
 from jointdnn_edge.client import CloudClient
+from jointdnn_edge.errors import ModelError, RemoteError
 from jointdnn_edge.faults import ServeProcess
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 from jointdnn_edge.models.ort_executor import OrtExecutor
@@ -133,6 +134,60 @@ def test_concurrent_first_requests_for_a_range_load_it_once() -> None:
         # the one that loaded reports the load; the others report what they waited for as queueing
         loads = sorted(r.load_ms for r in replies)
         assert loads[-1] == max(r.load_ms for r in replies) > 0.0
+
+
+class _FailingExecutor(_CountingExecutor):
+    """The counting executor whose loads fail (ModelError, as onnxruntime's refusals do) once ``gate`` opens."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def _open(self, graph: ModelGraph, key: Any) -> Any:
+        with self._count_lock:
+            self.opened += 1
+        assert self.gate.wait(60), "the test never opened the gate"
+        time.sleep(0.1)
+        raise ModelError("cannot load this range (injected)")
+
+
+def test_a_failed_load_fails_its_waiters_once_and_a_later_request_tries_again() -> None:
+    """Six requests at once for a range whose load fails: one load, six error answers; the next request retries."""
+    g = zoo.load("resnet", size="tiny")
+    first, last = 0, g.n - 1
+    frame = _frame(g, first, last)
+    gate = threading.Event()
+    executor = _FailingExecutor(gate)
+    app = create_app({"resnet": g}, limits=Limits(max_concurrency=6), executors={"resnet": executor})
+    admission = app.state.jointdnn
+    with BackgroundServer(app) as server, CloudClient(server.url, timeout=60.0, retries=0) as client:
+        statuses: list[int | None] = []
+
+        def one() -> None:
+            try:
+                client.infer_slice("resnet", first, last, frame, codec="raw")
+            except RemoteError as e:
+                statuses.append(e.status)
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        # the load is held until all six are on worker threads (the loader is the first thing they reach there)
+        deadline = time.monotonic() + 30
+        while (admission._slots is None or admission._slots.borrowed_tokens < 6) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert admission._slots is not None and admission._slots.borrowed_tokens == 6
+        time.sleep(0.2)
+        gate.set()
+        for t in threads:
+            t.join(60)
+        # before the fix, each waiter became the loader in turn: six loads, one after another
+        assert executor.opened == 1, executor.opened
+        assert statuses == [422] * 6, statuses
+        with pytest.raises(RemoteError) as caught:  # a later request tries the load again
+            client.infer_slice("resnet", first, last, frame, codec="raw")
+        assert caught.value.status == 422
+        assert executor.opened == 2, executor.opened
 
 
 # ------------------------------------------------------------------ preload
@@ -302,6 +357,36 @@ def test_half_sent_headers_are_closed_at_the_header_timeout() -> None:
             assert http.get("/v2/health/ready").status_code == 200
 
 
+def _tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of ``sock`` (Linux ``tcpi_state``: 1 established, 7 closed), read without reading data."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def test_a_client_that_never_reads_its_answer_is_dropped_at_the_send_timeout() -> None:
+    """Three pipelined requests for 4 MB JSON answers, none read: dropped at ``--send-timeout``, others served."""
+    g = zoo.load("pix2pix", size="tiny")
+    body = json.dumps({"inputs": [_json_input(g)]}).encode()
+    request = _infer_head("/v2/models/pix2pix/infer", len(body)) + body
+    with (
+        ServeProcess("zoo:pix2pix", "--size", "tiny", "--threads", "1", "--send-timeout", "1") as p,
+        _sockets() as socks,
+    ):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        socks.append(s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: no receive-window autotuning
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(request * 3)  # and never read: about 12 MB of answers wait in the server
+        deadline = time.monotonic() + 20  # the answers are computed first; the send timeout is 1 s
+        while _tcp_state(s) == 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the server reset the connection (before the fix it held it, and the unsent answers, for ever)
+        assert _tcp_state(s) == 7, _tcp_state(s)
+        with httpx.Client(base_url=p.url, timeout=60) as http:  # and it keeps serving
+            assert http.get("/v2/health/ready").status_code == 200
+            r = http.post("/v2/models/pix2pix/infer", content=body)
+            assert r.status_code == 200, r.text
+
+
 def test_a_15_mib_json_body_is_refused_before_it_is_parsed() -> None:
     with _server_process() as p, httpx.Client(base_url=p.url, timeout=60) as http:
         g = zoo.load("alexnet", size="tiny")
@@ -392,7 +477,13 @@ def test_connections_past_the_cap_are_answered_503_and_closed() -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("header_timeout_s", 0), ("body_timeout_s", float("inf")), ("max_connections", 0), ("max_inflight_bytes", -1)],
+    [
+        ("header_timeout_s", 0),
+        ("body_timeout_s", float("inf")),
+        ("send_timeout_s", -1.0),
+        ("max_connections", 0),
+        ("max_inflight_bytes", -1),
+    ],
 )
 def test_bad_limits_are_config_errors(field: str, value: Any) -> None:
     from jointdnn_edge import ConfigError
@@ -407,3 +498,34 @@ def test_bad_preload_specs_are_config_errors(spec: str) -> None:
 
     with pytest.raises((ConfigError, JointDNNError)):
         create_app([zoo.load("alexnet", size="tiny")], preload=[spec])
+
+
+# ------------------------------------------------------------------ the fault tools themselves
+def test_a_serve_process_starts_again_after_its_with_block_and_its_log_keeps_both_runs() -> None:
+    p = ServeProcess("zoo:alexnet", "--size", "tiny", "--threads", "1", "--preload", "whole")
+    try:
+        with p:
+            pass
+        with p:  # leaving the block killed it; it starts again, logging to the same file
+            pass
+        assert p.log().count("; ready") == 2, p.log()
+    finally:
+        p.close()
+    assert p.log() == ""  # closed: the log is gone
+
+
+def test_closing_a_trickling_proxy_ends_its_connections() -> None:
+    from jointdnn_edge.faults import TricklingProxy
+
+    app = create_app([zoo.load("alexnet", size="tiny")], threads=1)
+    with BackgroundServer(app) as server, _sockets() as socks:
+        proxy = TricklingProxy(("127.0.0.1", server.port), mode="all", delay=0.05)
+        port = int(proxy.url.rsplit(":", 1)[1])
+        s = _connect(port)
+        socks.append(s)
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(1) == b"H"  # trickling
+        proxy.close()
+        assert not proxy._tasks
+        done, got = _closed_within(s, 5.0)
+        assert done and not got.endswith(b"\r\n\r\n"), got  # cut mid-answer

@@ -10,7 +10,7 @@ to, 127.0.0.1 only.
   worker processes with it; it can be started again on the same port.
 * :class:`TricklingProxy`: a TCP proxy before a server that forwards requests
   untouched and sends the response one byte per ``delay`` seconds (all of it,
-  or only the body).
+  or all but the first response's headers).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from .errors import ConfigError, ServerError
 
@@ -47,7 +47,9 @@ class ServeProcess:
     :meth:`kill` SIGKILLs its process group. The same object may be started
     again on the same ``port``. ``env``: extra environment variables (the
     server's ``JOINTDNN_EDGE_TOKEN`` is removed unless given here). The
-    server's stderr goes to a file (:meth:`log`), never to a pipe nobody reads.
+    server's stderr goes to a file (:meth:`log`), never to a pipe nobody reads;
+    :meth:`close` (or garbage collection) removes it; leaving a ``with``
+    block only kills the server, so that it can be started again.
     Every process still running is killed by :meth:`kill_all`, which a
     SIGTERM handler or ``atexit`` can call.
     """
@@ -61,7 +63,12 @@ class ServeProcess:
         self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.launched = self.ready = 0.0
-        self._log = tempfile.TemporaryFile()
+        self._log = self._new_log()
+
+    @staticmethod
+    def _new_log() -> IO[bytes]:
+        # appending: the child's writes land at the end whatever the offset; read with pread, never seek
+        return tempfile.TemporaryFile(mode="a+b")
 
     def start(self, timeout: float = 90.0) -> ServeProcess:
         """Launch the server and wait until it is ready; ServerError (with its log) if it exits or times out."""
@@ -69,6 +76,8 @@ class ServeProcess:
 
         if self.proc is not None and self.proc.poll() is None:
             raise ConfigError(f"the server on {self.url} is running already")
+        if self._log.closed:
+            self._log = self._new_log()
         cmd = [sys.executable, "-c", "from jointdnn_edge.cli import main; main()", "serve", *self.args]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         environ = {k: v for k, v in os.environ.items() if k != "JOINTDNN_EDGE_TOKEN"}
@@ -111,12 +120,10 @@ class ServeProcess:
 
     def log(self) -> str:
         """What the server wrote on stderr so far."""
-        self._log.flush()
-        pos = self._log.tell()
-        self._log.seek(0)
-        text = self._log.read().decode(errors="replace")
-        self._log.seek(pos)
-        return text
+        if self._log.closed:
+            return ""
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL the server and its workers (the process group it leads) and wait until it is gone."""
@@ -136,19 +143,26 @@ class ServeProcess:
             p.kill()
 
     def __enter__(self) -> ServeProcess:
-        return self if self.proc is not None else self.start()
+        running = self.proc is not None and self.proc.poll() is None
+        return self if running else self.start()
+
+    def close(self) -> None:
+        """Kill the server and remove its log (a later :meth:`start` begins a new one)."""
+        self.kill()
+        self._log.close()
 
     def __exit__(self, *exc: Any) -> None:
         self.kill()
-        self._log.close()
 
 
 class TricklingProxy:
     """A TCP proxy on 127.0.0.1 before ``upstream`` (host, port) that can slow what the server sends.
 
     ``mode``: ``"pass"`` forwards as is; ``"all"`` sends the response one byte
-    per ``delay`` seconds; ``"body"`` forwards the response headers at once and
-    trickles the body. ``mode`` may be changed at any time. The request goes
+    per ``delay`` seconds; ``"body"`` forwards the headers of a connection's
+    first response at once and trickles everything after them (the bytes of
+    later responses on a kept-alive connection, headers included, trickle
+    too). ``mode`` may be changed at any time. The request goes
     through untouched. Runs an asyncio loop on its own thread; :meth:`close`
     stops it and every connection.
     """
@@ -173,22 +187,23 @@ class TricklingProxy:
         assert task is not None
         self._tasks.add(task)
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:  # the server is down: the client sees the connection close
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            except OSError:  # the server is down: the client sees the connection close
+                return
+            forward = asyncio.ensure_future(self._pipe(reader, up_writer, slow=False))
+            try:
+                await self._pipe(up_reader, writer, slow=True)
+            finally:
+                forward.cancel()
+                up_writer.close()
+        finally:  # cancelled (close()) or not, the client's connection is closed and the task forgotten
             writer.close()
-            self._tasks.discard(task)
-            return
-        forward = asyncio.ensure_future(self._pipe(reader, up_writer, slow=False))
-        try:
-            await self._pipe(up_reader, writer, slow=True)
-        finally:
-            forward.cancel()
-            for w in (writer, up_writer):
-                w.close()
             self._tasks.discard(task)
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
-        seen = b""  # response bytes so far, until the end of the headers
+        """Copy ``src`` to ``dst`` until either end closes (slowly when ``slow``); a cancellation propagates."""
+        seen = b""  # response bytes so far, until the end of the first response's headers
         try:
             while data := await src.read(65536):
                 if not slow or self.mode == "pass":
@@ -206,7 +221,7 @@ class TricklingProxy:
                     dst.write(data[i : i + 1])
                     await dst.drain()
                     await asyncio.sleep(self.delay)
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:  # either end went away: the connection is over
             pass
 
     def close(self) -> None:

@@ -66,6 +66,12 @@ def serve_command(
     body_timeout: float = typer.Option(
         30.0, "--body-timeout", help="Seconds for a request's whole body to arrive after its headers (else 408)."
     ),
+    send_timeout: float = typer.Option(
+        30.0,
+        "--send-timeout",
+        help="Seconds for a response to be all sent once it waits for the client to read; then the connection is "
+        "dropped.",
+    ),
     preload: Optional[list[str]] = typer.Option(
         None,
         "--preload",
@@ -92,6 +98,7 @@ def serve_command(
             max_connections=max_connections,
             header_timeout_s=header_timeout,
             body_timeout_s=body_timeout,
+            send_timeout_s=send_timeout,
         )
         if (ssl_keyfile is None) != (ssl_certfile is None):
             raise typer.BadParameter("TLS needs both --ssl-keyfile and --ssl-certfile")

@@ -1,4 +1,4 @@
-"""The connection guard: uvicorn's HTTP/1.1 protocol (h11) with a header timeout, a body deadline and a cap.
+"""The connection guard: uvicorn's HTTP/1.1 protocol (h11) with header, body and send deadlines and a cap.
 
 uvicorn bounds a request's header size (h11, 16 KiB) and idle kept-alive
 connections (``timeout_keep_alive``), but not how long headers or a body may
@@ -9,8 +9,11 @@ or 401) is received and discarded for as long as the client trickles it.
 complete ``header_timeout_s`` after the connection (or, on a kept-alive one,
 the request's first byte), or whose body is still arriving ``body_timeout_s``
 after its headers once the app has answered (while the app reads, its own
-deadline answers 408); connections beyond ``max_connections`` are answered
-503 and closed as they are accepted.
+deadline answers 408), or whose response is not all sent ``send_timeout_s``
+after it first had to wait for the client to read (uvicorn has no write
+timeout: a client that never reads would hold its connection and the unsent
+answer in memory for ever); connections beyond ``max_connections`` are
+answered 503 and closed as they are accepted.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ _RECHECK_S = 0.5
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with the header timeout, body deadline and connection cap of :attr:`limits`.
+    """uvicorn's h11 protocol with the header, body and send deadlines and connection cap of :attr:`limits`.
 
     ``limits`` None (this class as such, e.g. ``--http
     jointdnn_edge.server._guard:GuardedH11Protocol``): the limits of
@@ -52,6 +55,7 @@ class GuardedH11Protocol(H11Protocol):
         self._limits: Limits = cls.limits
         self._timer: asyncio.TimerHandle | None = None
         self._phase: str | None = None  # "head" or "body": what the armed timer waits for
+        self._send_timer: asyncio.TimerHandle | None = None  # armed while a response waits for the client to read
 
     # ------------------------------------------------------------ protocol events
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -75,7 +79,30 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_send()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # the transport holds more than its high-water mark: the client reads slower than we send
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_s, self._send_expired)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if not self.transport.get_write_buffer_size():
+            self._disarm_send()  # all of it was sent
+
+    def _disarm_send(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+        self._send_timer = None
+
+    def _send_expired(self) -> None:
+        """Drop the connection, unsent bytes and all, when what it had to send is still not sent."""
+        self._send_timer = None
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()  # close() would wait, for ever, for the client to read the rest
 
     # ------------------------------------------------------------ the deadlines
     def _arm(self, phase: str, seconds: float) -> None:

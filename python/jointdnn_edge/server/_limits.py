@@ -48,10 +48,13 @@ class Limits:
     Timeouts (seconds): ``header_timeout_s`` for a request's headers to
     arrive, counted from the connection (or the request's first byte on a
     kept-alive connection); ``body_timeout_s`` for its whole body, counted
-    from the end of its headers (408). ``max_connections``: open connections
+    from the end of its headers (408); ``send_timeout_s`` for a response
+    to be all sent, counted from when it first has to wait for the client
+    to read it (then the connection is dropped). ``max_connections``: open connections
     at once; more are answered 503 and closed as they are accepted. The
     header timeout and the connection cap are enforced by the connection
-    guard :func:`serve` and :class:`BackgroundServer` install in uvicorn.
+    guard :func:`serve` and :class:`BackgroundServer` install in uvicorn,
+    and so is the send timeout.
     """
 
     max_body_bytes: int = 64 * MiB
@@ -63,6 +66,7 @@ class Limits:
     max_connections: int = 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    send_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -78,7 +82,7 @@ class Limits:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
         if not isinstance(self.max_queue, int) or isinstance(self.max_queue, bool) or self.max_queue < 0:
             raise ConfigError(f"max_queue must be a non-negative integer, got {self.max_queue!r}")
-        for name in ("header_timeout_s", "body_timeout_s"):
+        for name in ("header_timeout_s", "body_timeout_s", "send_timeout_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {v!r}")

@@ -3,7 +3,8 @@
 A range (or the whole model) is loaded by the executor's ``prepare`` (slicing,
 runtime set-up) and cached there. :class:`RangeLoader` makes concurrent first
 requests for one range share a single load (single flight): the first loads,
-the others wait for it and then find it cached. :class:`Preloader` loads the
+the others wait for it and then find it cached, or raise its error when it
+failed (a later request tries again). :class:`Preloader` loads the
 ranges ``serve --preload`` names on a background thread, through the same
 loader, before the server says it is ready.
 """
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, TextIO, Union
 
-from ..errors import ConfigError, JointDNNError
+from ..errors import ConfigError, JointDNNError, ProtocolError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +35,8 @@ Run = Callable[[Mapping[str, "np.ndarray"]], Mapping[str, "np.ndarray"]]
 #: What is loaded: a layer range (first, last), or the whole model.
 WHOLE = "whole"
 RangeKey = Union[tuple[int, int], str]
+#: How long a request waits for another's load of its range before a 503 (s): loads of big models take minutes.
+DEFAULT_WAIT_TIMEOUT_S = 600.0
 #: Ranges the executors' caches keep besides the preloaded ones.
 _CACHE_HEADROOM = 128
 
@@ -55,37 +58,63 @@ def _open(model: ServedModel, key: RangeKey) -> Run:
     return partial(executor.run, graph, first, last)
 
 
-class RangeLoader:
-    """Loads ranges so that concurrent requests for one range share a single load."""
+class _Flight:
+    """One load in progress: set :attr:`done` when it has finished, with :attr:`error` when it failed."""
+
+    __slots__ = ("done", "error")
 
     def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class RangeLoader:
+    """Loads ranges so that concurrent requests for one range share a single load.
+
+    ``wait_timeout_s``: the longest a request waits for another's load of its
+    range before it gives up with :class:`ProtocolError` (503, retry later).
+    """
+
+    def __init__(self, wait_timeout_s: float = DEFAULT_WAIT_TIMEOUT_S) -> None:
+        self.wait_timeout_s = wait_timeout_s
         self._guard = threading.Lock()
-        self._loading: dict[tuple[int, RangeKey], threading.Event] = {}
+        self._loading: dict[tuple[int, RangeKey], _Flight] = {}
 
     def load(self, model: ServedModel, key: RangeKey) -> tuple[Run, float, float]:
         """``key`` of ``model`` ready to run; with the ms this call spent loading, and waiting for another's load.
 
         While one call loads a range, other calls for it wait, then take it
-        from the executor's cache (a failed load is tried again by the next).
+        from the executor's cache. When that load fails, its waiters raise
+        the same error (they do not each try again); a later call tries anew.
         """
-        flight = (id(model), key)
+        flight_key = (id(model), key)
         waited = 0.0
         while True:
             with self._guard:
-                done = self._loading.get(flight)
-                if done is None:
-                    done = self._loading[flight] = threading.Event()
+                flight = self._loading.get(flight_key)
+                if flight is None:
+                    flight = self._loading[flight_key] = _Flight()
                     break
             t0 = time.perf_counter()
-            done.wait()
+            finished = flight.done.wait(self.wait_timeout_s)
             waited += time.perf_counter() - t0
+            if not finished:
+                raise ProtocolError(
+                    503, f"layer range {key} is still loading after {self.wait_timeout_s:g} s; retry later"
+                )
+            if flight.error is not None:
+                raise flight.error
+            # loaded: this call takes it from the executor's cache (or loads it again if it was evicted meanwhile)
         t0 = time.perf_counter()
         try:
             run = _open(model, key)
+        except BaseException as e:
+            flight.error = e
+            raise
         finally:
             with self._guard:
-                del self._loading[flight]
-            done.set()
+                del self._loading[flight_key]
+            flight.done.set()
         return run, (time.perf_counter() - t0) * 1e3, waited * 1e3
 
 
