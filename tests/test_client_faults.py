@@ -77,6 +77,36 @@ def test_the_connect_phase_is_bounded_too() -> None:
             assert time.monotonic() - t0 < 2.0
 
 
+def test_a_slow_reader_cannot_stretch_the_upload() -> None:
+    """A server draining the request 64 KiB at a time and never answering: a 64 MiB upload ends at its deadline.
+
+    httpcore re-arms the socket timeout after every partial send; the unfixed client took 7.4 s here.
+    """
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+
+        def drain_slowly() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while not stop.is_set() and conn.recv(1 << 16):
+                    time.sleep(0.005)
+
+        reader = threading.Thread(target=drain_slowly, daemon=True)
+        reader.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with CloudClient(url, timeout=30, retries=0) as client:
+            t0 = time.monotonic()
+            with pytest.raises(DeadlineExceededError):
+                client.infer_slice("m", 0, 0, b"\0" * (64 << 20), deadline_s=0.5)
+            took = time.monotonic() - t0
+        stop.set()
+        reader.join(5)
+    assert took < 3.0, took
+
+
 def test_the_session_falls_back_at_the_step_deadline(session_models: Any, alexnet_server: Any) -> None:
     """``session.run`` under a trickling link: correct outputs, the cloud step given up at its deadline."""
     g = session_models["alexnet"]
