@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 
 from fixtures_session import assert_close
-from jointdnn_edge import CloudUnavailableError, CostTable, DeadlineExceededError, ExecutionError, RemoteError, codec
+from jointdnn_edge import (
+    CloudUnavailableError,
+    CodecError,
+    CostTable,
+    DeadlineExceededError,
+    ExecutionError,
+    RemoteError,
+    codec,
+)
 from jointdnn_edge import protocol as P
 from jointdnn_edge.client import CircuitBreaker, CloudClient, SliceCall
 from jointdnn_edge.faults import TricklingProxy, free_port
@@ -266,6 +274,58 @@ def test_backoffs_are_capped_with_full_jitter_and_differ_between_clients() -> No
     many = [CircuitBreaker(0.25, 1.5) for _ in range(50)]
     first = [b.mark_down("x") for b in many]
     assert len(set(first)) == 50 and max(first) <= 0.25  # separate clients come back at separate times
+
+
+class _CorruptingFront:
+    """An ASGI front before a real app that flips the first byte of the frame in every inference answer (a 200)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def corrupt(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            headers = dict((k.lower(), v) for k, v in start["headers"])
+            json_len = int(headers[P.HEADER_LENGTH.lower().encode()])
+            body[json_len + 4] ^= 0xFF  # after the BYTES element's 4-byte length: the frame's magic
+            await send(start)
+            await send({"type": "http.response.body", "body": bytes(body)})
+
+        await self.app(scope, receive, corrupt)
+
+
+def test_a_probe_that_gets_a_corrupt_frame_backs_off_further(session_models: Any) -> None:
+    """Every answer a 200 with a corrupt frame: each probe fails, the back-off grows, the circuit never closes.
+
+    The unfixed client closed the circuit on each probe's 200 and then did not count the frame's failure.
+    """
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 2)
+    front = _CorruptingFront(create_app({"alexnet": g}, threads=1))
+    with BackgroundServer(front) as server, CloudClient(server.url, retries=0, backoff=(0.02, 10.0), jitter=False) as c:
+        failures = []
+        for _ in range(4):
+            deadline = time.monotonic() + 10
+            while not c.available and time.monotonic() < deadline:
+                time.sleep(0.005)
+            with pytest.raises((CodecError, RemoteError)):
+                SliceCall(g, 0, 5).run(c, feeds, model="alexnet")
+            assert c.circuit.state != "closed"
+            failures.append(c.circuit.failures)
+    assert failures == [1, 2, 3, 4]
 
 
 def test_client_errors_never_open_the_circuit(cloud: Any) -> None:

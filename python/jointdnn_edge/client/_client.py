@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,7 @@ from .. import protocol as P
 from ..errors import (
     AuthError,
     CloudUnavailableError,
+    CodecError,
     ConfigError,
     DeadlineExceededError,
     ProtocolError,
@@ -162,6 +163,8 @@ class CloudClient:
         if self.emulate is not None:
             transport = EmulatedTransport(transport, self.emulate)
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, transport=transport)
+        #: set by :meth:`close`: every later request fails at once with CloudUnavailableError (nothing counted)
+        self.closed = False
         self._lock = threading.Lock()
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # connections seen (to spot new ones)
         self.circuit = CircuitBreaker(self.backoff[0], self.backoff[1], jitter=jitter)
@@ -201,24 +204,32 @@ class CloudClient:
         """Let a call through the circuit breaker and tell it how the call ended.
 
         Raises :class:`CloudUnavailableError` at once (nothing sent) while the
-        circuit is open or its one probe is in flight.
+        circuit is open or its one probe is in flight, or when the client is
+        closed. A :class:`~jointdnn_edge.CodecError` raised inside (a 200
+        answer whose frame is corrupt) is a cloud failure like a malformed
+        answer: a probe that gets one does not close the circuit.
         """
-        ticket = self.circuit.admit()
-        if ticket is None:
-            raise CloudUnavailableError(
-                f"{self.url} is not tried now: circuit {self.circuit.state}, {self.down_for:.2f} s of back-off "
-                f"left (last error: {self.last_error})"
-            )
-        try:
+        if self.closed:
+            raise CloudUnavailableError(f"{self.url}: the client is closed")
+        ticket: Ticket | None = None
+        try:  # the ticket is taken inside: an interrupt right after admit() still frees the probe's slot
+            ticket = self.circuit.admit()
+            if ticket is None:
+                raise CloudUnavailableError(
+                    f"{self.url} is not tried now: circuit {self.circuit.state}, {self.down_for:.2f} s of back-off "
+                    f"left (last error: {self.last_error})"
+                )
             yield ticket
-        except TransportError as e:
-            if is_cloud_failure(e):
-                self.circuit.failed(ticket, f"{type(e).__name__}: {e}")
-            else:  # the server answered: it is up, the request was wrong
-                self.circuit.succeeded(ticket)
+        except (TransportError, CodecError) as e:
+            if ticket is not None:
+                if isinstance(e, CodecError) or is_cloud_failure(e):
+                    self.circuit.failed(ticket, f"{type(e).__name__}: {e}")
+                else:  # the server answered: it is up, the request was wrong
+                    self.circuit.succeeded(ticket)
             raise
         except BaseException:
-            self.circuit.released(ticket)
+            if ticket is not None:
+                self.circuit.released(ticket)
             raise
         self.circuit.succeeded(ticket)
 
@@ -273,6 +284,7 @@ class CloudClient:
         digest: str | None = None,
         deadline_s: float | None = None,
         max_response_bytes: int | None = None,
+        check_frame: Callable[[bytes], object] | None = None,
     ) -> SliceResponse:
         """Run layers ``first..last`` of ``model`` on the cloud with the tensors in ``frame``.
 
@@ -281,7 +293,11 @@ class CloudClient:
         :func:`jointdnn_edge.protocol.model_digest`) makes the server
         refuse a model other than the client's. ``deadline_s`` bounds the
         whole request (default: the client's timeout); ``max_response_bytes``
-        bounds the response body. Raises :class:`CloudUnavailableError`,
+        bounds the response body. ``check_frame`` is called with the response
+        frame before the circuit breaker hears how the request ended, so that
+        a frame it refuses (by raising :class:`~jointdnn_edge.CodecError` or
+        :class:`RemoteError`) counts as a cloud failure, of the probe too.
+        Raises :class:`CloudUnavailableError`,
         :class:`DeadlineExceededError`, :class:`AuthError` or
         :class:`RemoteError`.
         """
@@ -308,6 +324,8 @@ class CloudClient:
             reply = self._post_infer(model, body, json_len, deadline_s, max_response_bytes)
             doc, sections = _parse_infer(reply)
             frame_out = _frame_output(doc, sections)
+            if check_frame is not None:
+                check_frame(frame_out)
         return self._finish(reply, frame_out, _timings(doc))
 
     def _finish(self, reply: _Reply, frame: bytes, t: Mapping[str, float]) -> SliceResponse:
@@ -494,7 +512,8 @@ class CloudClient:
         return b"".join(chunks)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; every later request fails with :class:`CloudUnavailableError`."""
+        self.closed = True
         self.http.close()
 
     def __enter__(self) -> CloudClient:
