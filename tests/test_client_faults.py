@@ -138,6 +138,34 @@ def test_the_session_falls_back_at_the_step_deadline(session_models: Any, alexne
     assert took_ms < failed.deadline_ms + 2000
 
 
+def test_the_first_link_check_does_not_hold_planning_for_the_client_timeout(session_models: Any) -> None:
+    """``network="auto"``, a cloud that accepts and never answers, a 10 s client timeout: each run is local and quick.
+
+    The unfixed session pinged with the client's timeout: every run() stalled 10 s in planning, with no fallback said.
+    """
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 6)
+    want = executor_for(g, threads=1).run_model(g, feeds)
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        url = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        with CloudClient(url, timeout=10, retries=0, backoff=(0.05, 0.05), jitter=False) as client:
+            session = JointSession(g, client, schedule=[(0, g.n - 1, C)], executor=executor_for(g, threads=1))
+            for _ in range(2):
+                time.sleep(0.1)  # past the back-off: the cloud is tried again
+                t0 = time.monotonic()
+                out = session.run(feeds)
+                took = time.monotonic() - t0
+                trace = session.last_trace
+                assert_close(out, want)
+                assert took < 3.0, took
+                assert trace is not None and trace.source.startswith("mobile-only: link check failed")
+                assert trace.fallback is not None and trace.fallback.startswith("DeadlineExceededError")
+                assert [s.platform for s in trace.steps] == [M]
+            assert client.circuit.failures == 2  # each failed check counted by the breaker
+
+
 # ------------------------------------------------------------------ item 2: the circuit breaker
 def _run_all(sessions: list[JointSession], feeds: dict[str, np.ndarray]) -> list[Any]:
     """Each session runs once, all at the same moment (one thread each); their traces."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .client import CloudClient, SliceCall, as_model_dtype
+from .client import CloudClient, SliceCall, as_model_dtype, is_cloud_failure
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
 from .network import Network
 from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan
@@ -352,6 +352,7 @@ class JointSession:
 
     def _build_lut(self) -> LookupTable:
 
+        self._ping_if_unmeasured()  # a failure is the circuit breaker's; the table is built on the radio preset
         radio = self._network_now()
         self._lut_rtt = radio.rtt_ms
         return LookupTable.build(
@@ -388,13 +389,27 @@ class JointSession:
             return self.network
         if self.cloud is None:
             return self.radio
-        est = self.cloud.estimator
-        if est.rtt_ms is None and self.cloud.available:
-            try:
-                self.cloud.ping()
-            except TransportError:
-                pass  # the inference's own request meets the failure, falls back and records it
-        return est.network(self.radio)
+        return self.cloud.estimator.network(self.radio)
+
+    def _ping_if_unmeasured(self) -> str | None:
+        """With ``network="auto"`` and no round trip measured yet, measure one; why it failed, or None.
+
+        Only a cloud failure counts as failed (see :func:`~jointdnn_edge.client.is_cloud_failure`). The ping is
+        bounded like a cloud step (``request_slack`` on a fresh
+        connection's three round trips on ``radio``), not by the client's
+        timeout: a cloud that accepts and never answers must not hold planning
+        for that long. The client's circuit breaker counts a failure.
+        """
+        if isinstance(self.network, Network) or self.cloud is None:
+            return None
+        if self.cloud.estimator.rtt_ms is not None or not self.cloud.available:
+            return None
+        factor, slack_ms = self.request_slack
+        try:
+            self.cloud.ping(deadline_s=(factor * 3 * self.radio.rtt_ms + slack_ms) / 1e3)
+        except TransportError as e:  # a 4xx says the cloud is up (the inference's own request will tell more)
+            return f"{type(e).__name__}: {e}" if is_cloud_failure(e) else None
+        return None
 
     def _evaluate(self, schedule: Schedule, network: Network, slowdown: float) -> Schedule:
         """``schedule`` with its costs on ``network`` (as is when there is no cost table to evaluate on)."""
@@ -410,11 +425,17 @@ class JointSession:
 
     def plan(self) -> tuple[Schedule, str, Network, float]:
         """The schedule the next inference would use: ``(schedule, source, network, cloud_slowdown)``."""
+        return self._plan(self._ping_if_unmeasured())
+
+    def _plan(self, ping_failure: str | None) -> tuple[Schedule, str, Network, float]:
+        """:meth:`plan`, after the first round trip was measured or failed (``ping_failure``: why)."""
 
         network = self._network_now()
         slowdown = self._slowdown if self.track_cloud_load else 1.0
         if self.cloud is None:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
+        if ping_failure is not None:
+            return self._mobile_only(network), f"mobile-only: link check failed ({ping_failure})", network, slowdown
         if not self.cloud.available:
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
@@ -469,9 +490,13 @@ class JointSession:
             if tuple(x.shape) != tuple(info.shape):
                 raise ExecutionError(f"input {name!r} has shape {x.shape}, model {g.name!r} expects {info.shape}")
             tensors[name] = as_model_dtype(x, info.dtype, name)
-        schedule, source, network, slowdown = self.plan()
+        ping_failure = self._ping_if_unmeasured()
+        schedule, source, network, slowdown = self._plan(ping_failure)
         t_planned = time.perf_counter()
         trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
+        if ping_failure is not None and self.cloud is not None:  # the cloud was given up before any step
+            trace.fallback = ping_failure
+            trace.backoff_s = self.cloud.circuit.backoff_s
         trace.setup_ms = (t_start - t_setup) * 1e3 if did_setup else 0.0
         if math.isfinite(schedule.latency_ms):
             trace.predicted_ms = schedule.latency_ms

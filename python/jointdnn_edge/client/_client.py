@@ -234,15 +234,19 @@ class CloudClient:
         self.circuit.succeeded(ticket)
 
     # ------------------------------------------------------------- requests
-    def ping(self) -> float:
+    def ping(self, deadline_s: float | None = None) -> float:
         """One round trip to ``/v2/health/ready`` (recorded by the estimator); returns it in seconds.
 
         A ping that had to open a connection is repeated: the handshake is
         not part of a request's round trip on a kept-alive connection.
+        ``deadline_s`` bounds the whole ping, repeats included (default: the
+        client's timeout); raises :class:`DeadlineExceededError` past it.
         """
+        limit = self.timeout if deadline_s is None else min(self.timeout, max(0.0, float(deadline_s)))
+        end = time.monotonic() + limit
         with self._guarded():
             for _ in range(3):
-                reply = self._request("GET", "/v2/health/ready", None, None, self.timeout)
+                reply = self._request("GET", "/v2/health/ready", None, None, end - time.monotonic())
                 if reply.status != 200:
                     raise RemoteError(f"health check answered {reply.status}", reply.status)
                 if not reply.fresh:
