@@ -356,6 +356,44 @@ def test_a_probe_that_gets_a_corrupt_frame_backs_off_further(session_models: Any
     assert failures == [1, 2, 3, 4]
 
 
+def test_closing_one_session_leaves_the_others_sharing_its_client_working(session_models: Any, alexnet_server: Any) -> None:
+    """A session closes only a client it made from a URL; a closed client fails typed, and the session falls back.
+
+    The unfixed session closed the shared client, and the other session's next run raised httpx's RuntimeError.
+    """
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 7)
+    want = executor_for(g, threads=1).run_model(g, feeds)
+    schedule = [(0, 9, M), (10, 20, C)]
+    with CloudClient(alexnet_server.url, retries=0) as client:
+        a, b = (
+            JointSession(g, client, network="wifi", schedule=schedule, executor=executor_for(g, threads=1))
+            for _ in range(2)
+        )
+        assert_close(a.run(feeds), want)
+        a.close()
+        assert not client.closed
+        assert_close(b.run(feeds), want)
+        trace = b.last_trace
+        assert trace is not None and trace.fallback is None and [s.platform for s in trace.steps] == [M, C]
+
+        client.close()  # its owner closes it under the session: a typed failure, the session falls back
+        with pytest.raises(CloudUnavailableError, match="closed"):
+            client.infer_slice("alexnet", 0, 0, codec.encode(feeds))
+        with pytest.raises(CloudUnavailableError, match="closed"):
+            client.ping()
+        assert_close(b.run(feeds), want)
+        trace = b.last_trace
+        assert trace is not None and trace.fallback is not None and trace.fallback.startswith("CloudUnavailableError")
+        assert client.circuit.failures == 0  # a closed client says nothing of the cloud
+        b.close()
+
+    owner = JointSession(g, alexnet_server.url, network="wifi", schedule=schedule, executor=executor_for(g, threads=1))
+    assert_close(owner.run(feeds), want)
+    owner.close()  # a client the session made from the URL is the session's to close
+    assert owner.cloud is not None and owner.cloud.closed
+
+
 def test_client_errors_never_open_the_circuit(cloud: Any) -> None:
     """400/404/409/422: the server answered, the request was wrong; the cloud stays available."""
     g = cloud.models["alexnet"]

@@ -219,6 +219,9 @@ class JointSession:
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), so that a
     session kept local by a slow link notices when the link gets faster.
+    ``close_cloud``: whether :meth:`close` closes the client (default: only
+    a client the session made itself from a URL; a client passed in may be
+    shared by other sessions and is the caller's to close).
 
     A session may be used from several threads; each :meth:`run` is
     independent and ``last_trace`` is the latest one to finish.
@@ -250,6 +253,7 @@ class JointSession:
         lut_cells: tuple[int, int, int] = (16, 16, 4),
         profile_max_group: int | None = 8,
         probe_interval_s: float | None = 5.0,
+        close_cloud: bool | None = None,
     ) -> None:
         from .codec import CODECS
         from .models import ModelGraph, load_model
@@ -258,6 +262,8 @@ class JointSession:
 
         self.graph: ModelGraph = model if isinstance(model, ModelGraph) else load_model(model)
         g = self.graph
+        # a client passed in may be shared with other sessions: it is the caller's to close
+        self._close_cloud = isinstance(cloud, str) if close_cloud is None else bool(close_cloud)
         if isinstance(cloud, str):
             cloud = CloudClient(cloud)
         self.cloud: CloudClient | None = cloud
@@ -299,7 +305,8 @@ class JointSession:
             raise ConfigError(f"probe_interval_s must be a finite number >= 0 or None, got {probe_interval_s!r}")
         self.probe_interval_s = probe_interval_s
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
-        self._probing: threading.Thread | None = None
+        self._probing: threading.Thread | None = None  # the background probe, once started
+        self._closed = False  # set by close(): no background probe starts after it
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
         self.digest = model_digest(g)
@@ -648,19 +655,22 @@ class JointSession:
             return
         with self._lock:
             now = time.monotonic()
-            if now - self._measured_at < self.probe_interval_s or not self.cloud.available:
+            if self._closed or now - self._measured_at < self.probe_interval_s or not self.cloud.available:
                 return
             if self._probing is not None and self._probing.is_alive():
                 return
             self._measured_at = now  # one probe per interval, even if it fails
-            self._probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
-            self._probing.start()
+            probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
+            probing.start()
+            self._probing = probing  # only a started thread: close() joins it
 
     def _probe_quietly(self) -> None:
         try:
             self.probe()
         except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
             logger.info("background link probe failed: %s", e)
+        except Exception as e:  # e.g. the client closed under it by its owner: a background probe never raises
+            logger.info("background link probe failed: %s: %s", type(e).__name__, e)
 
     def warm_up(self, probe: bool = True) -> Schedule:
         """Do now what the first inference would otherwise wait for, and return the schedule planned for now.
@@ -694,11 +704,16 @@ class JointSession:
         return schedule
 
     def close(self) -> None:
-        """Close the cloud client's connections, a client passed in included (shared clients: close them once)."""
-        probing = self._probing
+        """Wait for a background probe, and close the cloud client if the session owns it (see ``close_cloud``).
+
+        A client passed in stays open: other sessions may share it.
+        """
+        with self._lock:
+            self._closed = True
+            probing = self._probing
         if probing is not None:
             probing.join()  # a probe is bounded by the client's timeout
-        if self.cloud is not None:
+        if self.cloud is not None and self._close_cloud:
             self.cloud.close()
 
     def __enter__(self) -> JointSession:

@@ -221,7 +221,9 @@ class CloudClient:
                 )
             yield ticket
         except (TransportError, CodecError) as e:
-            if ticket is not None:
+            if ticket is not None and self.closed:  # closed under the request: says nothing of the cloud
+                self.circuit.released(ticket)
+            elif ticket is not None:
                 if isinstance(e, CodecError) or is_cloud_failure(e):
                     self.circuit.failed(ticket, f"{type(e).__name__}: {e}")
                 else:  # the server answered: it is up, the request was wrong
@@ -476,6 +478,10 @@ class CloudClient:
                     ) from None
                 except httpx.HTTPError as e:  # reset, protocol error mid-request: the server may have computed
                     raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
+                except RuntimeError:  # httpx's "the client has been closed" (by another thread, mid-request)
+                    if self.closed or self.http.is_closed:
+                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
+                    raise
                 sent = len(body) if body is not None else 0
                 return _Reply(
                     response.status_code, response.headers, data, t_send, t_headers, t_end, attempt, sent, fresh
