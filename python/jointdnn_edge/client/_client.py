@@ -153,7 +153,11 @@ class CloudClient:
         headers = {"User-Agent": "jointdnn-edge"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        # keep-alive expiry under uvicorn's 5 s: a connection idle that long is not reused just as the server
+        # closes it (the request would fail with no byte of answer, counted as a cloud failure)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=4.0
+        )
         # TCP_NODELAY: a request's headers and body go out as separate writes; with Nagle's algorithm the
         # body would wait for the server's delayed ACK of the headers (about 40 ms on Linux)
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -507,7 +511,8 @@ class CloudClient:
             try:
                 length = P.parse_decimal(declared, "Content-Length")
             except ProtocolError as e:
-                raise RemoteError(f"the cloud's response is unusable: {e}", response.status_code) from None
+                # no status: an unusable answer is a cloud failure whatever its status (a 4xx would not count)
+                raise RemoteError(f"the cloud's response ({response.status_code}) is unusable: {e}") from None
             if length > max_response:
                 raise RemoteError(f"response of {length} bytes is larger than the {max_response} expected", 200)
         chunks: list[bytes] = []
