@@ -356,7 +356,9 @@ def test_a_probe_that_gets_a_corrupt_frame_backs_off_further(session_models: Any
     assert failures == [1, 2, 3, 4]
 
 
-def test_closing_one_session_leaves_the_others_sharing_its_client_working(session_models: Any, alexnet_server: Any) -> None:
+def test_closing_one_session_leaves_the_others_sharing_its_client_working(
+    session_models: Any, alexnet_server: Any
+) -> None:
     """A session closes only a client it made from a URL; a closed client fails typed, and the session falls back.
 
     The unfixed session closed the shared client, and the other session's next run raised httpx's RuntimeError.

@@ -225,7 +225,7 @@ class CloudClient:
                 )
             yield ticket
         except (TransportError, CodecError) as e:
-            if ticket is not None and self.closed:  # closed under the request: says nothing of the cloud
+            if ticket is not None and self.http.is_closed:  # closed under the request: says nothing of the cloud
                 self.circuit.released(ticket)
             elif ticket is not None:
                 if isinstance(e, CodecError) or is_cloud_failure(e):
