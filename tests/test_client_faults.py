@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 
 from fixtures_session import assert_close
-from jointdnn_edge import CloudUnavailableError, CostTable, DeadlineExceededError, ExecutionError, RemoteError, codec
+from jointdnn_edge import (
+    CloudUnavailableError,
+    CodecError,
+    CostTable,
+    DeadlineExceededError,
+    ExecutionError,
+    RemoteError,
+    codec,
+)
 from jointdnn_edge import protocol as P
 from jointdnn_edge.client import CircuitBreaker, CloudClient, SliceCall
 from jointdnn_edge.faults import TricklingProxy, free_port
@@ -77,6 +85,36 @@ def test_the_connect_phase_is_bounded_too() -> None:
             assert time.monotonic() - t0 < 2.0
 
 
+def test_a_slow_reader_cannot_stretch_the_upload() -> None:
+    """A server draining the request 64 KiB at a time and never answering: a 64 MiB upload ends at its deadline.
+
+    httpcore re-arms the socket timeout after every partial send; the unfixed client took 7.4 s here.
+    """
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+
+        def drain_slowly() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while not stop.is_set() and conn.recv(1 << 16):
+                    time.sleep(0.005)
+
+        reader = threading.Thread(target=drain_slowly, daemon=True)
+        reader.start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with CloudClient(url, timeout=30, retries=0) as client:
+            t0 = time.monotonic()
+            with pytest.raises(DeadlineExceededError):
+                client.infer_slice("m", 0, 0, b"\0" * (64 << 20), deadline_s=0.5)
+            took = time.monotonic() - t0
+        stop.set()
+        reader.join(5)
+    assert took < 3.0, took
+
+
 def test_the_session_falls_back_at_the_step_deadline(session_models: Any, alexnet_server: Any) -> None:
     """``session.run`` under a trickling link: correct outputs, the cloud step given up at its deadline."""
     g = session_models["alexnet"]
@@ -98,6 +136,34 @@ def test_the_session_falls_back_at_the_step_deadline(session_models: Any, alexne
     print(f"\ncloud step deadline {failed.deadline_ms:.0f} ms, given up after {failed.ms:.0f} ms; run {took_ms:.0f} ms")
     assert failed.ms < failed.deadline_ms + 1000  # the goal is +100 ms; the unfixed client held it 15 s
     assert took_ms < failed.deadline_ms + 2000
+
+
+def test_the_first_link_check_does_not_hold_planning_for_the_client_timeout(session_models: Any) -> None:
+    """``network="auto"``, a cloud that accepts and never answers, a 10 s client timeout: each run is local and quick.
+
+    The unfixed session pinged with the client's timeout: every run() stalled 10 s in planning, with no fallback said.
+    """
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 6)
+    want = executor_for(g, threads=1).run_model(g, feeds)
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        url = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        with CloudClient(url, timeout=10, retries=0, backoff=(0.05, 0.05), jitter=False) as client:
+            session = JointSession(g, client, schedule=[(0, g.n - 1, C)], executor=executor_for(g, threads=1))
+            for _ in range(2):
+                time.sleep(0.1)  # past the back-off: the cloud is tried again
+                t0 = time.monotonic()
+                out = session.run(feeds)
+                took = time.monotonic() - t0
+                trace = session.last_trace
+                assert_close(out, want)
+                assert took < 3.0, took
+                assert trace is not None and trace.source.startswith("mobile-only: link check failed")
+                assert trace.fallback is not None and trace.fallback.startswith("DeadlineExceededError")
+                assert [s.platform for s in trace.steps] == [M]
+            assert client.circuit.failures == 2  # each failed check counted by the breaker
 
 
 # ------------------------------------------------------------------ item 2: the circuit breaker
@@ -236,6 +302,98 @@ def test_backoffs_are_capped_with_full_jitter_and_differ_between_clients() -> No
     many = [CircuitBreaker(0.25, 1.5) for _ in range(50)]
     first = [b.mark_down("x") for b in many]
     assert len(set(first)) == 50 and max(first) <= 0.25  # separate clients come back at separate times
+
+
+class _CorruptingFront:
+    """An ASGI front before a real app that flips the first byte of the frame in every inference answer (a 200)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def corrupt(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            headers = dict((k.lower(), v) for k, v in start["headers"])
+            json_len = int(headers[P.HEADER_LENGTH.lower().encode()])
+            body[json_len + 4] ^= 0xFF  # after the BYTES element's 4-byte length: the frame's magic
+            await send(start)
+            await send({"type": "http.response.body", "body": bytes(body)})
+
+        await self.app(scope, receive, corrupt)
+
+
+def test_a_probe_that_gets_a_corrupt_frame_backs_off_further(session_models: Any) -> None:
+    """Every answer a 200 with a corrupt frame: each probe fails, the back-off grows, the circuit never closes.
+
+    The unfixed client closed the circuit on each probe's 200 and then did not count the frame's failure.
+    """
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 2)
+    front = _CorruptingFront(create_app({"alexnet": g}, threads=1))
+    with BackgroundServer(front) as server, CloudClient(server.url, retries=0, backoff=(0.02, 10.0), jitter=False) as c:
+        failures = []
+        for _ in range(4):
+            deadline = time.monotonic() + 10
+            while not c.available and time.monotonic() < deadline:
+                time.sleep(0.005)
+            with pytest.raises((CodecError, RemoteError)):
+                SliceCall(g, 0, 5).run(c, feeds, model="alexnet")
+            assert c.circuit.state != "closed"
+            failures.append(c.circuit.failures)
+    assert failures == [1, 2, 3, 4]
+
+
+def test_closing_one_session_leaves_the_others_sharing_its_client_working(
+    session_models: Any, alexnet_server: Any
+) -> None:
+    """A session closes only a client it made from a URL; a closed client fails typed, and the session falls back.
+
+    The unfixed session closed the shared client, and the other session's next run raised httpx's RuntimeError.
+    """
+    g = session_models["alexnet"]
+    feeds = uniform_feeds(g, 7)
+    want = executor_for(g, threads=1).run_model(g, feeds)
+    schedule = [(0, 9, M), (10, 20, C)]
+    with CloudClient(alexnet_server.url, retries=0) as client:
+        a, b = (
+            JointSession(g, client, network="wifi", schedule=schedule, executor=executor_for(g, threads=1))
+            for _ in range(2)
+        )
+        assert_close(a.run(feeds), want)
+        a.close()
+        assert not client.closed
+        assert_close(b.run(feeds), want)
+        trace = b.last_trace
+        assert trace is not None and trace.fallback is None and [s.platform for s in trace.steps] == [M, C]
+
+        client.close()  # its owner closes it under the session: a typed failure, the session falls back
+        with pytest.raises(CloudUnavailableError, match="closed"):
+            client.infer_slice("alexnet", 0, 0, codec.encode(feeds))
+        with pytest.raises(CloudUnavailableError, match="closed"):
+            client.ping()
+        assert_close(b.run(feeds), want)
+        trace = b.last_trace
+        assert trace is not None and trace.fallback is not None and trace.fallback.startswith("CloudUnavailableError")
+        assert client.circuit.failures == 0  # a closed client says nothing of the cloud
+        b.close()
+
+    owner = JointSession(g, alexnet_server.url, network="wifi", schedule=schedule, executor=executor_for(g, threads=1))
+    assert_close(owner.run(feeds), want)
+    owner.close()  # a client the session made from the URL is the session's to close
+    assert owner.cloud is not None and owner.cloud.closed
 
 
 def test_client_errors_never_open_the_circuit(cloud: Any) -> None:

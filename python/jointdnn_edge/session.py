@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .client import CloudClient, SliceCall, as_model_dtype
+from .client import CloudClient, SliceCall, as_model_dtype, is_cloud_failure
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
 from .network import Network
 from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan
@@ -219,6 +219,9 @@ class JointSession:
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), so that a
     session kept local by a slow link notices when the link gets faster.
+    ``close_cloud``: whether :meth:`close` closes the client (default: only
+    a client the session made itself from a URL; a client passed in may be
+    shared by other sessions and is the caller's to close).
 
     A session may be used from several threads; each :meth:`run` is
     independent and ``last_trace`` is the latest one to finish.
@@ -250,6 +253,7 @@ class JointSession:
         lut_cells: tuple[int, int, int] = (16, 16, 4),
         profile_max_group: int | None = 8,
         probe_interval_s: float | None = 5.0,
+        close_cloud: bool | None = None,
     ) -> None:
         from .codec import CODECS
         from .models import ModelGraph, load_model
@@ -258,6 +262,8 @@ class JointSession:
 
         self.graph: ModelGraph = model if isinstance(model, ModelGraph) else load_model(model)
         g = self.graph
+        # a client passed in may be shared with other sessions: it is the caller's to close
+        self._close_cloud = isinstance(cloud, str) if close_cloud is None else bool(close_cloud)
         if isinstance(cloud, str):
             cloud = CloudClient(cloud)
         self.cloud: CloudClient | None = cloud
@@ -299,7 +305,8 @@ class JointSession:
             raise ConfigError(f"probe_interval_s must be a finite number >= 0 or None, got {probe_interval_s!r}")
         self.probe_interval_s = probe_interval_s
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
-        self._probing: threading.Thread | None = None
+        self._probing: threading.Thread | None = None  # the background probe, once started
+        self._closed = False  # set by close(): no background probe starts after it
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
         self.digest = model_digest(g)
@@ -352,6 +359,7 @@ class JointSession:
 
     def _build_lut(self) -> LookupTable:
 
+        self._ping_if_unmeasured()  # a failure is the circuit breaker's; the table is built on the radio preset
         radio = self._network_now()
         self._lut_rtt = radio.rtt_ms
         return LookupTable.build(
@@ -388,13 +396,27 @@ class JointSession:
             return self.network
         if self.cloud is None:
             return self.radio
-        est = self.cloud.estimator
-        if est.rtt_ms is None and self.cloud.available:
-            try:
-                self.cloud.ping()
-            except TransportError:
-                pass  # the inference's own request meets the failure, falls back and records it
-        return est.network(self.radio)
+        return self.cloud.estimator.network(self.radio)
+
+    def _ping_if_unmeasured(self) -> str | None:
+        """With ``network="auto"`` and no round trip measured yet, measure one; why it failed, or None.
+
+        Only a cloud failure counts as failed (see :func:`~jointdnn_edge.client.is_cloud_failure`). The ping is
+        bounded like a cloud step (``request_slack`` on a fresh
+        connection's three round trips on ``radio``), not by the client's
+        timeout: a cloud that accepts and never answers must not hold planning
+        for that long. The client's circuit breaker counts a failure.
+        """
+        if isinstance(self.network, Network) or self.cloud is None:
+            return None
+        if self.cloud.estimator.rtt_ms is not None or not self.cloud.available:
+            return None
+        factor, slack_ms = self.request_slack
+        try:
+            self.cloud.ping(deadline_s=(factor * 3 * self.radio.rtt_ms + slack_ms) / 1e3)
+        except TransportError as e:  # a 4xx says the cloud is up (the inference's own request will tell more)
+            return f"{type(e).__name__}: {e}" if is_cloud_failure(e) else None
+        return None
 
     def _evaluate(self, schedule: Schedule, network: Network, slowdown: float) -> Schedule:
         """``schedule`` with its costs on ``network`` (as is when there is no cost table to evaluate on)."""
@@ -410,11 +432,17 @@ class JointSession:
 
     def plan(self) -> tuple[Schedule, str, Network, float]:
         """The schedule the next inference would use: ``(schedule, source, network, cloud_slowdown)``."""
+        return self._plan(self._ping_if_unmeasured())
+
+    def _plan(self, ping_failure: str | None) -> tuple[Schedule, str, Network, float]:
+        """:meth:`plan`, after the first round trip was measured or failed (``ping_failure``: why)."""
 
         network = self._network_now()
         slowdown = self._slowdown if self.track_cloud_load else 1.0
         if self.cloud is None:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
+        if ping_failure is not None:
+            return self._mobile_only(network), f"mobile-only: link check failed ({ping_failure})", network, slowdown
         if not self.cloud.available:
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
@@ -469,9 +497,13 @@ class JointSession:
             if tuple(x.shape) != tuple(info.shape):
                 raise ExecutionError(f"input {name!r} has shape {x.shape}, model {g.name!r} expects {info.shape}")
             tensors[name] = as_model_dtype(x, info.dtype, name)
-        schedule, source, network, slowdown = self.plan()
+        ping_failure = self._ping_if_unmeasured()
+        schedule, source, network, slowdown = self._plan(ping_failure)
         t_planned = time.perf_counter()
         trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
+        if ping_failure is not None and self.cloud is not None:  # the cloud was given up before any step
+            trace.fallback = ping_failure
+            trace.backoff_s = self.cloud.circuit.backoff_s
         trace.setup_ms = (t_start - t_setup) * 1e3 if did_setup else 0.0
         if math.isfinite(schedule.latency_ms):
             trace.predicted_ms = schedule.latency_ms
@@ -623,19 +655,22 @@ class JointSession:
             return
         with self._lock:
             now = time.monotonic()
-            if now - self._measured_at < self.probe_interval_s or not self.cloud.available:
+            if self._closed or now - self._measured_at < self.probe_interval_s or not self.cloud.available:
                 return
             if self._probing is not None and self._probing.is_alive():
                 return
             self._measured_at = now  # one probe per interval, even if it fails
-            self._probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
-            self._probing.start()
+            probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
+            probing.start()
+            self._probing = probing  # only a started thread: close() joins it
 
     def _probe_quietly(self) -> None:
         try:
             self.probe()
         except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
             logger.info("background link probe failed: %s", e)
+        except Exception as e:  # e.g. the client closed under it by its owner: a background probe never raises
+            logger.info("background link probe failed: %s: %s", type(e).__name__, e)
 
     def warm_up(self, probe: bool = True) -> Schedule:
         """Do now what the first inference would otherwise wait for, and return the schedule planned for now.
@@ -669,11 +704,16 @@ class JointSession:
         return schedule
 
     def close(self) -> None:
-        """Close the cloud client's connections, a client passed in included (shared clients: close them once)."""
-        probing = self._probing
+        """Wait for a background probe, and close the cloud client if the session owns it (see ``close_cloud``).
+
+        A client passed in stays open: other sessions may share it.
+        """
+        with self._lock:
+            self._closed = True
+            probing = self._probing
         if probing is not None:
             probing.join()  # a probe is bounded by the client's timeout
-        if self.cloud is not None:
+        if self.cloud is not None and self._close_cloud:
             self.cloud.close()
 
     def __enter__(self) -> JointSession:

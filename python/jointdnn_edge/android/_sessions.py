@@ -56,7 +56,7 @@ def open_session(model_path: str, cloud_url: str | None, opts: Mapping[str, Any]
     kw = _session_kwargs(opts)
     cloud = cloud_client(cloud_url, opts.get("token"), opts.get("timeout")) if cloud_url else None
     try:
-        return JointSession(str(model_path), cloud, **kw)
+        return JointSession(str(model_path), cloud, close_cloud=True, **kw)
     except TypeError as e:  # an unknown option
         if cloud is not None:
             cloud.close()

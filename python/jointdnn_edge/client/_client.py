@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,7 @@ from .. import protocol as P
 from ..errors import (
     AuthError,
     CloudUnavailableError,
+    CodecError,
     ConfigError,
     DeadlineExceededError,
     ProtocolError,
@@ -152,7 +153,11 @@ class CloudClient:
         headers = {"User-Agent": "jointdnn-edge"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        # keep-alive expiry under uvicorn's 5 s: a connection idle that long is not reused just as the server
+        # closes it (the request would fail with no byte of answer, counted as a cloud failure)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=4.0
+        )
         # TCP_NODELAY: a request's headers and body go out as separate writes; with Nagle's algorithm the
         # body would wait for the server's delayed ACK of the headers (about 40 ms on Linux)
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -162,6 +167,8 @@ class CloudClient:
         if self.emulate is not None:
             transport = EmulatedTransport(transport, self.emulate)
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, transport=transport)
+        #: set by :meth:`close`: every later request fails at once with CloudUnavailableError (nothing counted)
+        self.closed = False
         self._lock = threading.Lock()
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()  # connections seen (to spot new ones)
         self.circuit = CircuitBreaker(self.backoff[0], self.backoff[1], jitter=jitter)
@@ -201,37 +208,51 @@ class CloudClient:
         """Let a call through the circuit breaker and tell it how the call ended.
 
         Raises :class:`CloudUnavailableError` at once (nothing sent) while the
-        circuit is open or its one probe is in flight.
+        circuit is open or its one probe is in flight, or when the client is
+        closed. A :class:`~jointdnn_edge.CodecError` raised inside (a 200
+        answer whose frame is corrupt) is a cloud failure like a malformed
+        answer: a probe that gets one does not close the circuit.
         """
-        ticket = self.circuit.admit()
-        if ticket is None:
-            raise CloudUnavailableError(
-                f"{self.url} is not tried now: circuit {self.circuit.state}, {self.down_for:.2f} s of back-off "
-                f"left (last error: {self.last_error})"
-            )
-        try:
+        if self.closed:
+            raise CloudUnavailableError(f"{self.url}: the client is closed")
+        ticket: Ticket | None = None
+        try:  # the ticket is taken inside: an interrupt right after admit() still frees the probe's slot
+            ticket = self.circuit.admit()
+            if ticket is None:
+                raise CloudUnavailableError(
+                    f"{self.url} is not tried now: circuit {self.circuit.state}, {self.down_for:.2f} s of back-off "
+                    f"left (last error: {self.last_error})"
+                )
             yield ticket
-        except TransportError as e:
-            if is_cloud_failure(e):
-                self.circuit.failed(ticket, f"{type(e).__name__}: {e}")
-            else:  # the server answered: it is up, the request was wrong
-                self.circuit.succeeded(ticket)
+        except (TransportError, CodecError) as e:
+            if ticket is not None and self.http.is_closed:  # closed under the request: says nothing of the cloud
+                self.circuit.released(ticket)
+            elif ticket is not None:
+                if isinstance(e, CodecError) or is_cloud_failure(e):
+                    self.circuit.failed(ticket, f"{type(e).__name__}: {e}")
+                else:  # the server answered: it is up, the request was wrong
+                    self.circuit.succeeded(ticket)
             raise
         except BaseException:
-            self.circuit.released(ticket)
+            if ticket is not None:
+                self.circuit.released(ticket)
             raise
         self.circuit.succeeded(ticket)
 
     # ------------------------------------------------------------- requests
-    def ping(self) -> float:
+    def ping(self, deadline_s: float | None = None) -> float:
         """One round trip to ``/v2/health/ready`` (recorded by the estimator); returns it in seconds.
 
         A ping that had to open a connection is repeated: the handshake is
         not part of a request's round trip on a kept-alive connection.
+        ``deadline_s`` bounds the whole ping, repeats included (default: the
+        client's timeout); raises :class:`DeadlineExceededError` past it.
         """
+        limit = self.timeout if deadline_s is None else min(self.timeout, max(0.0, float(deadline_s)))
+        end = time.monotonic() + limit
         with self._guarded():
             for _ in range(3):
-                reply = self._request("GET", "/v2/health/ready", None, None, self.timeout)
+                reply = self._request("GET", "/v2/health/ready", None, None, end - time.monotonic())
                 if reply.status != 200:
                     raise RemoteError(f"health check answered {reply.status}", reply.status)
                 if not reply.fresh:
@@ -273,6 +294,7 @@ class CloudClient:
         digest: str | None = None,
         deadline_s: float | None = None,
         max_response_bytes: int | None = None,
+        check_frame: Callable[[bytes], object] | None = None,
     ) -> SliceResponse:
         """Run layers ``first..last`` of ``model`` on the cloud with the tensors in ``frame``.
 
@@ -281,7 +303,11 @@ class CloudClient:
         :func:`jointdnn_edge.protocol.model_digest`) makes the server
         refuse a model other than the client's. ``deadline_s`` bounds the
         whole request (default: the client's timeout); ``max_response_bytes``
-        bounds the response body. Raises :class:`CloudUnavailableError`,
+        bounds the response body. ``check_frame`` is called with the response
+        frame before the circuit breaker hears how the request ended, so that
+        a frame it refuses (by raising :class:`~jointdnn_edge.CodecError` or
+        :class:`RemoteError`) counts as a cloud failure, of the probe too.
+        Raises :class:`CloudUnavailableError`,
         :class:`DeadlineExceededError`, :class:`AuthError` or
         :class:`RemoteError`.
         """
@@ -308,6 +334,8 @@ class CloudClient:
             reply = self._post_infer(model, body, json_len, deadline_s, max_response_bytes)
             doc, sections = _parse_infer(reply)
             frame_out = _frame_output(doc, sections)
+            if check_frame is not None:
+                check_frame(frame_out)
         return self._finish(reply, frame_out, _timings(doc))
 
     def _finish(self, reply: _Reply, frame: bytes, t: Mapping[str, float]) -> SliceResponse:
@@ -454,6 +482,10 @@ class CloudClient:
                     ) from None
                 except httpx.HTTPError as e:  # reset, protocol error mid-request: the server may have computed
                     raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
+                except RuntimeError:  # httpx's "the client has been closed" (by another thread, mid-request)
+                    if self.closed or self.http.is_closed:
+                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
+                    raise
                 sent = len(body) if body is not None else 0
                 return _Reply(
                     response.status_code, response.headers, data, t_send, t_headers, t_end, attempt, sent, fresh
@@ -479,7 +511,8 @@ class CloudClient:
             try:
                 length = P.parse_decimal(declared, "Content-Length")
             except ProtocolError as e:
-                raise RemoteError(f"the cloud's response is unusable: {e}", response.status_code) from None
+                # no status: an unusable answer is a cloud failure whatever its status (a 4xx would not count)
+                raise RemoteError(f"the cloud's response ({response.status_code}) is unusable: {e}") from None
             if length > max_response:
                 raise RemoteError(f"response of {length} bytes is larger than the {max_response} expected", 200)
         chunks: list[bytes] = []
@@ -494,7 +527,8 @@ class CloudClient:
         return b"".join(chunks)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; every later request fails with :class:`CloudUnavailableError`."""
+        self.closed = True
         self.http.close()
 
     def __enter__(self) -> CloudClient:

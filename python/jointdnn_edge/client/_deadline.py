@@ -30,6 +30,10 @@ __all__ = ["DeadlineBackend", "bound_by_deadlines", "budget", "sleep_within_budg
 
 _local = threading.local()
 
+#: The most bytes handed to the socket under one timeout: a write overruns the deadline by at most the time a
+#: slice this small takes to drain, not the time of the whole body.
+_WRITE_SLICE = 16 * 1024
+
 
 @contextmanager
 def budget(deadline: float) -> Iterator[None]:
@@ -63,7 +67,11 @@ class _Stream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, _clip(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _clip(timeout, httpcore.WriteTimeout))
+        # httpcore's sync stream re-arms the socket timeout after every partial send, so one write of a large
+        # body to a slow reader could run many times past the deadline: write it in slices, each clipped anew
+        view = memoryview(buffer)
+        for offset in range(0, len(view), _WRITE_SLICE):
+            self._inner.write(bytes(view[offset : offset + _WRITE_SLICE]), _clip(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
