@@ -350,10 +350,13 @@ class CloudClient:
         sent, got = reply.sent, len(reply.body)
         if reply.fresh:
             pass  # a new connection's handshake would pass for transfer time
-        elif sent < est.min_bytes or raw_s <= rtt_s:
-            # a small request is a round trip; so is a large one the round-trip estimate claims took no time
-            # at all (that estimate is stale: the link got faster), and it bounds the round trip from above
-            est.add_rtt(raw_s)
+        elif sent < est.min_bytes:
+            est.add_rtt(raw_s)  # a small request is a round trip
+        elif raw_s <= rtt_s:
+            # the whole request took less than the round-trip estimate: the estimate is stale (the link got
+            # faster). Its time includes the upload, so it is no round-trip sample either: forget the round
+            # trip, and the session's next plan pings to measure it cleanly.
+            est.forget_rtt()
         elif up_s >= _MIN_UPLOAD_SHARE * raw_s:
             est.add_transfer("up", sent, up_s)
         # else: the upload is a sliver of the request, within the round trip's error: no bandwidth sample

@@ -159,6 +159,11 @@ class BandwidthEstimator:
             rtt_ms=float(rtt / 2.0 if rtt is not None else radio.rtt_ms),
         )
 
+    def forget_rtt(self) -> None:
+        """Forget the round-trip samples (shown stale), so that the next plan measures the round trip again."""
+        with self._lock:
+            self._rtt.clear()
+
     def reset(self) -> None:
         """Forget every sample."""
         with self._lock:
