@@ -449,3 +449,26 @@ def test_slice_call_casts_within_kind_and_refuses_other_kinds_before_sending(clo
         with pytest.raises(ExecutionError, match="shape"):
             SliceCall(g, 0, 5).run(client, {"input": x32[0]}, model="alexnet", digest=P.model_digest(g))
         assert sent == [] and client.available
+
+
+def test_a_full_connection_pool_is_the_clients_own_contention_not_a_cloud_failure(alexnet_server: Any) -> None:
+    """One connection, held by a trickled answer: the next request waits for the pool until its deadline, and
+    that is ClientBusyError (the session falls back), which the circuit breaker does not count."""
+    from jointdnn_edge import ClientBusyError
+
+    with TricklingProxy(("127.0.0.1", alexnet_server.port), "all", delay=0.02) as proxy:
+        with CloudClient(proxy.url, timeout=10, max_connections=1, retries=0) as client:
+            holder = threading.Thread(target=lambda: _swallow(client.ping), daemon=True)
+            holder.start()
+            time.sleep(0.3)  # the trickled ping holds the only connection
+            with pytest.raises(ClientBusyError):
+                client.ping(deadline_s=0.3)
+            assert client.circuit.failures == 0 and client.available
+            holder.join(30)
+
+
+def _swallow(call: Any) -> None:
+    try:
+        call()
+    except Exception:  # the holder's own outcome does not matter here
+        pass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AuthError,
+    ClientBusyError,
     CloudUnavailableError,
     CodecError,
     ConfigError,
@@ -100,6 +101,7 @@ __all__ = [
     "AuthError",
     "BandwidthEstimator",
     "CloudClient",
+    "ClientBusyError",
     "CloudUnavailableError",
     "CodecError",
     "ConfigError",

@@ -31,6 +31,7 @@ __all__ = [
     "CodecError",
     "TransportError",
     "CloudUnavailableError",
+    "ClientBusyError",
     "RemoteError",
     "DeadlineExceededError",
     "AuthError",
@@ -124,6 +125,15 @@ class TransportError(JointDNNError):
 
 class CloudUnavailableError(TransportError):
     """The cloud could not be reached (connection refused, reset, DNS, TLS)."""
+
+
+class ClientBusyError(TransportError):
+    """Every connection of the client's own pool was busy until the request's deadline.
+
+    Local contention (more concurrent requests than ``CloudClient(max_connections=...)``),
+    not a fault of the cloud: the session falls back for this inference, and the
+    client's circuit breaker does not count it.
+    """
 
 
 class RemoteError(TransportError):

@@ -35,6 +35,7 @@ import numpy as np
 from .. import protocol as P
 from ..errors import (
     AuthError,
+    ClientBusyError,
     CloudUnavailableError,
     CodecError,
     ConfigError,
@@ -150,6 +151,7 @@ class CloudClient:
         self.backoff = (float(backoff[0]), float(backoff[1]))
         self.estimator = estimator if estimator is not None else BandwidthEstimator()
         self.emulate = Emulation.of(emulate) if isinstance(emulate, Network) else emulate
+        self.max_connections = int(max_connections)
         headers = {"User-Agent": "jointdnn-edge"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -479,6 +481,11 @@ class CloudClient:
                             time.sleep(wait)
                             continue
                     raise CloudUnavailableError(f"cannot reach {self.url}: {e}") from None
+                except httpx.PoolTimeout:
+                    raise ClientBusyError(
+                        f"{method} {path}: all {self.max_connections} connections of this client stayed busy for "
+                        f"{deadline * 1e3:.0f} ms"
+                    ) from None
                 except httpx.TimeoutException as e:
                     raise DeadlineExceededError(
                         f"{method} {path}: no answer within {deadline * 1e3:.0f} ms ({type(e).__name__})"
@@ -630,8 +637,11 @@ def is_cloud_failure(error: TransportError) -> bool:
     is unusable until they change, so it is backed off too), or an answer
     that is not a valid response are cloud failures; other 4xx client errors
     (bad input, unknown or other model, too large: 400, 404, 409, 413, 422)
-    are not: the server answered, the request was wrong.
+    are not: the server answered, the request was wrong; nor is a full pool of
+    this client's own connections (:class:`~jointdnn_edge.ClientBusyError`).
     """
+    if isinstance(error, ClientBusyError):
+        return False  # this client's own pool was full: the cloud did nothing wrong
     if isinstance(error, RemoteError) and error.status is not None and 400 <= error.status < 500:
         return error.status in (401, 403, 429)
     return True
