@@ -31,7 +31,7 @@ import numpy as np
 from .client import CloudClient, SliceCall, as_model_dtype, is_cloud_failure
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
 from .network import Network
-from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan
+from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan, runs_of
 
 if TYPE_CHECKING:
     from .costs import CostTable
@@ -732,13 +732,7 @@ def _local_ranges(schedules: Sequence[Sequence[tuple[int, int, str]]], n: int) -
     run's first layer to the end (the local fallback when that run fails)."""
     ranges: dict[tuple[int, int], None] = {}
     for segments in schedules:
-        runs: list[list[Any]] = []
-        for first, last, platform in segments:
-            if runs and runs[-1][2] == platform:
-                runs[-1][1] = last
-            else:
-                runs.append([first, last, platform])
-        for first, last, platform in runs:
+        for first, last, platform in runs_of(segments):
             ranges[(first, last) if platform == "mobile" else (first, n - 1)] = None
     return list(ranges)
 

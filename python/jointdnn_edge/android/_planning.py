@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError, CostTableError, LookupTableError
 from ..network import NETWORK_PRESETS, Network, Radio
-from ..planner import LookupTable, Schedule, Solver, check_objective, compile_document, plan
+from ..planner import LookupTable, Schedule, Solver, check_objective, compile_document, plan, runs_of
 from ..planner import native_available as _native_available
 from ..planner.reference import Plain
 
@@ -328,17 +328,6 @@ def decide(up: float, down: float, slowdown: float, given: Mapping[str, float | 
     network = Network.of(st.radio, up, down)
     s = costs.plan(network, objective, bounds, slowdown, **st.options)
     return _schedule_json(s, "plan", bounds, (up, down, slowdown))
-
-
-def runs_of(segs: Iterable[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """Adjacent segments on one platform merged (as :meth:`Schedule.runs`)."""
-    out: list[tuple[int, int, str]] = []
-    for a, b, p in segs:
-        if out and out[-1][2] == p:
-            out[-1] = (out[-1][0], b, p)
-        else:
-            out.append((a, b, p))
-    return out
 
 
 def mobile_ranges() -> list[tuple[int, int]]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError, LookupTableError, SolverError
-from ..planner import LookupTable
+from ..planner import LookupTable, runs_of
 from . import _planning
 
 
@@ -29,7 +29,7 @@ def export_slices(model_path: str, lut_path: str, out_dir: str) -> dict[str, Any
     if lut.n != graph.n:
         raise LookupTableError(f"lookup table has {lut.n} layers, model {graph.name!r} has {graph.n}")
     os.makedirs(str(out_dir), exist_ok=True)
-    runs = sorted({r for segs, _u, _k in lut.candidates for r in _planning.runs_of(segs)})
+    runs = sorted({r for segs, _u, _k in lut.candidates for r in runs_of(segs)})
     ext = "tflite" if graph.format == "tflite" else "onnx"
 
     def describe(names: list[str]) -> list[dict[str, Any]]:

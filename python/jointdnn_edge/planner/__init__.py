@@ -24,7 +24,7 @@ from ._backend import (
 )
 from ._plan import plan
 from .lut import LookupTable
-from .schedule import Schedule, evaluate_usage
+from .schedule import Schedule, evaluate_usage, runs_of
 
 __all__ = [
     "CostsLike",
@@ -39,4 +39,5 @@ __all__ = [
     "evaluate_usage",
     "native_available",
     "plan",
+    "runs_of",
 ]

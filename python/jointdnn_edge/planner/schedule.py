@@ -20,6 +20,17 @@ PLATFORMS = ("mobile", "cloud")
 Segment = tuple[int, int, str]
 
 
+def runs_of(segments: Iterable[Segment]) -> list[Segment]:
+    """Maximal runs of consecutive layers on one platform: adjacent ``(first, last, platform)`` segments merged."""
+    out: list[Segment] = []
+    for a, b, p in segments:
+        if out and out[-1][2] == p:
+            out[-1] = (out[-1][0], b, p)
+        else:
+            out.append((a, b, p))
+    return out
+
+
 class Schedule:
     """A partition of the layers into groups, each run on ``"mobile"`` or ``"cloud"``.
 
@@ -147,13 +158,7 @@ class Schedule:
 
     def runs(self) -> list[Segment]:
         """Maximal runs of consecutive layers on one platform (adjacent groups merged)."""
-        out: list[Segment] = []
-        for a, b, p in self.segments:
-            if out and out[-1][2] == p:
-                out[-1] = (out[-1][0], b, p)
-            else:
-                out.append((a, b, p))
-        return out
+        return runs_of(self.segments)
 
     def pattern(self) -> str:
         """The run pattern, e.g. ``"mobile-cloud-mobile"``."""
