@@ -39,8 +39,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from rich.table import Table
 from jointdnn_edge import CostTable, __version__
 from jointdnn_edge.client import CloudClient
 from jointdnn_edge.demo import SlowedExecutor
-from jointdnn_edge.faults import ServeProcess, TricklingProxy
+from jointdnn_edge.faults import ServeProcess, TricklingProxy, open_sockets, raw_connection
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 from jointdnn_edge.profiler import profile
@@ -364,23 +363,6 @@ def shared_outage(model: Model, repeats: int, outage_s: float, progress: Progres
 
 
 # ------------------------------------------------------------------ 3. what the server holds
-@contextmanager
-def sockets() -> Iterator[list[socket.socket]]:
-    """A list to put sockets in; every one is closed at the end, on failure too."""
-    socks: list[socket.socket] = []
-    try:
-        yield socks
-    finally:
-        for s in socks:
-            s.close()
-
-
-def connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
 def infer_head(length: int) -> bytes:
     return (
         "POST /v2/models/alexnet/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
@@ -444,11 +426,11 @@ def holdings(
         answers: dict[int, bytes] = {}
         answered_at: dict[int, float] = {}
         task = progress.add_task(f"3. holdings, {rate / MiB:.2g} MiB/s a body", total=n_slow + n_half)
-        with sockets() as socks:
+        with open_sockets() as socks:
             sel = selectors.DefaultSelector()
             half = []
             for i in range(n_half):
-                s = connect(server.port)
+                s = raw_connection(server.port)
                 socks.append(s)
                 opened_at[s.fileno()] = time.monotonic()
                 if i % 5:  # most send part of their headers, some nothing at all
@@ -456,7 +438,7 @@ def holdings(
                 half.append(s)
             slow = []
             for _ in range(n_slow):
-                s = connect(server.port)
+                s = raw_connection(server.port)
                 socks.append(s)
                 s.sendall(infer_head(60 * MiB))
                 opened_at[s.fileno()] = time.monotonic()  # the body timeout counts from the end of the headers
@@ -720,7 +702,7 @@ BAD_CONTENT_LENGTHS = ["²", "٣", "１２", "+5", "-1", "1_0", "0x10", "1 2", "
 
 def raw_request(port: int, head: bytes, body: bytes) -> int:
     """Send one request over a raw socket (``Connection: close``); the status of the answer (0: none)."""
-    with connect(port) as s:
+    with raw_connection(port) as s:
         s.settimeout(10)
         try:
             s.sendall(head + body)

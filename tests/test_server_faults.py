@@ -22,7 +22,7 @@ import pytest
 from jointdnn_edge import codec, zoo
 from jointdnn_edge.client import CloudClient
 from jointdnn_edge.errors import ModelError, RemoteError
-from jointdnn_edge.faults import ServeProcess
+from jointdnn_edge.faults import ServeProcess, open_sockets, raw_connection
 from jointdnn_edge.models.graph import ModelGraph, uniform_feeds
 from jointdnn_edge.models.ort_executor import OrtExecutor
 from jointdnn_edge.server import BackgroundServer, Limits, create_app
@@ -37,12 +37,6 @@ def _frame(graph: ModelGraph, first: int, last: int) -> bytes:
     tensors = {n: np.zeros(graph.tensor(n).shape, graph.tensor(n).dtype) for n in graph.slice_io(first, last)[0]}
     tensors.update({k: v for k, v in feeds.items() if k in tensors})
     return codec.encode(tensors, codec="raw")
-
-
-def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
@@ -61,17 +55,6 @@ def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
             return True, got
         got += chunk
     return False, got
-
-
-@contextmanager
-def _sockets() -> Iterator[list[socket.socket]]:
-    """A list to put sockets in; every one is closed at the end, on failure too."""
-    socks: list[socket.socket] = []
-    try:
-        yield socks
-    finally:
-        for s in socks:
-            s.close()
 
 
 @contextmanager
@@ -292,11 +275,11 @@ def test_slow_bodies_are_cut_at_the_body_timeout_and_hold_little_memory() -> Non
         _server_process(
             "--body-timeout", "1.5", "--header-timeout", "5", "--max-concurrency", "2", "--max-inflight-mb", "512"
         ) as p,
-        _sockets() as socks,
+        open_sockets() as socks,
     ):
         rss0 = p.rss()
         for _ in range(8):
-            s = _connect(p.port)
+            s = raw_connection(p.port)
             socks.append(s)
             s.sendall(_infer_head("/v2/models/alexnet/infer", 60 * MiB, "Inference-Header-Content-Length: 10\r\n"))
         t0 = time.monotonic()
@@ -338,9 +321,9 @@ def test_slow_bodies_are_cut_at_the_body_timeout_and_hold_little_memory() -> Non
 
 def test_half_sent_headers_are_closed_at_the_header_timeout() -> None:
     port_server = _server_process("--header-timeout", "1", "--body-timeout", "5")
-    with port_server as p, _sockets() as socks:
+    with port_server as p, open_sockets() as socks:
         for i in range(50):
-            s = _connect(p.port)
+            s = raw_connection(p.port)
             socks.append(s)
             if i % 5:  # most send part of their headers, some nothing at all
                 s.sendall(b"POST /v2/models/alexnet/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
@@ -348,7 +331,7 @@ def test_half_sent_headers_are_closed_at_the_header_timeout() -> None:
         closed = [_closed_within(s, max(0.1, 4.0 - (time.monotonic() - t0)))[0] for s in socks]
         assert all(closed), f"{closed.count(False)} of 50 half-open connections still open after 4 s"
         # a kept-alive connection that begins a second request and stops is closed too
-        s = _connect(p.port)
+        s = raw_connection(p.port)
         socks.append(s)
         s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /v2/health/live HTTP/1.1\r\n")
         done, got = _closed_within(s, 4.0)
@@ -369,7 +352,7 @@ def test_a_client_that_never_reads_its_answer_is_dropped_at_the_send_timeout() -
     request = _infer_head("/v2/models/pix2pix/infer", len(body)) + body
     with (
         ServeProcess("zoo:pix2pix", "--size", "tiny", "--threads", "1", "--send-timeout", "1") as p,
-        _sockets() as socks,
+        open_sockets() as socks,
     ):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         socks.append(s)
@@ -411,9 +394,9 @@ def test_a_15_mib_json_body_is_refused_before_it_is_parsed() -> None:
 def test_a_request_past_the_admission_limit_is_refused_before_its_body_is_read() -> None:
     g = zoo.load("alexnet", size="tiny")
     app = create_app({"alexnet": g}, limits=Limits(max_concurrency=1, max_queue=0, body_timeout_s=3.0), threads=1)
-    with BackgroundServer(app) as server, _sockets() as socks:
+    with BackgroundServer(app) as server, open_sockets() as socks:
         # the one admitted request: its body trickles (it holds the only place while it is read)
-        slow = _connect(server.port)
+        slow = raw_connection(server.port)
         socks.append(slow)
         slow.sendall(_infer_head("/v2/models/alexnet/infer", 1000) + b"{")
         deadline = time.monotonic() + 5
@@ -421,7 +404,7 @@ def test_a_request_past_the_admission_limit_is_refused_before_its_body_is_read()
             time.sleep(0.01)
         assert app.state.jointdnn.pending == 1
         # the next one: 503 on its headers, though 8 MiB of its body have not been sent
-        s = _connect(server.port)
+        s = raw_connection(server.port)
         socks.append(s)
         t0 = time.monotonic()
         s.sendall(_infer_head("/v2/models/alexnet/infer", 8 * MiB, "Inference-Header-Content-Length: 2\r\n") + b"{")
@@ -441,8 +424,8 @@ def test_a_request_past_the_admission_limit_is_refused_before_its_body_is_read()
 def test_the_body_budget_refuses_what_it_cannot_hold() -> None:
     g = zoo.load("alexnet", size="tiny")
     app = create_app({"alexnet": g}, limits=Limits(max_inflight_bytes=4 * MiB, body_timeout_s=3.0), threads=1)
-    with BackgroundServer(app) as server, _sockets() as socks:
-        s = _connect(server.port)
+    with BackgroundServer(app) as server, open_sockets() as socks:
+        s = raw_connection(server.port)
         socks.append(s)
         s.sendall(_infer_head("/v2/models/alexnet/infer", 3 * MiB, "Inference-Header-Content-Length: 2\r\n") + b"{")
         deadline = time.monotonic() + 5
@@ -460,11 +443,11 @@ def test_the_body_budget_refuses_what_it_cannot_hold() -> None:
 def test_connections_past_the_cap_are_answered_503_and_closed() -> None:
     g = zoo.load("alexnet", size="tiny")
     app = create_app({"alexnet": g}, limits=Limits(max_connections=4, header_timeout_s=5.0), threads=1)
-    with BackgroundServer(app) as server, _sockets() as socks:
+    with BackgroundServer(app) as server, open_sockets() as socks:
         for _ in range(4):
-            socks.append(_connect(server.port))
+            socks.append(raw_connection(server.port))
         time.sleep(0.2)
-        extra = _connect(server.port)
+        extra = raw_connection(server.port)
         socks.append(extra)
         done, got = _closed_within(extra, 3.0)
         assert done and got.startswith(b"HTTP/1.1 503"), got
@@ -518,10 +501,10 @@ def test_closing_a_trickling_proxy_ends_its_connections() -> None:
     from jointdnn_edge.faults import TricklingProxy
 
     app = create_app([zoo.load("alexnet", size="tiny")], threads=1)
-    with BackgroundServer(app) as server, _sockets() as socks:
+    with BackgroundServer(app) as server, open_sockets() as socks:
         proxy = TricklingProxy(("127.0.0.1", server.port), mode="all", delay=0.05)
         port = int(proxy.url.rsplit(":", 1)[1])
-        s = _connect(port)
+        s = raw_connection(port)
         socks.append(s)
         s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert s.recv(1) == b"H"  # trickling

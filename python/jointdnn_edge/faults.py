@@ -24,12 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO, Any, ClassVar
 
 from .errors import ConfigError, ServerError
 
-__all__ = ["ServeProcess", "TricklingProxy", "free_port"]
+__all__ = ["ServeProcess", "TricklingProxy", "free_port", "open_sockets", "raw_connection"]
 
 
 def free_port() -> int:
@@ -37,6 +38,24 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def raw_connection(port: int, timeout: float = 10.0) -> socket.socket:
+    """A TCP connection to 127.0.0.1:``port`` with Nagle off, so each ``sendall`` leaves at once."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+@contextmanager
+def open_sockets() -> Iterator[list[socket.socket]]:
+    """A list to put sockets in; every one is closed at the end, on failure too."""
+    socks: list[socket.socket] = []
+    try:
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
 
 
 class ServeProcess:
