@@ -42,11 +42,12 @@ class Radio(NamedTuple):
         """The link of this radio at these bandwidths (ConfigError for bad figures)."""
         return Network(up_mbps, down_mbps, *self, name=name)
 
-    def checked(self) -> Radio:
-        """This radio with its figures as plain floats; ConfigError unless each is a finite number >= 0."""
+    def checked(self, owner: str = "Radio") -> Radio:
+        """This radio with its figures as plain floats; ConfigError (naming ``owner.field``) unless each is a
+        finite number >= 0."""
         for attr, v in zip(self._fields, self):
             if not (_is_real(v) and math.isfinite(v) and v >= 0):
-                raise ConfigError(f"Radio.{attr} must be a finite number >= 0, got {v!r}")
+                raise ConfigError(f"{owner}.{attr} must be a finite number >= 0, got {v!r}")
         return Radio(*(float(v) for v in self))
 
 
@@ -77,10 +78,7 @@ class Network:
             v = getattr(self, attr)
             if not (_is_real(v) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"Network.{attr} must be a positive finite number, got {v!r}")
-        try:
-            radio = Radio(self.alpha_up, self.alpha_down, self.beta, self.rtt_ms).checked()
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("Radio.", "Network.", 1)) from None
+        radio = Radio(self.alpha_up, self.alpha_down, self.beta, self.rtt_ms).checked("Network")
         for attr in ("up_mbps", "down_mbps"):
             v = getattr(self, attr)
             if not isinstance(v, (int, float)):  # numpy scalars (measured bandwidths) become plain floats
