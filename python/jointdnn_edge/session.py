@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .client import CloudClient, SliceCall, as_model_dtype, is_cloud_failure
+from .client import CloudClient, SliceCall, as_model_tensor, is_cloud_failure
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
 from .network import Network
 from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan, runs_of
@@ -322,7 +322,6 @@ class JointSession:
         self._lut_rtt: float | None = None
         self._lock = threading.RLock()
         self._slowdown = 1.0
-        self._io = {t.name: t for t in g.inputs}
         self.last_trace: Trace | None = None
 
     # ------------------------------------------------------------ set-up
@@ -490,13 +489,10 @@ class JointSession:
         t_start = time.perf_counter()
         g = self.graph
         tensors: dict[str, Any] = {}
-        for name, info in self._io.items():
+        for name in (t.name for t in g.inputs):
             if name not in inputs:
                 raise ExecutionError(f"input {name!r} of model {g.name!r} is missing")
-            x = np.asarray(inputs[name])
-            if tuple(x.shape) != tuple(info.shape):
-                raise ExecutionError(f"input {name!r} has shape {x.shape}, model {g.name!r} expects {info.shape}")
-            tensors[name] = as_model_dtype(x, info.dtype, name)
+            tensors[name] = as_model_tensor(g, name, inputs[name])
         ping_failure = self._ping_if_unmeasured()
         schedule, source, network, slowdown = self._plan(ping_failure)
         t_planned = time.perf_counter()

@@ -9,8 +9,8 @@
   loopback);
 * :class:`CircuitBreaker` is the client's view of the endpoint's health
   (closed / open / half-open, capped back-off with full jitter);
-* :func:`as_model_dtype` casts an input to the model's dtype within its
-  kind (inputs are checked before anything is sent);
+* :func:`as_model_tensor` checks an input's shape and casts it to the
+  model's dtype within its kind (inputs are checked before anything is sent);
 * :class:`SliceCall` is the client side of one split call (encode, send,
   check, decode), used by the session and by :class:`RemoteExecutor`, the
   executor that runs layer ranges on the server.
@@ -25,7 +25,7 @@ from ._breaker import CircuitBreaker
 from ._client import CloudClient, SliceResponse, is_cloud_failure
 from ._emulation import EmulatedTransport, Emulation
 from ._estimator import BandwidthEstimator
-from ._inputs import as_model_dtype
+from ._inputs import as_model_tensor
 from ._remote import RemoteExecutor
 from ._slices import SliceCall, decode_slice_outputs
 
@@ -38,7 +38,7 @@ __all__ = [
     "RemoteExecutor",
     "SliceCall",
     "SliceResponse",
-    "as_model_dtype",
+    "as_model_tensor",
     "decode_slice_outputs",
     "is_cloud_failure",
 ]

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import protocol as P
 from ..errors import ExecutionError, ProtocolError, RemoteError
 
-__all__ = ["InputSpec", "as_model_dtype", "check_inputs", "input_specs"]
+if TYPE_CHECKING:
+    from ..models.graph import ModelGraph
+
+__all__ = ["InputSpec", "as_model_dtype", "as_model_tensor", "check_inputs", "input_specs"]
 
 
 def as_model_dtype(x: np.ndarray, dtype: Any, name: str) -> np.ndarray:
@@ -28,6 +31,16 @@ def as_model_dtype(x: np.ndarray, dtype: Any, name: str) -> np.ndarray:
     if not np.can_cast(x.dtype, want, casting="same_kind"):
         raise ExecutionError(f"input {name!r} is {x.dtype}, the model expects {want} (no safe cast)")
     return x.astype(want)
+
+
+def as_model_tensor(graph: ModelGraph, name: str, value: Any) -> np.ndarray:
+    """``value`` as the model's tensor ``name``: its shape (ExecutionError otherwise) and its dtype (cast within
+    kind, :func:`as_model_dtype`)."""
+    x = np.asarray(value)
+    want = graph.tensor(name)
+    if tuple(x.shape) != tuple(want.shape):
+        raise ExecutionError(f"input {name!r} has shape {x.shape}, model {graph.name!r} expects {tuple(want.shape)}")
+    return as_model_dtype(x, want.dtype, name)
 
 
 @dataclass(frozen=True)

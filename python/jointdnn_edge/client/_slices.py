@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ExecutionError, ProtocolError, RemoteError
 from ..protocol import decode_frame_for
-from ._inputs import as_model_dtype
+from ._inputs import as_model_tensor
 
 if TYPE_CHECKING:
     from ..codec.frame import FrameEntry
@@ -89,7 +89,7 @@ class SliceCall:
         missing = [n for n in ins if n not in feeds]
         if missing:
             raise ExecutionError(f"layers {first}..{last} of {g.name!r}: missing inputs {missing}")
-        tensors = {n: _model_input(g, n, feeds[n]) for n in ins}
+        tensors = {n: as_model_tensor(g, n, feeds[n]) for n in ins}
         t0 = time.perf_counter()
         frame = encode(tensors, codec=codec, level=level, quantize_bits=quantize_bits)
         self.encode_ms = (time.perf_counter() - t0) * 1e3
@@ -157,15 +157,6 @@ def decode_slice_outputs(
         return decode_frame_for(graph, outs, frame, max_bytes=raw_out, what=what)
     except ProtocolError as e:  # the server answered 200 with a frame that is not the range's
         raise RemoteError(f"cloud returned a wrong frame: {e.message}", 200) from None
-
-
-def _model_input(graph: ModelGraph, name: str, value: Any) -> np.ndarray:
-    """Tensor ``name`` as the model has it: its shape, its dtype (cast within kind); ExecutionError otherwise."""
-    x = np.asarray(value)
-    want = graph.tensor(name)
-    if tuple(x.shape) != tuple(want.shape):
-        raise ExecutionError(f"tensor {name!r} has shape {x.shape}, model {graph.name!r} has {tuple(want.shape)}")
-    return as_model_dtype(x, want.dtype, name)
 
 
 def _codecs(entries: Sequence[FrameEntry]) -> str:
