@@ -247,20 +247,10 @@ def main() -> None:
                 "",
             ]
         )
+        from solver import write_section  # benches/ is on sys.path when this script runs
+
         write_section(args.results, "## Android (pure-Python planner)", text)
         print(f"wrote {args.results}")
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace the section starting with ``title`` (up to the next '## ') in ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(title + "\n")
-    if start < 0:
-        text = text.rstrip() + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + body + (text[end + 1 :] if end >= 0 else "")
-    path.write_text(text.rstrip() + "\n")
 
 
 if __name__ == "__main__":
