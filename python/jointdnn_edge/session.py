@@ -357,7 +357,6 @@ class JointSession:
             return self._lut
 
     def _build_lut(self) -> LookupTable:
-
         self._ping_if_unmeasured()  # a failure is the circuit breaker's; the table is built on the radio preset
         radio = self._network_now()
         self._lut_rtt = radio.rtt_ms
@@ -374,7 +373,6 @@ class JointSession:
         )
 
     def _as_schedule(self, schedule: Schedule | Sequence[Sequence[Any]]) -> Schedule:
-
         segs = schedule.segments if isinstance(schedule, Schedule) else tuple(tuple(s) for s in schedule)
         n, pos = self.graph.n, 0
         for seg in segs:
@@ -424,7 +422,6 @@ class JointSession:
         return schedule.evaluate(self._costs, network, cloud_slowdown=slowdown, cloud_keeps_tensors=False)
 
     def _mobile_only(self, network: Network) -> Schedule:
-
         if self._costs is None:  # no profiling just to run locally
             return self._as_schedule([(0, self.graph.n - 1, "mobile")])
         return plan(self.costs, network, objective=self.objective, force="mobile", cloud_keeps_tensors=False)
