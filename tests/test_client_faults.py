@@ -8,6 +8,7 @@ unfixed client took 15 s and more where these allow 2 s).
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -472,3 +473,75 @@ def _swallow(call: Any) -> None:
         call()
     except Exception:  # the holder's own outcome does not matter here
         pass
+
+
+class _ExpiringServer:
+    """A raw HTTP server on 127.0.0.1 that closes a kept-alive connection when its second request arrives,
+    without a byte of answer: what a server expiring an idle connection does as the client reuses it.
+    ``always_drop``: it closes every connection on its first request instead (a server that never answers)."""
+
+    BODY = b'{"name": "expiring", "version": "1", "extensions": []}'
+
+    def __init__(self, always_drop: bool = False) -> None:
+        self.always_drop = always_drop
+        self.requests = self.answered = self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            self.connections += 1
+            with conn:
+                for k in range(2):
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if not data:
+                        break
+                    self.requests += 1
+                    if k == 1 or self.always_drop:
+                        break  # closed with the request unanswered
+                    self.answered += 1
+                    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(self.BODY)}\r\n"
+                    conn.sendall(head.encode() + b"\r\n" + self.BODY)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+def test_a_kept_alive_connection_closed_before_any_answer_is_retried_on_a_new_one() -> None:
+    """The server drops the reused connection under the second request: the client sends it again on a fresh
+    connection and gets the answer (not CloudUnavailableError), and the circuit stays closed."""
+    server = _ExpiringServer()
+    try:
+        with CloudClient(f"http://127.0.0.1:{server.port}", timeout=10, retries=1) as client:
+            first = client.server_metadata()
+            second = client.server_metadata()
+            assert first == second == json.loads(_ExpiringServer.BODY)
+            assert (server.connections, server.requests, server.answered) == (2, 3, 2)
+            assert client.circuit.failures == 0 and client.available
+    finally:
+        server.close()
+
+
+def test_a_server_that_always_closes_unanswered_costs_exactly_the_retries() -> None:
+    """Retrying is bounded: 1 + retries tries, then CloudUnavailableError (counted by the breaker once)."""
+    server = _ExpiringServer(always_drop=True)
+    try:
+        with CloudClient(f"http://127.0.0.1:{server.port}", timeout=10, retries=2) as client:
+            with pytest.raises(CloudUnavailableError, match="without sending a response"):
+                client.server_metadata()
+            assert server.requests == 3 and server.answered == 0
+            assert client.circuit.failures == 1
+    finally:
+        server.close()

@@ -3,7 +3,8 @@
 :class:`CloudClient` sends split requests (``docs/server.md``) and standard
 Open Inference Protocol requests over one keep-alive ``httpx.Client``, with a
 deadline per request, retries only where no computation can have happened
-(the connection was refused, or the server answered 503 before computing),
+(the connection was refused, the server answered 503 before computing, or
+a kept-alive connection was closed under the request before any answer),
 and typed errors (:class:`~jointdnn_edge.TransportError` and subclasses).
 A request's deadline is a total wall-clock budget (connect, send, headers,
 body), however slowly the bytes come (:mod:`._deadline`). The client keeps
@@ -103,8 +104,9 @@ class CloudClient:
     ``token``: bearer token sent with every request. ``timeout``: the
     longest any request may take (seconds, connect to last byte), whatever
     deadline the caller asks for. ``retries``: extra tries after a refused
-    connection or a 503 (never after a request may have been computed), all
-    within the request's deadline. ``backoff``: (base, cap) seconds of the
+    connection, a 503, or a connection the server closed before answering
+    (a kept-alive connection it had just expired), all within the request's
+    deadline. ``backoff``: (base, cap) seconds of the
     circuit breaker: the ``k``-th consecutive counted failure keeps the
     circuit open for a random time in ``[0, min(cap, base * 2**(k-1)))``
     (``jitter=False``: exactly that bound). ``estimator``: where transfer
@@ -481,6 +483,14 @@ class CloudClient:
                             time.sleep(wait)
                             continue
                     raise CloudUnavailableError(f"cannot reach {self.url}: {e}") from None
+                except (httpx.RemoteProtocolError, httpx.WriteError) as e:
+                    # A kept-alive connection closed under the request (the server expired it as it was reused):
+                    # either the request was not all written, or no byte of an answer came back. Inference has
+                    # no side effects, so a fresh connection may carry it again; any other protocol error is a
+                    # cloud failure (below).
+                    if _closed_before_answer(e) and attempt <= self.retries:
+                        continue
+                    raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
                 except httpx.PoolTimeout:
                     raise ClientBusyError(
                         f"{method} {path}: all {self.max_connections} connections of this client stayed busy for "
@@ -556,6 +566,13 @@ class CloudClient:
 #: trip's estimate errs by more than that, and the sample would claim an absurd bandwidth (the network lab saw
 #: 1000 Mbit/s on a 19 Mbit/s link right after the round trip fell).
 _MIN_UPLOAD_SHARE = 0.1
+
+
+def _closed_before_answer(error: httpx.HTTPError) -> bool:
+    """Whether ``error`` means the connection closed before the request was all sent or any answer byte came."""
+    if isinstance(error, httpx.WriteError):
+        return True
+    return "without sending a response" in str(error)  # httpcore's words for EOF before a status line
 
 
 def _quote(name: str) -> str:
