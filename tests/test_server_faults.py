@@ -370,6 +370,53 @@ def test_a_client_that_never_reads_its_answer_is_dropped_at_the_send_timeout() -
             assert r.status_code == 200, r.text
 
 
+def _read_response(sock: socket.socket, timeout: float = 30.0) -> bytes:
+    """One whole HTTP/1.1 response with a Content-Length from ``sock`` (headers and body); raises if cut."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection before the headers"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    fields = dict(line.partition(b":")[::2] for line in head.split(b"\r\n")[1:])
+    length = int(next(v for k, v in fields.items() if k.lower() == b"content-length"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server cut the response at {len(body)} of {length} bytes"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_each_stalled_answer_on_a_kept_alive_connection_gets_the_whole_send_timeout() -> None:
+    """Two 4 MB answers on one connection, each read only after a 2 s stall, with a 3 s send timeout: both arrive.
+
+    The send deadline belongs to the answer that waits, not to the connection (a timer armed for the first
+    answer must not cut the second one 1 s into its stall). Whether the first answer's timer would outlive it
+    depends on the kernel's send buffer (it does when the last bytes leave the transport in more than one
+    write); the guard ties the timer to the answer either way.
+    """
+    g = zoo.load("pix2pix", size="tiny")
+    body = json.dumps({"inputs": [_json_input(g)]}).encode()
+    request = _infer_head("/v2/models/pix2pix/infer", len(body)) + body
+    with (
+        ServeProcess("zoo:pix2pix", "--size", "tiny", "--threads", "1", "--send-timeout", "3") as p,
+        open_sockets() as socks,
+    ):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        socks.append(s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: no receive-window autotuning
+        s.connect(("127.0.0.1", p.port))
+        answers = []
+        for _ in range(2):
+            s.sendall(request)
+            time.sleep(2.0)  # the answer is computed and waits for the client to read (well within 3 s)
+            answers.append(_read_response(s))
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+        outputs = [json.loads(a.partition(b"\r\n\r\n")[2])["outputs"] for a in answers]
+        assert outputs[0] == outputs[1]  # the same request twice: the same outputs, none lost
+
+
 def test_a_15_mib_json_body_is_refused_before_it_is_parsed() -> None:
     with _server_process() as p, httpx.Client(base_url=p.url, timeout=60) as http:
         g = zoo.load("alexnet", size="tiny")

@@ -56,6 +56,7 @@ class GuardedH11Protocol(H11Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._phase: str | None = None  # "head" or "body": what the armed timer waits for
         self._send_timer: asyncio.TimerHandle | None = None  # armed while a response waits for the client to read
+        self._send_cycle: object | None = None  # the request cycle whose answer armed it
 
     # ------------------------------------------------------------ protocol events
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -85,8 +86,13 @@ class GuardedH11Protocol(H11Protocol):
     def pause_writing(self) -> None:
         # the transport holds more than its high-water mark: the client reads slower than we send
         super().pause_writing()
-        if self._send_timer is None:
-            self._send_timer = self.loop.call_later(self._limits.send_timeout_s, self._send_expired)
+        if self._send_timer is None or self._send_cycle is not self.cycle:
+            self._arm_send()  # a new answer waits: a timer left from an earlier answer is not its deadline
+
+    def _arm_send(self) -> None:
+        self._disarm_send()
+        self._send_cycle = self.cycle
+        self._send_timer = self.loop.call_later(self._limits.send_timeout_s, self._send_expired)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -99,10 +105,18 @@ class GuardedH11Protocol(H11Protocol):
         self._send_timer = None
 
     def _send_expired(self) -> None:
-        """Drop the connection, unsent bytes and all, when what it had to send is still not sent."""
+        """Drop the connection, unsent bytes and all, when the answer that waited is still not all sent.
+
+        The transport says when its buffer falls under the low-water mark, not when it empties, so a timer
+        can outlive its answer; if a later answer is the one waiting now, it gets a whole deadline of its own.
+        """
         self._send_timer = None
-        if self.transport.get_write_buffer_size():
-            self.transport.abort()  # close() would wait, for ever, for the client to read the rest
+        if not self.transport.get_write_buffer_size():
+            return
+        if self._send_cycle is not self.cycle:
+            self._arm_send()
+            return
+        self.transport.abort()  # close() would wait, for ever, for the client to read the rest
 
     # ------------------------------------------------------------ the deadlines
     def _arm(self, phase: str, seconds: float) -> None:
