@@ -30,7 +30,7 @@ from jointdnn_edge import (
 )
 from jointdnn_edge import protocol as P
 from jointdnn_edge.client import CircuitBreaker, CloudClient, SliceCall
-from jointdnn_edge.faults import TricklingProxy, free_port
+from jointdnn_edge.faults import InferenceFront, TricklingProxy, free_port
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import uniform_feeds
 from jointdnn_edge.session import JointSession
@@ -305,16 +305,10 @@ def test_backoffs_are_capped_with_full_jitter_and_differ_between_clients() -> No
     assert len(set(first)) == 50 and max(first) <= 0.25  # separate clients come back at separate times
 
 
-class _CorruptingFront:
+class _CorruptingFront(InferenceFront):
     """An ASGI front before a real app that flips the first byte of the frame in every inference answer (a 200)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
-            await self.app(scope, receive, send)
-            return
+    async def infer(self, scope: Any, receive: Any, send: Any) -> None:
         start: dict[str, Any] = {}
         body = bytearray()
 

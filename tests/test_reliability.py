@@ -19,6 +19,7 @@ from fixtures_session import TOKEN, assert_close
 from jointdnn_edge import ProtocolError, RemoteError, codec
 from jointdnn_edge import protocol as P
 from jointdnn_edge.client import CloudClient
+from jointdnn_edge.faults import InferenceFront
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import uniform_feeds
 from jointdnn_edge.session import JointSession
@@ -54,17 +55,14 @@ def test_server_answers_400_to_a_non_ascii_header_length(cloud: Any, text: str) 
         assert http.get("/v2/health/ready").status_code == 200  # and it keeps serving
 
 
-class _RewritingFront:
+class _RewritingFront(InferenceFront):
     """An ASGI front before a real app that replaces one response header of every inference answer."""
 
     def __init__(self, app: Any, header: bytes, value: bytes) -> None:
-        self.app, self.header, self.value = app, header, value
+        super().__init__(app)
+        self.header, self.value = header, value
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
-            await self.app(scope, receive, send)
-            return
-
+    async def infer(self, scope: Any, receive: Any, send: Any) -> None:
         async def rewrite(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, self.value if k.lower() == self.header else v) for k, v in message["headers"]]

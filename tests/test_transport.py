@@ -23,6 +23,7 @@ from jointdnn_edge import (
     codec,
 )
 from jointdnn_edge.client import BandwidthEstimator, CloudClient, Emulation
+from jointdnn_edge.faults import InferenceFront
 from jointdnn_edge.models.graph import uniform_feeds
 
 
@@ -235,7 +236,7 @@ def test_503_is_retried_only_within_the_retry_budget(session_models: Any) -> Non
         t.join()
 
 
-class _Front:
+class _Front(InferenceFront):
     """A misbehaving front (a proxy, a load balancer) before a real server app.
 
     Its first ``times`` inference requests are answered ``503`` (busy,
@@ -246,13 +247,11 @@ class _Front:
     """
 
     def __init__(self, app: Any, mode: str, times: int) -> None:
-        self.app, self.mode, self.times = app, mode, times
+        super().__init__(app)
+        self.mode, self.times = mode, times
         self.seen = self.computed = 0
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith("/infer"):
-            await self.app(scope, receive, send)
-            return
+    async def infer(self, scope: Any, receive: Any, send: Any) -> None:
         self.seen += 1
         if self.seen <= self.times and self.mode in ("503", "500"):
             while (await receive()).get("more_body"):

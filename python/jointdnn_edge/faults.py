@@ -11,6 +11,9 @@ to, 127.0.0.1 only.
 * :class:`TricklingProxy`: a TCP proxy before a server that forwards requests
   untouched and sends the response one byte per ``delay`` seconds (all of it,
   or all but the first response's headers).
+* :class:`InferenceFront`: an ASGI app before a real server app that passes
+  everything through but inference requests, which a subclass may refuse,
+  rewrite, corrupt or drop (a misbehaving proxy or load balancer).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import IO, Any, ClassVar
 
 from .errors import ConfigError, ServerError
 
-__all__ = ["ServeProcess", "TricklingProxy", "free_port", "open_sockets", "raw_connection"]
+__all__ = ["InferenceFront", "ServeProcess", "TricklingProxy", "free_port", "open_sockets", "raw_connection"]
 
 
 def free_port() -> int:
@@ -262,3 +265,22 @@ class TricklingProxy:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class InferenceFront:
+    """An ASGI front before ``app`` (a real server app): inference requests (paths ending in ``/infer``) go to
+    :meth:`infer`, everything else straight to ``app``. As such it changes nothing; a subclass overrides
+    :meth:`infer` to misbehave the way a proxy or a load balancer can (refuse, rewrite, corrupt, drop)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/infer"):
+            await self.infer(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def infer(self, scope: Any, receive: Any, send: Any) -> None:
+        """Handle one inference request; by default, pass it to the app untouched."""
+        await self.app(scope, receive, send)
