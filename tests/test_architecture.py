@@ -41,6 +41,7 @@ LAYERS = {
     "": 1,  # the package __init__: __version__ and lazy re-exports; loads errors and network eagerly
     "network": 1,
     "costs": 1,
+    "spread": 1,
     "planner": 2,
     "models": 3,
     "codec": 3,
@@ -48,6 +49,7 @@ LAYERS = {
     "zoo": 3,
     "profiler": 3,
     "devices": 3,
+    "calibrate": 3,
     "protocol": 4,
     "client": 5,
     "server": 5,

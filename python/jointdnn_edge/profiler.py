@@ -18,8 +18,18 @@ runs.
 
 Energy: a :class:`DeviceProfile` turns time into mobile energy with a constant
 compute power, or measures it with an ``energy_hook``. Cloud costs are either
-profiled the same way with a ``cloud_executor`` or scaled from the mobile
-times by ``cloud_speedup``; ``meta["cloud_source"]`` records which.
+profiled the same way with a ``cloud_executor``, mapped onto a device model
+(``cloud=``), or scaled from the mobile times by ``cloud_speedup``;
+``meta["cloud_source"]`` records which.
+
+This machine is rarely the phone: ``mobile_slowdown`` multiplies every mobile
+time by a known factor, ``mobile=`` maps the measured times onto a device
+model one factor per operator class (:mod:`~jointdnn_edge.calibrate`).
+
+Noise: beside each median the table keeps the band of its timed runs
+(:class:`~jointdnn_edge.spread.GroupSpread`, in ``meta["spread"]``), and a
+group timed below a group it contains, by more than both bands, is raised to
+that group's time (``clamp_groups``; ``meta["group_check"]`` lists them).
 """
 
 from __future__ import annotations
@@ -38,8 +48,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .calibrate import calibrated_ms
 from .costs import DEFAULT_MOBILE_POWER_MW, CostTable
+from .devices import Device, layer_work
+from .devices import device as device_model
 from .errors import ConfigError
+from .spread import SPREAD_KEY, SPREAD_QUANTILES, GroupSpread, clamp_low_outliers
 
 if TYPE_CHECKING:
     from .models.executor import Executor
@@ -150,6 +164,10 @@ def profile(
     device: DeviceProfile | str | None = None,
     cloud_executor: Any = None,
     cloud_speedup: float | None = None,
+    mobile_slowdown: float | None = None,
+    mobile: Device | str | None = None,
+    cloud: Device | str | None = None,
+    clamp_groups: bool = True,
     threads: int | None = None,
     progress: bool | None = None,
     seed: int = 0,
@@ -161,12 +179,24 @@ def profile(
     (``inf``). Times are medians over ``repeats`` after ``warmup`` runs, in
     ms. ``inputs`` are the model inputs (default: seeded uniform noise).
     ``device`` (a :class:`DeviceProfile` or preset name; default
-    ``"jetson-tx2"``) gives mobile energy. The cloud side is profiled with
-    ``cloud_executor`` when given, else scaled from the mobile times by
-    ``cloud_speedup`` (default :data:`DEFAULT_CLOUD_SPEEDUP`). ``progress``
-    shows a progress bar (default: when stderr is a terminal). The table's
-    ``meta`` records device, runtime, versions and settings. Invalid
-    arguments (a bound, an unknown device preset, missing ``inputs``) raise
+    ``"jetson-tx2"``, or the ``mobile`` device's power) gives mobile energy.
+
+    The mobile side is this machine's times, times ``mobile_slowdown`` when
+    given, or mapped onto the device model ``mobile`` (a
+    :class:`~jointdnn_edge.devices.Device` or preset name) one factor per
+    operator class (:func:`~jointdnn_edge.calibrate.calibrated_ms`). The
+    cloud side is profiled with ``cloud_executor`` when given, else mapped
+    from this machine's times onto the device model ``cloud``, else the
+    mobile times divided by ``cloud_speedup`` (default
+    :data:`DEFAULT_CLOUD_SPEEDUP`).
+
+    The table keeps each group's spread (``meta["spread"]``); with
+    ``clamp_groups`` (default) a group measured below a group it contains,
+    beyond both spreads, is raised to it (``meta["group_check"]``), before
+    any scaling. ``progress`` shows a progress bar (default: when stderr is
+    a terminal). The table's ``meta`` records device, runtime, versions,
+    calibration and settings. Invalid arguments (a bound, an unknown device
+    preset, missing ``inputs``, conflicting options) raise
     :class:`~jointdnn_edge.ConfigError` before anything runs.
 
     An executor that offers ``run_timed(graph, first, last, feeds) -> (outputs,
@@ -182,14 +212,30 @@ def profile(
         raise ConfigError(f"max_group must be a positive integer or None, got {max_group!r}")
     if repeats < 1 or warmup < 0:
         raise ConfigError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
-    if cloud_executor is not None and cloud_speedup is not None:
-        raise ConfigError("give cloud_executor or cloud_speedup, not both")
+    if sum(x is not None for x in (cloud_executor, cloud_speedup, cloud)) > 1:
+        raise ConfigError(
+            "cloud_executor, cloud (a device) and cloud_speedup each set the cloud side: give one, not both"
+        )
     if cloud_speedup is not None and not (math.isfinite(cloud_speedup) and cloud_speedup > 0):
         raise ConfigError(f"cloud_speedup must be a positive number, got {cloud_speedup!r}")
+    if mobile_slowdown is not None and mobile is not None:
+        raise ConfigError("give mobile_slowdown or mobile (a device), not both")
+    if mobile_slowdown is not None and not (
+        isinstance(mobile_slowdown, (int, float)) and math.isfinite(mobile_slowdown) and mobile_slowdown > 0
+    ):
+        raise ConfigError(f"mobile_slowdown must be a positive number, got {mobile_slowdown!r}")
+    mobile_dev = None if mobile is None else device_model(mobile)
+    cloud_dev = None if cloud is None else device_model(cloud)
     if isinstance(device, str):
         device = DeviceProfile.preset(device)
     elif device is None:
-        device = DEVICE_PRESETS["jetson-tx2"]
+        device = (
+            DEVICE_PRESETS["jetson-tx2"]
+            if mobile_dev is None
+            else DeviceProfile(mobile_dev.name, mobile_dev.power_mw, source=mobile_dev.source)
+        )
+    if device.energy_hook is not None and (mobile_dev is not None or mobile_slowdown is not None):
+        raise ConfigError("an energy_hook measures this machine: it cannot be combined with mobile or mobile_slowdown")
     if executor is None:
         executor = executor_for(graph, threads=threads)
     feeds = dict(uniform_feeds(graph, seed) if inputs is None else inputs)
@@ -202,14 +248,35 @@ def profile(
     show = sys.stderr.isatty() if progress is None else bool(progress)
     started = time.time()
     with _progress(show, total) as advance:
-        mobile_ms, mobile_mj = _measure(
-            graph, executor, feeds, max_group, repeats, warmup, device.energy_hook, advance, "mobile"
-        )
+        host = _measure(graph, executor, feeds, max_group, repeats, warmup, device.energy_hook, advance, "mobile")
+        cloud_runs = None
         if cloud_executor is not None:
-            cloud_ms, _ = _measure(graph, cloud_executor, feeds, max_group, repeats, warmup, None, advance, "cloud")
-        else:
-            speedup = DEFAULT_CLOUD_SPEEDUP if cloud_speedup is None else float(cloud_speedup)
-            cloud_ms = mobile_ms / speedup
+            cloud_runs = _measure(graph, cloud_executor, feeds, max_group, repeats, warmup, None, advance, "cloud")
+
+    check: dict[str, Any] = {"rule": "a group below a group it contains, beyond both spreads, takes its time"}
+    if clamp_groups:
+        for side, runs in (("mobile", host), ("cloud", cloud_runs)):
+            if runs is not None:
+                check[side] = [c.to_list() for c in runs.clamp()]
+    else:
+        check["rule"] = "off"
+
+    calibration: dict[str, Any] = {}
+    works = None if mobile_dev is None and cloud_dev is None else layer_work(graph)
+    mobile_ms = host.ms
+    if mobile_slowdown is not None:
+        mobile_ms = host.ms * float(mobile_slowdown)
+        calibration["mobile"] = {"slowdown": float(mobile_slowdown)}
+    elif mobile_dev is not None and works is not None:
+        mobile_ms, factors = calibrated_ms(host.ms, works, mobile_dev)
+        calibration["mobile"] = {"device": mobile_dev.to_dict(), "class_factors": factors}
+    if cloud_runs is not None:
+        cloud_ms = cloud_runs.ms
+    elif cloud_dev is not None and works is not None:
+        cloud_ms, factors = calibrated_ms(host.ms, works, cloud_dev)
+        calibration["cloud"] = {"device": cloud_dev.to_dict(), "class_factors": factors}
+    else:
+        cloud_ms = mobile_ms / (DEFAULT_CLOUD_SPEEDUP if cloud_speedup is None else float(cloud_speedup))
 
     meta: dict[str, Any] = {
         "profiler": {
@@ -231,20 +298,49 @@ def profile(
         "device": {**device.to_dict(), **machine_info()},
         "runtime": executor.info(),
         "versions": _versions(),
+        "group_check": check,
     }
+    if calibration:
+        meta["calibration"] = calibration
     if cloud_executor is not None:
         meta["cloud_source"] = "profiled"
         meta["cloud_runtime"] = cloud_executor.info()
         meta["cloud_timing"] = (
             "reported by the executor" if callable(getattr(cloud_executor, "run_timed", None)) else "wall clock"
         )
+    elif cloud_dev is not None:
+        meta["cloud_source"] = f"mapped onto device model {cloud_dev.name}"
     else:
         meta["cloud_source"] = "scaled"
         meta["cloud_speedup"] = DEFAULT_CLOUD_SPEEDUP if cloud_speedup is None else float(cloud_speedup)
-    energy: dict[str, Any] = (
-        {"mobile_mj": mobile_mj} if mobile_mj is not None else {"mobile_power_mw": device.compute_power_mw}
-    )
+    if cloud_runs is None:
+        spread = GroupSpread(host.lo, host.hi)
+    else:
+        spread = GroupSpread(host.lo, host.hi, cloud_runs.lo, cloud_runs.hi)
+    meta[SPREAD_KEY] = spread.to_dict()
+    if host.mj is not None:
+        energy: dict[str, Any] = {"mobile_mj": host.mj}
+    else:
+        energy = {"mobile_power_mw": device.compute_power_mw}
     return costs_from(graph, mobile_ms, cloud_ms, meta=meta, **energy)
+
+
+@dataclass
+class _Runs:
+    """One side's measurements: medians (ms), measured energy (mJ, or None) and relative quartile bands."""
+
+    ms: np.ndarray
+    mj: np.ndarray | None
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def clamp(self) -> list[Any]:
+        """Raise groups timed below a group they contain; the groups raised.
+
+        Energy measured by a hook is a measurement of its own, without a band: it is left as measured.
+        """
+        self.ms, self.lo, self.hi, clamped = clamp_low_outliers(self.ms, self.lo, self.hi)
+        return clamped
 
 
 def _measure(
@@ -257,10 +353,12 @@ def _measure(
     hook: Callable[[Callable[[], Any]], float] | None,
     advance: Callable[[str], None],
     side: str,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Time every offered group with ``executor``; ``inf`` where not offered."""
+) -> _Runs:
+    """Time every offered group with ``executor``: medians (``inf`` where not offered) and quartile bands."""
     n = graph.n
     ms = np.full((n, n), np.inf)
+    lo = np.ones((n, n))
+    hi = np.ones((n, n))
     mj = np.full((n, n), np.inf) if hook is not None else None
     # last layer reading each tensor: a tensor can be dropped once no group starting later needs it
     last_use: dict[str, int] = {}
@@ -296,13 +394,16 @@ def _measure(
                 run(group_feeds)
                 times.append(time.perf_counter_ns() - t0)
             # a median of 0 (timer too coarse) would make the group look free: floor at 1 ns
-            ms[i, j] = max(statistics.median(times), 1) / 1e6
+            median = max(statistics.median(times), 1)
+            ms[i, j] = median / 1e6
+            low, high = np.percentile(np.maximum(times, 1), SPREAD_QUANTILES)
+            lo[i, j], hi[i, j] = min(low / median, 1.0), max(high / median, 1.0)
             if mj is not None and hook is not None:
                 mj[i, j] = float(hook(functools.partial(run, group_feeds)))
             advance(f"{side} {graph.layers[i].name} .. {graph.layers[j].name}")
         for name in [t for t, k in last_use.items() if k <= i and t in live]:
             del live[name]
-    return ms, mj
+    return _Runs(ms, mj, lo, hi)
 
 
 class _Bound:

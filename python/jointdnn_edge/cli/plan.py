@@ -48,17 +48,33 @@ def load_costs(costs: Optional[Path], model: Optional[str], *, profile_repeats: 
 
     if name.replace("-", "").replace("_", "") not in [z.replace("-", "") for z in zoo.names()]:
         raise typer.BadParameter(f"unknown model {model!r}: built-in examples {sorted(EXAMPLES)}, zoo {zoo.names()}")
-    err_console.print(f"profiling zoo model {name!r} (small preset) on this machine; cloud = mobile / 10")
+    err_console.print(
+        f"no cost table for {name!r}: profiling the zoo model (small preset) on this machine now; cloud = mobile / 10"
+    )
     graph = zoo.load(name, size="small")
     return profile(graph, executor_for(graph, threads=1), max_group=8, repeats=profile_repeats, progress=True)
 
 
 def costs_source(table: Any) -> str:
-    """Which cost table a command used, in words (its ``meta["source"]``, else its model name, else "given")."""
-    src = table.meta.get("source")
+    """Which cost table a command used, in words: its ``meta["source"]``, what the profiler recorded, or its model."""
+    meta = table.meta
+    src = meta.get("source")
     if isinstance(src, str) and src:
         return src
-    model = table.meta.get("model")
+    model = meta.get("model")
+    if isinstance(model, dict) and isinstance(meta.get("profiler"), dict):
+        cpu = meta.get("device", {}).get("cpu") or "this machine"
+        mobile = meta.get("calibration", {}).get("mobile", {})
+        if "slowdown" in mobile:
+            side = f"mobile = measured x {mobile['slowdown']:g}"
+        elif "device" in mobile:
+            side = f"mobile = measured, mapped onto {mobile['device']['name']}"
+        else:
+            side = "mobile = measured"
+        cloud = meta.get("cloud_source", "?")
+        if cloud == "scaled":
+            cloud = f"mobile / {meta.get('cloud_speedup', '?'):g}"
+        return f"profiled: {model.get('name')} on {cpu}; {side}; cloud {cloud}"
     return f"model {model}" if isinstance(model, str) else "a cost table without a source note"
 
 
@@ -112,11 +128,17 @@ def plan_command(
         None, "--plot", help="Draw the schedules to this image (.png; .svg and .pdf work too)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    stability_samples: int = typer.Option(
+        200,
+        "--stability-samples",
+        help="Resampled tables for the stability line when the table keeps a measured spread (0: none).",
+    ),
 ) -> None:
     """Print the optimal schedule, its costs, and mobile-only and cloud-only beside it."""
-    from ..planner import plan
+    from ..planner import plan, stability
     from ..planner._backend import table_for_phase
     from ..plots import describe, plot_schedules, schedule_text
+    from ..spread import GroupSpread
 
     if plot is not None:
         _check_plot_path(plot)
@@ -140,6 +162,12 @@ def plan_command(
                 rows[f"{force}-only"] = plan(table, net, force=force, **kw)
             except JointDNNError:
                 pass
+        stable = None
+        if stability_samples > 0 and GroupSpread.of(table) is not None:
+            constraints: dict[str, Any] = dict(
+                deadline_ms=deadline_ms, energy_budget_mj=energy_budget_mj, cloud_budget_ms=cloud_budget_ms
+            )
+            stable = stability(table, net, samples=stability_samples, **kw, **constraints)
     except JointDNNError as e:
         err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
         raise typer.Exit(2) from None
@@ -147,6 +175,8 @@ def plan_command(
     if as_json:
         out = {k: {**describe(v), "segments": [list(s) for s in v.segments]} for k, v in rows.items()}
         doc = {"network": net.to_dict(), "objective": objective, "schedules": out, "costs": costs_source(table)}
+        if stable is not None:
+            doc["stability"] = stable.to_dict()
         console.print_json(json.dumps(doc))
     else:
         console.print(
@@ -182,6 +212,8 @@ def plan_command(
         console.print(joint.bar())
         for line in schedule_text(planned, joint):
             console.print("  " + line)
+        if stable is not None:
+            console.print(f"[bold]stability[/bold]: {stable.summary(planned.n)}")
     if plot is not None:
         try:
             plot_schedules(planned, rows, plot, title=f"{network} · {objective}")
@@ -236,6 +268,7 @@ def lut_build(
         err_console.print(f"[red]error:[/red] {type(e).__name__}: {e}")
         raise typer.Exit(2) from None
     st = lut.stats()
+    console.print(f"[dim]cost table: {costs_source(table)}[/dim]")
     console.print(
         f"wrote {output} ({output.stat().st_size} bytes) in {time.perf_counter() - started:.2f} s: "
         f"{st['cells']} cells, {st['schedules']} distinct schedules, at most {st['max_per_cell']} per cell, "

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from ..costs import CostTable
 from ..errors import JointDNNError
 from ._app import app, check_writable, console, err_console
 
@@ -52,8 +53,30 @@ def profile_command(
     token: Optional[str] = typer.Option(
         None, "--token", envvar="JOINTDNN_EDGE_TOKEN", show_envvar=True, help="Bearer token for --cloud."
     ),
-    device: str = typer.Option(
-        "jetson-tx2", "--device", help="Energy preset: jetson-tx2, jetson-tx2-maxp, raspberry-pi-4, raspberry-pi-5."
+    mobile_slowdown: Optional[float] = typer.Option(
+        None, "--mobile-slowdown", help="Mobile time = this machine's time x this factor (not with --mobile-device)."
+    ),
+    mobile_device: Optional[str] = typer.Option(
+        None,
+        "--mobile-device",
+        help="Map this machine's times onto a device model per operator class "
+        "(jetson-tx2, tesla-k40c, snapdragon-8-gen-2, h100-sxm; docs/devices.md).",
+    ),
+    cloud_device: Optional[str] = typer.Option(
+        None,
+        "--cloud-device",
+        help="Cloud times: this machine's times mapped onto this device model (not with --cloud or --cloud-speedup).",
+    ),
+    clamp_groups: bool = typer.Option(
+        True,
+        "--clamp-groups/--no-clamp-groups",
+        help="Raise a group timed below a group it contains (beyond both spreads) to that group's time.",
+    ),
+    device: Optional[str] = typer.Option(
+        None,
+        "--device",
+        help="Energy preset: jetson-tx2 (default), jetson-tx2-maxp, raspberry-pi-4, raspberry-pi-5 "
+        "(default with --mobile-device: that device's power).",
     ),
     power_mw: Optional[float] = typer.Option(None, "--power-mw", help="Compute power in mW (overrides --device's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size for a dynamic batch dimension."),
@@ -95,13 +118,17 @@ def profile_command(
             if not Path(model).exists():
                 raise typer.BadParameter(f"no such file: {model}")
             graph = load_model(model, batch_size=batch_size, input_shapes=shapes or None, merge_trivial=merge_trivial)
-        dev = DeviceProfile.preset(device)
+        dev = None if device is None else DeviceProfile.preset(device)
         if power_mw is not None:
             dev = DeviceProfile(
-                f"{dev.name} ({power_mw:g} mW given)", float(power_mw), source="given on the command line"
+                f"{dev.name if dev else mobile_device or 'mobile'} ({power_mw:g} mW given)",
+                float(power_mw),
+                source="given on the command line",
             )
-        if cloud is not None and cloud_speedup is not None:
-            raise typer.BadParameter("give --cloud or --cloud-speedup, not both")
+        if sum(x is not None for x in (cloud, cloud_speedup, cloud_device)) > 1:
+            raise typer.BadParameter(
+                "--cloud, --cloud-speedup and --cloud-device each set the cloud side: give one, not both"
+            )
         options = {"optimization": optimization} if graph.format == "onnx" else {}
         executor = executor_for(graph, threads=threads, **options)
         remote = None
@@ -116,7 +143,8 @@ def profile_command(
         try:
             costs = profile(
                 graph, executor, max_group=max_group, repeats=repeats, warmup=warmup, device=dev,
-                cloud_executor=remote, cloud_speedup=cloud_speedup, progress=progress, seed=seed,
+                cloud_executor=remote, cloud_speedup=cloud_speedup, mobile_slowdown=mobile_slowdown,
+                mobile=mobile_device, cloud=cloud_device, clamp_groups=clamp_groups, progress=progress, seed=seed,
             )  # fmt: skip
         finally:
             if remote is not None:
@@ -133,3 +161,32 @@ def profile_command(
         + (f", {costs.mobile_ms[0, -1]:.3f} ms as one group" if np.isfinite(costs.mobile_ms[0, -1]) else "")
         + f"; cloud {costs.meta.get('cloud_source')}"
     )
+    for line in profile_notes(costs):
+        console.print("  " + line)
+
+
+def profile_notes(costs: CostTable) -> list[str]:
+    """What a profiled table's meta says about calibration, spread and clamped groups, in a few lines."""
+    from ..spread import GroupSpread
+
+    lines = []
+    for side, cal in costs.meta.get("calibration", {}).items():
+        if "slowdown" in cal:
+            lines.append(f"{side}: this machine's times x {cal['slowdown']:g}")
+        else:
+            factors = ", ".join(f"{c} x{f:.3g}" for c, f in cal["class_factors"].items())
+            lines.append(f"{side}: mapped onto {cal['device']['name']} ({factors})")
+    spread = GroupSpread.of(costs)
+    if spread is not None:
+        upper = np.triu(np.ones((costs.n, costs.n), dtype=bool)) & np.isfinite(costs.mobile_ms)
+        width = np.median(spread.mobile_hi[upper] - spread.mobile_lo[upper])
+        lines.append(f"spread: median interquartile band {width:.1%} of a group's median (mobile runs)")
+    check = costs.meta.get("group_check", {})
+    raised = {side: len(check.get(side, [])) for side in ("mobile", "cloud") if check.get(side)}
+    if raised:
+        lines.append(
+            "raised to a group they contain: "
+            + ", ".join(f"{k} {side} groups" for side, k in raised.items())
+            + ' (meta["group_check"])'
+        )
+    return lines

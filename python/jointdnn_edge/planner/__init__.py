@@ -7,7 +7,8 @@ decisions. The work is done by the native core (``jointdnn_edge._core``)
 when it is available, otherwise by the pure-Python reference implementation
 (:mod:`.reference`), which computes the same answers; :mod:`._backend` picks
 one, checks requests and keeps the compiled tables (:func:`compile`,
-:func:`compile_document`).
+:func:`compile_document`). :func:`stability` says how often the optimum
+stays optimal when a profiled table is redrawn within its measured spread.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from ._backend import (
 from ._plan import plan
 from .lut import LookupTable
 from .schedule import Schedule, evaluate_usage, runs_of
+from .stability import Stability, stability
 
 __all__ = [
     "CostsLike",
     "LookupTable",
     "Schedule",
     "Solver",
+    "Stability",
     "check_bound",
     "check_force",
     "check_objective",
@@ -40,4 +43,5 @@ __all__ = [
     "native_available",
     "plan",
     "runs_of",
+    "stability",
 ]
