@@ -147,3 +147,27 @@ def test_tflite_graph_counts_about_the_same_work_as_onnx(name: str) -> None:
     assert len(onnx_work) == len(tflite_work)
     a, b = sum(w.flops for w in onnx_work), sum(w.flops for w in tflite_work)
     assert b == pytest.approx(a, rel=0.15)
+
+
+def test_backward_work_by_hand(graph) -> None:
+    """Conv (first layer: no input gradient) and FC backward: FLOPs and bytes computed by hand."""
+    conv, _, _, fc = devices.layer_work(graph)
+    bconv = devices.backward_work(conv, input_gradient=False)
+    assert bconv.flops == 2 * 16 * 32 * 32 * 27  # weight gradient only
+    assert bconv.weight_bytes == 4 * (16 * 27 + 16) * 4  # dW written, SGD reads W and dW, writes W
+    assert bconv.in_bytes == (16 * 32 * 32 + 3 * 32 * 32) * 4  # output gradient + stored input
+    assert bconv.out_bytes == 0
+    bfc = devices.backward_work(fc)
+    assert bfc.flops == 2 * (2 * 10 * 16384)  # input gradient + weight gradient
+    assert bfc.weight_bytes == 5 * (10 * 16384 + 10) * 4
+    assert bfc.in_bytes == (10 + 16384) * 4 and bfc.out_bytes == 16384 * 4
+    ms = devices.work_ms(bfc, TEST_DEVICE)
+    assert ms == pytest.approx(1e3 * max(bfc.flops / (1000e9 * 0.25), bfc.bytes / 100e9))
+    table = devices.backward_cost_table(graph, mobile=TEST_DEVICE, cloud=TEST_DEVICE)
+    # execution order: fc's backward first; one call overhead and one launch per layer with work
+    assert table.mobile_ms[0, 0] == pytest.approx(0.1 + 0.01 + ms)
+    assert list(table.out_bytes) == [16384 * 4, 16384 * 4, 16384 * 4, 3 * 32 * 32 * 4]
+    batched = devices.backward_cost_table(graph, mobile=TEST_DEVICE, cloud=TEST_DEVICE, batch=4)
+    assert list(batched.out_bytes) == [4 * b for b in table.out_bytes]
+    with pytest.raises(ConfigError):
+        devices.backward_cost_table(graph, batch=0)

@@ -40,7 +40,7 @@ def test_contract(results) -> None:
         assert r["gain"] == pytest.approx(min(r["mobile_only"][k], r["cloud_only"][k]) / r[k])
         assert r["gain"] >= 1 - 1e-9
     assert {"jetson-tx2", "tesla-k40c"} <= set(doc["devices"])
-    for f in ("report.md", "gains.png", "schedules.png", "table4.png"):
+    for f in ("report.md", "gains.png", "schedules.png", "table4.png", "figure10.png"):
         assert (out / f).stat().st_size > 0
 
 
@@ -55,12 +55,12 @@ def test_schedules_reevaluate_and_are_optimal(results) -> None:
         again = s.evaluate(table, jd.Network.preset(r["network"]))
         assert again.latency_ms == pytest.approx(r["latency_ms"], rel=1e-9)
         assert again.mobile_energy_mj == pytest.approx(r["mobile_energy_mj"], rel=1e-9)
-        # optimal: the reference planner finds nothing better on the written table
-        # (the pure-Python planner is slow on 2N-layer training tables: it checks AlexNet's, the native core the rest)
-        solver = "python" if r["phase"] == "inference" or r["model"] == "alexnet" else "auto"
+        # optimal: the reference planner (inference) or the HiGHS ILP on the exact training table (training, whose
+        # schedules the position DP or the ILP drew) finds nothing better on the written table
+        solver = "python" if r["phase"] == "inference" else "ilp"
         ref = jd.plan(table, r["network"], objective=r["objective"], phase=r["phase"], solver=solver)
         k = KEY[r["objective"]]
-        assert r[k] == pytest.approx(getattr(ref, k), rel=1e-9)
+        assert r[k] == pytest.approx(getattr(ref, k), rel=1e-7)
 
 
 def test_optimal_by_brute_force_on_a_small_device_table() -> None:
@@ -94,14 +94,20 @@ def test_paper_claims_that_hold(results) -> None:
     assert red[0] >= red[1] >= red[2]
     claims = {c["claim"]: c for c in reproduce.check_claims(doc["runs"])}
     assert claims["Figure 11: AlexNet (discriminative), Wi-Fi, latency"]["match"]
-    # training on the paper's 2N-layer chain: AlexNet mobile -> cloud -> mobile (Figure 11)
+    # training: the paper's 2N-layer chain gives AlexNet mobile -> cloud -> mobile (Figure 11) only because it
+    # moves no activations; the exact schedule runs on the mobile, and is M -> C -> M once the mobile is 1.5x slower
+    assert doc["paper_chain_training"]["alexnet"] == "mobile-cloud-mobile"
     train = next(
         r for r in doc["runs"]
         if r["model"] == "alexnet" and r["phase"] == "training" and r["network"] == "wifi"
         and r["objective"] == "latency" and r["variant"] == "8bit"
     )  # fmt: skip
-    assert train["pattern"] == "mobile-cloud-mobile"
-    assert claims["Figure 11: AlexNet training (the paper's 2N-layer chain), Wi-Fi, latency"]["match"]
+    assert train["pattern"] == "mobile" and train["activation_moves"] == 0
+    assert train["forward"][0][0] == 0 and train["backward"][0][1] == 20
+    assert doc["training_sensitivity"]["alexnet"]["1.5"] == "mobile-cloud-mobile"
+    # Figure 10(b): cloud-only / mobile-only grows with the batch size
+    ratio = [p["cloud_only_ms"] / p["mobile_only_ms"] for p in doc["sweeps"]["batch"]]
+    assert ratio == sorted(ratio)
 
 
 def test_paper_claims_that_do_not_hold_are_reported(results) -> None:

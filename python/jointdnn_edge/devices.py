@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +43,8 @@ __all__ = [
     "OP_CLASSES",
     "Device",
     "LayerWork",
+    "backward_cost_table",
+    "backward_work",
     "cost_table",
     "device",
     "group_matrix",
@@ -286,6 +288,41 @@ def layer_work(graph: ModelGraph) -> list[LayerWork]:
     return out
 
 
+#: Passes over a trained layer's parameters in one backward step: read for the input gradient, write the
+#: weight gradient, then the SGD update reads weights and gradient and writes the weights.
+WEIGHT_PASSES_BACKWARD = 5
+
+
+def backward_work(work: LayerWork, *, input_gradient: bool = True) -> LayerWork:
+    """The backward pass of a layer with ``work`` (batch as in ``work``), as one kernel's work.
+
+    FLOPs: the weight gradient costs the forward FLOPs of a layer with
+    weights (one product per multiply-accumulate, as the forward pass), and
+    the input gradient the forward FLOPs again (every layer; skipped when
+    ``input_gradient`` is False: the first trained layer passes nothing on).
+    Memory: the output gradient and the stored input activations are read,
+    the input gradient is written, and the parameters are passed over
+    :data:`WEIGHT_PASSES_BACKWARD` times (one fewer without the input gradient).
+    """
+    weighted = work.weight_bytes > 0
+    flops = (work.flops if weighted else 0.0) + (work.flops if input_gradient else 0.0)
+    if not weighted and not input_gradient:
+        return LayerWork(0.0, 0.0, 0.0, 0.0, work.op_class)
+    passes = (WEIGHT_PASSES_BACKWARD - (0 if input_gradient else 1)) if weighted else 0
+    return LayerWork(
+        flops=flops,
+        weight_bytes=passes * work.weight_bytes,
+        in_bytes=work.out_bytes + work.in_bytes,
+        out_bytes=work.in_bytes if input_gradient else 0.0,
+        op_class=work.op_class,
+    )
+
+
+def batched(work: LayerWork, batch: int) -> LayerWork:
+    """``work`` for ``batch`` inputs at once: FLOPs and activations scale, the weights are read once."""
+    return replace(work, flops=work.flops * batch, in_bytes=work.in_bytes * batch, out_bytes=work.out_bytes * batch)
+
+
 def work_ms(
     work: LayerWork, dev: Device, *, read_bytes: float | None = None, write_bytes: float | None = None
 ) -> float:
@@ -362,29 +399,93 @@ def cost_table(
     mobile: str | Device = "jetson-tx2",
     cloud: str | Device = "tesla-k40c",
     max_group: int | None = None,
+    batch: int = 1,
 ) -> CostTable:
     """A :class:`CostTable` of ``graph`` from device models (no execution, no measurement).
 
     Mobile energy is the mobile device's ``power_mw`` times its time.
-    ``meta["devices"]`` records both devices' parameters.
+    ``meta["devices"]`` records both devices' parameters. ``batch``: inputs
+    per run (the graph's shapes are one input's); activations and FLOPs scale
+    with it, weights do not.
     """
     from .models.graph import costs_from
 
-    if max_group is not None and max_group < 1:
-        raise ConfigError(f"max_group must be >= 1, got {max_group}")
-    mob, cld = device(mobile), device(cloud)
-    works = layer_work(graph)
+    mob, cld, works = _checked(graph, mobile, cloud, max_group, batch)
     fused = _fusion_producers(graph)
     meta = {
         "source": "device model",
         "devices": {"mobile": mob.to_dict(), "cloud": cld.to_dict()},
         "flops": [w.flops for w in works],
         "max_group": max_group,
+        "batch": batch,
     }
-    return costs_from(
+    table = costs_from(
         graph,
         group_matrix(works, fused, mob, max_group),
         group_matrix(works, fused, cld, max_group),
         mobile_power_mw=mob.power_mw,
+        meta=meta,
+    )
+    if batch == 1:
+        return table
+    return table.replace(out_bytes=np.asarray(table.out_bytes) * batch, input_bytes=table.input_bytes * batch)
+
+
+def _checked(
+    graph: ModelGraph, mobile: str | Device, cloud: str | Device, max_group: int | None, batch: int
+) -> tuple[Device, Device, list[LayerWork]]:
+    """Both devices and the (batched) work of every layer; ConfigError for a bad ``max_group`` or ``batch``."""
+    if max_group is not None and max_group < 1:
+        raise ConfigError(f"max_group must be >= 1, got {max_group}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"batch must be an integer >= 1, got {batch!r}")
+    return device(mobile), device(cloud), [batched(w, batch) for w in layer_work(graph)]
+
+
+def backward_cost_table(
+    graph: ModelGraph,
+    *,
+    mobile: str | Device = "jetson-tx2",
+    cloud: str | Device = "tesla-k40c",
+    max_group: int | None = None,
+    batch: int = 1,
+    trainable_from: int = 0,
+) -> CostTable:
+    """The backward layers of ``graph`` as a table for :meth:`CostTable.training` (execution order, from device models).
+
+    Layer ``k`` is the backward pass of forward layer ``N - 1 - k``
+    (:func:`backward_work`; one kernel per layer, no fusion, one call per
+    group); its ``out_bytes`` is the gradient it passes on (the size of the
+    forward layer's inputs). Layers below ``trainable_from`` are not trained:
+    they cost nothing, and the first trained layers (those reading nothing
+    trained) compute no input gradient.
+    """
+    from .costs import CostTable
+
+    mob, cld, works = _checked(graph, mobile, cloud, max_group, batch)
+    n = len(works)
+    if not 0 <= trainable_from < n:
+        raise ConfigError(f"trainable_from must be in 0..{n - 1}, got {trainable_from!r}")
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for u, v in graph.edges:
+        preds[v].append(u)
+    back = [
+        backward_work(w, input_gradient=any(u >= trainable_from for u in preds[f]))
+        if f >= trainable_from
+        else LayerWork(0.0, 0.0, 0.0, 0.0, w.op_class)
+        for f, w in enumerate(works)
+    ][::-1]
+    skeleton = graph.cost_skeleton()
+    sizes = [float(skeleton["input_bytes"])] + [float(b) for b in skeleton["out_bytes"]]
+    grads = [batch * sum(sizes[u + 1] for u in (preds[f] or [-1])) for f in range(n)][::-1]
+    none: list[int | None] = [None] * n
+    meta = {"source": "device model (backward)", "batch": batch, "trainable_from": trainable_from}
+    return CostTable(
+        group_matrix(back, none, mob, max_group),
+        group_matrix(back, none, cld, max_group),
+        grads,
+        batch * sizes[-1],
+        mobile_power_mw=mob.power_mw,
+        names=[f"{graph.layers[n - 1 - k].name}.backward" for k in range(n)],
         meta=meta,
     )

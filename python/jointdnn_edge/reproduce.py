@@ -34,17 +34,19 @@ import numpy as np
 from . import zoo
 from .codec.estimate import CodecProfile, compress_costs, layer_samples, profile_codec
 from .costs import CostTable
-from .devices import cost_table, device
+from .devices import backward_cost_table, cost_table, device
 from .errors import ConfigError
-from .models.graph import uniform_feeds
+from .models.graph import ModelGraph, uniform_feeds
 from .planner import Schedule, plan
+from .planner.training import TrainingSchedule, exact_training_table, plan_training
 
 __all__ = ["NETWORKS", "OBJECTIVES", "PHASES", "VARIANTS", "run", "variant_table", "transfer_8bit"]
 
 VARIANTS = ("8bit", "png", "ours")
 NETWORKS = ("3g", "4g", "wifi")
 OBJECTIVES = ("latency", "energy")
-#: training: the paper's graph (``CostTable.training``: 2N layers in one chain, backward = 2x forward)
+#: training: exact schedules (``planner.training``: activations moved for the backward pass, backward costs
+#: from the device model)
 PHASES = ("inference", "training")
 _KEY = {"latency": "latency_ms", "energy": "mobile_energy_mj"}
 #: bytes per element of the activations the zoo models produce (float32)
@@ -141,6 +143,30 @@ def _run_record(
     }
 
 
+def _training_record(
+    model: str, network: str, objective: str, variant: str, best: TrainingSchedule, mob: Schedule, cld: Schedule
+) -> dict[str, Any]:
+    """A training run: the exact step's record plus both chains and the activations moved for the backward pass."""
+    r = _run_record(model, network, objective, "training", variant, best.schedule, mob, cld)
+    r["forward"] = [list(x) for x in best.forward]
+    r["backward"] = [list(x) for x in best.backward]
+    r["activation_moves"] = len(best.activation_moves)
+    r["activation_move_bytes"] = sum(m.bytes for m in best.activation_moves)
+    return r
+
+
+def variant_backward(backward: CostTable, forward: CostTable) -> CostTable:
+    """``backward`` with each gradient sized like the forward tensors it is the gradient of, in ``forward``'s variant.
+
+    Gradients cross the link as the activations do (one byte per element in
+    the 8-bit variant), without codec time (the codecs were measured on activations).
+    """
+    n = forward.n
+    sizes = [forward.input_bytes] + [float(b) for b in forward.out_bytes]
+    grads = [sum(sizes[t] for t in forward.predecessors(n - 1 - k)) for k in range(n)]
+    return backward.replace(out_bytes=grads)
+
+
 def tables_for(
     name: str,
     *,
@@ -148,9 +174,10 @@ def tables_for(
     cloud: str = "tesla-k40c",
     max_group: int | None = None,
     sample_size: str = "small",
+    graph: ModelGraph | None = None,
 ) -> dict[str, CostTable]:
-    """The cost table of every variant for zoo model ``name`` at full size, from device models."""
-    base = cost_table(zoo.load(name), mobile=mobile, cloud=cloud, max_group=max_group)
+    """The cost table of every variant for zoo model ``name`` at full size (``graph``: loaded), from device models."""
+    base = cost_table(zoo.load(name) if graph is None else graph, mobile=mobile, cloud=cloud, max_group=max_group)
     profiles = codec_profiles(name, sample_size)
     return {v: variant_table(base, v, profiles) for v in VARIANTS}
 
@@ -179,24 +206,41 @@ def run(
     runs: list[dict[str, Any]] = []
     costs: dict[str, dict[str, Any]] = {}
     sensitivity: dict[str, dict[str, str]] = {}
+    training_sensitivity: dict[str, dict[str, str]] = {}
+    paper_chain: dict[str, str] = {}
+    sweep_model = "alexnet" if "alexnet" in names else names[0]
+    sweeps: dict[str, Any] = {}
     for name in names:
         if progress:
             progress(f"{name}: device model and codec samples")
+        graph = zoo.load(name)
+        group = 8 if quick else None
         tables = tables_for(
-            name, mobile=mobile, cloud=cloud, max_group=8 if quick else None, sample_size="tiny" if quick else "small"
+            name, mobile=mobile, cloud=cloud, max_group=group, sample_size="tiny" if quick else "small", graph=graph
         )
+        backward = backward_cost_table(graph, mobile=mobile, cloud=cloud, max_group=group)
+        if name == sweep_model:
+            if progress:
+                progress(f"{name}: batch-size and updated-weights sweeps (Figure 10)")
+            sweeps = figure10_sweeps(graph, mobile=mobile, cloud=cloud, max_group=group)
         sensitivity[name] = pattern_sensitivity(tables["8bit"])
+        training_sensitivity[name] = training_pattern_sensitivity(tables["8bit"], backward)
         for variant, forward in tables.items():
-            for phase in PHASES:
-                table = forward if phase == "inference" else CostTable.training(forward)
-                costs[_costs_key(name, variant, phase)] = table.to_dict()
-                for network in NETWORKS:
-                    for objective in OBJECTIVES:
-                        kw: dict[str, Any] = {"objective": objective, "phase": phase}
-                        best = plan(table, network, **kw)
-                        mob = plan(table, network, force="mobile", **kw)
-                        cld = plan(table, network, force="cloud", **kw)
-                        runs.append(_run_record(name, network, objective, phase, variant, best, mob, cld))
+            costs[_costs_key(name, variant, "inference")] = forward.to_dict()
+            exact = exact_training_table(forward, variant_backward(backward, forward))
+            costs[_costs_key(name, variant, "training")] = exact.to_dict()
+            for network in NETWORKS:
+                for objective in OBJECTIVES:
+                    best = plan(forward, network, objective=objective)
+                    mob = plan(forward, network, objective=objective, force="mobile")
+                    cld = plan(forward, network, objective=objective, force="cloud")
+                    runs.append(_run_record(name, network, objective, "inference", variant, best, mob, cld))
+                    step = plan_training(exact, network, objective=objective)
+                    mob_t = plan_training(exact, network, objective=objective, force="mobile").schedule
+                    cld_t = plan_training(exact, network, objective=objective, force="cloud").schedule
+                    runs.append(_training_record(name, network, objective, variant, step, mob_t, cld_t))
+            if variant == "8bit":
+                paper_chain[name] = plan(forward, "wifi", phase="training").pattern()
         if progress:
             progress(f"{name}: planned")
     setup: dict[str, Any] = {"mobile": mobile, "cloud": cloud, "quick": quick, "models": names, "phases": PHASES}
@@ -206,11 +250,19 @@ def run(
         "devices": {d.name: d.to_dict() for d in (device(mobile), device(cloud))},
         "setup": setup,
         "sensitivity": sensitivity,
+        "training_sensitivity": training_sensitivity,
+        "paper_chain_training": paper_chain,
+        "sweeps": sweeps,
     }
     with open(outdir / "results.json", "w", encoding="utf-8") as f:
         json.dump(doc, f, allow_nan=False)
-    claims = check_claims(runs) + sensitivity_claims(sensitivity)
-    figures = draw_figures(runs, tables_costs=costs, outdir=outdir)
+    claims = (
+        check_claims(runs, paper_chain)
+        + sensitivity_claims(sensitivity)
+        + training_sensitivity_claims(training_sensitivity)
+        + sweep_claims(sweeps)
+    )
+    figures = draw_figures(runs, tables_costs=costs, outdir=outdir) + draw_figure10(sweeps, outdir)
     (outdir / "report.md").write_text(report_markdown(claims, runs, figures, setup), encoding="utf-8")
     return doc
 
@@ -249,6 +301,127 @@ def sensitivity_claims(sensitivity: Mapping[str, Mapping[str, str]]) -> list[dic
     return out
 
 
+def training_pattern_sensitivity(
+    forward: CostTable, backward: CostTable, network: str = "wifi", objective: str = "latency"
+) -> dict[str, str]:
+    """The exact training step's pattern under each mobile slowdown in :data:`SLOWDOWNS` (keys: the factor)."""
+    out = {}
+    for f in SLOWDOWNS:
+        fwd = slowed_mobile(forward, f)
+        exact = exact_training_table(fwd, variant_backward(slowed_mobile(backward, f), fwd))
+        out[f"{f:g}"] = plan_training(exact, network, objective=objective).pattern()
+    return out
+
+
+def training_sensitivity_claims(sensitivity: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Figure 11's training pattern (AlexNet M->C->M) with exact schedules at each mobile slowdown."""
+    if "alexnet" not in sensitivity:
+        return []
+    want = "mobile-cloud-mobile"
+    at = [f for f, p in sensitivity["alexnet"].items() if p == want]
+    return [
+        {
+            "claim": "Figure 11: AlexNet training (exact schedules), Wi-Fi, latency, 8-bit, the mobile slowed down "
+            f"{', '.join(sensitivity['alexnet'])}x",
+            "paper": want,
+            "ours": ", ".join(f"{f}x: {p}" for f, p in sensitivity["alexnet"].items()),
+            "match": bool(at),
+            "cause": f"holds at {', '.join(at)}x" if at else "at no slowdown tried",
+        }
+    ]
+
+
+#: batch sizes of the Figure 10(b) sweep
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def figure10_sweeps(
+    graph: ModelGraph, *, mobile: str = "jetson-tx2", cloud: str = "tesla-k40c", max_group: int | None = None
+) -> dict[str, Any]:
+    """Figure 10 on ``graph`` (Wi-Fi, latency, 8-bit transfers), from device models.
+
+    ``updated_weights``: one exact training step when only the last k layers
+    with weights are trained (k = 1 .. all), against the share of the
+    weights they hold. ``batch``: inference at each batch size in :data:`BATCHES`.
+    Each point has the optimal, mobile-only and cloud-only latency and the gain.
+    """
+    forward = transfer_8bit(cost_table(graph, mobile=mobile, cloud=cloud, max_group=max_group))
+    wb = np.asarray(forward.weight_bytes)
+    weighted = [i for i in range(forward.n) if wb[i] > 0]
+    updated = []
+    for f0 in reversed(weighted):
+        back = backward_cost_table(graph, mobile=mobile, cloud=cloud, max_group=max_group, trainable_from=f0)
+        exact = exact_training_table(forward, variant_backward(back, forward), trainable_from=f0)
+        step = plan_training(exact, "wifi")
+        mob = plan_training(exact, "wifi", force="mobile").latency_ms
+        cld = plan_training(exact, "wifi", force="cloud").latency_ms
+        updated.append(
+            {
+                "trainable_from": f0,
+                "updated_weights_pct": 100.0 * float(wb[f0:].sum() / wb.sum()),
+                "latency_ms": step.latency_ms,
+                "mobile_only_ms": mob,
+                "cloud_only_ms": cld,
+                "gain": min(mob, cld) / step.latency_ms,
+                "pattern": step.pattern(),
+            }
+        )
+    batch = []
+    for b in BATCHES:
+        table = transfer_8bit(cost_table(graph, mobile=mobile, cloud=cloud, max_group=max_group, batch=b))
+        best = plan(table, "wifi")
+        mob = plan(table, "wifi", force="mobile").latency_ms
+        cld = plan(table, "wifi", force="cloud").latency_ms
+        batch.append(
+            {
+                "batch": b,
+                "latency_ms": best.latency_ms,
+                "mobile_only_ms": mob,
+                "cloud_only_ms": cld,
+                "gain": min(mob, cld) / best.latency_ms,
+                "pattern": best.pattern(),
+            }
+        )
+    return {"model": graph.name, "network": "wifi", "objective": "latency", "updated_weights": updated, "batch": batch}
+
+
+def sweep_claims(sweeps: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Section 4.2's statements about Figure 10, checked on the sweeps."""
+    upd, bat = sweeps["updated_weights"], sweeps["batch"]
+    model = sweeps["model"]
+    ratio = [p["cloud_only_ms"] / p["mobile_only_ms"] for p in bat]
+    grows = all(b >= a * (1 - 1e-9) for a, b in zip(ratio, ratio[1:]))
+    tail = [p["latency_ms"] for p in upd if p["updated_weights_pct"] >= 50.0] or [upd[-1]["latency_ms"]]
+    cloud_back = [p for p in upd if "cloud" in p["pattern"]]
+    flat = max(tail) <= 1.05 * min(tail) if len(tail) > 1 else True
+    return [
+        {
+            "claim": f"Figure 10(b), section 4.2: as the batch grows, mobile-only becomes more preferable ({model}, "
+            "Wi-Fi, latency; cloud-only / mobile-only latency)",
+            "paper": "increases with the batch size",
+            "ours": ", ".join(f"{p['batch']}: {r:.2f}" for p, r in zip(bat, ratio)),
+            "match": grows,
+            "cause": ""
+            if grows
+            else "the roofline compute grows linearly once a layer is compute-bound, like the transfers",
+        },
+        {
+            "claim": f"Figure 10(a), section 4.2: training latency becomes constant as the share of updated weights "
+            f"grows ({model}, Wi-Fi, latency, exact schedules)",
+            "paper": "constant past a point (all back-propagation on the mobile)",
+            "ours": ", ".join(f"{p['updated_weights_pct']:.0f}%: {p['latency_ms']:.1f} ms" for p in upd),
+            "match": flat,
+            "cause": (
+                f"backward layers on the cloud in {len(cloud_back)} of {len(upd)} points"
+                if cloud_back
+                else "every backward layer runs on the mobile, as the paper explains"
+            )
+            if flat
+            else "the training latency keeps growing: each trained layer adds its backward compute on the mobile",
+        },
+    ]
+
+
 # ---------------------------------------------------------------- claims
 def _find(runs: Iterable[Mapping[str, Any]], **kw: Any) -> list[Mapping[str, Any]]:
     return [r for r in runs if all(r[k] == v for k, v in kw.items())]
@@ -268,6 +441,17 @@ def _pattern_claim(runs: list[dict[str, Any]], model: str, want: str, label: str
     }
 
 
+def _runs_text(segments: Sequence[Sequence[Any]]) -> str:
+    """``"mobile 0..14, cloud 15..20"``: the runs of same-platform groups (forward layer numbers)."""
+    runs: list[list[Any]] = []
+    for a, b, p in segments:
+        if runs and runs[-1][2] == p:  # backward segments come in descending layer order
+            runs[-1] = [min(runs[-1][0], a), max(runs[-1][1], b), p]
+        else:
+            runs.append([a, b, p])
+    return ", ".join(f"{p} {a}..{b}" for a, b, p in runs)
+
+
 def _pattern_cause(r: Mapping[str, Any]) -> str:
     mob, cld = r["mobile_only"]["latency_ms"], r["cloud_only"]["latency_ms"]
     return (
@@ -277,20 +461,44 @@ def _pattern_cause(r: Mapping[str, Any]) -> str:
     )
 
 
-def check_claims(all_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every paper claim the runs can speak to, with ours beside it and a match flag."""
+def check_claims(all_runs: list[dict[str, Any]], paper_chain: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every paper claim the runs can speak to, with ours beside it and a match flag.
+
+    ``paper_chain``: per model, the training pattern on the paper's own graph
+    (``CostTable.training``, backward = 2x forward, no activation moves), for comparison.
+    """
     claims: list[dict[str, Any]] = []
     runs = [dict(r) for r in _find(all_runs, phase="inference")]
-    train = _find(all_runs, phase="training", model="alexnet", network="wifi", objective="latency", variant="8bit")
-    if train:
-        got = train[0]["pattern"]
+    want = "mobile-cloud-mobile"
+    if paper_chain and "alexnet" in paper_chain:
+        got = paper_chain["alexnet"]
         claims.append(
             {
-                "claim": "Figure 11: AlexNet training (the paper's 2N-layer chain), Wi-Fi, latency",
-                "paper": "mobile-cloud-mobile",
+                "claim": "Figure 11: AlexNet training on the paper's 2N-layer chain (backward = 2x forward, "
+                "activations not moved), Wi-Fi, latency",
+                "paper": want,
                 "ours": got,
-                "match": got == "mobile-cloud-mobile",
-                "cause": "" if got == "mobile-cloud-mobile" else _pattern_cause(train[0]),
+                "match": got == want,
+                "cause": "" if got == want else "see the exact schedule below",
+            }
+        )
+    train = _find(all_runs, phase="training", model="alexnet", network="wifi", objective="latency", variant="8bit")
+    if train:
+        t = train[0]
+        got = t["pattern"]
+        claims.append(
+            {
+                "claim": "Figure 11: AlexNet training (exact schedules: activations a backward layer needs moved and "
+                "paid for, backward costs from the device model), Wi-Fi, latency",
+                "paper": want,
+                "ours": f"{got} (forward {_runs_text(t['forward'])}; backward {_runs_text(t['backward'])}; "
+                f"{t['activation_moves']} activation moves)",
+                "match": got == want,
+                "cause": ""
+                if got == want
+                else _pattern_cause(t) + "; the paper's chain splits only because it moves no activations for the "
+                "backward pass and prices the backward pass at 2x forward (the device model prices weight "
+                "gradients and updates: more)",
             }
         )
     for model, want, label in [
@@ -423,7 +631,8 @@ def report_markdown(
         "# JointDNN paper reproduction (device models)",
         "",
         f"Mobile: `{setup['mobile']}`, cloud: `{setup['cloud']}` (see docs/devices.md); inference and training "
-        "(the paper's 2N-layer chain, backward = 2x forward); "
+        "(exact schedules: the activations a backward layer needs are moved and paid for, backward costs from the "
+        "device model; docs/reproduce.md); "
         f"{'quick run' if setup.get('quick') else 'full run'}; models: {', '.join(setup['models'])}.",
         "",
         "| claim | paper | ours | match | cause of the difference |",
@@ -526,6 +735,43 @@ def draw_figures(runs: list[dict[str, Any]], *, tables_costs: Mapping[str, Any],
     fig.savefig(outdir / files[-1], dpi=72)
     plt.close(fig)
     return files
+
+
+def draw_figure10(sweeps: Mapping[str, Any], outdir: Path) -> list[str]:
+    """Figure 10 as a PNG: (a) training latency vs updated weights, (b) inference latency vs batch size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is an optional extra
+        return []
+    fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    upd, bat = sweeps["updated_weights"], sweeps["batch"]
+    x = [p["updated_weights_pct"] for p in upd]
+    for key, label in (
+        ("latency_ms", "JointDNN (exact)"),
+        ("mobile_only_ms", "mobile-only"),
+        ("cloud_only_ms", "cloud-only"),
+    ):
+        ax_a.plot(x, [p[key] for p in upd], marker="o", label=label)
+    ax_a.set_xlabel("updated weights (%)")
+    ax_a.set_ylabel("one training step (ms)")
+    ax_a.set_title(f"(a) {sweeps['model']} training, Wi-Fi", fontsize=9)
+    ax_a.legend(fontsize=7)
+    b = [p["batch"] for p in bat]
+    for key, label in (("latency_ms", "JointDNN"), ("mobile_only_ms", "mobile-only"), ("cloud_only_ms", "cloud-only")):
+        ax_b.plot(b, [p[key] for p in bat], marker="o", label=label)
+    ax_b.set_xscale("log", base=2)
+    ax_b.set_yscale("log")
+    ax_b.set_xlabel("batch size")
+    ax_b.set_ylabel("inference latency (ms)")
+    ax_b.set_title(f"(b) {sweeps['model']} inference, Wi-Fi", fontsize=9)
+    ax_b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(outdir / "figure10.png", dpi=72)
+    plt.close(fig)
+    return ["figure10.png"]
 
 
 def results_section(report: str, figure_dir: str) -> str:
