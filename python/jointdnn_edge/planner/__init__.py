@@ -12,6 +12,7 @@ one, checks requests and keeps the compiled tables (:func:`compile`,
 
 from __future__ import annotations
 
+from ._accuracy import AccuracyPlanner, TransferOption, transfer_options
 from ._backend import (
     CostsLike,
     Solver,
@@ -27,10 +28,12 @@ from .lut import LookupTable
 from .schedule import Schedule, evaluate_usage, runs_of
 
 __all__ = [
+    "AccuracyPlanner",
     "CostsLike",
     "LookupTable",
     "Schedule",
     "Solver",
+    "TransferOption",
     "check_bound",
     "check_force",
     "check_objective",
@@ -40,4 +43,5 @@ __all__ = [
     "native_available",
     "plan",
     "runs_of",
+    "transfer_options",
 ]

@@ -33,6 +33,7 @@ from .schedule import Schedule
 
 __all__ = [
     "CONSTRAINT_ARGS",
+    "accuracy_planner",
     "CostsLike",
     "FORCES",
     "GraphSize",
@@ -459,6 +460,21 @@ def compile(
     compiled = _build(table_for_phase(costs, phase), solver, bool(cloud_keeps_tensors))
     _tables.of(costs)[key] = compiled
     return compiled
+
+
+def accuracy_planner(
+    costs: CostsLike, options: Sequence[Any], *, solver: str = "auto", cloud_keeps_tensors: bool = True
+) -> Any:
+    """An :class:`~jointdnn_edge.planner._accuracy.AccuracyPlanner` of ``costs`` and its transfer ``options``,
+    kept while the table lives (its compiled assignments with it)."""
+    from ._accuracy import AccuracyPlanner
+
+    key = ("accuracy", solver, bool(cloud_keeps_tensors), tuple(options))
+    kept = _tables.of(costs)
+    found = kept.get(key)
+    if found is None:
+        found = kept[key] = AccuracyPlanner(costs, options, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
+    return found
 
 
 def compile_document(doc: Mapping[str, Any], *, cloud_keeps_tensors: bool = True) -> Solver:
