@@ -28,10 +28,11 @@ from typing import Any, NamedTuple
 
 from ..errors import ConfigError, InfeasibleError
 from ..network import Network
+from ._backend import _tables, compile
 from .schedule import Schedule, tensor_sends
 from .usage import CODEC_MS, within
 
-__all__ = ["PENALTY", "AccuracyPlanner", "TransferOption", "lossy_uploads", "transfer_options"]
+__all__ = ["PENALTY", "AccuracyPlanner", "TransferOption", "accuracy_planner", "lossy_uploads", "transfer_options"]
 
 #: What a download of a tensor assigned a lossy option costs the compiled planner (ms and mJ): more than any
 #: schedule, so its answers never rely on one (a schedule carrying it is discarded).
@@ -165,8 +166,6 @@ class AccuracyPlanner:
         return out
 
     def _solver_for(self, assignment: tuple[TransferOption, ...]) -> Any:
-        from ._backend import compile
-
         found = self._compiled.get(assignment)
         if found is not None:
             return found[1]
@@ -226,3 +225,16 @@ class AccuracyPlanner:
         if chosen is None:
             raise failure or InfeasibleError("no schedule meets the constraints", "constraints")
         return chosen
+
+
+def accuracy_planner(
+    costs: Any, options: Sequence[TransferOption], *, solver: str = "auto", cloud_keeps_tensors: bool = True
+) -> AccuracyPlanner:
+    """The :class:`AccuracyPlanner` of ``costs`` and ``options``, kept while the table lives (with its compiled
+    assignments), as the backend keeps compiled tables."""
+    key = ("accuracy", solver, bool(cloud_keeps_tensors), tuple(options))
+    kept = _tables.of(costs)
+    found: AccuracyPlanner | None = kept.get(key)
+    if found is None:
+        found = kept[key] = AccuracyPlanner(costs, options, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
+    return found

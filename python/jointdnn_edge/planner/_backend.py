@@ -24,19 +24,15 @@ import os
 import weakref
 from collections.abc import Hashable, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..errors import ConfigError, SolverError
 from ..network import Network, Radio
 from . import reference
 from .schedule import Schedule
 
-if TYPE_CHECKING:
-    from ._accuracy import AccuracyPlanner
-
 __all__ = [
     "CONSTRAINT_ARGS",
-    "accuracy_planner",
     "CostsLike",
     "FORCES",
     "GraphSize",
@@ -463,21 +459,6 @@ def compile(
     compiled = _build(table_for_phase(costs, phase), solver, bool(cloud_keeps_tensors))
     _tables.of(costs)[key] = compiled
     return compiled
-
-
-def accuracy_planner(
-    costs: CostsLike, options: Sequence[Any], *, solver: str = "auto", cloud_keeps_tensors: bool = True
-) -> AccuracyPlanner:
-    """An :class:`~jointdnn_edge.planner._accuracy.AccuracyPlanner` of ``costs`` and its transfer ``options``,
-    kept while the table lives (its compiled assignments with it)."""
-    from ._accuracy import AccuracyPlanner
-
-    key = ("accuracy", solver, bool(cloud_keeps_tensors), tuple(options))
-    kept = _tables.of(costs)
-    found: AccuracyPlanner | None = kept.get(key)
-    if found is None:
-        found = kept[key] = AccuracyPlanner(costs, options, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
-    return found
 
 
 def compile_document(doc: Mapping[str, Any], *, cloud_keeps_tensors: bool = True) -> Solver:

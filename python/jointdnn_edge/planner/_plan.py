@@ -6,8 +6,8 @@ from typing import Any
 
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
-from ._accuracy import transfer_options
-from ._backend import SOLVERS, CostsLike, accuracy_planner, check_bound, check_request, compile, table_for_phase
+from ._accuracy import accuracy_planner, transfer_options
+from ._backend import SOLVERS, CostsLike, check_bound, check_request, compile, table_for_phase
 from .schedule import Schedule
 
 _COMPILED = ("auto", "native", "python")
