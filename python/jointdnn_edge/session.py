@@ -35,7 +35,9 @@ from .planner import LookupTable, Schedule, check_bound, check_force, check_obje
 
 if TYPE_CHECKING:
     from .costs import CostTable
+    from .lossy import LossySpec
     from .models.graph import ModelGraph
+    from .planner import TransferOption
 
 __all__ = ["JointSession", "Step", "Trace"]
 
@@ -60,7 +62,8 @@ class Step:
     ``codec_down``: codecs of the frames' tensors; ``fallback``: a local run
     replacing failed cloud work; ``error``: why this cloud step failed;
     ``deadline_ms``: the deadline the cloud request was given (None: the
-    client's timeout, when there is no cost table to predict from).
+    client's timeout, when there is no cost table to predict from);
+    ``lossy``: the inputs this cloud step sent lossily, ``{tensor: option}``.
     """
 
     first: int
@@ -79,6 +82,7 @@ class Step:
     fallback: bool = False
     error: str | None = None
     deadline_ms: float | None = None
+    lossy: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -151,6 +155,8 @@ class Trace:
             what = f"  {s.platform:6} {s.first}..{s.last}: {s.ms:.2f} ms (compute {s.compute_ms:.2f})"
             if s.platform == "cloud":
                 what += f", {s.bytes_up} B up [{s.codec_up}], {s.bytes_down} B down [{s.codec_down}]"
+                if s.lossy:
+                    what += " lossy " + ", ".join(f"{t}={o}" for t, o in s.lossy.items())
             if s.fallback:
                 what += " [local fallback]"
             if s.error:
@@ -219,6 +225,14 @@ class JointSession:
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), so that a
     session kept local by a slow link notices when the link gets faster.
+    ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
+    model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
+    options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
+    :func:`jointdnn_edge.lossy.fit_table`; the server must hold the same
+    specs) plans every inference under that accuracy budget (exactly, not by
+    the lookup table): the schedule may send a cut tensor with a lossy
+    option, the session encodes it so and ``Step.lossy`` says which. Rows
+    with no fitted spec are not offered.
     ``close_cloud``: whether :meth:`close` closes the client (default: only
     a client the session made itself from a URL; a client passed in may be
     shared by other sessions and is the caller's to close).
@@ -254,6 +268,9 @@ class JointSession:
         profile_max_group: int | None = 8,
         probe_interval_s: float | None = 5.0,
         close_cloud: bool | None = None,
+        max_accuracy_loss: float | None = None,
+        accuracy: Any = None,
+        lossy_specs: Mapping[str, Sequence[LossySpec]] | None = None,
     ) -> None:
         from .codec import CODECS
         from .models import ModelGraph, load_model
@@ -320,11 +337,37 @@ class JointSession:
                 _check_offered(self._fixed, costs)
         self._lut: LookupTable | None = None
         self._lut_rtt: float | None = None
+        self.max_accuracy_loss = check_bound("max_accuracy_loss", max_accuracy_loss)
+        self._options, self._lossy_specs = self._transfer_options(accuracy, lossy_specs)
         self._lock = threading.RLock()
         self._slowdown = 1.0
         self.last_trace: Trace | None = None
 
     # ------------------------------------------------------------ set-up
+    def _transfer_options(
+        self, accuracy: Any, lossy_specs: Mapping[str, Sequence[LossySpec]] | None
+    ) -> tuple[tuple[TransferOption, ...] | None, dict[tuple[int, str], tuple[str, LossySpec]]]:
+        """The accuracy table's options that have a fitted spec, and each one's tensor name and spec."""
+        if self.max_accuracy_loss is None and accuracy is None and lossy_specs is None:
+            return None, {}
+        if self.max_accuracy_loss is None or accuracy is None or lossy_specs is None:
+            raise ConfigError("an accuracy budget needs max_accuracy_loss, accuracy and lossy_specs")
+        from .lossy import cut_tensors, spec_for
+        from .planner import transfer_options
+
+        offered = transfer_options(accuracy, tensor_of=cut_tensors(self.graph, accuracy))
+        rows = list(accuracy["rows"] if isinstance(accuracy, Mapping) else accuracy)  # checked by both above
+        options: list[TransferOption] = []
+        specs: dict[tuple[int, str], tuple[str, LossySpec]] = {}
+        for row, option in zip(rows, offered):
+            spec = spec_for(row["option"], lossy_specs.get(row["cut"], ()))
+            if spec is not None:
+                options.append(option)
+                specs[(option.tensor, option.option)] = (row["cut"], spec)
+        if not options:
+            raise ConfigError("no row of the accuracy table has a fitted spec in lossy_specs")
+        return tuple(options), specs
+
     @property
     def costs(self) -> CostTable:
         """The cost table (profiled on first use when none was given)."""
@@ -446,9 +489,13 @@ class JointSession:
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
         kwargs: dict[str, Any] = {"objective": self.objective, "cloud_slowdown": slowdown, "cloud_keeps_tensors": False}
+        if self._options is not None:
+            kwargs.update(max_accuracy_loss=self.max_accuracy_loss, accuracy=self._options)
         try:
             if self.force is not None:
                 return plan(self.costs, network, force=self.force, **kwargs), "plan", network, slowdown
+            if self._options is not None:
+                return plan(self.costs, network, **kwargs, **self.constraints), "plan", network, slowdown
             lut = self.lookup_table
             if isinstance(self.network, str) and self._lut_rtt is not None and _drifted(self._lut_rtt, network.rtt_ms):
                 with self._lock:  # the table's radio (round trip included) is fixed when built
@@ -467,7 +514,7 @@ class JointSession:
         """
         if self.cloud is None or self._fixed is not None or not self.cloud.available:
             return False
-        if self.force is not None:
+        if self.force is not None or self._options is not None:  # planned exactly: no lookup table
             if self._costs is not None:
                 return False
             _ = self.costs
@@ -512,7 +559,7 @@ class JointSession:
             step = Step(first, last, "cloud")
             t_step = time.perf_counter()
             try:
-                self._run_cloud(step, tensors, network, slowdown)
+                self._run_cloud(step, tensors, network, slowdown, schedule.lossy)
             except (TransportError, CodecError) as e:
                 reason = f"{type(e).__name__}: {e}"
                 step.ms = (time.perf_counter() - t_step) * 1e3  # what the failed attempt cost
@@ -540,8 +587,18 @@ class JointSession:
         tensors.update(result)
         return Step(first, last, "mobile", ms=ms, compute_ms=ms, fallback=fallback)
 
-    def _run_cloud(self, step: Step, tensors: dict[str, Any], network: Network, slowdown: float) -> None:
-        """Run ``step``'s layers on the cloud and fill in the step (what was sent too, in case the request fails)."""
+    def _run_cloud(
+        self,
+        step: Step,
+        tensors: dict[str, Any],
+        network: Network,
+        slowdown: float,
+        lossy: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """Run ``step``'s layers on the cloud and fill in the step (what was sent too, in case the request fails).
+
+        ``lossy``: the schedule's lossy options, ``(tensor, option)``; those of the step's inputs are applied.
+        """
 
         g = self.graph
         assert self.cloud is not None
@@ -549,6 +606,7 @@ class JointSession:
         raw_out = sum(g.tensor(n).nbytes for n in g.slice_io(first, last)[1])
         predicted_cloud = self._predicted_cloud_ms(first, last)
         call = SliceCall(g, first, last)
+        specs = dict(self._lossy_specs[x] for x in lossy)
         try:
             result, resp = call.run(
                 self.cloud,
@@ -561,9 +619,13 @@ class JointSession:
                 deadline_s=lambda frame_bytes: self._deadline_s(
                     frame_bytes, raw_out, predicted_cloud, network, slowdown
                 ),
+                lossy=specs,
             )
         finally:
             step.encode_ms, step.codec_up = call.encode_ms, call.codec_up
+            step.lossy = {
+                name: option for t, option in lossy if (name := self._lossy_specs[(t, option)][0]) in call.lossy
+            }
             step.deadline_ms = None if call.deadline_s is None else call.deadline_s * 1e3
         tensors.update(result)
         if self.track_cloud_load and predicted_cloud and resp.compute_ms > 0:

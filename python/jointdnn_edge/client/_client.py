@@ -299,6 +299,7 @@ class CloudClient:
         deadline_s: float | None = None,
         max_response_bytes: int | None = None,
         check_frame: Callable[[bytes], object] | None = None,
+        lossy: Sequence[tuple[str, str, bytes]] = (),
     ) -> SliceResponse:
         """Run layers ``first..last`` of ``model`` on the cloud with the tensors in ``frame``.
 
@@ -311,6 +312,9 @@ class CloudClient:
         frame before the circuit breaker hears how the request ended, so that
         a frame it refuses (by raising :class:`~jointdnn_edge.CodecError` or
         :class:`RemoteError`) counts as a cloud failure, of the probe too.
+        ``lossy``: ``(tensor, spec digest hex, payload)`` of inputs sent
+        lossily (``docs/wire-format.md`` §9) beside ``frame``, under specs the
+        server holds.
         Raises :class:`CloudUnavailableError`,
         :class:`DeadlineExceededError`, :class:`AuthError` or
         :class:`RemoteError`.
@@ -320,13 +324,15 @@ class CloudClient:
             params[P.P_QUANTIZE] = int(quantize_bits)
         if digest is not None:
             params[P.P_DIGEST] = digest
-        blob = P.pack_bytes([frame])
+        if lossy:
+            params[P.P_LOSSY] = [[name, spec] for name, spec, _ in lossy]
+        blob = P.pack_bytes([frame, *(payload for _, _, payload in lossy)])
         header = {
             "inputs": [
                 {
                     "name": P.FRAME_TENSOR,
                     "datatype": "BYTES",
-                    "shape": [1],
+                    "shape": [1 + len(lossy)],
                     "parameters": {"binary_data_size": len(blob)},
                 }
             ],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -20,6 +20,7 @@ from ._inputs import as_model_tensor
 
 if TYPE_CHECKING:
     from ..codec.frame import FrameEntry
+    from ..lossy import LossySpec
     from ..models.graph import ModelGraph
     from ._client import CloudClient, SliceResponse
 
@@ -39,7 +40,7 @@ class SliceCall:
     the request's frame; ``codec_up``/``codec_down``: the codecs of the
     frames' tensors (``"+"``-joined); ``deadline_s``: the request's deadline
     (None: the client's timeout); ``ms``: the whole call, encoding to
-    decoding.
+    decoding; ``lossy``: the inputs sent lossily, ``{tensor: option label}``.
     """
 
     graph: ModelGraph
@@ -52,6 +53,7 @@ class SliceCall:
     decode_ms: float = 0.0
     codec_down: str = ""
     ms: float = 0.0
+    lossy: dict[str, str] = field(default_factory=dict)
 
     def run(
         self,
@@ -64,6 +66,7 @@ class SliceCall:
         quantize_bits: int | None = None,
         digest: str | None = None,
         deadline_s: Deadline = None,
+        lossy: Mapping[str, LossySpec] | None = None,
     ) -> tuple[dict[str, np.ndarray], SliceResponse]:
         """Run the range on ``client``'s server (which serves the graph as ``model``): its outputs and the response.
 
@@ -74,9 +77,12 @@ class SliceCall:
         before decoding it (:func:`decode_slice_outputs`). ``deadline_s`` may
         be a function of the frame's size; it bounds the request as a whole.
         Inputs are cast to the model's dtypes within their kind before
-        encoding. Raises :class:`~jointdnn_edge.ExecutionError` for a range
-        outside the model, missing inputs or inputs of the wrong shape or
-        kind (nothing sent), the client's
+        encoding. ``lossy`` gives a :class:`~jointdnn_edge.lossy.LossySpec`
+        for inputs to send lossily instead (``docs/wire-format.md`` §9; the
+        server must hold the same specs); others it names are ignored.
+        Raises :class:`~jointdnn_edge.ExecutionError` for a range outside the
+        model, missing inputs or inputs of the wrong shape or kind (nothing
+        sent), the client's
         :class:`~jointdnn_edge.TransportError` subclasses, and
         :class:`~jointdnn_edge.CodecError` for a corrupt frame (counted as a
         cloud failure by ``client``'s circuit breaker).
@@ -90,10 +96,17 @@ class SliceCall:
         if missing:
             raise ExecutionError(f"layers {first}..{last} of {g.name!r}: missing inputs {missing}")
         tensors = {n: as_model_tensor(g, n, feeds[n]) for n in ins}
+        specs = {n: spec for n, spec in (lossy or {}).items() if n in tensors}
         t0 = time.perf_counter()
+        sent_lossy = []
+        if specs:
+            from ..lossy import encode as lossy_encode
+
+            sent_lossy = [(n, spec.digest.hex(), lossy_encode(tensors.pop(n), spec)) for n, spec in specs.items()]
+            self.lossy = {n: spec.label for n, spec in specs.items()}
         frame = encode(tensors, codec=codec, level=level, quantize_bits=quantize_bits)
         self.encode_ms = (time.perf_counter() - t0) * 1e3
-        self.frame_bytes = len(frame)
+        self.frame_bytes = len(frame) + sum(len(p) for _, _, p in sent_lossy)
         self.codec_up = _codecs(read_headers(frame, max_bytes=1 << 62))
         self.deadline_s = deadline_s(len(frame)) if callable(deadline_s) else deadline_s
         decoded: list[tuple[dict[str, np.ndarray], list[FrameEntry]]] = []
@@ -115,6 +128,7 @@ class SliceCall:
             deadline_s=self.deadline_s,
             max_response_bytes=response_limit(g, first, last),
             check_frame=check,
+            lossy=sent_lossy,
         )
         outputs, heads = decoded[0]
         self.codec_down = _codecs(heads)

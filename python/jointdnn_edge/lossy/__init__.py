@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from ._accuracy import DEFAULT_OPTIONS, default_cuts, measure_ocr, single_tensor_cuts
 from ._codec import HEADER_BYTES, decode, encode, pack_codes, packed_bytes, unpack_codes
+from ._fitting import cut_tensors, fit_table, spec_for
 from ._ocr import character_error_rate, ctc_greedy, default_fonts, default_texts, edit_distance, ocr_labels, render_line
 from ._spec import CLIP_METHODS, GRANULARITIES, SPEC_VERSION, LossyOption, LossySpec, Projection, fit, parse_option
 
@@ -40,6 +41,7 @@ __all__ = [
     "LossySpec",
     "Projection",
     "character_error_rate",
+    "cut_tensors",
     "ctc_greedy",
     "decode",
     "default_cuts",
@@ -48,6 +50,7 @@ __all__ = [
     "edit_distance",
     "encode",
     "fit",
+    "fit_table",
     "measure_ocr",
     "ocr_labels",
     "pack_codes",
@@ -55,5 +58,6 @@ __all__ = [
     "parse_option",
     "render_line",
     "single_tensor_cuts",
+    "spec_for",
     "unpack_codes",
 ]

@@ -13,6 +13,7 @@ stays optimal when a profiled table is redrawn within its measured spread.
 
 from __future__ import annotations
 
+from ._accuracy import AccuracyPlanner, TransferOption, transfer_options
 from ._backend import (
     CostsLike,
     Solver,
@@ -29,11 +30,13 @@ from .schedule import Schedule, evaluate_usage, runs_of
 from .stability import Stability, stability
 
 __all__ = [
+    "AccuracyPlanner",
     "CostsLike",
     "LookupTable",
     "Schedule",
     "Solver",
     "Stability",
+    "TransferOption",
     "check_bound",
     "check_force",
     "check_objective",
@@ -44,4 +47,5 @@ __all__ = [
     "plan",
     "runs_of",
     "stability",
+    "transfer_options",
 ]

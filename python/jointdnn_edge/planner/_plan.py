@@ -6,7 +6,8 @@ from typing import Any
 
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
-from ._backend import SOLVERS, CostsLike, check_request, compile, table_for_phase
+from ._accuracy import accuracy_planner, transfer_options
+from ._backend import SOLVERS, CostsLike, check_bound, check_request, compile, table_for_phase
 from .schedule import Schedule
 
 _COMPILED = ("auto", "native", "python")
@@ -25,6 +26,8 @@ def plan(
     force: str | None = None,
     solver: str = "auto",
     cloud_keeps_tensors: bool = True,
+    max_accuracy_loss: float | None = None,
+    accuracy: Any = None,
 ) -> Schedule:
     """The optimal schedule of ``costs`` on ``network`` (a :class:`Network` or a preset name).
 
@@ -45,12 +48,24 @@ def plan(
     ``"ilp"`` (HiGHS MILP) or ``"brute"`` (enumeration; small tables only).
     All solvers are exact and agree on the optimal cost.
 
+    ``max_accuracy_loss`` with ``accuracy`` (an accuracy table, see
+    :func:`~jointdnn_edge.planner.transfer_options`) plans under an accuracy
+    budget: the split and the transfer option of every uploaded tensor are
+    chosen together, exactly, and the schedule's ``lossy`` says which option
+    each lossy upload uses (``docs/planner.md``, "Accuracy budget"; solvers
+    ``auto``, ``native``, ``python`` and ``brute``).
+
     Bad arguments raise :class:`ConfigError`; ``solver="native"`` without the
     native module raises :class:`SolverError`.
     """
     network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )
+    if max_accuracy_loss is not None or accuracy is not None:
+        return _plan_with_options(
+            costs, network, objective, cloud_slowdown, (deadline_ms, energy_budget_mj, cloud_budget_ms), force,
+            phase, solver, cloud_keeps_tensors, max_accuracy_loss, accuracy,
+        )  # fmt: skip
     if solver in _COMPILED:
         compiled = compile(costs, phase=phase, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
         return compiled.solve(objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force)
@@ -80,3 +95,45 @@ def plan(
             raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")
         segs, usage, transfers = found
     return Schedule.from_usage(segs, usage, transfers, network, cloud_slowdown, objective=objective, solver=solver)
+
+
+def _plan_with_options(
+    costs: CostsLike,
+    network: Network,
+    objective: str,
+    slowdown: float,
+    bounds: tuple[float | None, float | None, float | None],
+    force: str | None,
+    phase: str,
+    solver: str,
+    cloud_keeps_tensors: bool,
+    max_accuracy_loss: Any,
+    accuracy: Any,
+) -> Schedule:
+    """:func:`plan` under an accuracy budget (arguments but the budget's already checked)."""
+    if max_accuracy_loss is None or accuracy is None:
+        raise ConfigError("planning under an accuracy budget needs both max_accuracy_loss and accuracy")
+    budget = check_bound("max_accuracy_loss", max_accuracy_loss)
+    assert budget is not None
+    if phase != "inference":
+        raise ConfigError("lossy transfer options are for inference; plan training without an accuracy budget")
+    options = transfer_options(accuracy)
+    if solver == "brute":
+        from .brute import best_with_options
+
+        table = table_for_phase(costs, phase)
+        deadline, energy, cloud = bounds
+        found = best_with_options(
+            table, network, options, budget, objective=objective, slowdown=slowdown, deadline_ms=deadline,
+            energy_budget_mj=energy, cloud_budget_ms=cloud, force=force, cloud_keeps_tensors=cloud_keeps_tensors,
+        )  # fmt: skip
+        if found is None:
+            raise InfeasibleError("no schedule meets the constraints (brute force)", "constraints")
+        segs, usage, transfers, used, loss = found
+        s = Schedule.from_usage(segs, usage, transfers, network, slowdown, objective=objective, solver="brute")
+        return s.with_lossy([(o.tensor, o.option) for o in used], loss)
+    if solver not in _COMPILED:
+        raise ConfigError(f"an accuracy budget is planned by the solvers {(*_COMPILED, 'brute')}, not {solver!r}")
+    return accuracy_planner(costs, options, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors).solve(
+        budget, objective, network, slowdown, *bounds, force
+    )

@@ -140,3 +140,63 @@ def best_by_placement(
         if v < best_v:
             best_v, best_segs = v, segs
     return best_v, best_segs
+
+
+def best_with_options(
+    costs: Any,
+    network: Network,
+    options: Sequence[Any],
+    max_accuracy_loss: float,
+    *,
+    objective: str = "latency",
+    slowdown: float = 1.0,
+    deadline_ms: float | None = None,
+    energy_budget_mj: float | None = None,
+    cloud_budget_ms: float | None = None,
+    force: str | None = None,
+    cloud_keeps_tensors: bool = True,
+) -> tuple[Segments, list[float], int, list[Any], float] | None:
+    """The optimum over every schedule and every choice of transfer option per uploaded tensor, by enumeration.
+
+    ``options``: :class:`~jointdnn_edge.planner.TransferOption` values. A
+    tensor the phone produced and uploads is sent losslessly or with any one
+    of its options (the same at every upload); the choice's loss, the sum of
+    its options' losses, must be within ``max_accuracy_loss``. Returns
+    ``(segments, usage, transfers, options used, loss)``, ties going to the
+    smaller loss; None when nothing is feasible.
+    """
+    from .schedule import tensor_sends
+
+    w = {m: weights(m, network, slowdown) for m in ("latency", "energy", "cloud")}
+    bounds = [
+        (m, b)
+        for m, b in (("latency", deadline_ms), ("energy", energy_budget_mj), ("cloud", cloud_budget_ms))
+        if b is not None
+    ]
+    by_tensor: dict[int, list[Any]] = {}
+    for o in options:
+        by_tensor.setdefault(o.tensor, []).append(o)
+    best_key: tuple[float, float] | None = None
+    found = None
+    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors):
+        place = [p for a, b, p in segs for _ in range(a, b + 1)]
+        uploads: dict[int, int] = {}
+        for t, d in tensor_sends(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors):
+            if d == 0 and (t == 0 or place[t - 1] == "mobile"):
+                uploads[t] = uploads.get(t, 0) + 1
+        lossable = [t for t in uploads if t in by_tensor]
+        for picks in itertools.product(*[[None, *by_tensor[t]] for t in lossable]):
+            used = [o for o in picks if o is not None]
+            loss = sum(o.loss for o in used)
+            if not within(loss, max_accuracy_loss):
+                continue
+            v = list(u)
+            for o in used:
+                lossless = costs.input_bytes if o.tensor == 0 else costs.out_bytes[o.tensor - 1]
+                v[3] += uploads[o.tensor] * (o.bytes - float(lossless))
+            if not all(within(dot(w[m], v), b) for m, b in bounds):
+                continue
+            key = (dot(w[objective], v), loss)
+            if best_key is None or key < best_key:
+                best_key, found = key, (segs, v, k, sorted(used), loss)
+    return found

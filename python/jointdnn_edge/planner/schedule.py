@@ -41,7 +41,10 @@ class Schedule:
     ``bytes_up``/``bytes_down``, ``transfers`` (tensors and weight sets
     moved) and ``switches`` (changes of platform, the return of the results
     included). ``exact`` is False only for a lookup-table answer outside the
-    table's exact region; ``solver`` names what produced it.
+    table's exact region; ``solver`` names what produced it. ``lossy`` lists
+    the tensors sent with a lossy option, ``(tensor, option)`` in tensor order
+    (empty: every transfer is lossless), and ``accuracy_loss`` what those
+    options cost in accuracy (``docs/planner.md``, "Accuracy budget").
     """
 
     __slots__ = (
@@ -57,6 +60,8 @@ class Schedule:
         "objective",
         "exact",
         "solver",
+        "_lossy",  # unset on lossless schedules (the solvers' fast constructor does not touch them)
+        "_accuracy_loss",
     )
 
     def __init__(
@@ -74,6 +79,8 @@ class Schedule:
         objective: str | None = None,
         exact: bool = True,
         solver: str = "",
+        lossy: Iterable[Sequence[Any]] = (),
+        accuracy_loss: float = 0.0,
     ) -> None:
         self.segments: tuple[Segment, ...] = tuple((int(a), int(b), str(p)) for a, b, p in segments)
         self.latency_ms = float(latency_ms)
@@ -87,6 +94,24 @@ class Schedule:
         self.objective = objective
         self.exact = exact
         self.solver = solver
+        self._lossy: tuple[tuple[int, str], ...] = tuple(sorted((int(t), str(o)) for t, o in lossy))
+        self._accuracy_loss = float(accuracy_loss)
+
+    @property
+    def lossy(self) -> tuple[tuple[int, str], ...]:
+        """``(tensor, option label)`` of every tensor sent lossily (tensor numbering of :mod:`jointdnn_edge.costs`)."""
+        return getattr(self, "_lossy", ())
+
+    @property
+    def accuracy_loss(self) -> float:
+        """The accuracy the lossy options cost: the sum of their measured losses (0 when :attr:`lossy` is empty)."""
+        return getattr(self, "_accuracy_loss", 0.0)
+
+    def with_lossy(self, lossy: Iterable[Sequence[Any]], accuracy_loss: float) -> Schedule:
+        """This schedule (same costs) marked with the lossy options its transfers use."""
+        self._lossy = tuple(sorted((int(t), str(o)) for t, o in lossy))
+        self._accuracy_loss = float(accuracy_loss)
+        return self
 
     @staticmethod
     def _make(
@@ -170,10 +195,14 @@ class Schedule:
 
     def __str__(self) -> str:
         runs = ", ".join(f"{p} {a}..{b}" for a, b, p in self.runs())
-        return (
+        text = (
             f"{runs}: {self.latency_ms:.3f} ms, {self.mobile_energy_mj:.3f} mJ, cloud {self.cloud_ms:.3f} ms, "
             f"{self.bytes_up:.0f} B up, {self.bytes_down:.0f} B down"
         )
+        if self.lossy:
+            options = ", ".join(f"tensor {t} {o}" for t, o in self.lossy)
+            text += f"; lossy: {options} (accuracy loss {self.accuracy_loss:.4g})"
+        return text
 
     def __repr__(self) -> str:
         return f"Schedule({list(self.segments)!r}, latency_ms={self.latency_ms:.6g}, solver={self.solver!r})"
@@ -181,16 +210,20 @@ class Schedule:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Schedule):
             return NotImplemented
-        return self.segments == other.segments and all(
-            math.isclose(getattr(self, k), getattr(other, k), rel_tol=1e-9, abs_tol=1e-9)
-            for k in ("latency_ms", "mobile_energy_mj", "cloud_ms", "bytes_up", "bytes_down")
+        return (
+            self.segments == other.segments
+            and self.lossy == other.lossy
+            and all(
+                math.isclose(getattr(self, k), getattr(other, k), rel_tol=1e-9, abs_tol=1e-9)
+                for k in ("latency_ms", "mobile_energy_mj", "cloud_ms", "bytes_up", "bytes_down")
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form."""
-        return {
+        """Plain-JSON form (``lossy`` and ``accuracy_loss`` only when a transfer is lossy)."""
+        d = {
             "segments": [list(s) for s in self.segments],
             "latency_ms": self.latency_ms,
             "mobile_energy_mj": self.mobile_energy_mj,
@@ -203,6 +236,10 @@ class Schedule:
             "exact": self.exact,
             "solver": self.solver,
         }
+        if self.lossy:
+            d["lossy"] = [list(x) for x in self.lossy]
+            d["accuracy_loss"] = self.accuracy_loss
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Schedule:
@@ -214,6 +251,8 @@ class Schedule:
             objective=d.get("objective"),
             exact=d.get("exact", True),
             solver=d.get("solver", ""),
+            lossy=d.get("lossy", ()),
+            accuracy_loss=d.get("accuracy_loss", 0.0),
         )
 
     # ------------------------------------------------------------ evaluation
@@ -251,65 +290,22 @@ def evaluate_usage(
     the segments do not cover the layers in order or use a group that is not
     offered.
     """
-    n = costs.n
     u = [0.0] * DIMS
-    place: list[str] = []
+    place = _placement(costs, segments)
     for seg in segments:
         a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
-        if a != len(place) or b < a or b >= n or p not in PLATFORMS:
-            raise CostTableError(
-                f"segments must cover layers 0..{n - 1} in order without gaps; got {tuple(seg)} "
-                f"where layer {len(place)} was expected"
-            )
-        table = costs.mobile_ms if p == "mobile" else costs.cloud_ms
-        t = float(table[a][b])
-        if not math.isfinite(t):
-            raise CostTableError(f"group {a}..{b} is not offered on the {p}")
         if p == "mobile":
-            u[0] += t
+            u[0] += float(costs.mobile_ms[a][b])
             u[2] += float(costs.mobile_mj[a][b])
         else:
-            u[1] += t
-        place.extend([p] * (b - a + 1))
-    if len(place) != n:
-        raise CostTableError(f"segments cover {len(place)} layers but the model has {n}")
-    consumers: list[list[int]] = [[] for _ in range(n + 1)]
-    has_pred = [False] * n
-    for a, b in costs.edges:
-        consumers[a + 1].append(b)
-        has_pred[b] = True
-    for v in range(n):
-        if not has_pred[v]:
-            consumers[0].append(v)
-    outputs = set(costs.outputs)
-    run: list[int] = []
-    prev_p = None
-    for seg in segments:
-        a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
-        r = (run[-1] + (p != prev_p)) if run else 0
-        run.extend([r] * (b - a + 1))
-        prev_p = p
+            u[1] += float(costs.cloud_ms[a][b])
+    run = _run_ids(segments)
     transfers = 0
-
-    def send(t: int, d: int) -> None:
-        nonlocal transfers
+    for t, d in _tensor_sends(costs, place, run, cloud_keeps_tensors):
         u[3 + d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
         u[6] += float(costs.codec_ms[t][d])
         u[7] += float(costs.codec_mj[t][d])
         transfers += 1
-
-    for t, cons in enumerate(consumers):
-        src = "mobile" if t == 0 else place[t - 1]
-        is_output = t > 0 and (t - 1) in outputs
-        if cloud_keeps_tensors:
-            if any(place[c] != src for c in cons) or (is_output and src == "cloud"):
-                send(t, 0 if src == "mobile" else 1)
-            continue
-        home = -1 if t == 0 else run[t - 1]
-        if src == "cloud" and (is_output or any(run[c] != home for c in cons)):
-            send(t, 1)
-        for _ in {run[c] for c in cons if place[c] == "cloud" and run[c] != home}:
-            send(t, 0)
     for layer, p in enumerate(place):
         w = float(costs.cloud_download_bytes[layer])
         if p == "cloud" and w > 0:
@@ -323,3 +319,74 @@ def evaluate_usage(
     if prev != "mobile":
         u[5] += 1
     return u, transfers
+
+
+def _placement(costs: Any, segments: Sequence[Sequence[Any]]) -> list[str]:
+    """Every layer's platform; :class:`CostTableError` unless the segments cover the layers with offered groups."""
+    n = costs.n
+    place: list[str] = []
+    for seg in segments:
+        a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
+        if a != len(place) or b < a or b >= n or p not in PLATFORMS:
+            raise CostTableError(
+                f"segments must cover layers 0..{n - 1} in order without gaps; got {tuple(seg)} "
+                f"where layer {len(place)} was expected"
+            )
+        table = costs.mobile_ms if p == "mobile" else costs.cloud_ms
+        if not math.isfinite(float(table[a][b])):
+            raise CostTableError(f"group {a}..{b} is not offered on the {p}")
+        place.extend([p] * (b - a + 1))
+    if len(place) != n:
+        raise CostTableError(f"segments cover {len(place)} layers but the model has {n}")
+    return place
+
+
+def _run_ids(segments: Sequence[Sequence[Any]]) -> list[int]:
+    """Per layer, the index of its run (maximal sequence of groups on one platform)."""
+    run: list[int] = []
+    prev_p = None
+    for seg in segments:
+        a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
+        r = (run[-1] + (p != prev_p)) if run else 0
+        run.extend([r] * (b - a + 1))
+        prev_p = p
+    return run
+
+
+def _tensor_sends(
+    costs: Any, place: Sequence[str], run: Sequence[int], cloud_keeps_tensors: bool
+) -> list[tuple[int, int]]:
+    """The tensor transfers of a placement, in tensor order: ``(tensor, 0)`` up, ``(tensor, 1)`` down (see
+    :func:`evaluate_usage` for the rules)."""
+    n = costs.n
+    consumers: list[list[int]] = [[] for _ in range(n + 1)]
+    has_pred = [False] * n
+    for a, b in costs.edges:
+        consumers[a + 1].append(b)
+        has_pred[b] = True
+    for v in range(n):
+        if not has_pred[v]:
+            consumers[0].append(v)
+    outputs = set(costs.outputs)
+    sends: list[tuple[int, int]] = []
+    for t, cons in enumerate(consumers):
+        src = "mobile" if t == 0 else place[t - 1]
+        is_output = t > 0 and (t - 1) in outputs
+        if cloud_keeps_tensors:
+            if any(place[c] != src for c in cons) or (is_output and src == "cloud"):
+                sends.append((t, 0 if src == "mobile" else 1))
+            continue
+        home = -1 if t == 0 else run[t - 1]
+        if src == "cloud" and (is_output or any(run[c] != home for c in cons)):
+            sends.append((t, 1))
+        sends.extend((t, 0) for _ in {run[c] for c in cons if place[c] == "cloud" and run[c] != home})
+    return sends
+
+
+def tensor_sends(
+    costs: Any, segments: Sequence[Sequence[Any]], *, cloud_keeps_tensors: bool = True
+) -> list[tuple[int, int]]:
+    """The tensors ``segments`` send, from the cost model's definition: ``(tensor, direction)`` per transfer,
+    direction 0 up (to the cloud), 1 down (tensor numbering of :mod:`jointdnn_edge.costs`); a tensor sent to
+    several cloud runs appears once per run. :class:`CostTableError` as :func:`evaluate_usage`."""
+    return _tensor_sends(costs, _placement(costs, segments), _run_ids(segments), cloud_keeps_tensors)

@@ -47,6 +47,9 @@ P_CODEC = "jointdnn_codec"
 P_LEVEL = "jointdnn_level"
 P_QUANTIZE = "jointdnn_quantize_bits"
 P_DIGEST = "jointdnn_digest"
+#: ``[[tensor, spec digest hex], ...]``: inputs sent lossily (``docs/wire-format.md`` §9), each as one more
+#: element of the frame tensor after the frame, in this order, under the spec of that digest the server holds.
+P_LOSSY = "jointdnn_lossy"
 # response parameters (every inference response)
 R_COMPUTE = "jointdnn_compute_ms"
 R_DECODE = "jointdnn_decode_ms"

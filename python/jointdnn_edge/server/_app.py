@@ -20,6 +20,7 @@ from ._registry import ModelRegistry
 from ._routes import RestEndpoints
 
 if TYPE_CHECKING:
+    from ..lossy import LossySpec
     from ..models.executor import Executor
     from ..models.graph import ModelGraph
 
@@ -37,6 +38,7 @@ def create_app(
     executors: Mapping[str, Executor] | None = None,
     preload: Sequence[str] | None = None,
     preload_log: TextIO | None = None,
+    lossy_specs: Iterable[LossySpec] = (),
 ) -> Starlette:
     """The ASGI app serving ``models`` (by ``graph.name``, or by the mapping's keys).
 
@@ -57,6 +59,9 @@ def create_app(
     ``/v2/health/ready`` and the models' ready routes answer 503 (``live``
     answers 200, and inference requests are served, sharing the loads).
 
+    ``lossy_specs``: the lossy specs (``docs/lossy.md``) split requests may
+    name to send an input lossily (``docs/wire-format.md`` §9), by digest.
+
     ``app.state.jointdnn.pending`` counts the requests admitted (reading
     their body, waiting or computing) and not finished, and
     ``app.state.jointdnn_preload`` is the :class:`~._loading.Preloader`
@@ -74,7 +79,12 @@ def create_app(
         raise ConfigError(f"preload must be a list of specs, got the string {preload!r}")
     plan = preload_plan(registry, preload or [])
     admission = AdmissionLimiter(limits)
-    dataplane = DataPlane(registry, limits, float(slowdown))
+    from ..lossy import LossySpec
+
+    specs = list(lossy_specs)
+    if not all(isinstance(spec, LossySpec) for spec in specs):
+        raise ConfigError("lossy_specs must be LossySpec values")
+    dataplane = DataPlane(registry, limits, float(slowdown), {spec.digest.hex(): spec for spec in specs})
     preloader = Preloader(dataplane.loader, plan, preload_log)
     dataplane.ready = preloader.done
     app = Starlette(

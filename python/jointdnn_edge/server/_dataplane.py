@@ -27,11 +27,12 @@ import numpy as np
 
 from .. import __version__
 from .. import protocol as P
-from ..errors import ProtocolError
+from ..errors import ConfigError, ProtocolError
 from ._loading import WHOLE, RangeKey, RangeLoader
 from ._registry import VERSION
 
 if TYPE_CHECKING:
+    from ..lossy import LossySpec
     from ._limits import Limits
     from ._registry import ModelRegistry, ServedModel
 
@@ -63,12 +64,20 @@ class DataPlane:
     """Metadata, readiness and inference for the models of ``registry``, within ``limits``.
 
     ``slowdown`` >= 1 stretches every computation to that many times its duration.
+    ``lossy_specs``: the lossy specs split requests may name, by digest (hex).
     """
 
-    def __init__(self, registry: ModelRegistry, limits: Limits, slowdown: float = 1.0) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: Limits,
+        slowdown: float = 1.0,
+        lossy_specs: Mapping[str, LossySpec] | None = None,
+    ) -> None:
         self.registry = registry
         self.limits = limits
         self.slowdown = slowdown
+        self.lossy_specs = dict(lossy_specs or {})
         self.loader = RangeLoader()
         #: set once the server may say it is ready (``create_app`` replaces it by its preload's ``done``)
         self.ready = threading.Event()
@@ -128,8 +137,10 @@ class DataPlane:
         params = header.get("parameters") or {}
         if not isinstance(params, dict):
             raise ProtocolError(400, "request 'parameters' must be an object")
-        kind = _SplitInference if P.P_FIRST in params or P.P_LAST in params else _WholeInference
-        inference = kind(model, header, params, binary, self.limits)
+        if P.P_FIRST in params or P.P_LAST in params:
+            inference: _Inference = _SplitInference(model, header, params, binary, self.limits, self.lossy_specs)
+        else:
+            inference = _WholeInference(model, header, params, binary, self.limits)
         (outputs, blobs), timings, waited_ms = _timed_run(inference, self.loader, self.slowdown)
         out_header: dict[str, Any] = {"model_name": model.graph.name, "model_version": VERSION, "outputs": outputs}
         if inference.parameters:
@@ -290,7 +301,20 @@ class _WholeInference(_Inference):
 
 # ------------------------------------------------------------------ split requests
 class _SplitInference(_Inference):
-    """A JointDNN split request: layers first..last on the frame's tensors, answered with a frame."""
+    """A JointDNN split request: layers first..last on the frame's tensors (and lossy payloads), answered with a
+    frame."""
+
+    def __init__(
+        self,
+        model: ServedModel,
+        header: Mapping[str, Any],
+        params: Mapping[str, Any],
+        binary: memoryview,
+        limits: Limits,
+        lossy_specs: Mapping[str, LossySpec],
+    ) -> None:
+        self.lossy_specs = lossy_specs
+        super().__init__(model, header, params, binary, limits)
 
     def check(self, header: Mapping[str, Any], params: Mapping[str, Any], binary: memoryview) -> None:
         from ..codec import CODECS
@@ -316,32 +340,69 @@ class _SplitInference(_Inference):
         if bits is not None and not 1 <= bits <= 16:
             raise ProtocolError(422, f"{P.P_QUANTIZE} must be in 1..16, got {bits}")
 
+        self.inputs, self.outputs = graph.slice_io(first, last)
+        self.lossy = self._lossy_inputs(params.get(P.P_LOSSY))
+        count = 1 + len(self.lossy)
+
         entries = _entries(header, "inputs")
         if len(entries) != 1 or entries[0]["name"] != P.FRAME_TENSOR:
             raise ProtocolError(400, f"a split request has exactly one input, {P.FRAME_TENSOR!r}")
         entry = entries[0]
-        if entry.get("datatype") != "BYTES" or entry.get("shape") != [1]:
-            raise ProtocolError(400, f"input {P.FRAME_TENSOR!r} must be BYTES with shape [1]")
+        if entry.get("datatype") != "BYTES" or entry.get("shape") != [count]:
+            raise ProtocolError(400, f"input {P.FRAME_TENSOR!r} must be BYTES with shape [{count}]")
         (blob,) = P.sections(entries, binary, "input")
         if blob is None:
             raise ProtocolError(400, f"input {P.FRAME_TENSOR!r} must be sent as binary data (binary_data_size)")
-        (self.frame,) = P.unpack_bytes(blob, 1, P.FRAME_TENSOR)
+        self.frame, *self.payloads = P.unpack_bytes(blob, count, P.FRAME_TENSOR)
 
         self.first, self.last = first, last
         self.key = (first, last)
         self.codec, self.level, self.bits = str(codec), level, bits
-        self.inputs, self.outputs = graph.slice_io(first, last)
         self.parameters = {P.P_FIRST: first, P.P_LAST: last}
+
+    def _lossy_inputs(self, value: Any) -> list[tuple[str, LossySpec]]:
+        """The ``jointdnn_lossy`` parameter checked: distinct inputs of the range, each under a spec this server
+        holds that fits the tensor (422 otherwise; 400 when malformed)."""
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(
+            isinstance(x, list) and len(x) == 2 and all(isinstance(v, str) for v in x) for x in value
+        ):
+            raise ProtocolError(400, f"{P.P_LOSSY} must be a list of [tensor, spec digest] string pairs")
+        out: list[tuple[str, LossySpec]] = []
+        for name, digest in value:
+            if name not in self.inputs or name in (n for n, _ in out):
+                raise ProtocolError(422, f"{P.P_LOSSY}: {name!r} is not an input of the range, or is named twice")
+            spec = self.lossy_specs.get(digest)
+            if spec is None:
+                raise ProtocolError(422, f"{P.P_LOSSY}: this server holds no lossy spec of digest {digest!r}")
+            tensor = self.model.graph.tensor(name)
+            try:
+                spec.coded_shape(tuple(tensor.shape))
+            except ConfigError as e:
+                raise ProtocolError(422, f"{P.P_LOSSY}: the spec for {name!r} does not fit it: {e}") from None
+            out.append((name, spec))
+        return out
 
     def decode(self) -> dict[str, np.ndarray]:
         graph = self.model.graph
+        lossy = dict(self.lossy)
+        budget = self.max_decoded_bytes - sum(graph.tensor(n).nbytes for n in lossy)
+        if budget < 0:
+            raise ProtocolError(413, f"the request's tensors exceed {self.max_decoded_bytes} bytes")
         feeds, _ = P.decode_frame_for(
             graph,
-            self.inputs,
+            [n for n in self.inputs if n not in lossy],
             self.frame,
-            max_bytes=self.max_decoded_bytes,
+            max_bytes=budget,
             what=f"layers {self.first}..{self.last} of {graph.name!r} read",
         )
+        if lossy:
+            from ..lossy import decode as lossy_decode
+
+            for (name, spec), payload in zip(self.lossy, self.payloads):
+                t = graph.tensor(name)
+                feeds[name] = lossy_decode(payload, spec, tuple(t.shape), t.dtype, max_bytes=t.nbytes)
         return feeds
 
     def encode(self, result: Mapping[str, np.ndarray]) -> Encoded:
