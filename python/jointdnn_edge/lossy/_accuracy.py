@@ -12,7 +12,7 @@ bootstrap interval over the measured inputs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +115,8 @@ class CutOutcome:
     sent: list[int]
     lossless_8bit_bytes: float
     raw_bytes: int
-    #: the model's outputs per input (name → array), computed from the decoded cut tensor
-    outputs: list[dict[str, np.ndarray]]
+    #: per input, what ``read`` made of the model's outputs computed from the decoded cut tensor
+    outputs: list[Any]
 
     def row(self) -> dict[str, Any]:
         """The table columns every task shares."""
@@ -138,9 +138,11 @@ def sweep_cuts(
     options: Sequence[LossyOption | str],
     feeds: Sequence[dict[str, np.ndarray]],
     fit_feeds: Sequence[dict[str, np.ndarray]],
+    read: Callable[[dict[str, np.ndarray]], Any] = lambda outputs: outputs,
 ) -> Iterator[CutOutcome]:
     """For each cut and option: fit the option on the cut tensor of ``fit_feeds``, then run ``feeds`` as two
-    slices with the cut tensor encoded and decoded in between (:data:`LOSSLESS`: the float32 frame codec)."""
+    slices with the cut tensor encoded and decoded in between (:data:`LOSSLESS`: the float32 frame codec);
+    ``read`` turns each input's outputs into what is kept (e.g. the decoded text)."""
     last = graph.n - 1
     for i, cut in cuts:
         heads = [executor.run(graph, 0, i, f)[cut] for f in feeds]
@@ -164,7 +166,7 @@ def sweep_cuts(
                     data = encode(h, spec)
                     back = decode(data, spec, h.shape, h.dtype)
                 sent.append(len(data))
-                outs.append(executor.run(graph, i + 1, last, {cut: back}))
+                outs.append(read(executor.run(graph, i + 1, last, {cut: back})))
             yield CutOutcome(i, cut, list(heads[0].shape), described, sent, lossless8, int(heads[0].nbytes), outs)
 
 
@@ -237,15 +239,19 @@ def measure_ocr(
             {in_name: _render(t, font_paths[j % nf], int(sizes[(j // nf) % len(sizes)]))} for j, t in enumerate(lines)
         ]
 
-    def errors(outputs: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
-        return np.array([edit_distance(ctc_greedy(o[out_name][0], labels), t) for o, t in zip(outputs, texts)])
+    def text(outputs: dict[str, np.ndarray]) -> str:
+        return ctc_greedy(outputs[out_name][0], labels)
+
+    def errors(predictions: Sequence[str]) -> np.ndarray:
+        return np.array([edit_distance(p, t) for p, t in zip(predictions, texts)])
 
     lengths = np.array([len(t) for t in texts])
     eval_feeds = feeds(texts)
-    base = errors([executor.run_model(graph, f) for f in eval_feeds])
+    base = errors([text(executor.run_model(graph, f)) for f in eval_feeds])
     baseline = float(base.sum() / lengths.sum())
     rows: list[dict[str, Any]] = []
-    for outcome in sweep_cuts(graph, executor, _resolve_cuts(graph, cuts), opts, eval_feeds, feeds(fit_texts)):
+    fit_feeds = feeds(fit_texts)
+    for outcome in sweep_cuts(graph, executor, _resolve_cuts(graph, cuts), opts, eval_feeds, fit_feeds, text):
         err = errors(outcome.outputs)
         cer = float(err.sum() / lengths.sum())
         rows.append(
