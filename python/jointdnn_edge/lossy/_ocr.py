@@ -21,12 +21,14 @@ import numpy as np
 from ..errors import ConfigError, ModelError
 
 __all__ = [
+    "TEXT_KINDS",
     "REC_HEIGHT",
     "REC_WIDTH",
     "character_error_rate",
     "ctc_greedy",
     "default_fonts",
     "default_texts",
+    "disjoint_texts",
     "edit_distance",
     "ocr_labels",
     "render_line",
@@ -36,18 +38,36 @@ __all__ = [
 REC_HEIGHT = 48
 REC_WIDTH = 320
 #: Fonts matplotlib ships (a fresh environment with matplotlib has them); system DejaVu as a fallback.
-_FONT_FILES = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf")
+#: Regular, bold and slanted cuts of a sans, a serif and a monospaced face, and STIX (a Times-like serif).
+_FONT_FILES = (
+    "DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf",
+    "DejaVuSans-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSansMono-Oblique.ttf",
+    "STIXGeneral.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif-Bold.ttf",
+    "DejaVuSansMono-Bold.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBol.ttf",
+)  # fmt: skip
 _SYSTEM_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts/dejavu")
 _WORDS = (
     "network", "phone", "cloud", "split", "layer", "tensor", "energy", "latency", "budget", "upload",
     "Camera", "Model", "Edge", "Signal", "Radio", "Battery", "Offload", "Server", "Frame", "Codec",
     "hello world", "data 2024", "open source", "mobile device", "text line", "quick fox", "jump 42",
+    "station", "morning", "window", "garden", "yellow", "river", "mountain", "coffee", "market", "ticket",
+    "Street", "Monday", "October", "Berlin", "Paris", "Tokyo", "London", "Exit", "Parking", "Open",
+    "receipt", "total", "price", "change", "invoice", "order", "number", "account", "balance", "payment",
+    "north gate", "platform 9", "room 214", "level 3", "gate B12", "bus stop", "main road", "last call",
+    "Welcome home", "Fresh bread", "No entry", "Keep left", "Push door", "Pull", "Sale today",
+    "quantization", "projection", "inference", "bandwidth", "throughput", "checkpoint", "scheduler",
+    "the cat sat", "a small step", "red and blue", "up to 50 km", "call 555 0199", "free wifi here",
 )  # fmt: skip
 _RANDOM_ALPHABET = string.ascii_letters + string.digits
+_CODE_ALPHABET = string.ascii_uppercase + string.digits
+#: Kinds of generated lines, drawn in turn: a word or phrase, a random alphanumeric string, an upper-case code
+#: with a separator (``K7-3QX``), a number (``1,204.50``, ``12:45``).
+TEXT_KINDS = ("word", "random", "code", "number")
 
 
 def default_fonts() -> list[Path]:
-    """DejaVu Sans, Serif and Sans Mono: from matplotlib's package when installed, else the system's.
+    """DejaVu Sans, Serif and Sans Mono (regular, bold, slanted) and STIX: from matplotlib's package when
+    installed, else the system's DejaVu files.
 
     :class:`ConfigError` when none is found (pass font files explicitly).
     """
@@ -66,19 +86,62 @@ def default_fonts() -> list[Path]:
     raise ConfigError("no DejaVu fonts found (install matplotlib or pass font files)")
 
 
-def default_texts(count: int = 24, *, seed: int = 0) -> list[str]:
-    """Half words and phrases, half random strings of letters and digits (4 to 10 characters), seeded."""
+def _generated_line(kind: str, rng: np.random.Generator) -> str:
+    if kind == "random":
+        n = int(rng.integers(4, 11))
+        return "".join(_RANDOM_ALPHABET[int(j)] for j in rng.integers(0, len(_RANDOM_ALPHABET), n))
+    if kind == "code":
+        a, b = (int(n) for n in rng.integers(2, 5, 2))
+        sep = "-/."[int(rng.integers(0, 3))]
+        draw = rng.integers(0, len(_CODE_ALPHABET), a + b)
+        return (
+            "".join(_CODE_ALPHABET[int(j)] for j in draw[:a]) + sep + "".join(_CODE_ALPHABET[int(j)] for j in draw[a:])
+        )
+    if int(rng.integers(0, 2)):
+        return f"{int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}"
+    return f"{int(rng.integers(1, 100_000)):,}.{int(rng.integers(0, 100)):02d}"
+
+
+def default_texts(count: int = 24, *, seed: int = 0, kinds: Sequence[str] = ("word", "random")) -> list[str]:
+    """``count`` text lines, seeded: the ``kinds`` (of :data:`TEXT_KINDS`) in turn; words and phrases are drawn
+    from a fixed list of about a hundred without repeats until it runs out, random strings are 4 to 10 letters
+    and digits, codes and numbers are short (``K7-3QX``, ``1,204.50``, ``12:45``).
+
+    The default (words and random strings alternating) is the set the first tables used.
+    """
     if count < 1:
         raise ConfigError(f"count must be at least 1, got {count}")
+    bad = [k for k in kinds if k not in TEXT_KINDS]
+    if not kinds or bad:
+        raise ConfigError(f"text kinds must be among {TEXT_KINDS}, got {list(kinds)}")
     rng = np.random.default_rng(seed)
     words = [_WORDS[int(i)] for i in rng.permutation(len(_WORDS))]
     out: list[str] = []
+    used_words = 0
     for i in range(count):
-        if i % 2 == 0:
-            out.append(words[(i // 2) % len(words)])
+        kind = kinds[i % len(kinds)]
+        if kind == "word":
+            out.append(words[used_words % len(words)])
+            used_words += 1
         else:
-            n = int(rng.integers(4, 11))
-            out.append("".join(_RANDOM_ALPHABET[int(j)] for j in rng.integers(0, len(_RANDOM_ALPHABET), n)))
+            out.append(_generated_line(kind, rng))
+    return out
+
+
+def disjoint_texts(count: int, exclude: Sequence[str], *, seed: int, kinds: Sequence[str] = TEXT_KINDS) -> list[str]:
+    """``count`` generated lines (as :func:`default_texts`) none of which is in ``exclude``: a held-out set.
+
+    Words of the fixed list that ``exclude`` holds are skipped, so with a
+    long ``exclude`` the set leans on random strings, codes and numbers.
+    """
+    taken = set(exclude)
+    out: list[str] = []
+    pool_size = count
+    while len(out) < count:
+        pool_size *= 2
+        out = [t for t in dict.fromkeys(default_texts(pool_size, seed=seed, kinds=kinds)) if t not in taken][:count]
+        if pool_size > 64 * count + 1024:
+            raise ConfigError(f"cannot draw {count} lines distinct from the {len(taken)} excluded")
     return out
 
 
