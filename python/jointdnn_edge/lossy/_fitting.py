@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
-from ._accuracy import _channel_axis
+from ._accuracy import channel_axis
 from ._spec import LossySpec, fit, parse_option
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def fit_table(
             acts = [np.asarray(s[cut]) for s in samples]
         else:
             acts = [ex.run(graph, 0, t - 1, dict(s))[cut] for s in samples]
-        axis = _channel_axis(acts[0].shape)
+        axis = channel_axis(graph, acts[0].shape)
         for r in rows:
             if r["cut"] != cut:
                 continue
