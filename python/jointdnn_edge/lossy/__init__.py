@@ -38,6 +38,7 @@ from ._fidelity import (
     relative_l2,
     scenes,
 )
+from ._fitting import cut_tensors, fit_table, spec_for
 from ._ocr import (
     TEXT_KINDS,
     character_error_rate,
@@ -49,7 +50,6 @@ from ._ocr import (
     ocr_labels,
     render_line,
 )
-from ._fitting import cut_tensors, fit_table, spec_for
 from ._spec import CLIP_METHODS, GRANULARITIES, SPEC_VERSION, LossyOption, LossySpec, Projection, fit, parse_option
 
 __all__ = [
