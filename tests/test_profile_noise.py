@@ -297,3 +297,23 @@ def test_profile_command_calibrates(tmp_path: Any) -> None:
     assert r.exit_code == 0 and CostTable.load(out).meta["calibration"] == {"mobile": {"slowdown": 4.0}}
     r = CliRunner().invoke(app, [*args, "--mobile-slowdown", "4", "--mobile-device", "jetson-tx2"])
     assert r.exit_code != 0 and "not both" in r.output
+
+
+def test_a_training_table_built_from_a_profile_plans_from_the_command_line(tmp_path: Any) -> None:
+    """The forward table's N-layer spread does not describe its 2N-layer training table: it is not carried over."""
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+
+    t = CostTable.from_layers([3.0, 1.0, 4.0], [0.5, 2.0, 0.5], [1e4, 1e3, 1e4], 1e5, weight_bytes=[1e3] * 3)
+    t = GroupSpread(np.full((3, 3), 0.9), np.full((3, 3), 1.1)).attach(t)
+    training = CostTable.training(t)
+    assert GroupSpread.of(training) is None
+    path = tmp_path / "training.json"
+    training.save(path)
+    r = CliRunner().invoke(app, ["plan", "--costs", str(path), "--phase", "training"])
+    assert r.exit_code == 0, r.output
+    with pytest.raises(ConfigError, match="spread"):
+        stability(training, "wifi", phase="training")
+    # the inference table keeps its spread, and its training plans are resampled through it
+    assert stability(t, "wifi", phase="training", samples=5).samples == 5
