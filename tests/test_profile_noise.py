@@ -317,3 +317,12 @@ def test_a_training_table_built_from_a_profile_plans_from_the_command_line(tmp_p
         stability(training, "wifi", phase="training")
     # the inference table keeps its spread, and its training plans are resampled through it
     assert stability(t, "wifi", phase="training", samples=5).samples == 5
+
+
+def test_a_negative_stability_sample_count_is_refused() -> None:
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+
+    r = CliRunner().invoke(app, ["plan", "--stability-samples", "-3"])
+    assert r.exit_code == 2 and "stability-samples" in r.output
