@@ -326,3 +326,16 @@ def test_a_negative_stability_sample_count_is_refused() -> None:
 
     r = CliRunner().invoke(app, ["plan", "--stability-samples", "-3"])
     assert r.exit_code == 2 and "stability-samples" in r.output
+
+
+def test_a_group_below_the_narrow_band_of_its_cheaper_contained_group_is_raised() -> None:
+    """Layers 0..2 in 6 ms contain 1..2, timed at 9 ms every run: raised, though 0..1 (10 ms, wide band) admits 6 ms."""
+    ms = np.array([[4.0, 10.0, 6.0], [np.inf, 5.0, 9.0], [np.inf, np.inf, 4.0]])
+    lo, hi = np.ones((3, 3)), np.ones((3, 3))
+    lo[0, 1], hi[0, 1] = 0.5, 1.5
+    new_ms, new_lo, _, clamped = clamp_low_outliers(ms, lo, hi)
+    assert [(c.first, c.last, c.contained) for c in clamped] == [(0, 2, (1, 2))]
+    assert new_ms[0, 2] == 9.0 and new_lo[0, 2] == 1.0
+    # the rule the profiled tables are checked against: no band lies wholly below a contained group's band
+    for a, b in ((0, 1), (1, 2)):
+        assert new_ms[0, 2] * hi[0, 2] >= new_ms[a, b] * new_lo[a, b]
