@@ -85,3 +85,16 @@ def test_requests_checked() -> None:
         plan_training(forward, "wifi", solver="dp", deadline_ms=10.0)
     bounded = plan_training(forward, "wifi", deadline_ms=1e6)
     assert bounded.solver == "ilp"
+
+
+def test_the_loss_reading_the_model_output_is_not_an_activation_move() -> None:
+    """Forward on the cloud, backward on the mobile: the output comes down for the loss as on the paper's chain.
+
+    Only layer 1's stored input (tensor 1, left on the cloud by the forward pass) is moved for the backward pass
+    alone; the model input is on the mobile already and the output's transfer is the chain's own edge.
+    """
+    forward = CostTable.from_layers([100.0, 100.0], [1.0, 1.0], [1000.0, 10.0], 10.0, weight_bytes=[0.0, 0.0])
+    backward = CostTable.from_layers([1.0, 1.0], [100.0, 100.0], [10.0, 10.0], 10.0)
+    step = plan_training(forward, "wifi", backward=backward)
+    assert all(p == "cloud" for _, _, p in step.forward) and all(p == "mobile" for _, _, p in step.backward)
+    assert [(m.tensor, m.to, m.readers) for m in step.activation_moves] == [(1, "mobile", (1,))]

@@ -297,3 +297,45 @@ def test_profile_command_calibrates(tmp_path: Any) -> None:
     assert r.exit_code == 0 and CostTable.load(out).meta["calibration"] == {"mobile": {"slowdown": 4.0}}
     r = CliRunner().invoke(app, [*args, "--mobile-slowdown", "4", "--mobile-device", "jetson-tx2"])
     assert r.exit_code != 0 and "not both" in r.output
+
+
+def test_a_training_table_built_from_a_profile_plans_from_the_command_line(tmp_path: Any) -> None:
+    """The forward table's N-layer spread does not describe its 2N-layer training table: it is not carried over."""
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+
+    t = CostTable.from_layers([3.0, 1.0, 4.0], [0.5, 2.0, 0.5], [1e4, 1e3, 1e4], 1e5, weight_bytes=[1e3] * 3)
+    t = GroupSpread(np.full((3, 3), 0.9), np.full((3, 3), 1.1)).attach(t)
+    training = CostTable.training(t)
+    assert GroupSpread.of(training) is None
+    path = tmp_path / "training.json"
+    training.save(path)
+    r = CliRunner().invoke(app, ["plan", "--costs", str(path), "--phase", "training"])
+    assert r.exit_code == 0, r.output
+    with pytest.raises(ConfigError, match="spread"):
+        stability(training, "wifi", phase="training")
+    # the inference table keeps its spread, and its training plans are resampled through it
+    assert stability(t, "wifi", phase="training", samples=5).samples == 5
+
+
+def test_a_negative_stability_sample_count_is_refused() -> None:
+    from typer.testing import CliRunner
+
+    from jointdnn_edge.cli import app
+
+    r = CliRunner().invoke(app, ["plan", "--stability-samples", "-3"])
+    assert r.exit_code == 2 and "stability-samples" in r.output
+
+
+def test_a_group_below_the_narrow_band_of_its_cheaper_contained_group_is_raised() -> None:
+    """Layers 0..2 in 6 ms contain 1..2, timed at 9 ms every run: raised, though 0..1 (10 ms, wide band) admits 6 ms."""
+    ms = np.array([[4.0, 10.0, 6.0], [np.inf, 5.0, 9.0], [np.inf, np.inf, 4.0]])
+    lo, hi = np.ones((3, 3)), np.ones((3, 3))
+    lo[0, 1], hi[0, 1] = 0.5, 1.5
+    new_ms, new_lo, _, clamped = clamp_low_outliers(ms, lo, hi)
+    assert [(c.first, c.last, c.contained) for c in clamped] == [(0, 2, (1, 2))]
+    assert new_ms[0, 2] == 9.0 and new_lo[0, 2] == 1.0
+    # the rule the profiled tables are checked against: no band lies wholly below a contained group's band
+    for a, b in ((0, 1), (1, 2)):
+        assert new_ms[0, 2] * hi[0, 2] >= new_ms[a, b] * new_lo[a, b]

@@ -409,6 +409,8 @@ class CostTable:
         codec_mj = np.vstack([forward.codec_mj, b_codec_mj[1:]])
         names = list(forward.names) + [f"{forward.names[n - 1 - k]}.backward" for k in range(n)]
         meta = dict(forward.meta)
+        # a profile's per-group spread (spread.SPREAD_KEY) is N x N: it does not describe the 2N-layer table
+        meta.pop("spread", None)
         meta["training"] = {
             "forward_layers": n,
             "activation_edges": activation_edges,

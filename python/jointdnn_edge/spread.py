@@ -199,8 +199,9 @@ def clamp_low_outliers(
 
     ``ms`` holds medians (``inf``: not offered), ``lo`` / ``hi`` the relative
     bands. Groups are visited shortest first; a group's reference is the
-    costlier of its two largest contained groups ``[i, j-1]`` and
-    ``[i+1, j]`` (after their own clamping, so it bounds every group inside).
+    one of its two largest contained groups ``[i, j-1]`` and ``[i+1, j]``
+    whose band starts higher (after their own clamping), so a group left
+    alone has no band wholly below either of theirs.
     When the group's ``hi`` end is below the reference's ``lo`` end, the group
     takes the reference's median and band. Returns the new medians, bands
     and the list of clamped groups; groups within the spread are left alone.
@@ -216,7 +217,8 @@ def clamp_low_outliers(
             subs = [(a, b) for a, b in ((i, j - 1), (i + 1, j)) if np.isfinite(ms[a, b])]
             if not subs:
                 continue
-            a, b = max(subs, key=lambda s: ms[s])
+            # the contained group whose band starts highest: a band wholly below either one's lies below this one's
+            a, b = max(subs, key=lambda s: ms[s] * lo[s])
             if ms[i, j] * hi[i, j] < ms[a, b] * lo[a, b]:
                 clamped.append(Clamped(i, j, float(ms[i, j]), float(ms[a, b]), (a, b)))
                 ms[i, j], lo[i, j], hi[i, j] = ms[a, b], lo[a, b], hi[a, b]

@@ -131,6 +131,7 @@ def plan_command(
     stability_samples: int = typer.Option(
         200,
         "--stability-samples",
+        min=0,
         help="Resampled tables for the stability line when the table keeps a measured spread (0: none).",
     ),
 ) -> None:

@@ -58,6 +58,8 @@ class ActivationMove:
     ``tensor``: 0 is the model input, ``k + 1`` the output of forward layer
     ``k``; it is sent once to ``to`` right after it is produced and kept there
     for ``readers`` (forward layer numbers of the backward layers that read it).
+    A model output read by the loss (the backward of the layer that produced
+    it) is not one: the paper's chain moves it too.
     """
 
     tensor: int
@@ -432,7 +434,10 @@ def _training_schedule(sched: Schedule, table: CostTable, n: int, solver: str) -
             break
         src = "mobile" if t == 0 else place[t - 1]
         fwd_elsewhere = any(place[r] != src for r in readers if r < n)
-        back = tuple(sorted(_position(r, n) for r in readers if r >= n and place[r] != src))
+        # the backward of the producer itself reads its output only as the loss (the chain's own edge)
+        back = tuple(
+            sorted(_position(r, n) for r in readers if r >= n and place[r] != src and _position(r, n) != t - 1)
+        )
         if back and not fwd_elsewhere:
             to = "cloud" if src == "mobile" else "mobile"
             size = float(table.input_bytes if t == 0 else table.out_bytes[t - 1])
