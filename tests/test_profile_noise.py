@@ -339,3 +339,14 @@ def test_a_group_below_the_narrow_band_of_its_cheaper_contained_group_is_raised(
     # the rule the profiled tables are checked against: no band lies wholly below a contained group's band
     for a, b in ((0, 1), (1, 2)):
         assert new_ms[0, 2] * hi[0, 2] >= new_ms[a, b] * new_lo[a, b]
+
+
+def test_plan_names_a_hand_edited_profiled_table_without_failing() -> None:
+    """A table file whose profiler notes were edited (no cloud_speedup, a device that is no object) still plans,
+    and the source line says what it can."""
+    from jointdnn_edge.cli.plan import costs_source
+
+    t = CostTable.from_layers([1.0, 2.0], [0.1, 0.2], [1e3, 1e3], 1e3)
+    t.meta.update({"model": {"name": "hand"}, "profiler": {}, "device": "phone", "cloud_source": "scaled"})
+    t.meta["calibration"] = {"mobile": {"slowdown": 20.0}}
+    assert costs_source(t) == "profiled: hand on this machine; mobile = measured x 20; cloud mobile / ?"

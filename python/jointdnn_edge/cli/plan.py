@@ -63,19 +63,29 @@ def costs_source(table: Any) -> str:
         return src
     model = meta.get("model")
     if isinstance(model, dict) and isinstance(meta.get("profiler"), dict):
-        cpu = meta.get("device", {}).get("cpu") or "this machine"
-        mobile = meta.get("calibration", {}).get("mobile", {})
+        # a table file may have been edited by hand: read its notes defensively, never fail on them
+        device, calibration = _dict(meta.get("device")), _dict(meta.get("calibration"))
+        cpu = device.get("cpu") or "this machine"
+        mobile = _dict(calibration.get("mobile"))
         if "slowdown" in mobile:
-            side = f"mobile = measured x {mobile['slowdown']:g}"
+            side = f"mobile = measured x {_num(mobile['slowdown'])}"
         elif "device" in mobile:
-            side = f"mobile = measured, mapped onto {mobile['device']['name']}"
+            side = f"mobile = measured, mapped onto {_dict(mobile['device']).get('name', '?')}"
         else:
             side = "mobile = measured"
         cloud = meta.get("cloud_source", "?")
         if cloud == "scaled":
-            cloud = f"mobile / {meta.get('cloud_speedup', '?'):g}"
+            cloud = f"mobile / {_num(meta.get('cloud_speedup', '?'))}"
         return f"profiled: {model.get('name')} on {cpu}; {side}; cloud {cloud}"
     return f"model {model}" if isinstance(model, str) else "a cost table without a source note"
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def network_from(name: str, up: Optional[float], down: Optional[float], rtt: Optional[float]) -> Network:
