@@ -18,6 +18,7 @@ outputs up to the slicing tolerance of the executors (``docs/session.md``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -240,6 +241,9 @@ class JointSession:
     A session may be used from several threads; each :meth:`run` is
     independent and ``last_trace`` is the latest one to finish.
     """
+
+    #: ``(cost table, its mobile power in mW)``, read once per table by :meth:`_power_mw`.
+    _power: tuple[Any, float | None] | None = None
 
     def __init__(
         self,
@@ -488,15 +492,10 @@ class JointSession:
             return self._mobile_only(network), why, network, slowdown
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
-        kwargs: dict[str, Any] = {"objective": self.objective, "cloud_slowdown": slowdown, "cloud_keeps_tensors": False}
-        if self._options is not None:
-            kwargs.update(max_accuracy_loss=self.max_accuracy_loss, accuracy=self._options)
         try:
-            if self.force is not None:
-                return plan(self.costs, network, force=self.force, **kwargs), "plan", network, slowdown
-            if self._options is not None:
-                return plan(self.costs, network, **kwargs, **self.constraints), "plan", network, slowdown
-            lut = self.lookup_table
+            if self.force is not None or self._options is not None:
+                return self._plan_exactly(network, slowdown), "plan", network, slowdown
+            lut = self._lut or self.lookup_table  # built once: no lock per inference
             if isinstance(self.network, str) and self._lut_rtt is not None and _drifted(self._lut_rtt, network.rtt_ms):
                 with self._lock:  # the table's radio (round trip included) is fixed when built
                     self._lut = lut = self._build_lut()
@@ -504,14 +503,27 @@ class JointSession:
         except InfeasibleError as e:
             if self.on_infeasible == "raise" or not self.constraints:
                 raise
-            best = plan(self.costs, network, **kwargs)
+            best = plan(
+                self.costs, network, objective=self.objective, cloud_slowdown=slowdown, cloud_keeps_tensors=False
+            )
             return best, f"plan (infeasible: {e.constraint or e}; unconstrained optimum)", network, slowdown
+
+    def _plan_exactly(self, network: Network, slowdown: float) -> Schedule:
+        """A forced plan, or one under an accuracy budget: solved for this inference, no lookup table."""
+        kwargs: dict[str, Any] = {"objective": self.objective, "cloud_slowdown": slowdown, "cloud_keeps_tensors": False}
+        if self._options is not None:
+            kwargs.update(max_accuracy_loss=self.max_accuracy_loss, accuracy=self._options)
+        if self.force is not None:
+            return plan(self.costs, network, force=self.force, **kwargs)
+        return plan(self.costs, network, **kwargs, **self.constraints)
 
     def _prepare(self) -> bool:
         """Do the one-time work planning will need (profile, lookup table), so that it is not timed as inference.
 
         True when there was such work to do.
         """
+        if self._lut is not None:  # built: the per-inference case (a forced plan never builds one)
+            return False
         if self.cloud is None or self._fixed is not None or not self.cloud.available:
             return False
         if self.force is not None or self._options is not None:  # planned exactly: no lookup table
@@ -519,8 +531,6 @@ class JointSession:
                 return False
             _ = self.costs
             return True
-        if self._lut is not None:
-            return False
         _ = self.lookup_table
         return True
 
@@ -533,10 +543,13 @@ class JointSession:
         t_start = time.perf_counter()
         g = self.graph
         tensors: dict[str, Any] = {}
-        for name in (t.name for t in g.inputs):
+        for name, shape, dtype in self._input_specs:
             if name not in inputs:
                 raise ExecutionError(f"input {name!r} of model {g.name!r} is missing")
-            tensors[name] = as_model_tensor(g, name, inputs[name])
+            x = inputs[name]
+            # an array of the model's shape and dtype is what as_model_tensor would return as is
+            ok = x.__class__ is np.ndarray and x.shape == shape and x.dtype == dtype
+            tensors[name] = x if ok else as_model_tensor(g, name, x)
         ping_failure = self._ping_if_unmeasured()
         schedule, source, network, slowdown = self._plan(ping_failure)
         t_planned = time.perf_counter()
@@ -672,17 +685,33 @@ class JointSession:
         power = self._power_mw()
         if power is None:
             return None
-        mobile_ms = sum(s.compute_ms for s in trace.steps if s.platform == "mobile")
-        codec_ms = sum(s.encode_ms + s.decode_ms for s in trace.steps if s.platform == "cloud")
-        radio = network.upload_mj(trace.bytes_up) + network.download_mj(trace.bytes_down)
-        return (mobile_ms + codec_ms) * power / 1e3 + radio
+        busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
+        up = down = 0
+        for s in trace.steps:
+            if s.platform == "mobile":
+                busy_ms += s.compute_ms
+            else:
+                busy_ms += s.encode_ms + s.decode_ms
+                up += s.bytes_up
+                down += s.bytes_down
+        radio = network.upload_mj(up) + network.download_mj(down) if up or down else 0.0
+        return busy_ms * power / 1e3 + radio
 
     def _power_mw(self) -> float | None:
+        """The mobile's compute power in the cost table (mW), read once per table (no numpy per inference)."""
         c = self._costs
         if c is None:
             return None
-        ms, mj = float(c.mobile_ms[0, 0]), float(c.mobile_mj[0, 0])
-        return mj / ms * 1e3 if ms > 0 else None
+        kept = self._power
+        if kept is None or kept[0] is not c:
+            ms, mj = float(c.mobile_ms[0, 0]), float(c.mobile_mj[0, 0])
+            self._power = kept = (c, mj / ms * 1e3 if ms > 0 else None)
+        return kept[1]
+
+    @functools.cached_property
+    def _input_specs(self) -> tuple[tuple[str, tuple[int, ...], np.dtype], ...]:
+        """``(name, shape, dtype)`` of each model input, for the inputs' fast check in :meth:`run`."""
+        return tuple((t.name, tuple(t.shape), np.dtype(t.dtype)) for t in self.graph.inputs)
 
     # ------------------------------------------------------------ helpers
     def probe(self, repeats: int = 1) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "check_request",
     "compile",
     "compile_document",
+    "kept_solvers",
     "native_available",
     "native_module",
     "table_for_phase",
@@ -297,9 +298,12 @@ class _NativeSolver(Solver):
         force: str | None = None,
         label: str | None = None,
     ) -> Schedule:
-        s = self._problem.solve(
-            objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
-        )
+        if deadline_ms is None and energy_budget_mj is None and cloud_budget_ms is None and force is None:
+            s = self._problem.solve(objective, network, cloud_slowdown)  # fewer arguments to convert
+        else:
+            s = self._problem.solve(
+                objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
+            )
         return Schedule._make(
             s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "native"
         )
@@ -406,7 +410,18 @@ class _PerTable:
 
 
 _tables = _PerTable()
-_kept = _tables.entries  # compile()'s fast path reads it directly (plans are hot paths)
+_kept = _tables.entries  # compile()'s and kept_solvers()'s fast path reads it directly (plans are hot paths)
+
+
+def kept_solvers(costs: Any) -> dict[Hashable, Any] | None:
+    """The values kept for ``costs`` if it has any (compiled solvers by key: the solver's name for the
+    common request, see :func:`compile`), else None."""
+    entry = _kept.get(id(costs))
+    if entry is not None and entry[0]() is costs:
+        return entry[1]
+    return None
+
+
 #: The key of a table's training table among its kept values (compiled solvers are keyed by str or tuple).
 _TRAINING_TABLE = object()
 

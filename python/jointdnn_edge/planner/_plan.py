@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
 from ._accuracy import accuracy_planner, transfer_options
-from ._backend import SOLVERS, CostsLike, check_bound, check_request, compile, table_for_phase
+from ._backend import SOLVERS, CostsLike, check_bound, check_request, compile, kept_solvers, table_for_phase
 from .schedule import Schedule
 
 _COMPILED = ("auto", "native", "python")
+_INF = math.inf
 
 
 def plan(
@@ -58,6 +60,27 @@ def plan(
     Bad arguments raise :class:`ConfigError`; ``solver="native"`` without the
     native module raises :class:`SolverError`.
     """
+    if (
+        network.__class__ is Network
+        and deadline_ms is None
+        and energy_budget_mj is None
+        and cloud_budget_ms is None
+        and force is None
+        and cloud_slowdown.__class__ is float
+        and 0.0 < cloud_slowdown < _INF
+        and phase == "inference"
+        and cloud_keeps_tensors is True
+        and max_accuracy_loss is None
+        and accuracy is None
+        and (objective == "latency" or objective == "energy")
+    ):
+        # The common request, on a table compiled before: nothing to normalise (check_request would return
+        # these arguments as they are), one lookup of the kept solver. Plans are hot paths.
+        kept = kept_solvers(costs)
+        if kept is not None:
+            compiled = kept.get(solver)
+            if compiled is not None:
+                return compiled.solve(objective, network, cloud_slowdown)  # type: ignore[no-any-return]
     network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )

@@ -3,7 +3,9 @@
 
 use crate::error::{bad_request, PlanError, Result};
 use crate::problem::{dot, weights, Metric, Network, Platform, Usage};
-use crate::search::{label_search, shortest_path, within, Force, Functional, LabelProblem, Mode, Path, MAX_D};
+use crate::search::{
+    label_search, shortest_path, shortest_path_dot, within, Force, Functional, LabelProblem, Mode, Path, MAX_D,
+};
 use crate::structure::{Linear, StateGraph};
 
 /// Default cap on labels kept by the exact constrained search.
@@ -112,8 +114,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     req.validate()?;
     let net = &req.network;
     let w_obj = weights(req.objective, net, req.slowdown);
-    let (_, best_path) =
-        shortest_path(g, &Linear::dot(g, req.force, &w_obj)).ok_or_else(|| no_path(g, req, req.objective))?;
+    let (_, best_path) = shortest_path_dot(g, req.force, &w_obj).ok_or_else(|| no_path(g, req, req.objective))?;
     let best = Solution::from_path(g, &best_path);
     let constraints = req.constraints();
     let meets = |s: &Solution| {
@@ -130,8 +131,8 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     for &(name, m, b) in &constraints {
         // Every schedule exists (the objective's search found one), so no path here means
         // that every schedule's value of this metric overflows.
-        let (least, path) = shortest_path(g, &Linear::dot(g, req.force, &weights(m, net, req.slowdown)))
-            .ok_or_else(|| no_path(g, req, m))?;
+        let (least, path) =
+            shortest_path_dot(g, req.force, &weights(m, net, req.slowdown)).ok_or_else(|| no_path(g, req, m))?;
         if !within(least, b) {
             return Err(PlanError::Infeasible {
                 constraint: name.into(),

@@ -13,7 +13,7 @@
 //!   lower bound stays within a given band — what lookup tables store.
 
 use crate::error::{PlanError, Result};
-use crate::problem::{Platform, Usage};
+use crate::problem::{dot, Platform, Usage, BYTES_UP, DIMS};
 use crate::structure::{Linear, StateGraph, Step};
 
 /// Which platforms groups may run on.
@@ -64,49 +64,116 @@ impl Path {
 /// Cheapest path from the initial state to a terminal state under `lin`.
 /// `None` when no terminal state is reachable.
 pub fn shortest_path(g: &StateGraph, lin: &Linear) -> Option<(f64, Path)> {
+    relax_classes(g, lin, |x| lin.xfer[x])
+}
+
+/// [`shortest_path`] for the cost `w · usage` (the same values as under `Linear::dot(g, force, w)`),
+/// weighing only the transfer vectors the search reaches.
+pub fn shortest_path_dot(g: &StateGraph, force: Force, w: &Usage) -> Option<(f64, Path)> {
+    let lin = Linear::compute(force, |u| dot(w, u));
+    relax_classes(g, &lin, |x| transfer_dot(w, &g.xfer[x]))
+}
+
+/// `w · u` for a transfer vector `u`: its compute coordinates are zero, and the compute weights finite
+/// (a request's), so the sum over the transfer coordinates is the same number.
+#[inline(always)]
+fn transfer_dot(w: &Usage, u: &Usage) -> f64 {
+    let mut s = 0.0;
+    for k in BYTES_UP..DIMS {
+        s += w[k] * u[k];
+    }
+    s
+}
+
+/// A state's least distance found so far, and the class whose relaxation found it.
+#[derive(Clone, Copy)]
+struct Best {
+    dist: f64,
+    via: u32,
+}
+
+/// The shortest-path DP with transfer costs `xfer(index)` and compute weighed by `lin`.
+///
+/// Classes are visited in boundary order, so every member's source is final when its class is
+/// relaxed: once, from `min(dist[from] + transfers)` over the members.
+#[inline(always)]
+fn relax_classes(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> Option<(f64, Path)> {
     let ns = g.num_states();
-    let mut dist = vec![f64::INFINITY; ns];
-    let mut via = vec![Step { run: u32::MAX, last: 0 }; ns];
-    dist[0] = 0.0;
-    for s in 0..ns {
-        let d = dist[s];
-        if !d.is_finite() {
+    let mut best = vec![
+        Best {
+            dist: f64::INFINITY,
+            via: u32::MAX
+        };
+        ns
+    ];
+    // The member (position in `class_members`) each class was relaxed from.
+    let mut pick = vec![u32::MAX; g.classes.len()];
+    best[0].dist = 0.0;
+    for (c, class) in g.classes.iter().enumerate() {
+        if !lin.allows(class.platform) {
             continue;
         }
-        let first_run = g.run_start[s] as usize;
-        for (i, r) in g.runs_of(s).iter().enumerate() {
-            if !lin.allows(r.platform) {
-                continue;
+        let mut base = f64::INFINITY;
+        let members = g.members(c);
+        for (m, link) in members.clone().zip(&g.member_links[members]) {
+            let v = best[link.from as usize].dist + xfer(link.xfer as usize);
+            if v < base {
+                base = v;
+                pick[c] = m as u32;
             }
-            let q0 = r.q0 as usize;
-            // targets: state `state_start[q + 1] + local` for q = q0.. (one slice of the boundary offsets)
-            let starts = &g.state_start[q0 + 1..q0 + 1 + r.len as usize];
-            let run = (first_run + i) as u32;
-            g.for_run(r, lin, |k, c| {
-                let nd = d + c;
-                let to = (starts[k] + r.local) as usize;
-                if nd < dist[to] {
-                    dist[to] = nd;
-                    via[to] = Step {
-                        run,
-                        last: (q0 + k) as u32,
-                    };
+        }
+        if base == f64::INFINITY {
+            continue; // no member reached (or its transfers overflow)
+        }
+        let (q0, len) = (class.q0 as usize, class.len as usize);
+        // targets: state `state_start[q + 1] + local` for q = q0.. (one slice of the boundary offsets)
+        let starts = &g.state_start[q0 + 1..q0 + 1 + len];
+        let (local, via) = (class.local, c as u32);
+        let mut relax = |column: &[f64], weight: f64| {
+            for (&v, &start) in column.iter().zip(starts) {
+                let nd = weight * v + base;
+                let to = &mut best[(start + local) as usize];
+                if nd < to.dist {
+                    to.dist = nd;
+                    to.via = via;
                 }
-            });
+            }
+        };
+        let at = class.at..class.at + len;
+        match class.platform {
+            Platform::Cloud => relax(&g.cloud_ms[at], lin.cloud),
+            Platform::Mobile => match lin.mobile {
+                (a, 0.0) => relax(&g.mobile_ms[at], a),
+                (0.0, b) => relax(&g.mobile_mj[at], b),
+                (a, b) => {
+                    let (ms, mj) = (&g.mobile_ms[at.clone()], &g.mobile_mj[at]);
+                    for ((&m, &e), &start) in ms.iter().zip(mj).zip(starts) {
+                        let nd = a * m + b * e + base;
+                        let to = &mut best[(start + local) as usize];
+                        if nd < to.dist {
+                            to.dist = nd;
+                            to.via = via;
+                        }
+                    }
+                }
+            },
         }
     }
-    let end = (0..ns)
-        .filter(|&s| g.is_terminal(s) && dist[s].is_finite())
-        .min_by(|&a, &b| dist[a].total_cmp(&dist[b]))?;
+    let end = (g.state_start[g.n] as usize..ns)
+        .filter(|&s| best[s].dist.is_finite())
+        .min_by(|&a, &b| best[a].dist.total_cmp(&best[b].dist))?;
     let mut steps = Vec::new();
     let mut s = end;
     while s != 0 {
-        let step = via[s];
-        steps.push(step);
-        s = g.runs[step.run as usize].from as usize;
+        let run = g.class_members[pick[best[s].via as usize] as usize];
+        steps.push(Step {
+            run,
+            last: g.boundary[s] - 1,
+        });
+        s = g.runs[run as usize].from as usize;
     }
     steps.reverse();
-    Some((dist[end], Path { steps }))
+    Some((best[end].dist, Path { steps }))
 }
 
 /// Least remaining cost from every state to the end under `lin` (`inf` if none).

@@ -103,6 +103,28 @@ pub struct Step {
     pub last: u32,
 }
 
+/// Runs that leave the states of one boundary on one platform with the same groups and the same
+/// targets: they differ only in their source state and transfer vector. A shortest-path search
+/// relaxes the class's group column once, from the best of its members (`dist[from] + transfers`),
+/// instead of once per member: on a chain the two states of a boundary share every class.
+#[derive(Clone, Copy, Debug)]
+pub struct Class {
+    /// Where the group `p..=q0` (`p` the members' boundary) sits in the group columns.
+    pub at: usize,
+    pub q0: u32,
+    pub len: u32,
+    /// The targets' index among the states of boundary `q + 1`.
+    pub local: u32,
+    pub platform: Platform,
+}
+
+/// A class member's source state and transfer vector (what a search reads of it per call).
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    pub from: u32,
+    pub xfer: u32,
+}
+
 /// The explicit state graph of a cost table (see the module docs), stored as columns.
 ///
 /// Transitions are kept as [`Run`]s in CSR order (the runs of state `s` are
@@ -112,7 +134,9 @@ pub struct Step {
 /// distinct transfer vector. A search turns a linear functional of the usage
 /// into per-platform compute weights and one scalar per transfer vector
 /// ([`Linear`]), computed once per call, and reads nothing per transition but
-/// the group columns.
+/// the group columns. [`Class`]es group the runs that share groups and targets, in boundary
+/// order (their members: `class_members[class_start[c]..class_start[c + 1]]`, run indices, and the
+/// same members' source states and transfer vectors in `member_links`).
 #[derive(Clone, Debug)]
 pub struct StateGraph {
     pub n: usize,
@@ -131,6 +155,10 @@ pub struct StateGraph {
     pub mobile_ms: Vec<f64>,
     pub mobile_mj: Vec<f64>,
     pub cloud_ms: Vec<f64>,
+    pub classes: Vec<Class>,
+    pub class_start: Vec<u32>,
+    pub class_members: Vec<u32>,
+    pub member_links: Vec<Link>,
     /// Number of transitions (groups summed over runs).
     pub transitions: usize,
     /// Largest number of tensors live at one boundary.
@@ -151,6 +179,13 @@ pub struct Linear {
 impl Linear {
     /// `f` (linear in the usage) on `g`'s transitions; platforms `force` forbids are masked.
     pub fn of(g: &StateGraph, force: crate::search::Force, f: impl Fn(&Usage) -> f64) -> Linear {
+        let mut lin = Linear::compute(force, &f);
+        lin.xfer = g.xfer.iter().map(&f).collect();
+        lin
+    }
+
+    /// `f`'s compute weights alone (`xfer` empty: for searches that weigh the transfer vectors themselves).
+    pub fn compute(force: crate::search::Force, f: impl Fn(&Usage) -> f64) -> Linear {
         let unit = |k: usize| {
             let mut u = [0.0; DIMS];
             u[k] = 1.0;
@@ -159,7 +194,7 @@ impl Linear {
         Linear {
             mobile: (unit(MOBILE_MS), unit(MOBILE_MJ)),
             cloud: unit(CLOUD_MS),
-            xfer: g.xfer.iter().map(&f).collect(),
+            xfer: Vec::new(),
             allow: [force.allows(Platform::Mobile), force.allows(Platform::Cloud)],
         }
     }
@@ -209,34 +244,54 @@ impl StateGraph {
     /// Calls `visit(k, cost)` for the `k`-th transition of `r` (layers `first..=q0 + k`) under `lin`.
     /// `cost = compute + transfers`, read from the group columns without building a vector.
     #[inline(always)]
-    pub fn for_run(&self, r: &Run, lin: &Linear, mut visit: impl FnMut(usize, f64)) {
+    pub fn for_run(&self, r: &Run, lin: &Linear, visit: impl FnMut(usize, f64)) {
         let first = self.boundary[r.from as usize] as usize;
         let at = self.group_at(first, r.q0 as usize);
-        let len = r.len as usize;
-        let x = lin.xfer[r.xfer as usize];
-        match r.platform {
+        self.for_groups(at, r.len as usize, r.platform, lin, lin.xfer[r.xfer as usize], visit);
+    }
+
+    /// The members of class `c`: positions `class_start[c]..class_start[c + 1]` of `class_members` and
+    /// `member_links`.
+    #[inline]
+    pub fn members(&self, c: usize) -> std::ops::Range<usize> {
+        self.class_start[c] as usize..self.class_start[c + 1] as usize
+    }
+
+    /// Calls `visit(k, compute + base)` for the `len` groups at `at..at + len` of the group columns on
+    /// `platform`, with the compute weighted by `lin`.
+    #[inline(always)]
+    pub fn for_groups(
+        &self,
+        at: usize,
+        len: usize,
+        platform: Platform,
+        lin: &Linear,
+        base: f64,
+        mut visit: impl FnMut(usize, f64),
+    ) {
+        match platform {
             Platform::Mobile => {
                 let (a, b) = lin.mobile;
                 let ms = &self.mobile_ms[at..at + len];
                 if b == 0.0 {
                     for (k, &m) in ms.iter().enumerate() {
-                        visit(k, a * m + x);
+                        visit(k, a * m + base);
                     }
                 } else if a == 0.0 {
                     for (k, &e) in self.mobile_mj[at..at + len].iter().enumerate() {
-                        visit(k, b * e + x);
+                        visit(k, b * e + base);
                     }
                 } else {
                     let mj = &self.mobile_mj[at..at + len];
                     for (k, (&m, &e)) in ms.iter().zip(mj).enumerate() {
-                        visit(k, a * m + b * e + x);
+                        visit(k, a * m + b * e + base);
                     }
                 }
             }
             Platform::Cloud => {
                 let c = lin.cloud;
                 for (k, &m) in self.cloud_ms[at..at + len].iter().enumerate() {
-                    visit(k, c * m + x);
+                    visit(k, c * m + base);
                 }
             }
         }
@@ -280,6 +335,9 @@ impl StateGraph {
             + self.xfer.len() * (size_of::<Usage>() + 4)
             + self.group_start.len() * size_of::<usize>()
             + (self.mobile_ms.len() + self.mobile_mj.len() + self.cloud_ms.len()) * 8
+            + self.classes.len() * size_of::<Class>()
+            + (self.class_start.len() + self.class_members.len()) * 4
+            + self.member_links.len() * size_of::<Link>()
     }
 
     /// Builds the state graph of `cost` (validated first).
@@ -470,6 +528,14 @@ impl StateGraph {
         while run_start.len() < num_states + 1 {
             run_start.push(acc); // terminal states have no transitions
         }
+        let (classes, class_start, class_members) = classes_of(&runs, &boundary, &group_start);
+        let member_links = class_members
+            .iter()
+            .map(|&r| Link {
+                from: runs[r as usize].from,
+                xfer: runs[r as usize].xfer,
+            })
+            .collect();
         Ok(StateGraph {
             n,
             boundary,
@@ -482,10 +548,56 @@ impl StateGraph {
             mobile_ms,
             mobile_mj,
             cloud_ms,
+            classes,
+            class_start,
+            class_members,
+            member_links,
             transitions,
             width,
         })
     }
+}
+
+/// The runs (in state order, so in boundary order) grouped into [`Class`]es: the classes in order of
+/// their first member, and CSR offsets into the members (run indices, in run order).
+fn classes_of(runs: &[Run], boundary: &[u32], group_start: &[usize]) -> (Vec<Class>, Vec<u32>, Vec<u32>) {
+    let mut classes: Vec<Class> = Vec::new();
+    let mut class_of = Vec::with_capacity(runs.len());
+    let mut index: FxMap<(u32, u32, u32, Platform), u32> = FxMap::default();
+    let mut at_boundary = u32::MAX;
+    for r in runs {
+        let p = boundary[r.from as usize];
+        if p != at_boundary {
+            index.clear(); // classes never span boundaries
+            at_boundary = p;
+        }
+        let c = *index.entry((r.q0, r.len, r.local, r.platform)).or_insert_with(|| {
+            classes.push(Class {
+                at: group_start[p as usize] + (r.q0 - p) as usize,
+                q0: r.q0,
+                len: r.len,
+                local: r.local,
+                platform: r.platform,
+            });
+            (classes.len() - 1) as u32
+        });
+        class_of.push(c);
+    }
+    // Counting sort of the runs by class (stable: members stay in run order).
+    let mut class_start = vec![0u32; classes.len() + 1];
+    for &c in &class_of {
+        class_start[c as usize + 1] += 1;
+    }
+    for c in 0..classes.len() {
+        class_start[c + 1] += class_start[c];
+    }
+    let mut fill = class_start.clone();
+    let mut class_members = vec![0u32; runs.len()];
+    for (r, &c) in class_of.iter().enumerate() {
+        class_members[fill[c as usize] as usize] = r as u32;
+        fill[c as usize] += 1;
+    }
+    (classes, class_start, class_members)
 }
 
 /// State keys per boundary -> their index: a dense table where a boundary's keys have few bits.
@@ -625,6 +737,14 @@ impl Hasher for FxHasher {
         for &b in bytes {
             self.write_u64(b as u64);
         }
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_isize(&mut self, i: isize) {
+        self.write_u64(i as u64);
     }
     #[inline]
     fn write_u64(&mut self, i: u64) {

@@ -50,6 +50,9 @@ fn invalid(py: Python<'_>, msg: String) -> PyErr {
     plan_error(py, PlanError::InvalidInput(msg))
 }
 
+/// Unconstrained solves of graphs with fewer transitions keep the GIL (they take microseconds).
+const QUICK_TRANSITIONS: usize = 20_000;
+
 /// A cost table compiled into the exact planner's state graph (built once, solved many times).
 #[pyclass(frozen, module = "jointdnn_edge._core")]
 pub struct Problem {
@@ -148,7 +151,13 @@ impl Problem {
         req.cloud_budget_ms = cloud_budget_ms;
         req.force = self::force(py, force)?;
         let graph = &self.graph;
-        let sol = py.detach(|| solve(graph, &req)).into_py_result(py)?;
+        let unconstrained = deadline_ms.is_none() && energy_budget_mj.is_none() && cloud_budget_ms.is_none();
+        let sol = if unconstrained && graph.transitions < QUICK_TRANSITIONS {
+            solve(graph, &req) // microseconds: releasing the GIL would cost more than other threads gain
+        } else {
+            py.detach(|| solve(graph, &req))
+        }
+        .into_py_result(py)?;
         Solution::new(py, &sol, &req.network, req.slowdown)
     }
 
