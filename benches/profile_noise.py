@@ -25,7 +25,7 @@ import numpy as np
 from jointdnn_edge import Network, profile, zoo
 from jointdnn_edge.models import executor_for
 from jointdnn_edge.planner import plan, runs_of, stability
-from jointdnn_edge.planner.stability import placement_bar
+from jointdnn_edge.planner._stability import placement_bar
 from jointdnn_edge.spread import GroupSpread
 
 NETWORKS: list[tuple[str, Network]] = [(name, Network.preset(name)) for name in ("3g", "4g", "wifi")] + [

@@ -13,6 +13,8 @@ stays optimal when a profiled table is redrawn within its measured spread.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._accuracy import AccuracyPlanner, TransferOption, transfer_options
 from ._backend import (
     CostsLike,
@@ -27,7 +29,9 @@ from ._backend import (
 from ._plan import plan
 from .lut import LookupTable
 from .schedule import Schedule, evaluate_usage, runs_of
-from .stability import Stability, stability
+
+if TYPE_CHECKING:
+    from ._stability import Stability, stability
 
 __all__ = [
     "AccuracyPlanner",
@@ -49,3 +53,12 @@ __all__ = [
     "stability",
     "transfer_options",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # stability needs numpy; the planner itself must import without it (the Android bridge's numpy-free path)
+    if name in ("Stability", "stability"):
+        from . import _stability
+
+        return getattr(_stability, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
