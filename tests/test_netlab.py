@@ -147,7 +147,9 @@ def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
     csv = tmp_path / "short.csv"
     csv.write_text("time_s,up_mbps,down_mbps,rtt_ms\n0,1.1,2.0275,80\n12,200,200,2\n26,end,,\n")
     _clean()
-    result = run_netlab("alexnet", LinkTrace.from_csv(csv), size="small", probe_every_s=1.0)
+    # probes every 6 s: longer than the session's own background probe period (5 s), which used to run beside
+    # the cloud strategy's upload and measure half the link
+    result = run_netlab("alexnet", LinkTrace.from_csv(csv), size="small", probe_every_s=6.0)
     _clean()
     doc = json.loads(json.dumps(result.to_dict()))  # the JSON contract
     for s in ("jointdnn", "mobile", "cloud", "static"):
@@ -163,5 +165,50 @@ def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
     assert slow and all("C" not in s for s in slow), slow  # 3G: the activations are too big to send
     assert any("C" in s for s in fast), fast  # the fast link: the adaptive session switched to the cloud
     assert all(r["correct"] for r in doc["inferences"])
+    # the 3G upload estimate is the shaped rate less TCP/IP headers (1448 of 1500 bytes), within 15%
+    payload = 1.1 * 1448 / 1500
+    ests = [r["est_up_mbps"] for r in joint if r["t_s"] < 12 and r["est_up_mbps"] is not None]
+    assert ests and all(abs(e - payload) <= 0.15 * payload for e in ests), ests
     plot_netlab(doc, tmp_path / "lab.png")
     assert (tmp_path / "lab.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ the emulated device
+def test_paced_executor_takes_the_fastest_split_and_keeps_outputs() -> None:
+    """The paced device's time for a run is the cheapest split into groups (brute force), its outputs the CPU's."""
+    import itertools
+
+    import numpy as np
+
+    from jointdnn_edge import zoo
+    from jointdnn_edge.models.executor import executor_for
+    from jointdnn_edge.models.graph import uniform_feeds
+    from jointdnn_edge.netlab._device import PacedExecutor
+
+    rng = np.random.default_rng(0)
+    n = 6
+    m = np.full((n, n), np.inf)
+    for i in range(n):
+        for j in range(i, min(n, i + 3)):  # groups of up to 3 layers
+            m[i, j] = float(rng.uniform(1, 10))
+    graph = zoo.load("alexnet", "onnx", size="tiny")
+    local = executor_for(graph, threads=1)
+    paced = PacedExecutor(local, m)
+    for a in range(n):
+        for b in range(a, n):
+            brute = min(
+                sum(m[s, e - 1] for s, e in itertools.pairwise((a, *cuts, b + 1)))
+                for k in range(b - a + 1)
+                for cuts in itertools.combinations(range(a + 1, b + 1), k)
+            )
+            assert paced.target_ms(a, b) == pytest.approx(brute)
+    feeds = uniform_feeds(graph, 1)
+    big = np.full((graph.n, graph.n), np.inf)
+    np.fill_diagonal(big, 1.0)
+    t0 = time.perf_counter()
+    out = PacedExecutor(local, big).run_model(graph, feeds)
+    assert time.perf_counter() - t0 >= graph.n * 1e-3  # at least the device's time (a lower bound, not a timing)
+    want = local.run_model(graph, feeds)
+    assert all(np.array_equal(out[k], want[k]) for k in want)
+    with pytest.raises(ConfigError):
+        PacedExecutor(local, np.full((3, 3), np.inf))
