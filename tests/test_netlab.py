@@ -212,3 +212,36 @@ def test_paced_executor_takes_the_fastest_split_and_keeps_outputs() -> None:
     assert all(np.array_equal(out[k], want[k]) for k in want)
     with pytest.raises(ConfigError):
         PacedExecutor(local, np.full((3, 3), np.inf))
+
+
+def test_emulated_device_options_are_checked_before_the_lab_is_built() -> None:
+    from jointdnn_edge.netlab import run_netlab
+
+    with pytest.raises(ConfigError, match="emulation"):
+        run_netlab("alexnet", emulation="twice")
+    with pytest.raises(ConfigError, match="sleep"):
+        run_netlab("alexnet", device="jetson-tx2", emulation="repeat")
+    with pytest.raises(ConfigError, match="unknown device"):
+        run_netlab("alexnet", device="no-such-phone", emulation="sleep")
+
+
+def test_mobile_costs_of_a_device_model_are_never_faster_than_this_cpu() -> None:
+    """A preset's times where this CPU can pad to them, this CPU's own where the model is faster (element-wise max)."""
+    import numpy as np
+
+    from jointdnn_edge import zoo
+    from jointdnn_edge.devices import DEVICES, cost_table
+    from jointdnn_edge.netlab._device import mobile_costs
+
+    graph = zoo.load("alexnet", "onnx", size="tiny")
+    host = cost_table(graph, mobile="tesla-k40c", max_group=3)  # stands in for a profile of this CPU
+    slowed, info = mobile_costs(graph, host, "host", 20.0, 3)
+    assert np.array_equal(slowed.mobile_ms, np.asarray(host.mobile_ms) * 20.0) and info["slowdown"] == 20.0
+    table, info = mobile_costs(graph, host, "jetson-tx2", 20.0, 3)
+    model = np.asarray(cost_table(graph, mobile="jetson-tx2", max_group=3).mobile_ms)
+    measured = np.asarray(host.mobile_ms)
+    finite = np.isfinite(model)
+    assert np.array_equal(np.asarray(table.mobile_ms)[finite], np.maximum(model, measured)[finite])
+    assert info["groups_bound_by_this_cpu"] == int(np.sum(measured[finite] > model[finite]))
+    power_w = DEVICES["jetson-tx2"].power_mw / 1e3  # energy at the device's power
+    assert np.allclose(np.asarray(table.mobile_mj)[finite], np.asarray(table.mobile_ms)[finite] * power_w)
