@@ -147,7 +147,9 @@ def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
     csv = tmp_path / "short.csv"
     csv.write_text("time_s,up_mbps,down_mbps,rtt_ms\n0,1.1,2.0275,80\n12,200,200,2\n26,end,,\n")
     _clean()
-    result = run_netlab("alexnet", LinkTrace.from_csv(csv), size="small", probe_every_s=1.0)
+    # probes every 6 s: longer than the session's own background probe period (5 s), which used to run beside
+    # the cloud strategy's upload and measure half the link
+    result = run_netlab("alexnet", LinkTrace.from_csv(csv), size="small", probe_every_s=6.0)
     _clean()
     doc = json.loads(json.dumps(result.to_dict()))  # the JSON contract
     for s in ("jointdnn", "mobile", "cloud", "static"):
@@ -163,5 +165,83 @@ def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
     assert slow and all("C" not in s for s in slow), slow  # 3G: the activations are too big to send
     assert any("C" in s for s in fast), fast  # the fast link: the adaptive session switched to the cloud
     assert all(r["correct"] for r in doc["inferences"])
+    # the 3G upload estimate is the shaped rate less TCP/IP headers (1448 of 1500 bytes), within 15%
+    payload = 1.1 * 1448 / 1500
+    ests = [r["est_up_mbps"] for r in joint if r["t_s"] < 12 and r["est_up_mbps"] is not None]
+    assert ests and all(abs(e - payload) <= 0.15 * payload for e in ests), ests
     plot_netlab(doc, tmp_path / "lab.png")
     assert (tmp_path / "lab.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------ the emulated device
+def test_paced_executor_takes_the_fastest_split_and_keeps_outputs() -> None:
+    """The paced device's time for a run is the cheapest split into groups (brute force), its outputs the CPU's."""
+    import itertools
+
+    import numpy as np
+
+    from jointdnn_edge import zoo
+    from jointdnn_edge.models.executor import executor_for
+    from jointdnn_edge.models.graph import uniform_feeds
+    from jointdnn_edge.netlab._device import PacedExecutor
+
+    rng = np.random.default_rng(0)
+    n = 6
+    m = np.full((n, n), np.inf)
+    for i in range(n):
+        for j in range(i, min(n, i + 3)):  # groups of up to 3 layers
+            m[i, j] = float(rng.uniform(1, 10))
+    graph = zoo.load("alexnet", "onnx", size="tiny")
+    local = executor_for(graph, threads=1)
+    paced = PacedExecutor(local, m)
+    for a in range(n):
+        for b in range(a, n):
+            brute = min(
+                sum(m[s, e - 1] for s, e in itertools.pairwise((a, *cuts, b + 1)))
+                for k in range(b - a + 1)
+                for cuts in itertools.combinations(range(a + 1, b + 1), k)
+            )
+            assert paced.target_ms(a, b) == pytest.approx(brute)
+    feeds = uniform_feeds(graph, 1)
+    big = np.full((graph.n, graph.n), np.inf)
+    np.fill_diagonal(big, 1.0)
+    t0 = time.perf_counter()
+    out = PacedExecutor(local, big).run_model(graph, feeds)
+    assert time.perf_counter() - t0 >= graph.n * 1e-3  # at least the device's time (a lower bound, not a timing)
+    want = local.run_model(graph, feeds)
+    assert all(np.array_equal(out[k], want[k]) for k in want)
+    with pytest.raises(ConfigError):
+        PacedExecutor(local, np.full((3, 3), np.inf))
+
+
+def test_emulated_device_options_are_checked_before_the_lab_is_built() -> None:
+    from jointdnn_edge.netlab import run_netlab
+
+    with pytest.raises(ConfigError, match="emulation"):
+        run_netlab("alexnet", emulation="twice")
+    with pytest.raises(ConfigError, match="sleep"):
+        run_netlab("alexnet", device="jetson-tx2", emulation="repeat")
+    with pytest.raises(ConfigError, match="unknown device"):
+        run_netlab("alexnet", device="no-such-phone", emulation="sleep")
+
+
+def test_mobile_costs_of_a_device_model_are_never_faster_than_this_cpu() -> None:
+    """A preset's times where this CPU can pad to them, this CPU's own where the model is faster (element-wise max)."""
+    import numpy as np
+
+    from jointdnn_edge import zoo
+    from jointdnn_edge.devices import DEVICES, cost_table
+    from jointdnn_edge.netlab._device import mobile_costs
+
+    graph = zoo.load("alexnet", "onnx", size="tiny")
+    host = cost_table(graph, mobile="tesla-k40c", max_group=3)  # stands in for a profile of this CPU
+    slowed, info = mobile_costs(graph, host, "host", 20.0, 3)
+    assert np.array_equal(slowed.mobile_ms, np.asarray(host.mobile_ms) * 20.0) and info["slowdown"] == 20.0
+    table, info = mobile_costs(graph, host, "jetson-tx2", 20.0, 3)
+    model = np.asarray(cost_table(graph, mobile="jetson-tx2", max_group=3).mobile_ms)
+    measured = np.asarray(host.mobile_ms)
+    finite = np.isfinite(model)
+    assert np.array_equal(np.asarray(table.mobile_ms)[finite], np.maximum(model, measured)[finite])
+    assert info["groups_bound_by_this_cpu"] == int(np.sum(measured[finite] > model[finite]))
+    power_w = DEVICES["jetson-tx2"].power_mw / 1e3  # energy at the device's power
+    assert np.allclose(np.asarray(table.mobile_mj)[finite], np.asarray(table.mobile_ms)[finite] * power_w)

@@ -19,6 +19,12 @@ def netlab_command(
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to run (default: the trace's length)."),
     size: str = typer.Option("small", "--size", help="Zoo size preset: tiny, small or full."),
     mobile_slowdown: float = typer.Option(20.0, "--mobile-slowdown", min=1.0, help="Emulated device: x slower."),
+    device: str = typer.Option(
+        "host", "--device", help="The emulated phone: host (this CPU, --mobile-slowdown x slower) or a device preset."
+    ),
+    emulation: str = typer.Option(
+        "repeat", "--emulation", help="repeat: compute each slice N times (host only); sleep: once, padded to its time."
+    ),
     max_group: int = typer.Option(4, "--max-group", min=1, help="Longest group of layers to profile."),
     rtt_ms: float = typer.Option(40.0, "--rtt-ms", min=0.0, help="Round trip for a Mahimahi trace (ms)."),
     probe_every: float = typer.Option(2.0, "--probe-every", min=0.1, help="Probe period while JointDNN stays local."),
@@ -39,6 +45,8 @@ def netlab_command(
             size=size,
             duration_s=duration,
             mobile_slowdown=mobile_slowdown,
+            device=device,
+            emulation=emulation,
             max_group=max_group,
             probe_every_s=probe_every,
             report=lambda line: err_console.print(f"[dim]{line}[/]"),

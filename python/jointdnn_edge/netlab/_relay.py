@@ -92,10 +92,11 @@ class DelayRelay:
             loop.run_forever()
         finally:
             self._server.close()
-            for task in asyncio.all_tasks(loop):
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
                 task.cancel()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.sleep(0))
+            with contextlib.suppress(Exception):  # let every cancelled pipe finish, so none is destroyed pending
+                loop.run_until_complete(asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5))
             loop.close()
 
     async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
@@ -104,9 +105,13 @@ class DelayRelay:
         except OSError:
             c_writer.close()
             return
-        await asyncio.gather(self._pipe(c_reader, s_writer), self._pipe(s_reader, c_writer), return_exceptions=True)
-        for w in (c_writer, s_writer):
-            w.close()
+        try:
+            await asyncio.gather(self._pipe(c_reader, s_writer), self._pipe(s_reader, c_writer), return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the relay is stopping: end quietly (asyncio logs a connection task that ends cancelled)
+        finally:
+            for w in (c_writer, s_writer):
+                w.close()
 
     def _delay_s(self, point: LinkPoint) -> float:
         d = point.rtt_ms / 2e3

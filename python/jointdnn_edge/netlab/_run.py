@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, JointDNNError, TransportError
 from ..network import Network
+from ._device import EMULATIONS, PacedExecutor, mobile_costs
 from ._lab import SERVER_ADDR, Lab, LabUnavailableError, lab_unavailable_reason
 from ._relay import DelayRelay
 from ._trace import LinkTrace
@@ -35,7 +36,7 @@ __all__ = ["STRATEGIES", "NetlabResult", "run_netlab"]
 
 STRATEGIES = ("jointdnn", "mobile", "cloud", "static")
 SERVER_PORT = 8000
-#: The adaptive session probes the link when its last inferences moved no bytes, at most this often (s).
+#: The lab probes for the adaptive session when its last inferences left its estimate as it was, at most this often (s).
 DEFAULT_PROBE_EVERY_S = 2.0
 #: Inferences of a strategy after a phase starts that do not count as settled (prediction error).
 SETTLE_INFERENCES = 3
@@ -145,6 +146,11 @@ def _mode(items: list[str]) -> str | None:
     return max(set(items), key=items.count) if items else None
 
 
+def _estimate(est: Any) -> tuple[float | None, float | None, float | None]:
+    """What an estimator says now: a new sample of any kind changes it."""
+    return est.up_mbps, est.down_mbps, est.rtt_ms
+
+
 def _outputs_equal(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) -> bool:
     """Same names, shapes and dtypes, and values within :data:`OUTPUT_RTOL` of the output's magnitude."""
     for name, w in want.items():
@@ -168,8 +174,8 @@ def _model(model: str, size: str) -> tuple[Any, list[str]]:
     return zoo.load(name, "onnx", size=size), [f"zoo:{name}", "--size", size]
 
 
-def _costs(graph: Any, mobile_slowdown: float, max_group: int) -> Any:
-    """The demo's cost table: this CPU on one thread profiled, mobile ``mobile_slowdown`` times slower."""
+def _host_costs(graph: Any, max_group: int) -> Any:
+    """The demo's cost table of this CPU on one thread (both sides), with the codec's measured sizes and times."""
     from ..codec import compress_costs, layer_samples, profile_codec
     from ..models.executor import executor_for
     from ..models.graph import uniform_feeds
@@ -178,8 +184,7 @@ def _costs(graph: Any, mobile_slowdown: float, max_group: int) -> Any:
     local = executor_for(graph, threads=1)
     costs = profile(graph, local, max_group=max_group, repeats=3, cloud_speedup=1.0, progress=False)
     samples = layer_samples(graph, [uniform_feeds(graph, 0)], executor=local)
-    costs = compress_costs(costs, profile_codec(samples, repeats=1))
-    return costs.replace(mobile_ms=np.asarray(costs.mobile_ms) * mobile_slowdown, mobile_power_mw=7500.0)
+    return compress_costs(costs, profile_codec(samples, repeats=1))
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
@@ -242,6 +247,8 @@ def run_netlab(
     size: str = "small",
     duration_s: float | None = None,
     mobile_slowdown: float = 20.0,
+    device: str = "host",
+    emulation: str = "repeat",
     max_group: int = 4,
     radio: str | Network = "wifi",
     probe_every_s: float = DEFAULT_PROBE_EVERY_S,
@@ -250,6 +257,11 @@ def run_netlab(
     """Build the lab, serve ``model`` inside it, and run the four strategies in turn while ``trace`` plays.
 
     ``duration_s`` defaults to the trace's length (a longer run repeats it).
+    The emulated phone: ``device="host"`` is this CPU ``mobile_slowdown``
+    times slower, a device preset (:data:`jointdnn_edge.devices.DEVICES`) its
+    model's times; ``emulation`` says how it is made slower (``"repeat"``:
+    each slice computed ``mobile_slowdown`` times, host only; ``"sleep"``:
+    computed once and padded to its time, see :mod:`._device`).
     Raises :class:`LabUnavailableError` (with the reason) where the lab cannot be built.
     """
     from ..client import BandwidthEstimator, CloudClient
@@ -265,6 +277,14 @@ def run_netlab(
         raise ConfigError(f"duration must be a positive number of seconds, got {duration_s!r}")
     if not (isinstance(mobile_slowdown, (int, float)) and 1 <= mobile_slowdown < math.inf):
         raise ConfigError(f"mobile_slowdown must be a finite number >= 1, got {mobile_slowdown!r}")
+    if emulation not in EMULATIONS:
+        raise ConfigError(f"emulation must be one of {EMULATIONS}, got {emulation!r}")
+    if device != "host" and emulation == "repeat":
+        raise ConfigError("a device model is emulated with emulation='sleep' (repeat only slows this CPU down)")
+    if device != "host":
+        from ..devices import device as device_preset
+
+        device = device_preset(device).name  # a typed error for an unknown name, before the lab is built
     radio_net = Network.preset(radio) if isinstance(radio, str) else radio
     why = lab_unavailable_reason()
     if why is not None:
@@ -272,10 +292,16 @@ def run_netlab(
 
     graph, serve_args = _model(model, size)
     say(f"model {graph.name}: {graph.n} layers, input {graph.input_bytes} B; profiling (groups of up to {max_group})")
-    costs = _costs(graph, mobile_slowdown, max_group)
+    costs, mobile_setup = mobile_costs(graph, _host_costs(graph, max_group), device, mobile_slowdown, max_group)
     inputs = uniform_feeds(graph, 1)
     reference = executor_for(graph, threads=1).run_model(graph, inputs)
-    mobile_exec = SlowedExecutor(executor_for(graph, threads=1), mobile_slowdown)
+    if emulation == "repeat":
+        mobile_exec: Any = SlowedExecutor(executor_for(graph, threads=1), mobile_slowdown)
+        mobile_desc = f"this CPU, 1 thread, {mobile_slowdown:g}x slower (each run of layers computed that many times)"
+    else:
+        mobile_exec = PacedExecutor(executor_for(graph, threads=1), costs.mobile_ms)
+        what = f"this CPU's profile x {mobile_slowdown:g}" if device == "host" else f"the {device} device model"
+        mobile_desc = f"this CPU, 1 thread, each run computed once and padded to {what}'s time for it"
     result = NetlabResult()
     result.trace = {**trace.to_dict(), "played_s": duration}
     result.trace["phases"] = [
@@ -286,7 +312,9 @@ def run_netlab(
         "model": graph.name,
         "layers": graph.n,
         "size": size,
-        "mobile": f"this CPU, 1 thread, {mobile_slowdown:g}x slower (each run of layers computed that many times)",
+        "mobile": mobile_desc,
+        "mobile_costs": mobile_setup,
+        "emulation": emulation,
         "cloud": "jointdnn-edge serve in the server namespace, 1 thread, this CPU",
         "link": "veth pair between two namespaces, tbf each way; delay, jitter, loss and outages by a user-space relay",
         "radio": radio_net.name or "custom",
@@ -346,7 +374,10 @@ class _Driver:
         clients = {s: client_cls(self.url, estimator=estimator_cls()) for s in STRATEGIES}
         sessions: dict[str, Any] = {}
         try:
-            common = {"network": "auto", "radio": self.radio, "executor": self.mobile_exec}
+            # No background probes: one would share the link with the next strategy's transfer, and both would
+            # measure a part of it (on 3G the adaptive session's estimate read 0.3-0.5 of 1.1 Mbit/s). The lab
+            # probes for the adaptive session itself, between inferences (see _loop).
+            common = {"network": "auto", "radio": self.radio, "executor": self.mobile_exec, "probe_interval_s": None}
             sessions["jointdnn"] = JointSession(self.graph, clients["jointdnn"], self.costs, **common)
             sessions["mobile"] = JointSession(self.graph, clients["mobile"], self.costs, force="mobile", **common)
             sessions["cloud"] = JointSession(self.graph, clients["cloud"], self.costs, force="cloud", **common)
@@ -372,7 +403,7 @@ class _Driver:
         player = self.player
         player.start()
         last_probe = 0.0
-        quiet = 0  # consecutive adaptive inferences that moved no bytes
+        quiet = 0  # consecutive adaptive inferences after which its estimate had not moved
         while not player.stop.is_set():
             for name in STRATEGIES:
                 t = player.now()
@@ -382,9 +413,10 @@ class _Driver:
                 if name == "jointdnn" and quiet >= SETTLE_INFERENCES and t - last_probe >= self.probe_every_s:
                     last_probe = t
                     self._probe(sessions[name], t)
-                record = self._one(name, sessions[name], clients[name], t)
+                before = _estimate(clients[name].estimator)
+                self._one(name, sessions[name], clients[name], t)
                 if name == "jointdnn":
-                    quiet = quiet + 1 if record["bytes_up"] == 0 and record["bytes_down"] == 0 else 0
+                    quiet = quiet + 1 if _estimate(clients[name].estimator) == before else 0
 
     def _probe(self, session: Any, t: float) -> None:
         t0 = time.perf_counter()
