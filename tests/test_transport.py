@@ -335,3 +335,41 @@ def test_tls_through_uvicorn_options(session_models: Any, tmp_path: Any) -> None
         with CloudClient(server.url, token="tls-token", retries=0) as client:  # the system CAs do not know it
             with pytest.raises(CloudUnavailableError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
                 client.infer_slice("alexnet", 0, 3, frame)
+
+
+class _ClosingFront:
+    """Answers every request with ``connection: close``: each request opens a new connection (a client whose
+    requests come further apart than the keep-alive expiry, as on a slow link with a big model)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def close_after(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, close_after if scope["type"] == "http" else send)
+
+
+def test_requests_on_new_connections_still_measure_the_link(session_models: Any) -> None:
+    """Every request on a new connection: the measured handshake is taken out, and the transfers are samples.
+
+    Before, a request on a new connection gave no sample, so a session whose inferences came further apart than
+    the keep-alive expiry kept planning with the bandwidth of an earlier phase (the network lab on 3G)."""
+    from jointdnn_edge.server import BackgroundServer, create_app
+
+    g = session_models["pix2pix"]
+    frame = codec.encode(uniform_feeds(g, 0), codec="raw")  # 786 KB
+    up, down = 40.0, 80.0  # Mbit/s
+    front = _ClosingFront(create_app({"pix2pix": g}, threads=1))
+    with BackgroundServer(front) as server, CloudClient(server.url, emulate=Emulation(up, down, 0.0)) as client:
+        client.ping()
+        for _ in range(3):
+            resp = client.infer_slice("pix2pix", 0, 0, frame, codec="raw")
+            assert resp.bytes_up > len(frame)
+        est = client.estimator
+        assert est.up_mbps is not None and est.down_mbps is not None
+        assert up * 0.6 <= est.up_mbps <= up * 1.05  # paced: cannot look faster, and not much slower
+        assert down * 0.3 <= est.down_mbps <= down * 1.05

@@ -94,8 +94,10 @@ class _Reply:
     t_end: float
     attempts: int
     sent: int
-    #: the request opened a new connection (its time includes the handshake: not a clean sample)
+    #: the request opened a new connection
     fresh: bool
+    #: seconds the new connection's handshakes (TCP, TLS) took, measured; 0 on a reused connection
+    handshake_s: float = 0.0
 
 
 class CloudClient:
@@ -261,7 +263,7 @@ class CloudClient:
                     raise RemoteError(f"health check answered {reply.status}", reply.status)
                 if not reply.fresh:
                     break
-        rtt = reply.t_end - reply.t_send
+        rtt = reply.t_end - reply.t_send - reply.handshake_s  # a server closing every connection: still a sample
         self.estimator.add_rtt(rtt)
         return rtt
 
@@ -353,13 +355,18 @@ class CloudClient:
         est = self.estimator
         rtt_s = (est.rtt_ms or 0.0) / 1e3
         server_s = t.get(P.R_SERVER, 0.0) / 1e3
-        # headers arrive after the upload, the server's work and one round trip; the body follows
-        raw_s = max(0.0, reply.t_headers - reply.t_send - server_s)  # upload + one round trip
+        # headers arrive after the upload, the server's work and one round trip; the body follows. On a new
+        # connection the handshakes came first: their measured time is no transfer time.
+        raw_s = max(0.0, reply.t_headers - reply.t_send - server_s - reply.handshake_s)  # upload + one round trip
         up_s = max(0.0, raw_s - rtt_s)
         down_s = max(0.0, reply.t_end - reply.t_headers)
         sent, got = reply.sent, len(reply.body)
-        if reply.fresh:
-            pass  # a new connection's handshake would pass for transfer time
+        # a new connection whose handshake went unmeasured (a transport without httpcore's trace) gives no sample
+        clean = not reply.fresh or reply.handshake_s > 0
+        if not clean:
+            pass
+        elif reply.fresh and sent < est.min_bytes:
+            pass  # a round trip on a new connection: its request may have waited for the handshake's last ACK
         elif sent < est.min_bytes:
             est.add_rtt(raw_s)  # a small request is a round trip
         elif raw_s <= rtt_s:
@@ -370,7 +377,7 @@ class CloudClient:
         elif up_s >= _MIN_UPLOAD_SHARE * raw_s:
             est.add_transfer("up", sent, up_s)
         # else: the upload is a sliver of the request, within the round trip's error: no bandwidth sample
-        if not reply.fresh:
+        if clean:
             est.add_transfer("down", got, down_s)
         return SliceResponse(
             frame=frame,
@@ -464,9 +471,15 @@ class CloudClient:
                 if remaining <= 0:
                     raise DeadlineExceededError(f"{method} {path}: deadline of {deadline * 1e3:.0f} ms passed")
                 t_send = time.perf_counter()
+                handshake = _HandshakeClock()
                 try:
                     request = self.http.build_request(
-                        method, path, content=body, headers=headers, timeout=httpx.Timeout(remaining)
+                        method,
+                        path,
+                        content=body,
+                        headers=headers,
+                        timeout=httpx.Timeout(remaining),
+                        extensions={"trace": handshake},
                     )
                     response = self.http.send(request, stream=True)
                     try:
@@ -514,7 +527,16 @@ class CloudClient:
                     raise
                 sent = len(body) if body is not None else 0
                 return _Reply(
-                    response.status_code, response.headers, data, t_send, t_headers, t_end, attempt, sent, fresh
+                    response.status_code,
+                    response.headers,
+                    data,
+                    t_send,
+                    t_headers,
+                    t_end,
+                    attempt,
+                    sent,
+                    fresh,
+                    handshake.seconds,
                 )
 
     def _fresh(self, response: Any) -> bool:
@@ -572,6 +594,22 @@ class CloudClient:
 #: trip's estimate errs by more than that, and the sample would claim an absurd bandwidth (the network lab saw
 #: 1000 Mbit/s on a 19 Mbit/s link right after the round trip fell).
 _MIN_UPLOAD_SHARE = 0.1
+
+
+class _HandshakeClock:
+    """httpcore's ``trace`` extension: adds up how long a request's new connection took to open (TCP, TLS)."""
+
+    __slots__ = ("seconds", "_started")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, event: str, info: Mapping[str, Any]) -> None:
+        if event in ("connection.connect_tcp.started", "connection.start_tls.started"):
+            self._started = time.perf_counter()
+        elif event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self.seconds += time.perf_counter() - self._started
 
 
 def _closed_before_answer(error: httpx.HTTPError) -> bool:
