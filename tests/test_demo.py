@@ -65,3 +65,17 @@ def test_slowed_executor_is_slower_but_identical() -> None:
 def test_serve_command_refuses_missing_files() -> None:
     res = CliRunner().invoke(app, ["serve", "/nonexistent/model.onnx", "--port", "0"])
     assert res.exit_code == 1 and "no such model file" in res.output
+
+
+def test_slowed_executor_loads_slices_ahead_like_its_inner_one() -> None:
+    """A session's warm-up preloads slices through the emulated phone: prepare reaches the real executor."""
+    from jointdnn_edge import zoo
+    from jointdnn_edge.models.executor import executor_for
+
+    g = zoo.load("chair", size="tiny")
+    inner = executor_for(g, threads=1)
+    slow = SlowedExecutor(inner, 20.0)
+    assert inner._cache.cached() == 0
+    slow.prepare(g, 0, 2)
+    slow.prepare(g, 3, g.n - 1)
+    assert inner._cache.cached() == 2 and slow.cache_size == inner.cache_size

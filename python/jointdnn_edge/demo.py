@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .models.executor import EmulatedDevice
 from .network import Network
 from .planner import check_objective
 
@@ -43,7 +44,7 @@ DEFAULT_MOBILE_SLOWDOWN = 20.0
 OUTPUT_RTOL = 1e-5
 
 
-class SlowedExecutor:
+class SlowedExecutor(EmulatedDevice):
     """An executor ``factor`` times slower than ``inner``: a weaker device that still computes.
 
     Each run is computed ``floor(factor)`` times (the first result is kept;
@@ -55,9 +56,8 @@ class SlowedExecutor:
     def __init__(self, inner: Any, factor: float) -> None:
         if not factor >= 1.0:
             raise ConfigError(f"factor must be >= 1, got {factor!r}")
-        self.inner = inner
+        super().__init__(inner)
         self.factor = float(factor)
-        self.runtime = getattr(inner, "runtime", "unknown")
 
     def _timed(self, fn: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()

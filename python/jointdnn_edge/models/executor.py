@@ -54,7 +54,7 @@ from .prepared import PreparedRun
 if TYPE_CHECKING:
     from .graph import ModelGraph
 
-__all__ = ["Executor", "PreparedRun", "executor_for"]
+__all__ = ["EmulatedDevice", "Executor", "PreparedRun", "executor_for"]
 
 
 @runtime_checkable
@@ -74,6 +74,29 @@ class Executor(Protocol):
     def info(self) -> dict[str, Any]:
         """Runtime name, version, threads and backend details."""
         ...
+
+
+class EmulatedDevice:
+    """Base of executors that make ``inner`` look like a slower device: what is not about speed is ``inner``'s.
+
+    Subclasses time :meth:`run` and :meth:`run_model`; loading a slice ahead of use (:meth:`prepare`), the
+    slice cache and the runtime's name pass through, so a session's warm-up preloads the real sessions.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.runtime = getattr(inner, "runtime", "unknown")
+
+    def prepare(self, graph: Any, first: int, last: int) -> None:
+        """Load the slice's runtime session ahead of use (when ``inner`` can), so no inference pays for it."""
+        prepare = getattr(self.inner, "prepare", None)
+        if callable(prepare):
+            prepare(graph, first, last)
+
+    @property
+    def cache_size(self) -> int | None:
+        """``inner``'s slice cache size (``None``: unknown)."""
+        return getattr(self.inner, "cache_size", None)
 
 
 def executor_for(graph: ModelGraph | str, threads: int | None = None, **options: Any) -> Executor:

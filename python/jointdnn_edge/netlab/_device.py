@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..models.executor import EmulatedDevice
 
 __all__ = ["EMULATIONS", "PacedExecutor", "mobile_costs"]
 
@@ -57,7 +58,7 @@ def mobile_costs(graph: Any, host: Any, device: str, slowdown: float, max_group:
     return host.replace(mobile_ms=mobile, mobile_power_mw=dev.power_mw), info
 
 
-class PacedExecutor:
+class PacedExecutor(EmulatedDevice):
     """``inner`` slowed to ``group_ms``: each run is computed once, then padded with a sleep to its time.
 
     ``group_ms[i, j]``: the device's time for layers ``i..j`` as one group
@@ -71,8 +72,7 @@ class PacedExecutor:
         m = np.asarray(group_ms, dtype=np.float64)
         if m.ndim != 2 or m.shape[0] != m.shape[1] or not all(math.isfinite(m[i, i]) for i in range(m.shape[0])):
             raise ConfigError("group_ms must be a square matrix with a finite time for every single layer")
-        self.inner = inner
-        self.runtime = getattr(inner, "runtime", "unknown")
+        super().__init__(inner)
         self._best = _fastest_splits(m)
 
     def target_ms(self, first: int, last: int) -> float:
@@ -94,17 +94,6 @@ class PacedExecutor:
     def run_model(self, graph: Any, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """``inner.run_model``, taking the device's time for every layer."""
         return self._paced(self.target_ms(0, graph.n - 1), lambda: self.inner.run_model(graph, feeds))
-
-    def prepare(self, graph: Any, first: int, last: int) -> None:
-        """Load the slice's runtime session ahead of use (when ``inner`` can), so no inference pays for it."""
-        prepare = getattr(self.inner, "prepare", None)
-        if callable(prepare):
-            prepare(graph, first, last)
-
-    @property
-    def cache_size(self) -> int | None:
-        """``inner``'s slice cache size (``None``: unknown)."""
-        return getattr(self.inner, "cache_size", None)
 
     def info(self) -> dict[str, Any]:
         """``inner.info()`` plus how it is paced."""
