@@ -75,7 +75,7 @@ def test_slowed_executor_loads_slices_ahead_like_its_inner_one() -> None:
     g = zoo.load("chair", size="tiny")
     inner = executor_for(g, threads=1)
     slow = SlowedExecutor(inner, 20.0)
-    assert inner._cache.cached() == 0
+    assert inner.cached() == 0
     slow.prepare(g, 0, 2)
     slow.prepare(g, 3, g.n - 1)
-    assert inner._cache.cached() == 2 and slow.cache_size == inner.cache_size
+    assert inner.cached() == 2 and slow.cache_size == inner.cache_size
