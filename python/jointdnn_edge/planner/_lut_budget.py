@@ -22,7 +22,7 @@ plain table is the merge of one part, the empty assignment.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import LookupTableError
@@ -48,55 +48,72 @@ class MergedCells(NamedTuple):
     members: list[int]
 
 
+#: Cells one call of a part's builder gets (the native core builds a chunk's cells in parallel).
+CHUNK = 64
+
+
 def merge_cells(
     costs: Any,
-    parts: Iterable[tuple[tuple[TransferOption, ...], Iterable[ref.LutCell]]],
+    parts: Sequence[tuple[tuple[TransferOption, ...], Callable[[list[int]], Sequence[ref.LutCell]]]],
     ncells: int,
     *,
     cloud_keeps_tensors: bool,
+    report: Callable[[int], None] = lambda done: None,
 ) -> MergedCells:
-    """The merged cells of ``parts``: per assignment, its built cells in cell order (see the module docs)."""
-    parts = list(parts)
+    """The merged cells of ``parts`` (per assignment, a builder of its cells by index; see the module docs).
+
+    A cell already answered by a direct solve is not built again for later parts. ``report`` gets the number of
+    (part, cell) pairs done so far, out of ``len(parts) * ncells``.
+    """
     options = tuple(sorted({o for a, _ in parts for o in a}, key=lambda o: (o.tensor, o.loss, o.bytes, o.option)))
     index = {o: i for i, o in enumerate(options)}
     seen: dict[Key, int] = {}
-    candidates: list[tuple[tuple[tuple[int, int, str], ...], list[float], int]] = []
-    lossy: list[tuple[int, ...]] = []
+    found_by: list[Key] = []
     status = [ref.CELL_INFEASIBLE] * ncells
     cell_members: list[list[int]] = [[] for _ in range(ncells)]
-    for assignment, cells in parts:
+    usage: dict[Key, tuple[list[float], int]] = {}
+    for done, (assignment, build) in enumerate(parts):
         assigned = {o.tensor: o for o in assignment}
         used_by: dict[tuple[tuple[int, int, str], ...], tuple[int, ...]] = {}
-        for c, cell in enumerate(cells):
-            if cell.status == "solve":
-                status[c] = ref.CELL_SOLVE
-            elif cell.status == "exact" and status[c] == ref.CELL_INFEASIBLE:
-                status[c] = ref.CELL_EXACT
-            for found in cell.candidates:
-                if assignment and found.usage[CODEC_MS] >= PENALTY / 2:
-                    continue  # downloads an assigned tensor: priced wrongly, held by another assignment
-                segs = tuple((int(a), int(b), str(p)) for a, b, p in found.segments)
-                used = used_by.get(segs)
-                if used is None:
-                    ops = lossy_uploads(costs, segs, assigned, cloud_keeps_tensors) if assignment else []
-                    used = used_by[segs] = tuple(sorted(index[o] for o in ops))
-                key = (segs, used)
-                k = seen.get(key)
-                if k is None:
-                    k = seen[key] = len(candidates)
-                    candidates.append((segs, list(found.usage), found.transfers))
-                    lossy.append(used)
-                cell_members[c].append(k)
+        for start in range(0, ncells, CHUNK):
+            todo = [c for c in range(start, min(ncells, start + CHUNK)) if status[c] != ref.CELL_SOLVE]
+            for c, cell in zip(todo, build(todo) if todo else ()):
+                if cell.status == "solve":
+                    status[c] = ref.CELL_SOLVE
+                    continue
+                if cell.status == "exact" and status[c] == ref.CELL_INFEASIBLE:
+                    status[c] = ref.CELL_EXACT
+                for cand in cell.candidates:
+                    if assignment and cand.usage[CODEC_MS] >= PENALTY / 2:
+                        continue  # downloads an assigned tensor: priced wrongly, held by another assignment
+                    segs = tuple((int(a), int(b), str(p)) for a, b, p in cand.segments)
+                    used = used_by.get(segs)
+                    if used is None:
+                        ops = lossy_uploads(costs, segs, assigned, cloud_keeps_tensors) if assignment else []
+                        used = used_by[segs] = tuple(sorted(index[o] for o in ops))
+                    key = (segs, used)
+                    k = seen.get(key)
+                    if k is None:
+                        k = seen[key] = len(found_by)
+                        found_by.append(key)
+                        usage[key] = (list(cand.usage), cand.transfers)
+                    cell_members[c].append(k)
+            report(done * ncells + min(ncells, start + CHUNK))
 
     def rank(k: int) -> tuple[float, int]:
-        return (math.fsum(options[i].loss for i in lossy[k]), len(lossy[k]))
+        return (math.fsum(options[i].loss for i in found_by[k][1]), len(found_by[k][1]))
 
+    # only the schedules some cell lists are stored, numbered in the order the cells first list them
+    number: dict[int, int] = {}
     offsets, members = [0], []
     for c in range(ncells):
         if status[c] == ref.CELL_EXACT:
-            members.extend(sorted(dict.fromkeys(cell_members[c]), key=rank))  # sorted() is stable
+            for k in sorted(dict.fromkeys(cell_members[c]), key=rank):  # sorted() is stable
+                members.append(number.setdefault(k, len(number)))
         offsets.append(len(members))
-    return MergedCells(candidates, lossy, options, status, offsets, members)
+    stored = [found_by[k] for k in number]
+    candidates = [(segs, *usage[(segs, used)]) for segs, used in stored]
+    return MergedCells(candidates, [used for _, used in stored], options, status, offsets, members)
 
 
 def check_lossy(

@@ -24,12 +24,13 @@ module.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigError, InfeasibleError, LookupTableError
@@ -131,7 +132,7 @@ class LookupTable:
         self.options: tuple[TransferOption, ...] = tuple(options)
         self.lossy: list[tuple[int, ...]] | None = None if lossy is None else [tuple(u) for u in lossy]
         # per stored schedule, what Schedule.with_lossy takes ((tensor, option) pairs, loss); None: a plain table
-        self._lossy_of: list[tuple[list[tuple[int, str]], float] | None] | None = (
+        self._lossy_of: list[tuple[tuple[tuple[int, str], ...], float] | None] | None = (
             None if self.lossy is None else [self._used(u) if u else None for u in self.lossy]
         )
         self._accuracy: AccuracyPlanner | None = None  # the embedded table's, for fallbacks under the budget
@@ -141,9 +142,10 @@ class LookupTable:
         index = (mod.LutIndex if mod is not None else ref.LutIndex)(**self._index_fields())
         self._query: Callable[[float, float, float], ref.LutAnswer | None] = index.query
 
-    def _used(self, used: Sequence[int]) -> tuple[list[tuple[int, str]], float]:
+    def _used(self, used: Sequence[int]) -> tuple[tuple[tuple[int, str], ...], float]:
+        """What ``Schedule.lossy`` and ``accuracy_loss`` hold for a stored schedule using options ``used``."""
         ops = [self.options[i] for i in used]
-        return [(o.tensor, o.option) for o in ops], math.fsum(o.loss for o in ops)
+        return tuple(sorted((o.tensor, o.option) for o in ops)), math.fsum(o.loss for o in ops)
 
     def _index_fields(self) -> dict[str, Any]:
         """The query side's fields, as the native ``LutIndex`` and its mirror ``reference.LutIndex`` take them."""
@@ -255,8 +257,8 @@ class LookupTable:
         axes = spec.axes()
         total = spec.num_cells()
         report = _progress_reporter(progress, total * len(assignments))
-        parts = [(a, _built_cells(s, spec, report, i * total)) for i, (a, s) in enumerate(zip(assignments, solvers))]
-        merged = merge_cells(table, parts, total, cloud_keeps_tensors=cloud_keeps_tensors)
+        parts = [(a, functools.partial(s.lut_cells, spec)) for a, s in zip(assignments, solvers)]
+        merged = merge_cells(table, parts, total, cloud_keeps_tensors=cloud_keeps_tensors, report=report)
         report(total * len(assignments), final=True)
         return cls(
             n=table.n,
@@ -304,7 +306,7 @@ class LookupTable:
                 segs, found.latency_ms, found.mobile_energy_mj, found.cloud_ms, u, k, self.objective, "lut"
             )
             if self._lossy_of is not None and (used := self._lossy_of[found.candidate]) is not None:
-                s.with_lossy(*used)
+                s._lossy, s._accuracy_loss = used  # with_lossy's fields, normalised when the table was made
             return s
         return self._fallback(up_mbps, down_mbps, cloud_slowdown)
 
@@ -535,16 +537,6 @@ class LookupTable:
 
 
 _ATTR = {"latency": "latency_ms", "energy": "mobile_energy_mj", "cloud": "cloud_ms"}
-
-
-def _built_cells(compiled: Solver, spec: ref.LutSpec, report: Callable[..., None], done: int) -> Iterator[ref.LutCell]:
-    """``compiled``'s cells of ``spec`` in order, built a chunk at a time (reporting ``done`` + cells built)."""
-    total = spec.num_cells()
-    chunk = 64  # the native core builds a chunk's cells in parallel
-    for start in range(0, total, chunk):
-        cells = compiled.lut_cells(spec, list(range(start, min(total, start + chunk))))
-        yield from cells
-        report(done + min(total, start + chunk))
 
 
 def _is_real(x: Any) -> bool:
