@@ -25,7 +25,7 @@ from jointdnn_edge import ConfigError, InfeasibleError, LookupTableError, Networ
 from jointdnn_edge.planner import LookupTable, TransferOption, brute, plan
 from jointdnn_edge.planner.schedule import Schedule
 from planner_strategies import random_costs
-from test_planner_accuracy import random_options, uses_what_it_says
+from test_planner_accuracy import chain_with_a_large_cut, random_options, uses_what_it_says
 
 pytestmark = pytest.mark.pure
 
@@ -125,17 +125,9 @@ def test_table_answers_equal_brute_force_over_cuts_and_options_on_tiny_tables(se
 
 
 def _chain_with_a_worthwhile_option():
-    """The chain of ``test_planner_accuracy``: lossless keeps everything on the phone over slow links; a 20x
-    smaller option of tensor 1 with a 0.005 loss moves layers 1.. to the cloud."""
-    from jointdnn_edge import CostTable
-
-    n = 3
-    mobile = np.array([5.0, 400.0, 400.0])
-    mm = np.full((n, n), np.inf)
-    cm = np.full((n, n), np.inf)
-    for i in range(n):
-        mm[i, i], cm[i, i] = mobile[i], mobile[i] / 20
-    costs = CostTable(mm, cm, [400_000.0, 400_000.0, 40.0], 600_000.0)
+    """``chain_with_a_large_cut``: lossless keeps everything on the phone over slow links; a 20x smaller option of
+    tensor 1 with a 0.005 loss moves layers 1.. to the cloud (a 0.02 one is over the budgets used here)."""
+    costs = chain_with_a_large_cut()
     return costs, [TransferOption(1, "pca+q4", 20_000.0, 0.005), TransferOption(1, "q2", 10_000.0, 0.02)]
 
 

@@ -127,11 +127,11 @@ class LookupTable:
         self.members = list(members)
         self._costs_dict = costs
         #: The accuracy budget the table was built for (None: every transfer lossless).
-        self.max_accuracy_loss = None if lossy is None else float(max_accuracy_loss)  # type: ignore[arg-type]
+        self.max_accuracy_loss = None if lossy is None or max_accuracy_loss is None else float(max_accuracy_loss)
         #: The transfer options its stored schedules may use, and per stored schedule the indices of those it uses.
         self.options: tuple[TransferOption, ...] = tuple(options)
         self.lossy: list[tuple[int, ...]] | None = None if lossy is None else [tuple(u) for u in lossy]
-        # per stored schedule, what Schedule.with_lossy takes ((tensor, option) pairs, loss); None: a plain table
+        # per stored schedule, its Schedule.lossy and accuracy_loss (None: lossless); None: a plain table
         self._lossy_of: list[tuple[tuple[tuple[int, str], ...], float] | None] | None = (
             None if self.lossy is None else [self._used(u) if u else None for u in self.lossy]
         )
@@ -480,23 +480,12 @@ class LookupTable:
         members = list(r.take(f"<{offsets[-1]}I"))
         if any(m >= ncand for m in members):
             raise LookupTableError("lookup table cell refers to a missing schedule")
-        costs = None
-        if flags & 1:
-            (blen,) = r.take("<I")
-            try:
-                costs = json.loads(r.bytes(blen).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-                raise LookupTableError(f"embedded cost table is not valid JSON: {e}") from None
+        costs = r.json("embedded cost table") if flags & 1 else None
         budget: float | None = None
         options: tuple[TransferOption, ...] = ()
         lossy: list[tuple[int, ...]] | None = None
         if flags & 4:
-            (blen,) = r.take("<I")
-            try:
-                section = json.loads(r.bytes(blen).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-                raise LookupTableError(f"the transfer options are not valid JSON: {e}") from None
-            budget, options, lossy = lossy_from_json(section)
+            budget, options, lossy = lossy_from_json(r.json("transfer-options section"))
         if r.pos != r.end:
             raise LookupTableError("trailing bytes after the lookup table")
         return cls(
@@ -655,6 +644,14 @@ class _Reader:
 
     def skip(self, k: int) -> None:
         self.bytes(k)
+
+    def json(self, what: str) -> Any:
+        """A u32 length and that many bytes of UTF-8 JSON, parsed."""
+        (k,) = self.take("<I")
+        try:
+            return json.loads(self.bytes(k).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise LookupTableError(f"the {what} is not valid JSON: {e}") from None
 
 
 def _progress_reporter(progress: Callable[[int, int], None] | bool, total: int) -> Callable[..., None]:
