@@ -137,9 +137,8 @@ def test_without_a_budget_plan_is_the_lossless_plan_and_says_nothing_of_options(
         assert plan(costs, "3g", solver=solver, max_accuracy_loss=1.0, accuracy=worse) == s
 
 
-def test_a_lossy_option_moves_the_split_and_the_schedule_says_which():
-    """A chain whose cut tensor is large: lossless keeps everything on the phone over 3G; a 20x smaller option with
-    a 0.5-point loss moves the rest to the cloud within a 1-point budget, not within 0.4."""
+def chain_with_a_large_cut():
+    """A 3-layer chain whose tensors are large and whose layers 1.. are 20x faster on the cloud."""
     from jointdnn_edge import CostTable
 
     n = 3
@@ -148,7 +147,13 @@ def test_a_lossy_option_moves_the_split_and_the_schedule_says_which():
     cm = np.full((n, n), np.inf)
     for i in range(n):
         mm[i, i], cm[i, i] = mobile[i], mobile[i] / 20
-    costs = CostTable(mm, cm, [400_000.0, 400_000.0, 40.0], 600_000.0)
+    return CostTable(mm, cm, [400_000.0, 400_000.0, 40.0], 600_000.0)
+
+
+def test_a_lossy_option_moves_the_split_and_the_schedule_says_which():
+    """A chain whose cut tensor is large: lossless keeps everything on the phone over 3G; a 20x smaller option with
+    a 0.5-point loss moves the rest to the cloud within a 1-point budget, not within 0.4."""
+    costs = chain_with_a_large_cut()
     table = {"rows": [{"cut": "a", "layer": 0, "option": {"label": "pca+q4"}, "bytes": 20_000.0, "delta_cer": 0.005}]}
     for solver in SOLVERS:
         lossless = plan(costs, "3g", solver=solver)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fixtures_session import assert_close
-from jointdnn_edge import ConfigError, CostTable, JointSession, lossy
+from jointdnn_edge import ConfigError, CostTable, JointSession, Network, lossy
 from jointdnn_edge.models.executor import executor_for
 from jointdnn_edge.models.graph import uniform_feeds
 from jointdnn_edge.server import BackgroundServer, create_app
@@ -72,6 +72,7 @@ def test_session_sends_the_cut_lossily_and_its_outputs_equal_the_local_lossy_ref
             out = session.run(feeds)
             trace = session.last_trace
     spec = specs[CUT][OPTIONS.index(option)]
+    assert trace.source == "lut"  # the lookup table built under the budget chose it
     assert_close(out, lossy_reference(g, ex, feeds, spec))
     lossless = ex.run_model(g, feeds)
     name = g.outputs[0].name
@@ -127,3 +128,33 @@ def test_session_refuses_an_incomplete_accuracy_budget(setup):
     ):
         with pytest.raises(ConfigError):
             JointSession(g, None, **kwargs)
+
+
+def test_the_lookup_table_picks_what_plan_picks_under_the_budget(setup):
+    """The session plans from its lookup table (built under the budget); its choice, options included, is plan()'s
+    at the same conditions, on slow and fast links and at budgets that allow no, one and both options."""
+    from jointdnn_edge import plan
+
+    g, _, table, specs = setup
+    costs = split_favouring_costs(g.n, 5e6)
+    app = create_app({"alexnet": g}, threads=1, lossy_specs=specs[CUT])
+    seen = set()
+    with BackgroundServer(app) as server:
+        for budget in (0.0, 0.01, 0.05):
+            with JointSession(
+                g, server.url, costs, network="3g", max_accuracy_loss=budget, accuracy=table, lossy_specs=specs,
+                lut_cells=(8, 8, 2),
+            ) as session:  # fmt: skip
+                for up, down, slowdown in [(0.4, 1.0, 1.0), (3.0, 8.0, 1.7), (40.0, 90.0, 1.0), (400.0, 800.0, 1.0)]:
+                    session.network = Network.preset("3g").with_bandwidth(up, down)
+                    session._slowdown = slowdown  # what the server's reported compute times would set
+                    got, source, network, used_slowdown = session.plan()
+                    want = plan(
+                        costs, network, cloud_slowdown=used_slowdown, cloud_keeps_tensors=False,
+                        max_accuracy_loss=budget, accuracy=session._options,
+                    )  # fmt: skip
+                    assert source == "lut" and used_slowdown == slowdown
+                    assert got.segments == want.segments and got.lossy == want.lossy
+                    assert math.isclose(got.latency_ms, want.latency_ms, rel_tol=1e-9)
+                    seen.add(got.lossy)
+    assert seen == {(), ((LAYER + 1, "q4c"),), ((LAYER + 1, "pca0.5+q4c"),)}

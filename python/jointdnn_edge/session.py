@@ -230,10 +230,10 @@ class JointSession:
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
     :func:`jointdnn_edge.lossy.fit_table`; the server must hold the same
-    specs) plans every inference under that accuracy budget (exactly, not by
-    the lookup table): the schedule may send a cut tensor with a lossy
-    option, the session encodes it so and ``Step.lossy`` says which. Rows
-    with no fitted spec are not offered.
+    specs) plans every inference under that accuracy budget, exactly, with
+    a lookup table built under the budget: the schedule may send a cut
+    tensor with a lossy option, the session encodes it so and ``Step.lossy``
+    says which. Rows with no fitted spec are not offered.
     ``close_cloud``: whether :meth:`close` closes the client (default: only
     a client the session made itself from a URL; a client passed in may be
     shared by other sessions and is the caller's to close).
@@ -416,6 +416,8 @@ class JointSession:
             cloud_slowdown=DEFAULT_LUT_SLOWDOWN if self.track_cloud_load else (1.0, 1.0),
             cells=self.lut_cells if self.track_cloud_load else (self.lut_cells[0], self.lut_cells[1], 1),
             cloud_keeps_tensors=False,  # the server is stateless: see docs/session.md
+            max_accuracy_loss=self.max_accuracy_loss,  # None, or set with the options (see _transfer_options)
+            accuracy=self._options,
             **self.constraints,
         )
 
@@ -493,7 +495,7 @@ class JointSession:
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
         try:
-            if self.force is not None or self._options is not None:
+            if self.force is not None:
                 return self._plan_exactly(network, slowdown), "plan", network, slowdown
             lut = self._lut or self.lookup_table  # built once: no lock per inference
             if isinstance(self.network, str) and self._lut_rtt is not None and _drifted(self._lut_rtt, network.rtt_ms):
@@ -509,13 +511,11 @@ class JointSession:
             return best, f"plan (infeasible: {e.constraint or e}; unconstrained optimum)", network, slowdown
 
     def _plan_exactly(self, network: Network, slowdown: float) -> Schedule:
-        """A forced plan, or one under an accuracy budget: solved for this inference, no lookup table."""
+        """The forced plan (its transfers under the accuracy budget, if any): solved per inference, no table."""
         kwargs: dict[str, Any] = {"objective": self.objective, "cloud_slowdown": slowdown, "cloud_keeps_tensors": False}
         if self._options is not None:
             kwargs.update(max_accuracy_loss=self.max_accuracy_loss, accuracy=self._options)
-        if self.force is not None:
-            return plan(self.costs, network, force=self.force, **kwargs)
-        return plan(self.costs, network, **kwargs, **self.constraints)
+        return plan(self.costs, network, force=self.force, **kwargs)
 
     def _prepare(self) -> bool:
         """Do the one-time work planning will need (profile, lookup table), so that it is not timed as inference.
@@ -526,7 +526,7 @@ class JointSession:
             return False
         if self.cloud is None or self._fixed is not None or not self.cloud.available:
             return False
-        if self.force is not None or self._options is not None:  # planned exactly: no lookup table
+        if self.force is not None:  # planned exactly: no lookup table
             if self._costs is not None:
                 return False
             _ = self.costs

@@ -179,6 +179,8 @@ class State:
         lut = self.lut
         if lut is None or lut.force is not None or lut.objective != objective:
             return False
+        if getattr(lut, "max_accuracy_loss", None) is not None:  # its answers may be lossy; these plans are not
+            return False
         if dict(lut.constraints) != dict(bounds) or tuple(lut.radio) != tuple(self.radio):
             return False
         missing = object()

@@ -28,11 +28,19 @@ from typing import Any, NamedTuple
 
 from ..errors import ConfigError, InfeasibleError
 from ..network import Network
-from ._backend import _tables, compile
+from ._backend import _tables, check_bound, compile
 from .schedule import Schedule, tensor_sends
 from .usage import CODEC_MS, within
 
-__all__ = ["PENALTY", "AccuracyPlanner", "TransferOption", "accuracy_planner", "lossy_uploads", "transfer_options"]
+__all__ = [
+    "PENALTY",
+    "AccuracyPlanner",
+    "TransferOption",
+    "accuracy_planner",
+    "budget_request",
+    "lossy_uploads",
+    "transfer_options",
+]
 
 #: What a download of a tensor assigned a lossy option costs the compiled planner (ms and mJ): more than any
 #: schedule, so its answers never rely on one (a schedule carrying it is discarded).
@@ -95,6 +103,18 @@ def _from_row(i: int, row: Any, tensor_of: Mapping[str, int] | None) -> Transfer
         return TransferOption(tensor, label, float(row["bytes"]), max(0.0, float(row["delta_cer"])))
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"malformed accuracy row {i}: {type(e).__name__}: {e}") from None
+
+
+def budget_request(max_accuracy_loss: Any, accuracy: Any, phase: str) -> tuple[float, tuple[TransferOption, ...]]:
+    """The checked budget and the transfer options of an accuracy table; :class:`ConfigError` unless both are
+    given, the budget is a finite number >= 0, the table is well formed and the phase is inference."""
+    if max_accuracy_loss is None or accuracy is None:
+        raise ConfigError("planning under an accuracy budget needs both max_accuracy_loss and accuracy")
+    budget = check_bound("max_accuracy_loss", max_accuracy_loss)
+    assert budget is not None
+    if phase != "inference":
+        raise ConfigError("lossy transfer options are for inference; plan training without an accuracy budget")
+    return budget, transfer_options(accuracy)
 
 
 def lossy_uploads(
@@ -165,7 +185,8 @@ class AccuracyPlanner:
         extend(0, (), 0.0)
         return out
 
-    def _solver_for(self, assignment: tuple[TransferOption, ...]) -> Any:
+    def solver_for(self, assignment: tuple[TransferOption, ...]) -> Any:
+        """The compiled solver of ``assignment``'s rewritten table (compiled once, then kept)."""
         found = self._compiled.get(assignment)
         if found is not None:
             return found[1]
@@ -207,7 +228,7 @@ class AccuracyPlanner:
         assignments = [()] if force == "mobile" else self.assignments(max_accuracy_loss)
         for assignment in assignments:
             try:
-                s = self._solver_for(assignment).solve(
+                s = self.solver_for(assignment).solve(
                     objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force
                 )
             except InfeasibleError as e:

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
-from ._accuracy import accuracy_planner, transfer_options
-from ._backend import SOLVERS, CostsLike, check_bound, check_request, compile, kept_solvers, table_for_phase
+from ._accuracy import accuracy_planner, budget_request
+from ._backend import SOLVERS, CostsLike, check_request, compile, kept_solvers, table_for_phase
 from .schedule import Schedule
 
 _COMPILED = ("auto", "native", "python")
@@ -134,13 +134,7 @@ def _plan_with_options(
     accuracy: Any,
 ) -> Schedule:
     """:func:`plan` under an accuracy budget (arguments but the budget's already checked)."""
-    if max_accuracy_loss is None or accuracy is None:
-        raise ConfigError("planning under an accuracy budget needs both max_accuracy_loss and accuracy")
-    budget = check_bound("max_accuracy_loss", max_accuracy_loss)
-    assert budget is not None
-    if phase != "inference":
-        raise ConfigError("lossy transfer options are for inference; plan training without an accuracy budget")
-    options = transfer_options(accuracy)
+    budget, options = budget_request(max_accuracy_loss, accuracy, phase)
     if solver == "brute":
         from .brute import best_with_options
 

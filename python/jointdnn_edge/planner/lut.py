@@ -11,6 +11,11 @@ outside the box, are answered by an exact solve on the cost table embedded in
 the file (``exact`` stays True); without an embedded table they get the best
 stored schedule, flagged ``exact=False``.
 
+Built with an accuracy budget (``max_accuracy_loss`` and ``accuracy``, as
+:func:`~jointdnn_edge.planner.plan` takes them), a table stores schedules
+together with the lossy transfer options their uploads use, and a query
+answers what ``plan()`` under that budget answers (:mod:`._lut_budget`).
+
 The file format (``docs/lookup-table-format.md``) is little-endian binary,
 versioned and checksummed, and this module reads and queries it with the
 standard library only: it loads on a phone without numpy or the native
@@ -19,6 +24,7 @@ module.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -30,6 +36,7 @@ from typing import Any
 from ..errors import ConfigError, InfeasibleError, LookupTableError
 from ..network import Network, Radio
 from . import reference as ref
+from ._accuracy import AccuracyPlanner, TransferOption, accuracy_planner, budget_request
 from ._backend import (
     CONSTRAINT_ARGS,
     FORCES,
@@ -45,17 +52,18 @@ from ._backend import (
     native_module,
     table_for_phase,
 )
+from ._lut_budget import check_lossy, lossy_from_json, lossy_to_json, merge_cells
 from .schedule import Schedule
 from .usage import DIMS, reduce
 
 MAGIC = b"JDNNLUT\x00"
 VERSION = 1
+#: The version of a file with transfer options (flags bit 2): a reader of version 1 refuses it by number.
+VERSION_LOSSY = 2
 # The file format's codes: these tuples' orders are part of it.
 _OBJECTIVES = OBJECTIVES
 _METRICS = ("latency", "energy", "cloud")
 _FORCES = FORCES
-#: A built cell's status name -> its code in the file (``reference.CELL_STATUSES`` in code order).
-_CELL_CODES = {name: code for code, name in enumerate(ref.CELL_STATUSES)}
 
 #: Default cells per axis (upload, download, slowdown).
 DEFAULT_CELLS = (16, 16, 4)
@@ -82,7 +90,11 @@ class LookupTable:
         members: Sequence[int],
         costs: dict[str, Any] | None = None,
         cloud_keeps_tensors: bool = True,
+        max_accuracy_loss: float | None = None,
+        options: Sequence[TransferOption] = (),
+        lossy: Sequence[Sequence[int]] | None = None,
     ) -> None:
+        check_lossy(n, len(candidates), max_accuracy_loss, options, lossy)
         _check_fields(
             n,
             objective,
@@ -114,11 +126,26 @@ class LookupTable:
         self.offsets = list(offsets)
         self.members = list(members)
         self._costs_dict = costs
+        #: The accuracy budget the table was built for (None: every transfer lossless).
+        self.max_accuracy_loss = None if lossy is None or max_accuracy_loss is None else float(max_accuracy_loss)
+        #: The transfer options its stored schedules may use, and per stored schedule the indices of those it uses.
+        self.options: tuple[TransferOption, ...] = tuple(options)
+        self.lossy: list[tuple[int, ...]] | None = None if lossy is None else [tuple(u) for u in lossy]
+        # per stored schedule, its Schedule.lossy and accuracy_loss (None: lossless); None: a plain table
+        self._lossy_of: list[tuple[tuple[tuple[int, str], ...], float] | None] | None = (
+            None if self.lossy is None else [self._used(u) if u else None for u in self.lossy]
+        )
+        self._accuracy: AccuracyPlanner | None = None  # the embedded table's, for fallbacks under the budget
         self._reduced = [reduce(u, self.radio) for _, u, _ in self.candidates]
         self._solver: Solver | None = None  # for cells and points the table cannot answer alone
         mod = native_module()
         index = (mod.LutIndex if mod is not None else ref.LutIndex)(**self._index_fields())
         self._query: Callable[[float, float, float], ref.LutAnswer | None] = index.query
+
+    def _used(self, used: Sequence[int]) -> tuple[tuple[tuple[int, str], ...], float]:
+        """What ``Schedule.lossy`` and ``accuracy_loss`` hold for a stored schedule using options ``used``."""
+        ops = [self.options[i] for i in used]
+        return tuple(sorted((o.tensor, o.option) for o in ops)), math.fsum(o.loss for o in ops)
 
     def _index_fields(self) -> dict[str, Any]:
         """The query side's fields, as the native ``LutIndex`` and its mirror ``reference.LutIndex`` take them."""
@@ -159,6 +186,8 @@ class LookupTable:
         solver: str = "auto",
         progress: Callable[[int, int], None] | bool = False,
         cloud_keeps_tensors: bool = True,
+        max_accuracy_loss: float | None = None,
+        accuracy: Any = None,
     ) -> LookupTable:
         """Precompute the table for ``costs`` over the given ranges.
 
@@ -176,6 +205,13 @@ class LookupTable:
         milliseconds natively); a cell over either limit is answered by a
         direct exact solve at query time (``stats()["solve_cells"]``). Cells
         spanning a wide range of bandwidths hit these limits: use more cells.
+
+        ``max_accuracy_loss`` with ``accuracy`` (as :func:`~jointdnn_edge.planner.plan`
+        takes them) builds a table under that accuracy budget: one build per
+        assignment of transfer options within the budget (so the build costs
+        that many plain builds), merged into one table whose answers are
+        ``plan()``'s under the budget, each schedule carrying the options it
+        uses (``docs/planner.md``, "Lookup tables under an accuracy budget").
         """
         radio = check_radio(network)
         check_objective(objective)
@@ -194,7 +230,17 @@ class LookupTable:
             bound = check_bound(arg, value)
             if bound is not None:
                 constraints.append((metric, bound))
-        compiled = compile(costs, phase=phase, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
+        budgeted = max_accuracy_loss is not None or accuracy is not None
+        if budgeted:
+            budget, offered = budget_request(max_accuracy_loss, accuracy, phase)
+            if solver not in ("auto", "native", "python"):
+                raise ConfigError(f"a lookup table is built by the solvers auto, native and python, not {solver!r}")
+            planner = accuracy_planner(costs, offered, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)
+            assignments = [()] if force == "mobile" else planner.assignments(budget)
+            solvers = [planner.solver_for(a) for a in assignments]
+        else:
+            assignments = [()]
+            solvers = [compile(costs, phase=phase, solver=solver, cloud_keeps_tensors=cloud_keeps_tensors)]
         table = table_for_phase(costs, phase)
         spec = ref.LutSpec(
             objective=objective,
@@ -210,26 +256,10 @@ class LookupTable:
         )
         axes = spec.axes()
         total = spec.num_cells()
-        results: list[ref.LutCell] = []
-        report = _progress_reporter(progress, total)
-        chunk = 64  # the native core builds a chunk's cells in parallel
-        for start in range(0, total, chunk):
-            results.extend(compiled.lut_cells(spec, list(range(start, min(total, start + chunk)))))
-            report(len(results))
-        report(total, final=True)
-        # Deduplicate schedules across cells.
-        seen: dict[tuple[tuple[int, int, str], ...], int] = {}
-        candidates: list[tuple[Any, Any, int]] = []
-        status, offsets, members = [], [0], []
-        for cell in results:
-            status.append(_CELL_CODES[cell.status])
-            for found in cell.candidates:
-                key = tuple((int(a), int(b), str(p)) for a, b, p in found.segments)
-                if key not in seen:
-                    seen[key] = len(candidates)
-                    candidates.append((key, list(found.usage), found.transfers))
-                members.append(seen[key])
-            offsets.append(len(members))
+        report = _progress_reporter(progress, total * len(assignments))
+        parts = [(a, functools.partial(s.lut_cells, spec)) for a, s in zip(assignments, solvers)]
+        merged = merge_cells(table, parts, total, cloud_keeps_tensors=cloud_keeps_tensors, report=report)
+        report(total * len(assignments), final=True)
         return cls(
             n=table.n,
             objective=objective,
@@ -240,12 +270,15 @@ class LookupTable:
             down_mbps=spec.down,
             cloud_slowdown=spec.slowdown,
             axes=axes,
-            candidates=candidates,
-            status=status,
-            offsets=offsets,
-            members=members,
+            candidates=merged.candidates,
+            status=merged.status,
+            offsets=merged.offsets,
+            members=merged.members,
             costs=table.to_dict() if embed_costs else None,
             cloud_keeps_tensors=cloud_keeps_tensors,
+            max_accuracy_loss=budget if budgeted else None,
+            options=merged.options,
+            lossy=merged.lossy if budgeted else None,
         )
 
     # ----------------------------------------------------------------- query
@@ -269,9 +302,12 @@ class LookupTable:
             ) from None
         if found is not None:
             segs, u, k = self.candidates[found.candidate]
-            return Schedule._make(
+            s = Schedule._make(
                 segs, found.latency_ms, found.mobile_energy_mj, found.cloud_ms, u, k, self.objective, "lut"
             )
+            if self._lossy_of is not None and (used := self._lossy_of[found.candidate]) is not None:
+                s._lossy, s._accuracy_loss = used  # with_lossy's fields, normalised when the table was made
+            return s
         return self._fallback(up_mbps, down_mbps, cloud_slowdown)
 
     def _fallback(self, up: float, down: float, slowdown: float) -> Schedule:
@@ -281,6 +317,12 @@ class LookupTable:
                 raise ConfigError(f"{name} must be positive and finite, got {v!r}")
         link = self.radio.with_bandwidth(float(up), float(down))
         slowdown = float(slowdown)
+        if self._costs_dict is not None and self.max_accuracy_loss is not None:
+            bounds = dict(self.constraints)
+            deadline, energy, cloud = (bounds.get(m) for _, m in CONSTRAINT_ARGS)
+            return self._accuracy_planner().solve(
+                self.max_accuracy_loss, self.objective, link, slowdown, deadline, energy, cloud, self.force
+            )
         if self._costs_dict is not None:
             if self._solver is None:
                 self._solver = compile_document(self._costs_dict, cloud_keeps_tensors=self.cloud_keeps_tensors)
@@ -290,8 +332,10 @@ class LookupTable:
                 self.objective, link, slowdown, deadline, energy, cloud, self.force, label=f"lut/{self._solver.name}"
             )
         best = None
-        for segs, u, k in self.candidates:
+        for i, (segs, u, k) in enumerate(self.candidates):
             s = Schedule.from_usage(segs, u, k, link, slowdown, objective=self.objective, exact=False, solver="lut")
+            if self._lossy_of is not None and (used := self._lossy_of[i]) is not None:
+                s.with_lossy(*used)
             vals = {"latency": s.latency_ms, "energy": s.mobile_energy_mj, "cloud": s.cloud_ms}
             if not all(vals[m] <= b * (1 + 1e-9) + 1e-9 for m, b in self.constraints):
                 continue
@@ -300,6 +344,17 @@ class LookupTable:
         if best is None:
             raise InfeasibleError("no stored schedule meets the constraints here (and no cost table is embedded)")
         return best
+
+    def _accuracy_planner(self) -> AccuracyPlanner:
+        """The accuracy planner of the embedded cost table and the table's options (made on first use)."""
+        if self._accuracy is None:
+            from ..costs import CostTable  # an accuracy budget plans with numpy (its lossy options need it anyway)
+
+            assert self._costs_dict is not None
+            self._accuracy = AccuracyPlanner(
+                CostTable.from_dict(self._costs_dict), self.options, cloud_keeps_tensors=self.cloud_keeps_tensors
+            )
+        return self._accuracy
 
     @property
     def embedded_costs(self) -> dict[str, Any] | None:
@@ -318,6 +373,8 @@ class LookupTable:
             "solve_cells": sum(1 for s in self.status if s == ref.CELL_SOLVE),
             "infeasible_cells": sum(1 for s in self.status if s == ref.CELL_INFEASIBLE),
             "costs_embedded": self._costs_dict is not None,
+            "max_accuracy_loss": self.max_accuracy_loss,
+            "lossy_schedules": sum(1 for u in self.lossy or () if u),
         }
 
     def __repr__(self) -> str:
@@ -332,8 +389,9 @@ class LookupTable:
         """The table in the binary format of ``docs/lookup-table-format.md``."""
         out = bytearray()
         flags = (1 if self._costs_dict is not None else 0) | (0 if self.cloud_keeps_tensors else 2)
+        flags |= 0 if self.lossy is None else 4
         out += MAGIC
-        out += struct.pack("<HHI", VERSION, flags, self.n)
+        out += struct.pack("<HHI", VERSION if self.lossy is None else VERSION_LOSSY, flags, self.n)
         out += struct.pack(
             "<BBBB", _OBJECTIVES.index(self.objective), _FORCES.index(self.force), len(self.constraints), 0
         )
@@ -354,6 +412,11 @@ class LookupTable:
         if self._costs_dict is not None:
             blob = json.dumps(self._costs_dict, separators=(",", ":"), allow_nan=False).encode()
             out += struct.pack("<I", len(blob)) + blob
+        if self.lossy is not None:
+            assert self.max_accuracy_loss is not None
+            section = lossy_to_json(self.max_accuracy_loss, self.options, self.lossy)
+            blob = json.dumps(section, separators=(",", ":"), allow_nan=False).encode()
+            out += struct.pack("<I", len(blob)) + blob
         out += struct.pack("<I", zlib.crc32(out))
         return bytes(out)
 
@@ -370,8 +433,12 @@ class LookupTable:
             raise LookupTableError("lookup table checksum mismatch: the file is corrupt or truncated")
         r = _Reader(data, len(MAGIC), len(data) - 4)
         version, flags, n = r.take("<HHI")
-        if version != VERSION:
-            raise LookupTableError(f"lookup table version {version} is not supported (this SDK reads {VERSION})")
+        if version not in (VERSION, VERSION_LOSSY):
+            raise LookupTableError(
+                f"lookup table version {version} is not supported (this SDK reads {VERSION} and {VERSION_LOSSY})"
+            )
+        if bool(flags & 4) != (version == VERSION_LOSSY):
+            raise LookupTableError(f"lookup table version {version} does not match its transfer-options flag")
         obj, force, ncon, _ = r.take("<BBBB")
         if obj >= len(_OBJECTIVES) or force >= len(_FORCES):
             raise LookupTableError("lookup table header has an unknown objective or force code")
@@ -413,13 +480,12 @@ class LookupTable:
         members = list(r.take(f"<{offsets[-1]}I"))
         if any(m >= ncand for m in members):
             raise LookupTableError("lookup table cell refers to a missing schedule")
-        costs = None
-        if flags & 1:
-            (blen,) = r.take("<I")
-            try:
-                costs = json.loads(r.bytes(blen).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-                raise LookupTableError(f"embedded cost table is not valid JSON: {e}") from None
+        costs = r.json("embedded cost table") if flags & 1 else None
+        budget: float | None = None
+        options: tuple[TransferOption, ...] = ()
+        lossy: list[tuple[int, ...]] | None = None
+        if flags & 4:
+            budget, options, lossy = lossy_from_json(r.json("transfer-options section"))
         if r.pos != r.end:
             raise LookupTableError("trailing bytes after the lookup table")
         return cls(
@@ -438,6 +504,9 @@ class LookupTable:
             members=members,
             costs=costs,
             cloud_keeps_tensors=not flags & 2,
+            max_accuracy_loss=budget,
+            options=options,
+            lossy=lossy,
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -575,6 +644,14 @@ class _Reader:
 
     def skip(self, k: int) -> None:
         self.bytes(k)
+
+    def json(self, what: str) -> Any:
+        """A u32 length and that many bytes of UTF-8 JSON, parsed."""
+        (k,) = self.take("<I")
+        try:
+            return json.loads(self.bytes(k).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise LookupTableError(f"the {what} is not valid JSON: {e}") from None
 
 
 def _progress_reporter(progress: Callable[[int, int], None] | bool, total: int) -> Callable[..., None]:
