@@ -23,14 +23,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import protocol as P
 from ..errors import ConfigError, ServerError
-from ._limits import Limits
+from ._limits import Limits, limits_from_config
 from ._runner import app_from_config, server_config
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["REPLICA_HEADER", "RayEndpoint", "parse_autoscale", "serve_on_ray"]
+__all__ = ["REPLICA_HEADER", "RayEndpoint", "parse_autoscale", "ray_app", "serve_on_ray"]
 
 #: response header naming the replica that answered: ``<Ray node id>/<process id>``
 REPLICA_HEADER = "x-jointdnn-replica"
@@ -89,7 +90,7 @@ class Replica:
 
     def __init__(self, config: dict[str, Any], token: str | None) -> None:
         ray = _import_ray()
-        self.endpoint = app_from_config(config, token)
+        self.endpoint = app_from_config(config, token or os.environ.get(P.TOKEN_ENV) or None)
         self.preload = self.endpoint.state.jointdnn_preload
         self.preload.done.wait()  # not ready (no traffic routed here) until the preload has finished
         self.endpoint.add_middleware(ReplicaHeader, tag=f"{ray.get_runtime_context().get_node_id()}/{os.getpid()}")
@@ -132,6 +133,30 @@ def deployment_options(
             "downscale_delay_s": 60.0,
         }
     return options
+
+
+def application(config: dict[str, Any], token: str | None, options: dict[str, Any]) -> Any:
+    """The Ray Serve application: one deployment of :class:`Replica` built from ``config``, with ``options``."""
+    serve = _import_ray().serve
+    return serve.deployment(name="jointdnn", **options)(serve.ingress()(Replica)).bind(config, token)
+
+
+def ray_app(args: dict[str, Any]) -> Any:
+    """Ray Serve application builder (``import_path: jointdnn_edge.server:ray_app`` in a Serve config or RayService).
+
+    ``args`` is the server configuration as :func:`~._runner.server_config`
+    writes it (at least ``models``; ``size``, ``threads``, ``preload`` and the
+    :class:`Limits` fields optional), plus ``replica_cpus`` (default 1); the
+    token comes from ``JOINTDNN_EDGE_TOKEN`` in the replicas' environment.
+    Replica counts and autoscaling go in the config's ``deployments`` section,
+    which overrides the defaults set here (one replica).
+    """
+    cfg = dict(args)
+    cpus = float(cfg.pop("replica_cpus", 1.0))
+    limits = limits_from_config(cfg)
+    cfg.setdefault("threads", max(1, math.ceil(cpus)))
+    options = deployment_options(limits, replicas=1, autoscale=None, replica_cpus=cpus)
+    return application(cfg, None, options)
 
 
 def _free_port(host: str) -> int:
@@ -227,9 +252,8 @@ class RayEndpoint:
                 proxy_location=self.proxy_location,
                 http_options={"host": self.host, "port": self.port, **self.tls},
             )
-            deployment = serve.deployment(name="jointdnn", **self.options)(serve.ingress()(Replica))
             self._running = True
-            serve.run(deployment.bind(self.config, self.token), name=APP_NAME, route_prefix="/")
+            serve.run(application(self.config, self.token, self.options), name=APP_NAME, route_prefix="/")
         except BaseException:
             self.stop()
             raise
