@@ -192,6 +192,28 @@ def test_replica_killed_under_load_is_replaced_nothing_lost_nothing_wrong(
     assert results["wrong"] == 0 and results["lost"] == 0 and results["right"] > 0, results
 
 
+def test_rayservice_manifest_is_a_valid_serve_config_whose_builder_serves(endpoint: RayEndpoint) -> None:
+    import yaml
+    from ray import serve
+    from ray.serve.schema import ServeDeploySchema
+
+    manifest = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "rayservice.yaml").read_text())
+    config = ServeDeploySchema.model_validate(yaml.safe_load(manifest["spec"]["serveConfigV2"]))
+    (app,) = config.applications
+    assert app.import_path == "jointdnn_edge.server:ray_app"
+    # the builder with the manifest's args, on this cluster's models and no CPU of its own (both are taken)
+    args = {**app.args, "models": ["zoo:alexnet"], "size": "tiny", "replica_cpus": 0, "preload": ["whole"]}
+    from jointdnn_edge.server import ray_app
+
+    serve.run(ray_app(args), name="built", route_prefix="/built")
+    try:
+        with httpx.Client(timeout=30) as http:
+            assert http.get(f"{endpoint.url}/built/v2/health/ready").status_code == 200
+        assert CloudClient(f"{endpoint.url}/built").model_metadata("alexnet")["name"] == "alexnet"
+    finally:
+        serve.delete("built")
+
+
 def test_autoscale_spec_parsing() -> None:
     assert parse_autoscale("1:4") == (1, 4) and parse_autoscale("0:1") == (0, 1)
     for bad in ("4:1", "0:0", "2", "a:b", "-1:2"):
