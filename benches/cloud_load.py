@@ -89,6 +89,45 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descending from it (a Ray instance started by ``serve --ray`` included)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def component(pid: int) -> str:
+    """What a server process is, by its name: Ray's proxy, replica, raylet... or the server process itself."""
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "gone"
+    for prefix, what in (("ray::ProxyActor", "Ray proxy"), ("ray::ServeRepli", "replicas"), ("raylet", "raylet"),
+                         ("gcs_server", "GCS"), ("ray::ServeContr", "Serve controller")):  # fmt: skip
+        if name.startswith(prefix):
+            return what
+    return "other" if name.startswith("ray::") else "server processes"
+
+
+def cpu_by_component(pids: Sequence[int]) -> dict[str, float]:
+    """CPU seconds of ``pids`` now, summed per :func:`component`."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        what = component(pid)
+        out[what] = out.get(what, 0.0) + cpu_seconds([pid])
+    return out
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -216,6 +255,8 @@ class LoadRun:
     refused: int = 0
     failed: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    #: CPU seconds while measured: the load generator's and the server's processes' by component
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -233,8 +274,14 @@ def whole_model_body(model: Model) -> tuple[bytes, int | None]:
     return P.body_parts({"inputs": entries, "parameters": {"binary_data_output": True}}, blobs)
 
 
-async def load(url: str, body: bytes, json_len: int | None, clients: int, seconds: float, warmup: float) -> LoadRun:
-    """``clients`` closed-loop clients posting ``body`` for ``warmup + seconds``; the last ``seconds`` counted."""
+async def load(
+    url: str, server_pid: int, body: bytes, json_len: int | None, clients: int, seconds: float, warmup: float
+) -> LoadRun:
+    """``clients`` closed-loop clients posting ``body`` for ``warmup + seconds``; the last ``seconds`` counted.
+
+    The CPU of the server's process tree (``server_pid`` and its descendants) and of this process is taken over
+    the counted seconds.
+    """
     headers = {"Content-Type": "application/octet-stream"}
     if json_len is not None:
         headers[P.HEADER_LENGTH] = str(json_len)
@@ -243,6 +290,15 @@ async def load(url: str, body: bytes, json_len: int | None, clients: int, second
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         t_start = time.perf_counter() + warmup
         t_end = t_start + seconds
+
+        async def measure_cpu() -> None:
+            await asyncio.sleep(max(0.0, t_start - time.perf_counter()))
+            tree = process_tree(server_pid)
+            before, gen0 = cpu_by_component(tree), time.process_time()
+            await asyncio.sleep(max(0.0, t_end - time.perf_counter()))
+            after = cpu_by_component(tree)
+            run.cpu_s = {k: after[k] - before.get(k, 0.0) for k in after}
+            run.cpu_s["load generator"] = time.process_time() - gen0
 
         async def client() -> None:
             while True:
@@ -265,7 +321,7 @@ async def load(url: str, body: bytes, json_len: int | None, clients: int, second
                 else:
                     run.failed += 1
 
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(measure_cpu(), *(client() for _ in range(clients)))
     return run
 
 
@@ -279,9 +335,9 @@ def replicas(model: Model, seconds: float, client_counts: Sequence[int], progres
         server = ServeProcess("zoo:alexnet", "--size", SIZE, *ONE_SLOT, *scale)
         try:
             server.start(timeout=180)
-            asyncio.run(load(server.url, body, json_len, 4, 2.0, 0.5))  # every replica loads its model
+            asyncio.run(load(server.url, server.pid, body, json_len, 4, 2.0, 0.5))  # every replica loads its model
             for clients in client_counts:
-                run = asyncio.run(load(server.url, body, json_len, clients, seconds, 1.0))
+                run = asyncio.run(load(server.url, server.pid, body, json_len, clients, seconds, 1.0))
                 run.server, run.replicas = kind, n
                 runs.append(run)
                 progress.advance(task)
@@ -359,6 +415,22 @@ def section(
             "",
             "Ray Serve against plain uvicorn at the same replica count (the proxy's cost): " + "; ".join(proxy),
         ]
+        names = ["load generator", "server processes", "replicas", "Ray proxy", "raylet", "GCS", "Serve controller"]
+        names += sorted({k for r in reps for k in r.cpu_s} - set(names))
+        lines += [
+            "",
+            "Where the CPU goes: CPU ms per inference over the measured seconds, by process (`/proc`: the server's "
+            "process tree and the load generator). 'server processes' are uvicorn's (master and workers) or, with "
+            "Ray, the `serve` command's driver; 'cores busy' is the CPU of all of them per second of the run.",
+            "",
+            "| server | replicas | clients | " + " | ".join(names) + " | total | cores busy |",
+            "|---|---|---|" + "---|" * (len(names) + 2),
+        ]
+        for r in reps:
+            per = [1e3 * r.cpu_s.get(k, 0.0) / max(1, r.ok) for k in names]
+            busy = sum(r.cpu_s.values()) / r.seconds
+            cells = " | ".join(f"{v:.2f}" for v in per)
+            lines.append(f"| {r.server} | {r.replicas} | {r.clients} | {cells} | {sum(per):.2f} | {busy:.2f} |")
         lines.append("")
     if over:
         lines += [

@@ -38,6 +38,8 @@ __all__ = ["REPLICA_HEADER", "RayEndpoint", "parse_autoscale", "ray_app", "serve
 REPLICA_HEADER = "x-jointdnn-replica"
 #: the Ray Serve application's name (one per cluster)
 APP_NAME = "jointdnn-edge"
+#: Serve's logging for the proxy, the controller and the replicas: no line per request (it costs CPU per request)
+QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
 
 
 def _import_ray() -> Any:
@@ -269,6 +271,7 @@ class RayEndpoint:
             serve.start(
                 proxy_location=self.proxy_location,
                 http_options={"host": self.host, "port": self.port, **self.tls},
+                logging_config=QUIET_LOGS,
             )
             self._running = True
             self._deploy(application(self.config, self.token, self.options))
@@ -285,7 +288,7 @@ class RayEndpoint:
 
         def deploy() -> None:
             try:
-                serve.run(app, name=APP_NAME, route_prefix="/")
+                serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
             except BaseException as e:  # reported on the caller's thread
                 failure.append(e)
             finally:
