@@ -386,7 +386,13 @@ def section(
                     f"| {r.network} | {r.objective} | {r.mode} | {r.inferences} | {r.wrong} | {r.lost} | "
                     f"{r.cloud_steps}/{r.inferences} | {r.cpu_ms_per_inference:.2f} | {cap:.0f}/s | {red} | {paper} |"
                 )
-        lines.append("")
+        lines += [
+            "",
+            "The same whole-model request costs the server more CPU on a slower link: the paced upload arrives in "
+            "smaller chunks, each a wake-up of the server's event loop. 'cloud used' counts inferences with a step "
+            "on the cloud; where JointDNN keeps everything on the phone, the server's CPU is the session's probes.",
+            "",
+        ]
     if reps:
         lines += [
             "### Throughput against replicas (whole model, asyncio load generator)",
