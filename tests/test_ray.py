@@ -11,6 +11,7 @@ with Ctrl-C. Skipped, with the reason, where Ray Serve cannot be imported.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def cluster() -> Iterator[Any]:
     finally:
         c.shutdown()
         assert not _session_processes(temp), "Ray processes survived the cluster's shutdown"
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -273,6 +275,7 @@ def test_serve_command_starts_local_ray_and_tears_it_down_on_ctrl_c(tmp_path: Pa
     while _session_processes(temp) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _session_processes(temp), "the command left Ray processes running"
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_ray_options_need_ray() -> None:

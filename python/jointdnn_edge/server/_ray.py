@@ -19,7 +19,6 @@ import math
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,9 @@ QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
 
 def _import_ray() -> Any:
     """The ``ray`` module with Ray Serve; :class:`ConfigError` naming the extra when it is not installed."""
+    # Serve's background threads (a handle's router) can call Ray after ray.shutdown(); Ray would then start a
+    # new instance from that thread and exit the process with status 1 when that fails. Set before Ray is imported.
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
         import ray
         import ray.serve
@@ -281,27 +283,28 @@ class RayEndpoint:
         return self
 
     def _deploy(self, app: Any) -> None:
-        """``serve.run(app)``, which returns once every replica runs, within ``ready_timeout_s`` (else ServerError)."""
+        """Deploy ``app`` and wait until every replica runs, within ``ready_timeout_s`` (else ServerError).
+
+        On this thread (Serve's ``run`` from another thread left a thread behind that touched Ray after
+        ``ray.shutdown()``, which made Ray exit the process with status 1).
+        """
         serve = _import_ray().serve
-        failure: list[BaseException] = []
-        done = threading.Event()
-
-        def deploy() -> None:
-            try:
-                serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
-            except BaseException as e:  # reported on the caller's thread
-                failure.append(e)
-            finally:
-                done.set()
-
-        threading.Thread(target=deploy, name="jointdnn-ray-deploy", daemon=True).start()
-        if not done.wait(self.ready_timeout_s):
-            raise ServerError(
-                f"the replicas were not all running within {self.ready_timeout_s:g} s "
-                f"(not enough CPUs in the cluster for the replicas?): {self._status()}"
-            )
-        if failure:
-            raise ServerError(f"the deployment failed: {failure[0]}") from failure[0]
+        target = serve.RunTarget(target=app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
+        serve.run_many([target], wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            status = serve.status().applications.get(APP_NAME)
+            state = str(getattr(status, "status", "NOT_STARTED"))
+            if state.endswith("RUNNING"):
+                return
+            if state.endswith("DEPLOY_FAILED"):
+                raise ServerError(f"the deployment failed: {self._status()}")
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"the replicas were not all running within {self.ready_timeout_s:g} s "
+                    f"(not enough CPUs in the cluster for the replicas?): {self._status()}"
+                )
+            time.sleep(0.2)
 
     def _status(self) -> str:
         """Ray Serve's message about the deployment (why replicas are not running)."""
@@ -326,13 +329,10 @@ class RayEndpoint:
         if not ray.is_initialized():
             return
         try:
-            if self._running:
-                self._running = False
-                if self._started_ray:
-                    serve.shutdown()
-                else:
-                    serve.delete(APP_NAME)
+            if self._running and not self._started_ray:
+                serve.delete(APP_NAME)  # a cluster we joined keeps running; Ray we started goes down whole below
         finally:
+            self._running = False
             ray.shutdown()
 
     def __enter__(self) -> RayEndpoint:
