@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -84,6 +85,15 @@ def serve_command(
     log_level: str = typer.Option(
         "info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug or trace."
     ),
+    ray: bool = typer.Option(False, "--ray", help="Deploy on Ray Serve (replicas, restarts, scaling; docs/ray.md)."),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="--ray: join this Ray cluster (default: start a local Ray instance)."
+    ),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="--ray: replicas, each loading the models."),
+    autoscale: Optional[str] = typer.Option(
+        None, "--autoscale", help="--ray: MIN:MAX replicas, scaled on queue length (instead of --replicas)."
+    ),
+    replica_cpus: float = typer.Option(1.0, "--replica-cpus", help="--ray: CPUs each replica reserves."),
 ) -> None:
     """Serve MODELs to JointDNN sessions and to any Open Inference Protocol (KServe v2) client."""
     from ..server import Limits, serve
@@ -92,7 +102,7 @@ def serve_command(
         limits = Limits(
             max_body_bytes=int(max_body_mb * _MIB),
             max_decoded_bytes=int(max_decoded_mb * _MIB),
-            max_concurrency=max_concurrency or max(1, os.cpu_count() or 1),
+            max_concurrency=max_concurrency or max(1, math.ceil(replica_cpus) if ray else os.cpu_count() or 1),
             max_queue=max_queue,
             max_inflight_bytes=int(max_inflight_mb * _MIB),
             max_connections=max_connections,
@@ -109,6 +119,15 @@ def serve_command(
             _check_tls(ssl_keyfile, ssl_certfile)
         if log_level.lower() not in _LOG_LEVELS:
             raise typer.BadParameter(f"--log-level must be one of {', '.join(_LOG_LEVELS)}, not {log_level!r}")
+        if ray:
+            _serve_on_ray(models, address, replicas, autoscale, replica_cpus, workers, dict(
+                host=host, port=port, token=token or None, size=size, merge_trivial=merge_trivial, threads=threads,
+                optimization=optimization, slowdown=slowdown, limits=limits, preload=preload or None,
+                ssl_keyfile=ssl_keyfile, ssl_certfile=ssl_certfile,
+            ))  # fmt: skip
+            return
+        if address is not None or autoscale is not None or replicas != 1:
+            raise typer.BadParameter("--address, --replicas and --autoscale go with --ray")
         serve(
             models,
             host=host,
@@ -131,3 +150,23 @@ def serve_command(
     except (JointDNNError, ValueError, ImportError) as e:
         err_console.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from None
+
+
+def _serve_on_ray(
+    models: list[str],
+    address: Optional[str],
+    replicas: int,
+    autoscale: Optional[str],
+    replica_cpus: float,
+    workers: int,
+    options: dict[str, Any],
+) -> None:
+    """``serve --ray``: the endpoint on Ray Serve until Ctrl-C (the options that only uvicorn has are refused)."""
+    from ..server._ray import parse_autoscale, serve_on_ray
+
+    if workers != 1:
+        raise typer.BadParameter("--workers is for uvicorn; with --ray use --replicas or --autoscale")
+    if autoscale is not None and replicas != 1:
+        raise typer.BadParameter("give --replicas or --autoscale, not both")
+    bounds = parse_autoscale(autoscale) if autoscale is not None else None
+    serve_on_ray(models, address=address, replicas=replicas, autoscale=bounds, replica_cpus=replica_cpus, **options)

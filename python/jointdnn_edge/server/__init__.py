@@ -2,7 +2,9 @@
 
 ``create_app(models, token=..., limits=...)`` gives the ASGI app;
 ``serve([...])`` runs it under uvicorn (``jointdnn-edge serve``);
-``BackgroundServer(app)`` runs it on a thread. :mod:`jointdnn_edge.protocol`
+``BackgroundServer(app)`` runs it on a thread; ``RayEndpoint([...])``
+deploys it on Ray Serve (``serve --ray``; ``ray_app`` is its application
+builder for Serve configs and KubeRay). :mod:`jointdnn_edge.protocol`
 holds the message encoding shared with the client. See ``docs/server.md``.
 
 Inside, the way KServe and MLServer are built: REST routes (``_routes``) over
@@ -23,10 +25,21 @@ from ..errors import ProtocolError
 if TYPE_CHECKING:
     from ._app import create_app
     from ._limits import Limits
+    from ._ray import RayEndpoint, ray_app
     from ._registry import load_models
     from ._runner import BackgroundServer, app_from_env, serve
 
-__all__ = ["BackgroundServer", "Limits", "ProtocolError", "app_from_env", "create_app", "load_models", "serve"]
+__all__ = [
+    "BackgroundServer",
+    "Limits",
+    "ProtocolError",
+    "RayEndpoint",
+    "app_from_env",
+    "create_app",
+    "load_models",
+    "ray_app",
+    "serve",
+]
 
 #: public name -> the private module defining it (imported on first use: some import starlette)
 _LAZY = {
@@ -35,6 +48,8 @@ _LAZY = {
     "app_from_env": "._runner",
     "create_app": "._app",
     "load_models": "._registry",
+    "RayEndpoint": "._ray",
+    "ray_app": "._ray",
     "serve": "._runner",
 }
 

@@ -25,7 +25,7 @@ from ._registry import load_models
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["BackgroundServer", "app_from_env", "serve"]
+__all__ = ["BackgroundServer", "app_from_config", "app_from_env", "serve", "server_config"]
 
 
 class BackgroundServer:
@@ -105,10 +105,8 @@ class BackgroundServer:
 def app_from_env() -> Starlette:
     """App factory for ``uvicorn --factory jointdnn_edge.server:app_from_env`` and for worker processes.
 
-    Reads a JSON object from ``JOINTDNN_EDGE_SERVE_CONFIG`` (``models``: list
-    of model specs as :func:`load_models` takes them; ``size``,
-    ``merge_trivial``, ``threads``, ``optimization``, ``slowdown``,
-    ``preload`` and the :class:`Limits` fields) and the token from
+    Reads a JSON object from ``JOINTDNN_EDGE_SERVE_CONFIG`` (as
+    :func:`app_from_config` takes it) and the token from
     ``JOINTDNN_EDGE_TOKEN``; :class:`~jointdnn_edge.ConfigError` when the
     variable is missing or not such an object.
     """
@@ -117,18 +115,58 @@ def app_from_env() -> Starlette:
         cfg = json.loads(raw or "null")
     except ValueError as e:
         raise ConfigError(f"{ENV_CONFIG} is not valid JSON: {e}") from None
+    return app_from_config(cfg, os.environ.get(P.TOKEN_ENV) or None)
+
+
+def app_from_config(cfg: Any, token: str | None) -> Starlette:
+    """The app a server configuration describes (worker processes, Ray Serve replicas).
+
+    ``cfg``: a dict with ``models`` (a list of model specs as
+    :func:`load_models` takes them) and optionally ``size``,
+    ``merge_trivial``, ``threads``, ``optimization``, ``slowdown``,
+    ``preload`` and the :class:`Limits` fields, as :func:`server_config`
+    writes it; :class:`~jointdnn_edge.ConfigError` when it is not such a dict.
+    """
     if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list):
-        raise ConfigError(f"set {ENV_CONFIG} to a JSON object with at least 'models' (a list of model specs)")
+        raise ConfigError(
+            f"the server configuration ({ENV_CONFIG}) must be a JSON object with at least 'models' "
+            "(a list of model specs)"
+        )
     graphs = load_models(cfg["models"], size=cfg.get("size"), merge_trivial=bool(cfg.get("merge_trivial", False)))
     return create_app(
         graphs,
-        token=os.environ.get(P.TOKEN_ENV) or None,
+        token=token,
         limits=limits_from_config(cfg),
         threads=cfg.get("threads"),
         optimization=cfg.get("optimization", "all"),
         slowdown=cfg.get("slowdown", 1.0),
         preload=cfg.get("preload"),
     )
+
+
+def server_config(
+    models: Sequence[str],
+    *,
+    size: str | None = None,
+    merge_trivial: bool = False,
+    threads: int | None = None,
+    optimization: str = "all",
+    slowdown: float = 1.0,
+    limits: Limits | None = None,
+    preload: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The JSON-able configuration :func:`app_from_config` builds an app from (each process loads its own models)."""
+    lim = limits or Limits()
+    return {
+        "models": list(models),
+        "size": size,
+        "merge_trivial": merge_trivial,
+        "threads": threads,
+        "optimization": optimization,
+        "slowdown": slowdown,
+        "preload": list(preload or []),
+        **{k: getattr(lim, k) for k in Limits.__dataclass_fields__},
+    }
 
 
 def serve(
@@ -167,16 +205,16 @@ def serve(
     tls = {"ssl_keyfile": ssl_keyfile, "ssl_certfile": ssl_certfile}
     guard = "jointdnn_edge.server._guard:GuardedH11Protocol"  # reads the limits from the environment, as below
     if workers > 1:
-        cfg = {
-            "models": list(models),
-            "size": size,
-            "merge_trivial": merge_trivial,
-            "threads": threads,
-            "optimization": optimization,
-            "slowdown": slowdown,
-            "preload": list(preload or []),
-            **{k: getattr(lim, k) for k in Limits.__dataclass_fields__},
-        }
+        cfg = server_config(
+            models,
+            size=size,
+            merge_trivial=merge_trivial,
+            threads=threads,
+            optimization=optimization,
+            slowdown=slowdown,
+            limits=lim,
+            preload=preload,
+        )
         os.environ[ENV_CONFIG] = json.dumps(cfg)
         if token:
             os.environ[P.TOKEN_ENV] = token
