@@ -60,6 +60,10 @@ def cluster() -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     temp = tempfile.mkdtemp(prefix="jdr", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    # The cluster writes its address under Ray's default temp dir, which a fresh machine lacks: use ours.
+    saved = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp
+    os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp, "include_dashboard": False})
     try:
         c.add_node(num_cpus=1)
@@ -69,6 +73,10 @@ def cluster() -> Iterator[Any]:
         c.shutdown()
         assert not _session_processes(temp), "Ray processes survived the cluster's shutdown"
         shutil.rmtree(temp, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved
 
 
 @pytest.fixture(scope="module")
