@@ -35,7 +35,7 @@ def main() -> None:
     # Cloud compute far dearer than mobile: the optimum is all-mobile at every bandwidth of the table.
     costs = CostTable.from_layers(np.full(n, 1.0), np.full(n, 1e4), np.full(n, 1e5), 1e5, max_group=8)
     link = Network.preset("4g").radio.with_bandwidth(2.0, 4.0)
-    session = JointSession(model, CloudClient("http://127.0.0.1:9"), costs=costs, network=link)
+    session = JointSession(model, CloudClient("http://127.0.0.1:9"), costs=costs, network=link, lut_build="blocking")
     feeds = {t.name: np.zeros(t.shape, dtype=np.float32) for t in model.inputs}
     for _ in range(20):
         session.run(feeds)

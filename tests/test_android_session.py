@@ -146,6 +146,7 @@ def test_the_session_plans_with_the_loaded_cost_table(model_path, graph, server,
         "objective": "latency",
         "lut_cells": [16, 16, 1],  # a JSON list where the session takes a tuple
         "track_cloud_load": False,
+        "lut_build": "blocking",  # the first inference waits for the table, to check its answer
     }
     handle = bridge.open_session(str(model_path), server.url, json.dumps(opts))
     meta, blobs = as_java(feeds)

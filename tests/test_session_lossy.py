@@ -59,20 +59,24 @@ def lossy_reference(g, ex, feeds, spec):
     return ex.run(g, LAYER + 1, g.n - 1, {CUT: back})
 
 
+@pytest.mark.parametrize("lut_build", ["blocking", "never"])  # from the table, and planned exactly
 @pytest.mark.parametrize("budget, option", [(0.01, "q4c"), (0.05, "pca0.5+q4c")])
-def test_session_sends_the_cut_lossily_and_its_outputs_equal_the_local_lossy_reference(setup, budget, option):
+def test_session_sends_the_cut_lossily_and_its_outputs_equal_the_local_lossy_reference(
+    setup, budget, option, lut_build
+):
     g, ex, table, specs = setup
     costs = split_favouring_costs(g.n, 5e6)
     app = create_app({"alexnet": g}, threads=1, lossy_specs=specs[CUT])
     feeds = uniform_feeds(g, 7)
     with BackgroundServer(app) as server:
         with JointSession(
-            g, server.url, costs, network="3g", max_accuracy_loss=budget, accuracy=table, lossy_specs=specs
-        ) as session:
+            g, server.url, costs, network="3g", max_accuracy_loss=budget, accuracy=table, lossy_specs=specs,
+            lut_build=lut_build,
+        ) as session:  # fmt: skip
             out = session.run(feeds)
             trace = session.last_trace
     spec = specs[CUT][OPTIONS.index(option)]
-    assert trace.source == "lut"  # the lookup table built under the budget chose it
+    assert trace.source == {"blocking": "lut", "never": "plan"}[lut_build]  # the table under the budget, or plan()
     assert_close(out, lossy_reference(g, ex, feeds, spec))
     lossless = ex.run_model(g, feeds)
     name = g.outputs[0].name
@@ -143,7 +147,7 @@ def test_the_lookup_table_picks_what_plan_picks_under_the_budget(setup):
         for budget in (0.0, 0.01, 0.05):
             with JointSession(
                 g, server.url, costs, network="3g", max_accuracy_loss=budget, accuracy=table, lossy_specs=specs,
-                lut_cells=(8, 8, 2),
+                lut_cells=(8, 8, 2), lut_build="blocking",
             ) as session:  # fmt: skip
                 for up, down, slowdown in [(0.4, 1.0, 1.0), (3.0, 8.0, 1.7), (40.0, 90.0, 1.0), (400.0, 800.0, 1.0)]:
                     session.network = Network.preset("3g").with_bandwidth(up, down)

@@ -1,7 +1,8 @@
 """The joint session: split every inference between this device and the cloud, re-planned each time.
 
 Per inference, :meth:`JointSession.run` reads the current network estimate,
-asks the lookup table (built once, lazily) for the optimal schedule, runs the
+asks the lookup table for the optimal schedule (solving it exactly while the
+table is built in the background), runs the
 mobile runs of layers locally and sends the cloud runs to the endpoint as
 split requests, and returns the model outputs. ``session.last_trace`` tells
 what happened: the schedule, each run's times, bytes and codecs, and the
@@ -49,6 +50,10 @@ DEFAULT_LUT_UP = (0.1, 1000.0)
 DEFAULT_LUT_DOWN = (0.1, 1000.0)
 #: Cloud slowdown box of the lookup table (measured server time over the cost table's cloud time).
 DEFAULT_LUT_SLOWDOWN = (1.0, 8.0)
+#: When the session builds its lookup table (``lut_build``): see :class:`JointSession`.
+LUT_BUILDS = ("background", "blocking", "never")
+#: How long :meth:`JointSession.close` waits for a cancelled table build to stop (s); it stops at its next cells.
+BUILD_JOIN_S = 2.0
 
 
 @dataclass
@@ -95,7 +100,7 @@ class Trace:
     """What one :meth:`JointSession.run` did.
 
     ``schedule``: the plan (its costs are the predictions); ``source``: where
-    it came from (``"lut"``, ``"plan"``, ``"fixed"``, ``"mobile-only: ..."``);
+    it came from (``"lut"``, ``"plan"``, ``"plan (table building)"``, ``"fixed"``, ``"mobile-only: ..."``);
     ``network``/``cloud_slowdown``: the conditions planned for; ``steps``:
     what ran, in order (a failed cloud step, then the local fallback);
     ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
@@ -105,7 +110,8 @@ class Trace:
     back-off the client's circuit breaker is in after the failure (None when
     the failure did not open it, e.g. a 4xx); ``planning_ms``: time to pick the
     schedule; ``setup_ms``: one-time work this inference waited for (profiling
-    the model, building the lookup table), not counted in ``measured_ms``.
+    the model; building the lookup table with ``lut_build="blocking"``), not
+    counted in ``measured_ms``.
     """
 
     schedule: Schedule
@@ -234,6 +240,13 @@ class JointSession:
     a lookup table built under the budget: the schedule may send a cut
     tensor with a lossy option, the session encodes it so and ``Step.lossy``
     says which. Rows with no fitted spec are not offered.
+    ``lut_build``: ``"background"`` (default) builds the lookup table on a
+    background thread when first needed and after the round trip drifts,
+    planning each inference exactly with :func:`~jointdnn_edge.plan` until it
+    is ready (the trace's ``source`` says ``"plan (table building)"``);
+    ``"blocking"`` makes the inference that needs it wait for the build;
+    ``"never"`` plans every inference exactly. A failed build is logged,
+    kept in ``lut_error``, and the session goes on planning exactly.
     ``close_cloud``: whether :meth:`close` closes the client (default: only
     a client the session made itself from a URL; a client passed in may be
     shared by other sessions and is the caller's to close).
@@ -269,6 +282,7 @@ class JointSession:
         track_cloud_load: bool = True,
         on_infeasible: str = "best",
         lut_cells: tuple[int, int, int] = (16, 16, 4),
+        lut_build: str = "background",
         profile_max_group: int | None = 8,
         probe_interval_s: float | None = 5.0,
         close_cloud: bool | None = None,
@@ -339,8 +353,15 @@ class JointSession:
             self._fixed = self._as_schedule(schedule)
             if costs is not None:
                 _check_offered(self._fixed, costs)
-        self._lut: LookupTable | None = None
-        self._lut_rtt: float | None = None
+        if lut_build not in LUT_BUILDS:
+            raise ConfigError(f"lut_build must be one of {LUT_BUILDS}, got {lut_build!r}")
+        self.lut_build = lut_build
+        # the ready lookup table and the round trip (ms) of the radio it was built with, swapped as one
+        self._table: tuple[LookupTable, float] | None = None
+        self._building: _TableBuild | None = None  # the background build in flight
+        self._failed_rtt: float | None = None  # the round trip a build last failed for: not retried there
+        #: Why the latest lookup-table build failed (None: none did); the session plans exactly meanwhile.
+        self.lut_error: str | None = None
         self.max_accuracy_loss = check_bound("max_accuracy_loss", max_accuracy_loss)
         self._options, self._lossy_specs = self._transfer_options(accuracy, lossy_specs)
         self._lock = threading.RLock()
@@ -397,16 +418,31 @@ class JointSession:
 
     @property
     def lookup_table(self) -> LookupTable:
-        """The session's lookup table (built on first use over the default bandwidth and slowdown box)."""
-        with self._lock:
-            if self._lut is None:
-                self._lut = self._build_lut()
-            return self._lut
+        """The session's lookup table: the built one (waiting for a build in flight), else built now.
 
-    def _build_lut(self) -> LookupTable:
-        self._ping_if_unmeasured()  # a failure is the circuit breaker's; the table is built on the radio preset
-        radio = self._network_now()
-        self._lut_rtt = radio.rtt_ms
+        Built over the default bandwidth and slowdown box; a build that fails here raises.
+        """
+        building = self._building
+        if building is not None:
+            building.thread.join()
+        with self._lock:
+            if self._table is None:
+                self._ping_if_unmeasured()  # a failure is the circuit breaker's; the table is built on the radio
+                radio = self._network_now()
+                self._table = (self._build_lut(radio), radio.rtt_ms)
+            return self._table[0]
+
+    def _build_lut(self, radio: Network, cancelled: threading.Event | None = None) -> LookupTable:
+        """The session's lookup table on ``radio``; raises :class:`_BuildCancelled` soon after ``cancelled`` is set.
+
+        The build checks ``cancelled`` before it starts and after each block of cells.
+        """
+
+        def check(done: int = 0, total: int = 0) -> None:
+            if cancelled is not None and cancelled.is_set():
+                raise _BuildCancelled
+
+        check()
         return LookupTable.build(
             self.costs,
             objective=self.objective,
@@ -418,8 +454,59 @@ class JointSession:
             cloud_keeps_tensors=False,  # the server is stateless: see docs/session.md
             max_accuracy_loss=self.max_accuracy_loss,  # None, or set with the options (see _transfer_options)
             accuracy=self._options,
+            progress=check if cancelled is not None else False,
             **self.constraints,
         )
+
+    def _table_for(self, network: Network) -> LookupTable | None:
+        """The table to plan on ``network`` with, or None to plan exactly (starting a background build if needed).
+
+        A table whose round trip has drifted from ``network``'s is not used: its radio is stale.
+        """
+        table = self._table
+        if table is not None and not (isinstance(self.network, str) and _drifted(table[1], network.rtt_ms)):
+            return table[0] if self.lut_build != "never" else None  # a table asked for by hand is not used
+        if self.lut_build == "never":
+            return None
+        if self.lut_build == "blocking":
+            with self._lock:  # the table's radio (round trip included) is fixed when built
+                built = self._table
+                if built is table or built is None:  # not rebuilt by another thread meanwhile
+                    self._table = built = (self._build_lut(network), network.rtt_ms)
+                return built[0]
+        if self._building is None:
+            with self._lock:
+                failed = self._failed_rtt is not None and not _drifted(self._failed_rtt, network.rtt_ms)
+                if self._building is None and not self._closed and not failed:
+                    self._building = _TableBuild(self, network)
+        return None
+
+    def _finish_build(self, build: _TableBuild, table: LookupTable | None, error: BaseException | None) -> None:
+        """Install a background build's table (unless it was cancelled), or record why it failed."""
+        with self._lock:
+            if self._building is build:
+                self._building = None
+            if isinstance(error, _BuildCancelled):
+                logger.info("lookup table build cancelled: the session closed")
+            elif build.cancelled.is_set():
+                logger.info("lookup table built after its session closed: dropped")
+            elif error is not None:
+                self.lut_error = f"{type(error).__name__}: {error}"
+                self._failed_rtt = build.rtt_ms
+                logger.warning("building the lookup table failed (%s); planning each inference exactly", self.lut_error)
+            elif table is not None:
+                self._table = (table, build.rtt_ms)
+                self.lut_error = self._failed_rtt = None
+
+    def _wait_for_table(self) -> None:
+        """Have the table the next plan would use ready: start its build if needed and wait for it (never raises)."""
+        if self.cloud is None or self._fixed is not None or self.force is not None or not self.cloud.available:
+            return
+        self._ping_if_unmeasured()
+        self._table_for(self._network_now())
+        building = self._building
+        if building is not None:
+            building.thread.join()
 
     def _as_schedule(self, schedule: Schedule | Sequence[Sequence[Any]]) -> Schedule:
         segs = schedule.segments if isinstance(schedule, Schedule) else tuple(tuple(s) for s in schedule)
@@ -497,11 +584,10 @@ class JointSession:
         try:
             if self.force is not None:
                 return self._plan_exactly(network, slowdown), "plan", network, slowdown
-            lut = self._lut or self.lookup_table  # built once: no lock per inference
-            if isinstance(self.network, str) and self._lut_rtt is not None and _drifted(self._lut_rtt, network.rtt_ms):
-                with self._lock:  # the table's radio (round trip included) is fixed when built
-                    self._lut = lut = self._build_lut()
-            return lut.query(network.up_mbps, network.down_mbps, slowdown), "lut", network, slowdown
+            lut = self._table_for(network)
+            if lut is not None:
+                return lut.query(network.up_mbps, network.down_mbps, slowdown), "lut", network, slowdown
+            return self._plan_exactly(network, slowdown), self._exact_source(), network, slowdown
         except InfeasibleError as e:
             if self.on_infeasible == "raise" or not self.constraints:
                 raise
@@ -511,28 +597,42 @@ class JointSession:
             return best, f"plan (infeasible: {e.constraint or e}; unconstrained optimum)", network, slowdown
 
     def _plan_exactly(self, network: Network, slowdown: float) -> Schedule:
-        """The forced plan (its transfers under the accuracy budget, if any): solved per inference, no table."""
+        """What the lookup table answers, solved now (transfers under the accuracy budget, if any).
+
+        A forced plan (the status-quo baselines) is always solved so, without the constraints.
+        """
         kwargs: dict[str, Any] = {"objective": self.objective, "cloud_slowdown": slowdown, "cloud_keeps_tensors": False}
         if self._options is not None:
             kwargs.update(max_accuracy_loss=self.max_accuracy_loss, accuracy=self._options)
-        return plan(self.costs, network, force=self.force, **kwargs)
+        if self.force is not None:
+            return plan(self.costs, network, force=self.force, **kwargs)
+        return plan(self.costs, network, **kwargs, **self.constraints)
+
+    def _exact_source(self) -> str:
+        """The trace's ``source`` of a schedule planned exactly because no lookup table is ready."""
+        if self._building is not None:
+            return "plan (table building)"
+        if self.lut_error is not None:
+            return f"plan (table build failed: {self.lut_error})"
+        return "plan"
 
     def _prepare(self) -> bool:
-        """Do the one-time work planning will need (profile, lookup table), so that it is not timed as inference.
+        """Do the one-time work planning will need, so that it is not timed as inference: profile the model, and
+        with ``lut_build="blocking"`` build the lookup table (otherwise it is built in the background, if at all).
 
         True when there was such work to do.
         """
-        if self._lut is not None:  # built: the per-inference case (a forced plan never builds one)
+        if self._table is not None:  # built: the per-inference case (a forced plan never builds one)
             return False
         if self.cloud is None or self._fixed is not None or not self.cloud.available:
             return False
-        if self.force is not None:  # planned exactly: no lookup table
-            if self._costs is not None:
-                return False
+        profiled = self._costs is None
+        if profiled:
             _ = self.costs
+        if self.force is None and self.lut_build == "blocking":
+            _ = self.lookup_table
             return True
-        _ = self.lookup_table
-        return True
+        return profiled
 
     # ------------------------------------------------------------ running
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -759,7 +859,8 @@ class JointSession:
     def warm_up(self, probe: bool = True) -> Schedule:
         """Do now what the first inference would otherwise wait for, and return the schedule planned for now.
 
-        Profiles and builds the lookup table when needed, measures the link
+        Profiles and builds the lookup table when needed (waiting for a
+        background build; not with ``lut_build="never"``), measures the link
         with :meth:`probe` (when ``probe`` and a cloud is set; a cloud that
         cannot be reached opens the client's circuit, nothing is raised), and loads the
         runtime sessions of the local ranges the session may run: the planned
@@ -776,27 +877,39 @@ class JointSession:
                 self.probe()
             except TransportError:
                 pass  # the client's circuit breaker counted it
+        if self.lut_build != "never":
+            self._wait_for_table()
         schedule = self.plan()[0]
         prepare = getattr(self.executor, "prepare", None)
         if callable(prepare):
             schedules = [schedule.segments]
-            if self._lut is not None and not isinstance(self.network, Network):  # the link may change
-                schedules += [segments for segments, _, _ in self._lut.candidates]
+            table = self._table
+            if table is not None and not isinstance(self.network, Network):  # the link may change
+                schedules += [segments for segments, _, _ in table[0].candidates]
             ranges = _local_ranges(schedules, self.graph.n)
             for first, last in ranges[: getattr(self.executor, "cache_size", len(ranges))]:
                 prepare(self.graph, first, last)
         return schedule
 
     def close(self) -> None:
-        """Wait for a background probe, and close the cloud client if the session owns it (see ``close_cloud``).
+        """Wait for a background probe, cancel a lookup-table build, and close the cloud client if the session owns
+        it (see ``close_cloud``).
 
-        A client passed in stays open: other sessions may share it.
+        A client passed in stays open: other sessions may share it. A cancelled build stops at its next block of
+        cells; close waits up to ``BUILD_JOIN_S`` for it, and logs a warning if it is still running then.
         """
         with self._lock:
             self._closed = True
             probing = self._probing
+            building = self._building
+        if building is not None:
+            building.cancelled.set()
         if probing is not None:
             probing.join()  # a probe is bounded by the client's timeout
+        if building is not None:
+            building.thread.join(BUILD_JOIN_S)
+            if building.thread.is_alive():
+                logger.warning("the cancelled lookup table build is still running; it stops at its next cells")
         if self.cloud is not None and self._close_cloud:
             self.cloud.close()
 
@@ -809,6 +922,29 @@ class JointSession:
     def __repr__(self) -> str:
         where = self.cloud.url if self.cloud is not None else "no cloud"
         return f"JointSession({self.graph.name!r}, {where}, objective={self.objective!r})"
+
+
+class _BuildCancelled(JointDNNError):
+    """A background lookup-table build stopped because its session closed (never leaves the build thread)."""
+
+
+class _TableBuild:
+    """One lookup-table build for a session on a daemon thread, started when made; ``cancelled`` stops it."""
+
+    def __init__(self, session: JointSession, radio: Network) -> None:
+        self.rtt_ms = radio.rtt_ms
+        self.cancelled = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(session, radio), name="jointdnn-lut", daemon=True)
+        self.thread.start()
+
+    def _run(self, session: JointSession, radio: Network) -> None:
+        table: LookupTable | None = None
+        error: BaseException | None = None
+        try:
+            table = session._build_lut(radio, self.cancelled)
+        except BaseException as e:  # recorded by the session, which plans exactly: a build never loses inferences
+            error = e
+        session._finish_build(self, table, error)
 
 
 def _local_ranges(schedules: Sequence[Sequence[tuple[int, int, str]]], n: int) -> list[tuple[int, int]]:
