@@ -233,7 +233,7 @@ def test_a_session_kept_local_measures_the_link_in_the_background(cloud: Any, in
     costs = CostTable.from_layers([0.01] * g.n, [1000.0] * g.n, **g.cost_skeleton())  # the cloud never pays
     client = cloud.client()
     with JointSession(g, client, costs, lut_cells=(2, 2, 1), probe_interval_s=interval) as session:
-        before = sum(client.estimator.counts().values())
+        before = sum(client.estimator.taken().values())
         session.run(uniform_feeds(g, 7))
         trace = session.last_trace
         assert trace is not None and all(s.platform == "mobile" for s in trace.steps)
@@ -243,7 +243,9 @@ def test_a_session_kept_local_measures_the_link_in_the_background(cloud: Any, in
         else:
             assert probing is not None
             probing.join(30)
-            assert sum(client.estimator.counts().values()) > before  # the probe's transfers were measured
+            # the probe's transfers were measured (counted as taken: on loopback a request faster than the round
+            # trip estimate makes the client forget the round trip, so the samples held may be none)
+            assert sum(client.estimator.taken().values()) > before
 
 
 def test_a_stale_round_trip_gives_no_absurd_upload_bandwidth(cloud: Any) -> None:

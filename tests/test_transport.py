@@ -38,6 +38,10 @@ def test_estimator_is_a_decayed_harmonic_mean() -> None:
     assert est.up_mbps == pytest.approx(1.75 / (1 / 40 + 0.5 / 20 + 0.25 / 10))
     assert est.up_mbps == pytest.approx(70 / 3)
     assert est.down_mbps is None  # directions are separate
+    est.add_rtt(0.01)
+    est.forget_rtt()
+    assert est.counts() == {"up": 3, "down": 0, "rtt": 0}
+    assert est.taken() == {"up": 3, "down": 0, "rtt": 1}  # what was recorded, held or forgotten since
 
 
 def test_estimator_window_small_transfers_and_outliers() -> None:

@@ -72,6 +72,7 @@ class BandwidthEstimator:
         self._up: deque[float] = deque(maxlen=self.window)
         self._down: deque[float] = deque(maxlen=self.window)
         self._rtt: deque[float] = deque(maxlen=self.window)
+        self._taken = {"up": 0, "down": 0, "rtt": 0}
         self._lock = threading.Lock()
 
     def add_transfer(self, direction: str, nbytes: float, seconds: float) -> bool:
@@ -84,6 +85,7 @@ class BandwidthEstimator:
         with self._lock:
             samples = self._up if direction == "up" else self._down
             samples.append(mbps)
+            self._taken[direction] += 1
             self._forget_before_step(samples, self._harmonic)
         return True
 
@@ -93,6 +95,7 @@ class BandwidthEstimator:
             return False
         with self._lock:
             self._rtt.append(seconds * 1e3)
+            self._taken["rtt"] += 1
             self._forget_before_step(self._rtt, statistics.median)
         return True
 
@@ -143,6 +146,11 @@ class BandwidthEstimator:
         """Samples currently held, by kind."""
         with self._lock:
             return {"up": len(self._up), "down": len(self._down), "rtt": len(self._rtt)}
+
+    def taken(self) -> dict[str, int]:
+        """Samples recorded since this estimator was made, by kind (held or since dropped: a measure of activity)."""
+        with self._lock:
+            return dict(self._taken)
 
     def network(self, radio: Network) -> Network:
         """``radio`` (a :class:`~jointdnn_edge.Network` for its power model) with the estimated link.
