@@ -102,6 +102,18 @@ fn relax_classes(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> O
     }
 }
 
+/// The first cheapest of a class's `(member, dist[from] + transfers)`; `None` when none is finite.
+#[inline(always)]
+fn cheapest(members: impl Iterator<Item = (usize, f64)>) -> Option<(u32, f64)> {
+    let (mut pick, mut base) = (u32::MAX, f64::INFINITY);
+    for (m, v) in members {
+        if v < base {
+            (pick, base) = (m as u32, v);
+        }
+    }
+    (base != f64::INFINITY).then_some((pick, base))
+}
+
 /// `best[k] = weight · column[k] + base` via `class` where that is shorter (slices of one length).
 #[inline(always)]
 fn relax_slice(best: &mut [Best], column: &[f64], weight: f64, base: f64, class: u32) {
@@ -144,18 +156,12 @@ fn relax_lanes(g: &StateGraph, lanes: &Lanes, lin: &Linear, xfer: impl Fn(usize)
         if !lin.allows(class.platform) {
             continue;
         }
-        // The best member, the first one on ties.
-        let mut base = f64::INFINITY;
-        for (m, member) in members.clone().zip(&lanes.members[members]) {
-            let v = best[member.slot as usize].dist + xfer(member.xfer as usize);
-            if v < base {
-                base = v;
-                pick[c] = m as u32;
-            }
-        }
-        if base == f64::INFINITY {
+        let reached = members.clone().zip(&lanes.members[members]);
+        let Some((m, base)) = cheapest(reached.map(|(m, l)| (m, best[l.slot as usize].dist + xfer(l.xfer as usize))))
+        else {
             continue; // no member reached (or its transfers overflow)
-        }
+        };
+        pick[c] = m;
         let (slot, at, len) = (class.slot as usize, class.at as usize, class.len as usize);
         let to = &mut best[slot..slot + len];
         let at = at..at + len;
@@ -209,18 +215,13 @@ fn relax_states(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> Op
         if !lin.allows(class.platform) {
             continue;
         }
-        let mut base = f64::INFINITY;
         let members = g.members(c);
-        for (m, link) in members.clone().zip(&g.member_links[members]) {
-            let v = best[link.from as usize].dist + xfer(link.xfer as usize);
-            if v < base {
-                base = v;
-                pick[c] = m as u32;
-            }
-        }
-        if base == f64::INFINITY {
+        let reached = members.clone().zip(&g.member_links[members]);
+        let Some((m, base)) = cheapest(reached.map(|(m, l)| (m, best[l.from as usize].dist + xfer(l.xfer as usize))))
+        else {
             continue; // no member reached (or its transfers overflow)
-        }
+        };
+        pick[c] = m;
         let (q0, len) = (class.q0 as usize, class.len as usize);
         // targets: state `state_start[q + 1] + local` for q = q0.. (one slice of the boundary offsets)
         let starts = &g.state_start[q0 + 1..q0 + 1 + len];
