@@ -203,6 +203,13 @@ class Problem:
         that every schedule's value overflows, ``SolverError`` past the search's budgets.
         The GIL is released during the solve.
         """
+    def solve_values(
+        self, objective: str, network: _Network, slowdown: float = 1.0
+    ) -> tuple[tuple[tuple[int, int, str], ...], float, float, float, tuple[float, ...], int]:
+        """The unconstrained optimum as ``(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers)``:
+        the fields of :meth:`solve`'s :class:`Solution` without the object (a plan's hot path). Raises as
+        :meth:`solve`.
+        """
     def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[LutCell]:
         """Builds lookup-table cells of ``spec`` in parallel: one :class:`LutCell` per number in ``cells``.
 

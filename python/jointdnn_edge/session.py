@@ -257,6 +257,10 @@ class JointSession:
 
     #: ``(cost table, its mobile power in mW)``, read once per table by :meth:`_power_mw`.
     _power: tuple[Any, float | None] | None = None
+    #: The last lookup-table answer, ``(table, (up, down, slowdown), schedule)``, kept by :meth:`_query`.
+    _answer: tuple[Any, tuple[float, float, float], Schedule] | None = None
+    #: ``(schedule, its runs)`` of the last inference, kept by :meth:`_runs`.
+    _runs_of: tuple[Schedule, list[tuple[int, int, str]]] | None = None
 
     def __init__(
         self,
@@ -586,7 +590,7 @@ class JointSession:
                 return self._plan_exactly(network, slowdown), "plan", network, slowdown
             lut = self._table_for(network)
             if lut is not None:
-                return lut.query(network.up_mbps, network.down_mbps, slowdown), "lut", network, slowdown
+                return self._query(lut, network, slowdown), "lut", network, slowdown
             return self._plan_exactly(network, slowdown), self._exact_source(), network, slowdown
         except InfeasibleError as e:
             if self.on_infeasible == "raise" or not self.constraints:
@@ -595,6 +599,26 @@ class JointSession:
                 self.costs, network, objective=self.objective, cloud_slowdown=slowdown, cloud_keeps_tensors=False
             )
             return best, f"plan (infeasible: {e.constraint or e}; unconstrained optimum)", network, slowdown
+
+    def _query(self, lut: LookupTable, network: Network, slowdown: float) -> Schedule:
+        """``lut``'s answer on ``network`` and ``slowdown``: the last answer again (the same schedule object) when the
+        table, bandwidths and slowdown are those of the last query, which is exact (a query reads nothing else)."""
+        point = (network.up_mbps, network.down_mbps, slowdown)
+        last = self._answer
+        if last is not None and last[0] is lut and last[1] == point:
+            return last[2]
+        schedule = lut.query(*point)
+        self._answer = (lut, point, schedule)
+        return schedule
+
+    def _runs(self, schedule: Schedule) -> list[tuple[int, int, str]]:
+        """``schedule.runs()``, computed once per schedule object (a repeated lookup-table answer is the same)."""
+        kept = self._runs_of
+        if kept is not None and kept[0] is schedule:
+            return kept[1]
+        runs = schedule.runs()
+        self._runs_of = (schedule, runs)
+        return runs
 
     def _plan_exactly(self, network: Network, slowdown: float) -> Schedule:
         """What the lookup table answers, solved now (transfers under the accuracy budget, if any).
@@ -647,10 +671,12 @@ class JointSession:
             if name not in inputs:
                 raise ExecutionError(f"input {name!r} of model {g.name!r} is missing")
             x = inputs[name]
-            # an array of the model's shape and dtype is what as_model_tensor would return as is
-            ok = x.__class__ is np.ndarray and x.shape == shape and x.dtype == dtype
+            # an array of the model's shape and dtype is what as_model_tensor would return as is (a builtin dtype is
+            # one object: identity first, numpy's comparison only when that fails)
+            ok = x.__class__ is np.ndarray and x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
             tensors[name] = x if ok else as_model_tensor(g, name, x)
-        ping_failure = self._ping_if_unmeasured()
+        estimated = not isinstance(self.network, Network)  # a fixed link needs no ping and no probe
+        ping_failure = self._ping_if_unmeasured() if estimated else None
         schedule, source, network, slowdown = self._plan(ping_failure)
         t_planned = time.perf_counter()
         trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
@@ -661,8 +687,8 @@ class JointSession:
         if math.isfinite(schedule.latency_ms):
             trace.predicted_ms = schedule.latency_ms
             trace.predicted_energy_mj = schedule.mobile_energy_mj
-        runs = schedule.runs()
-        if len(runs) == 1 and runs[0][2] == "mobile":
+        runs = self._runs(schedule)
+        if estimated and len(runs) == 1 and runs[0][2] == "mobile":
             self._probe_if_stale()
         for first, last, platform in runs:
             if platform == "mobile":
@@ -685,7 +711,7 @@ class JointSession:
                 break
             trace.steps.append(step)
             self._measured_at = time.monotonic()
-        outputs = {t.name: tensors[t.name] for t in g.outputs}
+        outputs = {name: tensors[name] for name in self._output_names}
         trace.measured_ms = (time.perf_counter() - t_start) * 1e3
         trace.energy_mj = self._energy(trace, network)
         self.last_trace = trace
@@ -782,7 +808,8 @@ class JointSession:
 
     def _energy(self, trace: Trace, network: Network) -> float | None:
         """Mobile energy estimate: measured mobile compute at the table's power, plus radio energy of the bytes."""
-        power = self._power_mw()
+        kept = self._power
+        power = kept[1] if kept is not None and kept[0] is self._costs else self._power_mw()
         if power is None:
             return None
         busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
@@ -807,6 +834,11 @@ class JointSession:
             ms, mj = float(c.mobile_ms[0, 0]), float(c.mobile_mj[0, 0])
             self._power = kept = (c, mj / ms * 1e3 if ms > 0 else None)
         return kept[1]
+
+    @functools.cached_property
+    def _output_names(self) -> tuple[str, ...]:
+        """The model outputs' names, in order."""
+        return tuple(t.name for t in self.graph.outputs)
 
     @functools.cached_property
     def _input_specs(self) -> tuple[tuple[str, tuple[int, ...], np.dtype], ...]:

@@ -76,6 +76,8 @@ class CircuitBreaker:
     @property
     def available(self) -> bool:
         """Whether a request would be let through now (closed, or half-open with no probe in flight)."""
+        if self._failures == 0:  # closed: one int read needs no lock (every inference asks; the lock costs µs cold)
+            return True
         with self._lock:
             state = self._state(time.monotonic())
             return state == CLOSED or (state == HALF_OPEN and not self._probing)

@@ -250,6 +250,10 @@ class Solver:
         """The exact optimum as a :class:`Schedule` (``solver`` is ``label``, default :attr:`name`)."""
         raise NotImplementedError
 
+    def solve_unconstrained(self, objective: str, network: Network, cloud_slowdown: float) -> Schedule:
+        """:meth:`solve` for the common request: no constraint, no force, no label (``plan()``'s fast path)."""
+        return self.solve(objective, network, cloud_slowdown)
+
     def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         """Lookup-table cells ``cells`` of ``spec``, built (the native solver's ``_core.LutCell`` has the fields
         of :class:`reference.LutCell`)."""
@@ -307,6 +311,12 @@ class _NativeSolver(Solver):
         return Schedule._make(
             s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "native"
         )
+
+    def solve_unconstrained(self, objective: str, network: Network, cloud_slowdown: float) -> Schedule:
+        # one tuple from the core, no Solution object to read back (plans are hot paths)
+        values = self._problem.solve_values(objective, network, cloud_slowdown)
+        segments, latency, energy, cloud, usage, transfers = values
+        return Schedule._make(segments, latency, energy, cloud, usage, transfers, objective, "native")
 
     def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         return self._problem.lut_cells(spec, cells)  # type: ignore[no-any-return]

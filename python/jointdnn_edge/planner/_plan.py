@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
 from ._accuracy import accuracy_planner, budget_request
-from ._backend import SOLVERS, CostsLike, check_request, compile, kept_solvers, table_for_phase
+from ._backend import SOLVERS, CostsLike, _kept, check_request, compile, table_for_phase
 from .schedule import Schedule
 
 _COMPILED = ("auto", "native", "python")
@@ -75,12 +75,12 @@ def plan(
         and (objective == "latency" or objective == "energy")
     ):
         # The common request, on a table compiled before: nothing to normalise (check_request would return
-        # these arguments as they are), one lookup of the kept solver. Plans are hot paths.
-        kept = kept_solvers(costs)
-        if kept is not None:
-            compiled = kept.get(solver)
+        # these arguments as they are), one lookup of the kept solver (kept_solvers, inlined). Plans are hot paths.
+        entry = _kept.get(id(costs))
+        if entry is not None and entry[0]() is costs:
+            compiled = entry[1].get(solver)
             if compiled is not None:
-                return compiled.solve(objective, network, cloud_slowdown)  # type: ignore[no-any-return]
+                return compiled.solve_unconstrained(objective, network, cloud_slowdown)  # type: ignore[no-any-return]
     network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )

@@ -14,7 +14,7 @@
 
 use crate::error::{PlanError, Result};
 use crate::problem::{dot, Platform, Usage, BYTES_UP, DIMS};
-use crate::structure::{Linear, StateGraph, Step};
+use crate::structure::{Lanes, Linear, StateGraph, Step};
 
 /// Which platforms groups may run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -92,12 +92,114 @@ struct Best {
     via: u32,
 }
 
-/// The shortest-path DP with transfer costs `xfer(index)` and compute weighed by `lin`.
+/// The shortest-path DP with transfer costs `xfer(index)` and compute weighed by `lin`: over the lane
+/// layout when the graph has one, else over the states.
+#[inline(always)]
+fn relax_classes(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> Option<(f64, Path)> {
+    match &g.lanes {
+        Some(lanes) => relax_lanes(g, lanes, lin, xfer),
+        None => relax_states(g, lin, xfer),
+    }
+}
+
+/// The first cheapest of a class's `(member, dist[from] + transfers)`; `None` when none is finite.
+#[inline(always)]
+fn cheapest(members: impl Iterator<Item = (usize, f64)>) -> Option<(u32, f64)> {
+    let (mut pick, mut base) = (u32::MAX, f64::INFINITY);
+    for (m, v) in members {
+        if v < base {
+            (pick, base) = (m as u32, v);
+        }
+    }
+    (base != f64::INFINITY).then_some((pick, base))
+}
+
+/// `best[k] = weight · column[k] + base` via `class` where that is shorter (slices of one length).
+#[inline(always)]
+fn relax_slice(best: &mut [Best], column: &[f64], weight: f64, base: f64, class: u32) {
+    let len = best.len().min(column.len());
+    let (best, column) = (&mut best[..len], &column[..len]);
+    for k in 0..len {
+        // one index for both slices, no bounds checks
+        let nd = weight * column[k] + base;
+        if nd < best[k].dist {
+            best[k] = Best { dist: nd, via: class };
+        }
+    }
+}
+
+/// [`relax_slice`] for mobile compute weighed on both columns (`a · ms + b · mj`).
+#[inline(always)]
+fn relax_slice2(best: &mut [Best], ms: &[f64], mj: &[f64], a: f64, b: f64, base: f64, class: u32) {
+    for ((to, &m), &e) in best.iter_mut().zip(ms).zip(mj) {
+        let nd = a * m + b * e + base;
+        if nd < to.dist {
+            *to = Best { dist: nd, via: class };
+        }
+    }
+}
+
+/// [`relax_states`] over the lane layout: each class's targets are one slice of slots.
+#[inline(always)]
+fn relax_lanes(g: &StateGraph, lanes: &Lanes, lin: &Linear, xfer: impl Fn(usize) -> f64) -> Option<(f64, Path)> {
+    let unreached = Best {
+        dist: f64::INFINITY,
+        via: u32::MAX,
+    };
+    let mut best = vec![unreached; lanes.slots];
+    let mut pick = vec![u32::MAX; lanes.classes.len()];
+    best[0].dist = 0.0; // the initial state: boundary 0, lane 0
+    let mut first = 0;
+    for (c, class) in lanes.classes.iter().enumerate() {
+        let members = first..class.members_end as usize;
+        first = members.end;
+        if !lin.allows(class.platform) {
+            continue;
+        }
+        let reached = members.clone().zip(&lanes.members[members]);
+        let Some((m, base)) = cheapest(reached.map(|(m, l)| (m, best[l.slot as usize].dist + xfer(l.xfer as usize))))
+        else {
+            continue; // no member reached (or its transfers overflow)
+        };
+        pick[c] = m;
+        let (slot, at, len) = (class.slot as usize, class.at as usize, class.len as usize);
+        let to = &mut best[slot..slot + len];
+        let at = at..at + len;
+        let via = c as u32;
+        match class.platform {
+            Platform::Cloud => relax_slice(to, &g.cloud_ms[at], lin.cloud, base, via),
+            Platform::Mobile => match lin.mobile {
+                (a, 0.0) => relax_slice(to, &g.mobile_ms[at], a, base, via),
+                (0.0, b) => relax_slice(to, &g.mobile_mj[at], b, base, via),
+                (a, b) => relax_slice2(to, &g.mobile_ms[at.clone()], &g.mobile_mj[at], a, b, base, via),
+            },
+        }
+    }
+    // Terminal slots: boundary n of each lane, in lane order (= state order).
+    let end = (g.n..lanes.slots)
+        .step_by(lanes.stride)
+        .filter(|&s| best[s].dist.is_finite())
+        .min_by(|&a, &b| best[a].dist.total_cmp(&best[b].dist))?;
+    let mut steps = Vec::new();
+    let mut s = end;
+    while s != 0 {
+        let m = pick[best[s].via as usize] as usize;
+        steps.push(Step {
+            run: g.class_members[m],
+            last: (s % lanes.stride) as u32 - 1,
+        });
+        s = lanes.members[m].slot as usize;
+    }
+    steps.reverse();
+    Some((best[end].dist, Path { steps }))
+}
+
+/// The shortest-path DP over the states (graphs without a lane layout).
 ///
 /// Classes are visited in boundary order, so every member's source is final when its class is
 /// relaxed: once, from `min(dist[from] + transfers)` over the members.
 #[inline(always)]
-fn relax_classes(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> Option<(f64, Path)> {
+fn relax_states(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> Option<(f64, Path)> {
     let ns = g.num_states();
     let mut best = vec![
         Best {
@@ -113,18 +215,13 @@ fn relax_classes(g: &StateGraph, lin: &Linear, xfer: impl Fn(usize) -> f64) -> O
         if !lin.allows(class.platform) {
             continue;
         }
-        let mut base = f64::INFINITY;
         let members = g.members(c);
-        for (m, link) in members.clone().zip(&g.member_links[members]) {
-            let v = best[link.from as usize].dist + xfer(link.xfer as usize);
-            if v < base {
-                base = v;
-                pick[c] = m as u32;
-            }
-        }
-        if base == f64::INFINITY {
+        let reached = members.clone().zip(&g.member_links[members]);
+        let Some((m, base)) = cheapest(reached.map(|(m, l)| (m, best[l.from as usize].dist + xfer(l.xfer as usize))))
+        else {
             continue; // no member reached (or its transfers overflow)
-        }
+        };
+        pick[c] = m;
         let (q0, len) = (class.q0 as usize, class.len as usize);
         // targets: state `state_start[q + 1] + local` for q = q0.. (one slice of the boundary offsets)
         let starts = &g.state_start[q0 + 1..q0 + 1 + len];

@@ -159,10 +159,105 @@ pub struct StateGraph {
     pub class_start: Vec<u32>,
     pub class_members: Vec<u32>,
     pub member_links: Vec<Link>,
+    /// The same states laid out by lane (see [`Lanes`]), when that layout is compact.
+    pub lanes: Option<Lanes>,
     /// Number of transitions (groups summed over runs).
     pub transitions: usize,
     /// Largest number of tensors live at one boundary.
     pub width: usize,
+}
+
+/// A second numbering of the states for the shortest-path search: state `local` of boundary `b` gets
+/// the slot `local * stride + b` (`stride = n + 1`), so that the targets of a class (boundaries
+/// `q0 + 1..=q0 + len`, one local index) are consecutive slots. The search then relaxes a class as
+/// one slice against one column, with no index lookups. Built only when the lanes are dense (a
+/// chain: two lanes; a DAG whose boundaries hold about as many states each): slots past a
+/// boundary's states stay unreached.
+#[derive(Clone, Debug)]
+pub struct Lanes {
+    pub stride: usize,
+    /// Number of slots (lanes times stride).
+    pub slots: usize,
+    /// The classes, in the graph's order.
+    pub classes: Vec<LaneClass>,
+    /// The classes' members, in the graph's order (`class_members`).
+    pub members: Vec<LaneMember>,
+}
+
+/// A [`Class`] in the lane layout: what the search reads of it, in one record.
+#[derive(Clone, Copy, Debug)]
+pub struct LaneClass {
+    /// The slot of its first target.
+    pub slot: u32,
+    /// Where its groups start in the group columns.
+    pub at: u32,
+    pub len: u32,
+    /// The end of its members in [`Lanes::members`] (they start where the previous class's end).
+    pub members_end: u32,
+    pub platform: Platform,
+}
+
+/// A class member in the lane layout: its source state's slot and its transfer vector.
+#[derive(Clone, Copy, Debug)]
+pub struct LaneMember {
+    pub slot: u32,
+    pub xfer: u32,
+}
+
+impl Lanes {
+    /// The lane layout of a graph with these states and classes, if it has at most about twice as
+    /// many slots as states (and its offsets fit 32 bits).
+    fn of(
+        n: usize,
+        state_start: &[u32],
+        classes: &[Class],
+        class_start: &[u32],
+        member_links: &[Link],
+    ) -> Option<Lanes> {
+        let stride = n + 1;
+        let lanes = (0..=n).map(|b| (state_start[b + 1] - state_start[b]) as usize).max()?;
+        let states = state_start[n + 1] as usize;
+        let slots = lanes.checked_mul(stride)?;
+        if slots > 2 * states + 64 || slots >= u32::MAX as usize {
+            return None;
+        }
+        let mut slot_of = vec![0u32; states];
+        for b in 0..=n {
+            for s in state_start[b]..state_start[b + 1] {
+                slot_of[s as usize] = ((s - state_start[b]) as usize * stride + b) as u32;
+            }
+        }
+        let classes = classes
+            .iter()
+            .zip(&class_start[1..])
+            .map(|(c, &end)| {
+                Some(LaneClass {
+                    slot: (c.local as usize * stride + c.q0 as usize + 1) as u32,
+                    at: u32::try_from(c.at).ok()?,
+                    len: c.len,
+                    members_end: end,
+                    platform: c.platform,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let members = member_links
+            .iter()
+            .map(|l| LaneMember {
+                slot: slot_of[l.from as usize],
+                xfer: l.xfer,
+            })
+            .collect();
+        Some(Lanes {
+            stride,
+            slots,
+            classes,
+            members,
+        })
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.classes.len() * std::mem::size_of::<LaneClass>() + self.members.len() * std::mem::size_of::<LaneMember>()
+    }
 }
 
 /// A linear functional of a transition's usage evaluated on a graph: `cost = compute + xfer[run.xfer]`
@@ -338,6 +433,7 @@ impl StateGraph {
             + self.classes.len() * size_of::<Class>()
             + (self.class_start.len() + self.class_members.len()) * 4
             + self.member_links.len() * size_of::<Link>()
+            + self.lanes.as_ref().map_or(0, Lanes::memory_bytes)
     }
 
     /// Builds the state graph of `cost` (validated first).
@@ -535,7 +631,8 @@ impl StateGraph {
                 from: runs[r as usize].from,
                 xfer: runs[r as usize].xfer,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let lanes = Lanes::of(n, &state_start, &classes, &class_start, &member_links);
         Ok(StateGraph {
             n,
             boundary,
@@ -552,6 +649,7 @@ impl StateGraph {
             class_start,
             class_members,
             member_links,
+            lanes,
             transitions,
             width,
         })
@@ -786,6 +884,15 @@ mod tests {
         // every group on each platform from each state: 1 state at p = 0, 2 after.
         let expected: usize = 2 * 6 + (1..6).map(|p| 2 * 2 * (6 - p)).sum::<usize>();
         assert_eq!(g.transitions, expected);
+    }
+
+    #[test]
+    fn chains_get_the_lane_layout() {
+        let c = uniform(6, (1..6).map(|v| (v as i64 - 1, v)).collect());
+        let g = StateGraph::build(&c, &GraphOptions::default()).unwrap();
+        let lanes = g.lanes.as_ref().expect("a chain's boundaries hold at most two states");
+        assert_eq!((lanes.stride, lanes.slots), (7, 14));
+        assert_eq!(lanes.classes.len(), g.classes.len());
     }
 
     #[test]

@@ -172,6 +172,39 @@ fn unconstrained_optimum_equals_brute_force() {
 }
 
 #[test]
+fn the_lane_layout_and_the_state_loop_find_the_same_paths() {
+    // Graphs up to 25 layers, chains and DAGs (the irregular ones get no lanes: both layouts are
+    // exercised); the same graph without its lanes runs the state loop. Both relax the classes in
+    // the same order and break ties alike.
+    let mut rng = Rng(23);
+    let mut with_lanes = 0;
+    for case in 0..80 {
+        let n = 1 + rng.below(25);
+        let cost = random_costs(&mut rng, n, case % 2 == 0);
+        let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+        with_lanes += g.lanes.is_some() as usize;
+        let plain = StateGraph {
+            lanes: None,
+            ..g.clone()
+        };
+        let net = random_network(&mut rng);
+        for m in [Metric::Latency, Metric::Energy] {
+            for force in [Force::None, Force::Mobile, Force::Cloud] {
+                let mut req = Request::new(m, net);
+                req.slowdown = rng.range(0.5, 4.0);
+                req.force = force;
+                assert_eq!(
+                    solve(&g, &req).unwrap(),
+                    solve(&plain, &req).unwrap(),
+                    "case {case} {m:?} {force:?}"
+                );
+            }
+        }
+    }
+    assert!((20..80).contains(&with_lanes), "{with_lanes} of 80 graphs had lanes");
+}
+
+#[test]
 fn constrained_optimum_equals_brute_force() {
     let mut rng = Rng(23);
     let mut infeasible = 0;

@@ -4,9 +4,10 @@ use jointdnn_core::lut::build_cells;
 use jointdnn_core::{solve, CostData, GraphOptions, PlanError, Request, StateGraph};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 use crate::errors::{plan_error, ToPyResult};
-use crate::results::{LutCell, Solution};
+use crate::results::{solution_values, LutCell, Solution};
 use crate::values::{force, metric, PyLutSpec, PyNetwork};
 
 // Arrays are copied out of numpy's memory (one memcpy when C-contiguous, an element walk
@@ -159,6 +160,28 @@ impl Problem {
         }
         .into_py_result(py)?;
         Solution::new(py, &sol, &req.network, req.slowdown)
+    }
+
+    /// The unconstrained optimum on `network` as the tuple `(segments, latency_ms, mobile_energy_mj,
+    /// cloud_ms, usage, transfers)`: `solve`'s fields without a `Solution` object (a plan's hot path).
+    #[pyo3(signature = (objective, network, slowdown=1.0))]
+    fn solve_values<'py>(
+        &self,
+        py: Python<'py>,
+        objective: &str,
+        network: PyNetwork,
+        slowdown: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut req = Request::new(metric(py, objective)?, network.into());
+        req.slowdown = slowdown;
+        let graph = &self.graph;
+        let sol = if graph.transitions < QUICK_TRANSITIONS {
+            solve(graph, &req)
+        } else {
+            py.detach(|| solve(graph, &req))
+        }
+        .into_py_result(py)?;
+        solution_values(py, &sol, &req.network, req.slowdown)
     }
 
     /// Builds lookup-table cells of `spec` (a `jointdnn_edge.planner.reference.LutSpec`) in

@@ -75,6 +75,25 @@ impl Solution {
     }
 }
 
+/// `solution`'s fields as the tuple `(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers)`.
+pub fn solution_values<'py>(
+    py: Python<'py>,
+    solution: &CoreSolution,
+    network: &Network,
+    slowdown: f64,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let metric = |m| float(py, solution.metric(m, network, slowdown));
+    let fields: [Py<PyAny>; 6] = [
+        segments(py, &solution.segments)?.into_any(),
+        metric(Metric::Latency).into_any(),
+        metric(Metric::Energy).into_any(),
+        metric(Metric::Cloud).into_any(),
+        usage(py, &solution.usage)?.into_any(),
+        int(py, solution.transfers)?.into_any(),
+    ];
+    PyTuple::new(py, fields)
+}
+
 /// A schedule stored in a lookup-table cell: its segments and resource usage.
 #[pyclass(frozen, module = "jointdnn_edge._core")]
 pub struct Candidate {
