@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InfeasibleError, SolverError
 from ..network import Network
-from .schedule import evaluate_usage
+from .schedule import evaluate_usage, tensor_consumers
 from .usage import (
     BYTES_DOWN,
     BYTES_UP,
@@ -209,14 +209,7 @@ def _placement(costs: Any, force: str | None) -> tuple[_Model, dict[tuple[int, i
         coefs = {v: -1.0 for (i, j), v in cld.items() if i <= layer <= j}
         coefs[x[layer]] = 1.0
         m.row(coefs, 0.0, 0.0)
-    consumers: list[list[int]] = [[] for _ in range(n + 1)]
-    has_pred = [False] * n
-    for a, b in costs.edges:
-        consumers[a + 1].append(b)
-        has_pred[b] = True
-    for v in range(n):
-        if not has_pred[v]:
-            consumers[0].append(v)
+    consumers = tensor_consumers(costs)
     outputs = set(costs.outputs)
     for t, cons in enumerate(consumers):
         xp = None if t == 0 else x[t - 1]

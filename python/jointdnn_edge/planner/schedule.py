@@ -353,20 +353,26 @@ def _run_ids(segments: Sequence[Sequence[Any]]) -> list[int]:
     return run
 
 
+def tensor_consumers(costs: Any) -> list[list[int]]:
+    """The layers that read each tensor: index 0 is the model input (read by every layer without a
+    predecessor), index ``i + 1`` layer ``i``'s output."""
+    consumers: list[list[int]] = [[] for _ in range(costs.n + 1)]
+    has_pred = [False] * costs.n
+    for a, b in costs.edges:
+        consumers[a + 1].append(b)
+        has_pred[b] = True
+    for v in range(costs.n):
+        if not has_pred[v]:
+            consumers[0].append(v)
+    return consumers
+
+
 def _tensor_sends(
     costs: Any, place: Sequence[str], run: Sequence[int], cloud_keeps_tensors: bool
 ) -> list[tuple[int, int]]:
     """The tensor transfers of a placement, in tensor order: ``(tensor, 0)`` up, ``(tensor, 1)`` down (see
     :func:`evaluate_usage` for the rules)."""
-    n = costs.n
-    consumers: list[list[int]] = [[] for _ in range(n + 1)]
-    has_pred = [False] * n
-    for a, b in costs.edges:
-        consumers[a + 1].append(b)
-        has_pred[b] = True
-    for v in range(n):
-        if not has_pred[v]:
-            consumers[0].append(v)
+    consumers = tensor_consumers(costs)
     outputs = set(costs.outputs)
     sends: list[tuple[int, int]] = []
     for t, cons in enumerate(consumers):

@@ -40,7 +40,7 @@ from ..costs import CostTable
 from ..errors import ConfigError, SolverError
 from ..network import Network
 from ._backend import check_request
-from .schedule import Schedule, Segment, evaluate_usage
+from .schedule import Schedule, Segment, evaluate_usage, tensor_consumers
 from .usage import BYTES_DOWN, BYTES_UP, CLOUD_MS, CODEC_MJ, CODEC_MS, DIMS, MOBILE_MJ, MOBILE_MS, SWITCHES, dot
 from .usage import weights as metric_weights
 
@@ -160,18 +160,6 @@ def _position(i: int, n: int) -> int:
 
 
 # ------------------------------------------------------------------ the DP (chains)
-def _consumers(table: CostTable) -> list[list[int]]:
-    cons: list[list[int]] = [[] for _ in range(table.n + 1)]
-    has_pred = [False] * table.n
-    for u, v in table.edges:
-        cons[u + 1].append(v)
-        has_pred[v] = True
-    for v in range(table.n):
-        if not has_pred[v]:
-            cons[0].append(v)
-    return cons
-
-
 class _Local:
     """Usage of every transfer, switch and weight download, charged at the later of the positions it involves.
 
@@ -191,7 +179,7 @@ class _Local:
         terms: list[tuple[int, list[int], Any, list[float]]] = []
         if table.outputs:
             raise SolverError("a training table has no model outputs to return")
-        for t, readers in enumerate(_consumers(table)):
+        for t, readers in enumerate(tensor_consumers(table)):
             producer = None if t == 0 else t - 1
             if not readers:
                 continue
@@ -429,7 +417,7 @@ def _training_schedule(sched: Schedule, table: CostTable, n: int, solver: str) -
     fwd = tuple(s for s in sched.segments if s[0] < n)
     bwd = tuple((2 * n - 1 - b, 2 * n - 1 - a, p) for a, b, p in sched.segments if a >= n)
     moves = []
-    for t, readers in enumerate(_consumers(table)):
+    for t, readers in enumerate(tensor_consumers(table)):
         if t > n:
             break
         src = "mobile" if t == 0 else place[t - 1]
