@@ -69,13 +69,19 @@ def test_serve_command_refuses_missing_files() -> None:
 
 def test_slowed_executor_loads_slices_ahead_like_its_inner_one() -> None:
     """A session's warm-up preloads slices through the emulated phone: prepare reaches the real executor."""
+    import numpy as np
+
     from jointdnn_edge import zoo
     from jointdnn_edge.models.executor import executor_for
+    from jointdnn_edge.models.graph import uniform_feeds
 
     g = zoo.load("chair", size="tiny")
     inner = executor_for(g, threads=1)
     slow = SlowedExecutor(inner, 20.0)
     assert inner.cached() == 0
     slow.prepare(g, 0, 2)
-    slow.prepare(g, 3, g.n - 1)
+    run = slow.prepare(g, 3, g.n - 1)
     assert inner.cached() == 2 and slow.cache_size == inner.cache_size
+    # what prepare returns (the server runs it) is the slowed device's run, with the same results
+    feeds = {n: x for n, x in inner.run(g, 0, 2, uniform_feeds(g, 0)).items()}
+    assert all(np.array_equal(a, b) for a, b in zip(run(feeds).values(), inner.run(g, 3, g.n - 1, feeds).values()))

@@ -43,7 +43,8 @@ Contract (what the profiler and the session layer rely on):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -87,11 +88,13 @@ class EmulatedDevice:
         self.inner = inner
         self.runtime = getattr(inner, "runtime", "unknown")
 
-    def prepare(self, graph: Any, first: int, last: int) -> None:
-        """Load the slice's runtime session ahead of use (when ``inner`` can), so no inference pays for it."""
+    def prepare(self, graph: Any, first: int, last: int) -> Callable[[Mapping[str, Any]], dict[str, np.ndarray]]:
+        """Load the slice's runtime session ahead of use (when ``inner`` can), so no inference pays for it; the
+        returned run goes through this device's :meth:`run` (a prepared run of ``inner`` would skip the pacing)."""
         prepare = getattr(self.inner, "prepare", None)
         if callable(prepare):
             prepare(graph, first, last)
+        return partial(self.run, graph, first, last)  # type: ignore[attr-defined]
 
     @property
     def cache_size(self) -> int | None:
