@@ -148,6 +148,30 @@ def test_whole_and_split_inference_match_local(endpoint: RayEndpoint, reference:
         assert http.get(f"{endpoint.url}/v2/models/nosuch/ready", headers=auth).status_code == 404
 
 
+def test_tritonclient_speaks_to_the_ray_endpoint(endpoint: RayEndpoint, reference: Any) -> None:
+    """A third-party Open Inference Protocol client (tritonclient, binary tensors) through Ray's proxy: the same
+    answers, bit for bit, as a local run of the same runtime session."""
+    import tritonclient.http as th
+
+    from jointdnn_edge import zoo
+
+    g = zoo.load("alexnet", size="tiny")
+    (inp,), (out,) = g.inputs, g.outputs
+    x = uniform_feeds(g, 11)
+    client = th.InferenceServerClient(endpoint.url.removeprefix("http://"))
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.is_server_live() and client.is_model_ready("alexnet", headers=auth)
+        tin = th.InferInput(inp.name, list(inp.shape), "FP32")
+        tin.set_data_from_numpy(x[inp.name], binary_data=True)
+        result = client.infer(
+            "alexnet", [tin], outputs=[th.InferRequestedOutput(out.name, binary_data=True)], headers=auth
+        )
+        assert np.array_equal(result.as_numpy(out.name), reference(g, x)[out.name])
+    finally:
+        client.close()
+
+
 def test_replica_killed_under_load_is_replaced_nothing_lost_nothing_wrong(
     endpoint: RayEndpoint, reference: Any
 ) -> None:
