@@ -181,9 +181,9 @@ def run_phones(
         device = SleepingDevice(executor_for(model.graph, threads=1), SLOWDOWN)
         with JointSession(
             model.graph, client, model.costs, network=link, objective=objective, radio=link, force=force,
-            executor=device, close_cloud=True,
+            executor=device, close_cloud=True, lut_build="blocking",
         ) as s:  # fmt: skip
-            s.run(model.feeds[0])  # warm: the first request fetches metadata and loads ranges
+            s.run(model.feeds[0])  # warm: metadata, ranges loaded, the lookup table built before the clock starts
             start.wait()
             i = k
             while not stop.is_set():

@@ -377,3 +377,25 @@ def test_requests_on_new_connections_still_measure_the_link(session_models: Any)
         assert est.up_mbps is not None and est.down_mbps is not None
         assert up * 0.6 <= est.up_mbps <= up * 1.05  # paced: cannot look faster, and not much slower
         assert down * 0.3 <= est.down_mbps <= down * 1.05
+
+
+def test_a_missed_deadline_teaches_the_estimator_the_link_got_slower(cloud: Any) -> None:
+    """The estimator believes 50 Mbit/s up; the link carries 2. The upload misses its deadline: the request's
+    body over the time it had is a sample (at most 786 KB in 0.5 s: 12.6 Mbit/s), so the next plan sees a slower
+    link instead of the same stale one (the network lab: three misses in a row after Wi-Fi -> 4G)."""
+    from jointdnn_edge import DeadlineExceededError
+
+    feeds = _slice_frame(cloud, "pix2pix")[1]
+    frame = codec.encode(feeds, codec="raw")  # 786 KB: 3 s at 2 Mbit/s
+    with cloud.client(emulate=Emulation(up_mbps=2.0, down_mbps=None)) as client:
+        for _ in range(8):
+            client.estimator.add_transfer("up", 1_000_000, 0.16)  # 50 Mbit/s, measured before the step
+        taken = client.estimator.taken()["up"]
+        with pytest.raises(DeadlineExceededError):
+            client.infer_slice("pix2pix", 0, 0, frame, codec="raw", deadline_s=0.5)
+        assert client.estimator.taken()["up"] == taken + 1
+        est = client.estimator.up_mbps
+        # the harmonic mean with one sample of at most 8 * 786e3 / 0.5 s among seven of 50 Mbit/s
+        w = [0.7**k for k in range(8)]
+        bound = sum(w) / (1 / (8 * len(frame) / 0.5 / 1e6) + sum(w[1:]) / 50)
+        assert est is not None and est <= bound * 1.05 and est < 30

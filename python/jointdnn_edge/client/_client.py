@@ -516,6 +516,7 @@ class CloudClient:
                         f"{deadline * 1e3:.0f} ms"
                     ) from None
                 except httpx.TimeoutException as e:
+                    self._bound_upload(e, body, time.perf_counter() - t_send)
                     raise DeadlineExceededError(
                         f"{method} {path}: no answer within {deadline * 1e3:.0f} ms ({type(e).__name__})"
                     ) from None
@@ -538,6 +539,17 @@ class CloudClient:
                     fresh,
                     handshake.seconds,
                 )
+
+    def _bound_upload(self, error: httpx.TimeoutException, body: bytes | None, seconds: float) -> None:
+        """Book a request that ran out of time sending its body or waiting for the answer as an upload sample.
+
+        Its body took no more than ``seconds`` to go up only if the answer was late (a read timeout: the sample
+        errs low), and longer if the write itself timed out (it errs high); either way it is evidence a stale
+        estimate lacks: after a step down, a session planning on the old bandwidth would otherwise miss one
+        deadline after another, each miss teaching the estimator nothing (found by the network lab).
+        """
+        if body is not None and isinstance(error, (httpx.WriteTimeout, httpx.ReadTimeout)):
+            self.estimator.add_transfer("up", len(body), seconds)
 
     def _fresh(self, response: Any) -> bool:
         """Whether ``response`` came over a connection this client had not used before."""
