@@ -345,19 +345,31 @@ def _tcp_state(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
 
 
-def test_a_client_that_never_reads_its_answer_is_dropped_at_the_send_timeout() -> None:
-    """Three pipelined requests for 4 MB JSON answers, none read: dropped at ``--send-timeout``, others served."""
+def _pix2pix_json_request() -> tuple[bytes, bytes]:
+    """A JSON inference body for the tiny pix2pix (its answer is about 4 MB of JSON), and the whole request."""
     g = zoo.load("pix2pix", size="tiny")
     body = json.dumps({"inputs": [_json_input(g)]}).encode()
-    request = _infer_head("/v2/models/pix2pix/infer", len(body)) + body
+    return body, _infer_head("/v2/models/pix2pix/infer", len(body)) + body
+
+
+def _slow_reader(port: int, socks: list[socket.socket]) -> socket.socket:
+    """A connection to ``port`` with a 4 KiB receive buffer (set before connecting: no autotuning), so that an
+    answer it does not read waits in the server; kept in ``socks`` to be closed."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    socks.append(s)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def test_a_client_that_never_reads_its_answer_is_dropped_at_the_send_timeout() -> None:
+    """Three pipelined requests for 4 MB JSON answers, none read: dropped at ``--send-timeout``, others served."""
+    body, request = _pix2pix_json_request()
     with (
         ServeProcess("zoo:pix2pix", "--size", "tiny", "--threads", "1", "--send-timeout", "1") as p,
         open_sockets() as socks,
     ):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        socks.append(s)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: no receive-window autotuning
-        s.connect(("127.0.0.1", p.port))
+        s = _slow_reader(p.port, socks)
         s.sendall(request * 3)  # and never read: about 12 MB of answers wait in the server
         deadline = time.monotonic() + 20  # the answers are computed first; the send timeout is 1 s
         while _tcp_state(s) == 1 and time.monotonic() < deadline:
@@ -396,17 +408,12 @@ def test_each_stalled_answer_on_a_kept_alive_connection_gets_the_whole_send_time
     depends on the kernel's send buffer (it does when the last bytes leave the transport in more than one
     write); the guard ties the timer to the answer either way.
     """
-    g = zoo.load("pix2pix", size="tiny")
-    body = json.dumps({"inputs": [_json_input(g)]}).encode()
-    request = _infer_head("/v2/models/pix2pix/infer", len(body)) + body
+    _, request = _pix2pix_json_request()
     with (
         ServeProcess("zoo:pix2pix", "--size", "tiny", "--threads", "1", "--send-timeout", "3") as p,
         open_sockets() as socks,
     ):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        socks.append(s)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: no receive-window autotuning
-        s.connect(("127.0.0.1", p.port))
+        s = _slow_reader(p.port, socks)
         answers = []
         for _ in range(2):
             s.sendall(request)
