@@ -43,6 +43,7 @@ Contract (what the profiler and the session layer rely on):
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -77,7 +78,7 @@ class Executor(Protocol):
         ...
 
 
-class EmulatedDevice:
+class EmulatedDevice(abc.ABC):
     """Base of executors that make ``inner`` look like a slower device: what is not about speed is ``inner``'s.
 
     Subclasses time :meth:`run` and :meth:`run_model`; loading a slice ahead of use (:meth:`prepare`), the
@@ -94,7 +95,11 @@ class EmulatedDevice:
         prepare = getattr(self.inner, "prepare", None)
         if callable(prepare):
             prepare(graph, first, last)
-        return partial(self.run, graph, first, last)  # type: ignore[attr-defined]
+        return partial(self.run, graph, first, last)
+
+    @abc.abstractmethod
+    def run(self, graph: Any, first: int, last: int, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``inner.run`` of layers ``first..last``, taking the emulated device's time."""
 
     @property
     def cache_size(self) -> int | None:
