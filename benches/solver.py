@@ -49,6 +49,7 @@ from rich.console import Console
 from jointdnn_edge import CostTable, Network, __version__
 from jointdnn_edge.planner import LookupTable, compile, native_available, plan, reference
 from jointdnn_edge.planner.usage import dot, weights
+from jointdnn_edge.reproduce import replace_section as write_section  # the other benches import it from here
 
 console = Console(width=140)
 NET = Network.preset("4g")
@@ -564,18 +565,6 @@ def main() -> None:
         )
         section = "\n".join(["## Planner", "", header, "", *md, ""])
         write_section(args.results, "## Planner", section)
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace the section starting with ``title`` (up to the next '## ') in ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = text.find(title + "\n")
-    if start == -1:
-        text = text.rstrip() + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + body + ("" if end == -1 else text[end:])
-    path.write_text(text.rstrip() + "\n")
 
 
 if __name__ == "__main__":

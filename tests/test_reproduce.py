@@ -138,7 +138,7 @@ def test_variants() -> None:
 def test_results_md_section(tmp_path) -> None:
     md = tmp_path / "RESULTS.md"
     md.write_text("# Results\n\n## Codec\n\nx\n\n## Paper reproduction\n\nold\n\n## Planner\n\ny\n")
-    reproduce.update_results_md(md, "## Paper reproduction\n\nnew\n")
+    reproduce.replace_section(md, "## Paper reproduction", "## Paper reproduction\n\nnew\n")
     text = md.read_text()
     assert "old" not in text and "new" in text and "## Planner\n\ny" in text and "## Codec\n\nx" in text
 

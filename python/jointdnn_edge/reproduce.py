@@ -783,15 +783,16 @@ def results_section(report: str, figure_dir: str) -> str:
     )
 
 
-def update_results_md(path: str | os.PathLike[str], section: str) -> None:
-    """Replace (or append) the ``## Paper reproduction`` section of a markdown file, leaving the rest alone."""
+def replace_section(path: str | os.PathLike[str], title: str, body: str) -> None:
+    """Replace the section headed ``title`` (a ``## `` line, up to the next one) of a markdown file with ``body``,
+    or append ``body`` when there is no such section; the rest of the file is left alone. The benchmarks write
+    their sections of ``benches/RESULTS.md`` with it too."""
     p = Path(path)
     text = p.read_text(encoding="utf-8") if p.exists() else ""
-    head = "## Paper reproduction"
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
-        text = text[:start] + section.rstrip("\n") + "\n" + (text[nxt:] if nxt != -1 else "")
+    start = text.find(title + "\n")
+    if start == -1:
+        text = text.rstrip() + "\n\n" + body
     else:
-        text = text.rstrip("\n") + "\n\n" + section
-    p.write_text(text, encoding="utf-8")
+        end = text.find("\n## ", start + len(title))
+        text = text[:start] + body.rstrip("\n") + "\n" + ("" if end == -1 else text[end:])
+    p.write_text(text.strip("\n") + "\n", encoding="utf-8")

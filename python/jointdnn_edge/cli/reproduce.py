@@ -47,6 +47,6 @@ def reproduce(
         figure_dir.mkdir(parents=True, exist_ok=True)
         for png in out.glob("*.png"):
             shutil.copyfile(png, figure_dir / png.name)
-        _reproduce.update_results_md(results_md, _reproduce.results_section(report, "reproduce"))
+        _reproduce.replace_section(results_md, "## Paper reproduction", _reproduce.results_section(report, "reproduce"))
     matched = report.count("| yes |")
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}: {matched} claims match")
