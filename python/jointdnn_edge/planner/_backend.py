@@ -48,7 +48,6 @@ __all__ = [
     "check_request",
     "compile",
     "compile_document",
-    "kept_solvers",
     "native_available",
     "native_module",
     "table_for_phase",
@@ -420,16 +419,7 @@ class _PerTable:
 
 
 _tables = _PerTable()
-_kept = _tables.entries  # compile()'s and kept_solvers()'s fast path reads it directly (plans are hot paths)
-
-
-def kept_solvers(costs: Any) -> dict[Hashable, Any] | None:
-    """The values kept for ``costs`` if it has any (compiled solvers by key: the solver's name for the
-    common request, see :func:`compile`), else None."""
-    entry = _kept.get(id(costs))
-    if entry is not None and entry[0]() is costs:
-        return entry[1]
-    return None
+_kept = _tables.entries  # compile()'s and plan()'s fast paths read it directly (plans are hot paths)
 
 
 #: The key of a table's training table among its kept values (compiled solvers are keyed by str or tuple).

@@ -75,7 +75,7 @@ def plan(
         and (objective == "latency" or objective == "energy")
     ):
         # The common request, on a table compiled before: nothing to normalise (check_request would return
-        # these arguments as they are), one lookup of the kept solver (kept_solvers, inlined). Plans are hot paths.
+        # these arguments as they are), one lookup of the solver compile() kept. Plans are hot paths.
         entry = _kept.get(id(costs))
         if entry is not None and entry[0]() is costs:
             compiled = entry[1].get(solver)
