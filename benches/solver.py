@@ -10,7 +10,8 @@ checks they agree on the optimal cost before timing. Cases (issue 15):
   (state-graph build included), later ``plan()`` (same network), ``plan()``
   with a new network every call, the state graph's memory; against a
   pure-Python DP over the chain (the classic two-states-per-boundary
-  recurrence, ``python DP``), the pure-Python reference solver and networkx
+  recurrence, ``python DP``, which walks back the optimal schedule as
+  ``plan()`` answers one), the pure-Python reference solver and networkx
   over the same state graph (N <= 200: both build a Python object per
   transition), and the HiGHS ILPs (N <= 70);
 * wide DAGs, the hidden-state widths ``docs/planner.md`` describes: residual
@@ -48,6 +49,7 @@ from rich.console import Console
 
 from jointdnn_edge import CostTable, Network, __version__
 from jointdnn_edge.planner import LookupTable, compile, native_available, plan, reference
+from jointdnn_edge.planner.schedule import evaluate_usage
 from jointdnn_edge.planner.usage import dot, weights
 from jointdnn_edge.reproduce import replace_section as write_section  # the other benches import it from here
 
@@ -224,7 +226,8 @@ class ChainDP:
     """The pure-Python DP over a chain: two states per boundary (where the last output is), every group offered.
 
     Its lists are made once (as a compiled graph is); each call computes the costs from the
-    network and runs the recurrence, as plan() does.
+    network, runs the recurrence and walks back the optimal schedule, as plan() does: a planner's
+    answer is the schedule, not only its cost.
     """
 
     def __init__(self, c: CostTable) -> None:
@@ -235,27 +238,39 @@ class ChainDP:
         self.mj = c.mobile_mj.tolist()
         self.tensor = [c.input_bytes, *c.out_bytes.tolist()]
 
-    def latency(self, net: Network) -> float:
+    def plan(self, net: Network) -> tuple[float, list[tuple[int, int, str]]]:
+        """The least latency on ``net`` and a schedule reaching it, ``(first, last, platform)`` per group."""
         n, inf = self.n, math.inf
         w_up, w_down, rtt = 8.0 / (net.up_mbps * 1e3), 8.0 / (net.down_mbps * 1e3), net.rtt_ms
         last_out = self.tensor[n] * w_down + rtt  # a model output made on the cloud comes back
         dist = [[inf, inf] for _ in range(n + 1)]  # [mobile, cloud] at each boundary
+        via: list[list[Any]] = [[None, None] for _ in range(n + 1)]  # (start of the last group, lane before it)
         dist[0][0] = 0.0
         for p in range(n):
             dm, dc = dist[p]
-            move_up, move_down = self.tensor[p] * w_up + rtt, self.tensor[p] * w_down + rtt
-            base_m = min(dm, dc + move_down)  # run p.. on the mobile: tensor p must be there
-            base_c = min(dc, dm + move_up)
+            down, up = dc + self.tensor[p] * w_down + rtt, dm + self.tensor[p] * w_up + rtt
+            # run p.. on the mobile: tensor p must be there (from the mobile lane, or downloaded)
+            base_m, via_m = (down, (p, 1)) if down < dm else (dm, (p, 0))
+            base_c, via_c = (up, (p, 0)) if up < dc else (dc, (p, 1))
             row_m, row_c = self.mobile[p], self.cloud[p]
             for q in range(p, n):
                 nxt = dist[q + 1]
                 v = base_m + row_m[q]
                 if v < nxt[0]:
                     nxt[0] = v
+                    via[q + 1][0] = via_m
                 v = base_c + row_c[q] + (last_out if q == n - 1 else 0.0)
                 if v < nxt[1]:
                     nxt[1] = v
-        return min(dist[n])
+                    via[q + 1][1] = via_c
+        lane = 0 if dist[n][0] <= dist[n][1] else 1
+        best, segments, q = dist[n][lane], [], n
+        while q > 0:
+            p, before = via[q][lane]
+            segments.append((p, q - 1, ("mobile", "cloud")[lane]))
+            lane, q = before, p
+        segments.reverse()
+        return best, segments
 
 
 def networkx_solver(costs: CostTable, net: Network) -> Callable[[], float]:
@@ -321,7 +336,10 @@ def scale_case(
     baselines: dict[str, Callable[[], float]] = {}
     if c.is_chain:
         dp = ChainDP(c)
-        baselines["dp"] = lambda: dp.latency(NET)
+        value, segments = dp.plan(NET)
+        # the DP's schedule (ties may pick another one than plan()) costs what it says
+        assert math.isclose(dot(weights("latency", NET, 1.0), evaluate_usage(c, segments)[0]), value, rel_tol=1e-9)
+        baselines["dp"] = lambda: dp.plan(NET)[0]
     if c.n <= 200 or big_baselines:
         python = compile(c, solver="python")
         baselines["python"] = lambda: python.solve("latency", NET).latency_ms

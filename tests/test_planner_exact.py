@@ -57,6 +57,30 @@ def test_unconstrained_optimum_equals_enumeration_of_placements(costs, network, 
 
 
 @given(
+    costs=cost_tables(max_n=9),
+    picks=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["latency", "energy"])), min_size=2, max_size=8),
+    links=st.lists(networks(), min_size=3, max_size=3),
+)
+@settings(max_examples=25)
+def test_repeated_plans_on_one_table_each_equal_enumeration(costs, picks, links):
+    """One compiled table asked again and again, on networks that repeat (a session's pattern): the native
+    solver hands out the previous answer's segment and usage tuples when they are equal, so every answer is
+    checked against enumeration, and the answers given earlier must not change afterwards."""
+    answers = []
+    for which, objective in picks:
+        network = links[which]
+        expected, _ = brute.best_by_placement(costs, network, objective=objective)
+        for solver in SOLVERS:
+            s = plan(costs, network, objective=objective, solver=solver)
+            assert close(getattr(s, ATTR[objective]), expected), (solver, s, expected)
+            assert_consistent(s, costs, network)
+            answers.append((s, s.segments, list(s.usage), network))
+    for s, segments, usage, network in answers:
+        assert s.segments == segments and list(s.usage) == usage
+        assert_consistent(s, costs, network)
+
+
+@given(
     costs=cost_tables(max_n=7),
     network=networks(),
     objective=st.sampled_from(["latency", "energy"]),

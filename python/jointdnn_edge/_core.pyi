@@ -5,11 +5,14 @@ it validates arguments, keeps the compiled state graph while the cost table
 lives (``planner._backend``) and turns results into :class:`~jointdnn_edge.planner.Schedule` objects.
 """
 
-from typing import Final, Protocol, final
+from collections.abc import Callable
+from typing import Final, Protocol, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import TypeAlias
+
+_T = TypeVar("_T")
 
 __all__ = [
     "Candidate",
@@ -203,12 +206,13 @@ class Problem:
         that every schedule's value overflows, ``SolverError`` past the search's budgets.
         The GIL is released during the solve.
         """
-    def solve_values(
-        self, objective: str, network: _Network, slowdown: float = 1.0
-    ) -> tuple[tuple[tuple[int, int, str], ...], float, float, float, tuple[float, ...], int]:
-        """The unconstrained optimum as ``(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers)``:
-        the fields of :meth:`solve`'s :class:`Solution` without the object (a plan's hot path). Raises as
-        :meth:`solve`.
+    def solve_schedule(
+        self, make: Callable[..., _T], objective: str, network: _Network, slowdown: float = 1.0
+    ) -> _T:
+        """The unconstrained optimum as ``make(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers,
+        objective, "native")`` (the planner passes ``Schedule._make``): :meth:`solve`'s fields without a
+        :class:`Solution` in between. When the segments (or the usage) equal the previous answer's, the same
+        tuple objects are handed out again. Raises as :meth:`solve`.
         """
     def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[LutCell]:
         """Builds lookup-table cells of ``spec`` in parallel: one :class:`LutCell` per number in ``cells``.

@@ -22,7 +22,8 @@ import math
 import numbers
 import os
 import weakref
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from functools import partial
 from types import ModuleType
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -229,6 +230,12 @@ class Solver:
     """
 
     name: str = ""
+    __slots__ = ("solve_unconstrained",)
+
+    #: :meth:`solve` for the common request (no constraint, no force, no label): ``plan()``'s fast path,
+    #: called as ``solve_unconstrained(objective, network, cloud_slowdown)``. Each solver sets it to the
+    #: shortest route it has (an attribute, not a method: the native one is a single native call).
+    solve_unconstrained: Callable[[str, Network, float], Schedule]
 
     @property
     def size(self) -> GraphSize:
@@ -248,10 +255,6 @@ class Solver:
     ) -> Schedule:
         """The exact optimum as a :class:`Schedule` (``solver`` is ``label``, default :attr:`name`)."""
         raise NotImplementedError
-
-    def solve_unconstrained(self, objective: str, network: Network, cloud_slowdown: float) -> Schedule:
-        """:meth:`solve` for the common request: no constraint, no force, no label (``plan()``'s fast path)."""
-        return self.solve(objective, network, cloud_slowdown)
 
     def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         """Lookup-table cells ``cells`` of ``spec``, built (the native solver's ``_core.LutCell`` has the fields
@@ -284,6 +287,9 @@ class _NativeSolver(Solver):
 
     def __init__(self, problem: Any) -> None:
         self._problem = problem
+        # One native call that builds the Schedule itself (no Python frame, no tuple in between), reusing
+        # the segment and usage tuples of the previous answer when they are equal.
+        self.solve_unconstrained = partial(problem.solve_schedule, Schedule._make)
 
     @property
     def size(self) -> GraphSize:
@@ -311,12 +317,6 @@ class _NativeSolver(Solver):
             s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "native"
         )
 
-    def solve_unconstrained(self, objective: str, network: Network, cloud_slowdown: float) -> Schedule:
-        # one tuple from the core, no Solution object to read back (plans are hot paths)
-        values = self._problem.solve_values(objective, network, cloud_slowdown)
-        segments, latency, energy, cloud, usage, transfers = values
-        return Schedule._make(segments, latency, energy, cloud, usage, transfers, objective, "native")
-
     def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         return self._problem.lut_cells(spec, cells)  # type: ignore[no-any-return]
 
@@ -329,6 +329,7 @@ class _PythonSolver(Solver):
 
     def __init__(self, graph: reference.StateGraph) -> None:
         self._graph = graph
+        self.solve_unconstrained = partial(_solve_python_unconstrained, graph)
 
     @property
     def size(self) -> GraphSize:
@@ -355,6 +356,17 @@ class _PythonSolver(Solver):
 
     def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         return [reference.lut_cell(self._graph, spec, c) for c in cells]
+
+
+def _solve_python_unconstrained(
+    graph: reference.StateGraph, objective: str, network: Network, cloud_slowdown: float
+) -> Schedule:
+    """The pure-Python planner's unconstrained optimum (a module function, so that the solver keeps it as a
+    partial without a reference cycle to itself)."""
+    s = reference.solve(graph, reference.Request(objective, network, cloud_slowdown))
+    return Schedule._make(
+        s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, "python"
+    )
 
 
 def _native_problem(mod: ModuleType, costs: CostsLike, cloud_keeps_tensors: bool) -> Any:

@@ -4,10 +4,11 @@ use jointdnn_core::lut::build_cells;
 use jointdnn_core::{solve, CostData, GraphOptions, PlanError, Request, StateGraph};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::PyString;
+use std::sync::Mutex;
 
 use crate::errors::{plan_error, ToPyResult};
-use crate::results::{solution_values, LutCell, Solution};
+use crate::results::{fresh_tuples, make_schedule, LastObjects, LutCell, Solution};
 use crate::values::{force, metric, PyLutSpec, PyNetwork};
 
 // Arrays are copied out of numpy's memory (one memcpy when C-contiguous, an element walk
@@ -58,6 +59,8 @@ const QUICK_TRANSITIONS: usize = 20_000;
 #[pyclass(frozen, module = "jointdnn_edge._core")]
 pub struct Problem {
     graph: StateGraph,
+    /// The tuples of the last schedule `solve_schedule` returned (see `LastObjects`).
+    last: Mutex<LastObjects>,
 }
 
 #[pymethods]
@@ -98,7 +101,10 @@ impl Problem {
             ..GraphOptions::default()
         };
         let graph = py.detach(|| StateGraph::build(&cost, &options)).into_py_result(py)?;
-        Ok(Problem { graph })
+        Ok(Problem {
+            graph,
+            last: Mutex::default(),
+        })
     }
 
     /// Number of layers.
@@ -162,17 +168,20 @@ impl Problem {
         Solution::new(py, &sol, &req.network, req.slowdown)
     }
 
-    /// The unconstrained optimum on `network` as the tuple `(segments, latency_ms, mobile_energy_mj,
-    /// cloud_ms, usage, transfers)`: `solve`'s fields without a `Solution` object (a plan's hot path).
-    #[pyo3(signature = (objective, network, slowdown=1.0))]
-    fn solve_values<'py>(
+    /// The unconstrained optimum on `network` as the object `make(segments, latency_ms,
+    /// mobile_energy_mj, cloud_ms, usage, transfers, objective, "native")` returns (the planner passes
+    /// `Schedule._make`): `solve`'s answer without a `Solution` object in between, and with the segment and usage
+    /// tuples of the previous call handed out again when they are equal (a plan's hot path).
+    #[pyo3(signature = (make, objective, network, slowdown=1.0))]
+    fn solve_schedule<'py>(
         &self,
         py: Python<'py>,
-        objective: &str,
+        make: &Bound<'py, PyAny>,
+        objective: &Bound<'py, PyString>,
         network: PyNetwork,
         slowdown: f64,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let mut req = Request::new(metric(py, objective)?, network.into());
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut req = Request::new(metric(py, objective.to_str()?)?, network.into());
         req.slowdown = slowdown;
         let graph = &self.graph;
         let sol = if graph.transitions < QUICK_TRANSITIONS {
@@ -181,7 +190,13 @@ impl Problem {
             py.detach(|| solve(graph, &req))
         }
         .into_py_result(py)?;
-        solution_values(py, &sol, &req.network, req.slowdown)
+        // the lock is held only while the tuples are picked (no Python code runs meanwhile); another
+        // thread holding it costs this call the reuse, never a wait
+        let tuples = match self.last.try_lock() {
+            Ok(mut last) => last.tuples(py, &sol)?,
+            Err(_) => fresh_tuples(py, &sol)?,
+        };
+        make_schedule(py, make, objective, &sol, tuples, &req.network, req.slowdown)
     }
 
     /// Builds lookup-table cells of `spec` (a `jointdnn_edge.planner.reference.LutSpec`) in

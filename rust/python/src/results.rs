@@ -7,7 +7,8 @@
 //! tuples with the same field names.
 
 use jointdnn_core::lut::{Candidate as CoreCandidate, CellResult, CellStatus};
-use jointdnn_core::{Metric, Network, Platform, Solution as CoreSolution};
+use jointdnn_core::problem::Segments;
+use jointdnn_core::{Metric, Network, Platform, Solution as CoreSolution, Usage};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
@@ -75,23 +76,75 @@ impl Solution {
     }
 }
 
-/// `solution`'s fields as the tuple `(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers)`.
-pub fn solution_values<'py>(
+/// The Python objects of the last schedule a `Problem` returned, kept so that a solve whose optimum
+/// has the same segments (or usage) hands out the same immutable tuples instead of building new ones:
+/// plans repeat their schedule from one inference to the next, and these tuples are most of what
+/// a small plan allocates.
+#[derive(Default)]
+pub struct LastObjects {
+    segments: Option<(Segments, Py<PyTuple>)>,
+    usage: Option<(Usage, Py<PyTuple>)>,
+}
+
+impl LastObjects {
+    /// `solution`'s segments and usage as tuples: the kept ones where equal, else built and kept.
+    pub fn tuples(&mut self, py: Python<'_>, solution: &CoreSolution) -> PyResult<(Py<PyTuple>, Py<PyTuple>)> {
+        let segs = match &self.segments {
+            Some((kept, tuple)) if *kept == solution.segments => tuple.clone_ref(py),
+            _ => {
+                let tuple = segments(py, &solution.segments)?;
+                self.segments = Some((solution.segments.clone(), tuple.clone_ref(py)));
+                tuple
+            }
+        };
+        // bitwise equality: -0.0 and 0.0 would compare equal but print differently
+        let same_usage = |kept: &Usage| {
+            kept.iter()
+                .zip(&solution.usage)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        };
+        let use_ = match &self.usage {
+            Some((kept, tuple)) if same_usage(kept) => tuple.clone_ref(py),
+            _ => {
+                let tuple = usage(py, &solution.usage)?;
+                self.usage = Some((solution.usage, tuple.clone_ref(py)));
+                tuple
+            }
+        };
+        Ok((segs, use_))
+    }
+}
+
+/// `solution`'s segments and usage as new tuples.
+pub fn fresh_tuples(py: Python<'_>, solution: &CoreSolution) -> PyResult<(Py<PyTuple>, Py<PyTuple>)> {
+    Ok((segments(py, &solution.segments)?, usage(py, &solution.usage)?))
+}
+
+/// `make(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers, objective, "native")`:
+/// the schedule object built by the caller's factory (`Schedule._make`) straight from the solution,
+/// whose segments and usage are the tuples `segs` and `use_`.
+#[allow(clippy::too_many_arguments)]
+pub fn make_schedule<'py>(
     py: Python<'py>,
+    make: &Bound<'py, PyAny>,
+    objective: &Bound<'py, PyString>,
     solution: &CoreSolution,
+    (segs, use_): (Py<PyTuple>, Py<PyTuple>),
     network: &Network,
     slowdown: f64,
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let metric = |m| float(py, solution.metric(m, network, slowdown));
-    let fields: [Py<PyAny>; 6] = [
-        segments(py, &solution.segments)?.into_any(),
-        metric(Metric::Latency).into_any(),
-        metric(Metric::Energy).into_any(),
-        metric(Metric::Cloud).into_any(),
-        usage(py, &solution.usage)?.into_any(),
-        int(py, solution.transfers)?.into_any(),
-    ];
-    PyTuple::new(py, fields)
+    // a Rust tuple of arguments: PyO3 calls with vectorcall, no argument tuple is built
+    make.call1((
+        segs,
+        metric(Metric::Latency),
+        metric(Metric::Energy),
+        metric(Metric::Cloud),
+        use_,
+        int(py, solution.transfers)?,
+        objective,
+        intern!(py, "native"),
+    ))
 }
 
 /// A schedule stored in a lookup-table cell: its segments and resource usage.
