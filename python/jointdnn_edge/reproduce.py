@@ -456,8 +456,9 @@ def _pattern_cause(r: Mapping[str, Any]) -> str:
     mob, cld = r["mobile_only"]["latency_ms"], r["cloud_only"]["latency_ms"]
     return (
         f"on the device models the mobile-only run takes {mob:.1f} ms and the cloud-only run {cld:.1f} ms; "
-        "the roofline Jetson TX2 (published peak figures, batch 1) is faster than the paper's measured TX2, "
-        "so moving tensors over the link rarely pays"
+        "the modelled Jetson TX2 (published peak figures, batch 1; within 15 % of a published batch-1 "
+        "measurement, docs/devices.md) is faster than the paper's measured TX2, so moving tensors over the "
+        "link rarely pays"
     )
 
 
