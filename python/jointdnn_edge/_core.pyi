@@ -206,9 +206,7 @@ class Problem:
         that every schedule's value overflows, ``SolverError`` past the search's budgets.
         The GIL is released during the solve.
         """
-    def solve_schedule(
-        self, make: Callable[..., _T], objective: str, network: _Network, slowdown: float = 1.0
-    ) -> _T:
+    def solve_schedule(self, make: Callable[..., _T], objective: str, network: _Network, slowdown: float = 1.0) -> _T:
         """The unconstrained optimum as ``make(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers,
         objective, "native")`` (the planner passes ``Schedule._make``): :meth:`solve`'s fields without a
         :class:`Solution` in between. When the segments (or the usage) equal the previous answer's, the same
