@@ -67,12 +67,18 @@ ONE_SLOT = ("--threads", "1", "--max-concurrency", "1", "--max-queue", "1024")
 
 
 class SleepingDevice(SlowedExecutor):
-    """The emulated device: computes each slice once, then waits ``factor - 1`` times as long (spares the cores)."""
+    """The emulated device: computes each slice once (spares the cores), then waits until ``factor`` times the
+    compute's CPU time has passed.
+
+    CPU time, not wall time: the phones share this machine's few cores, and a real phone does not wait for the
+    others' compute; a slice preempted for a while would otherwise also wait ``factor - 1`` times the preemption.
+    """
 
     def _timed(self, fn: Any) -> dict[str, np.ndarray]:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()  # one compute thread: the slice runs on this one
         out = fn()
-        time.sleep((time.perf_counter() - t0) * (self.factor - 1.0))
+        cpu = time.thread_time() - cpu0
+        time.sleep(max(0.0, self.factor * cpu - (time.perf_counter() - t0)))
         return dict(out)
 
 
