@@ -64,6 +64,7 @@ class Step:
     encoding, the request and decoding); ``compute_ms``: the layers' compute
     (mobile executor, or as the server reports it); ``encode_ms``/``decode_ms``:
     this device's codec time; ``server_ms``: the server's whole handling;
+    ``queue_ms``: the part of it spent waiting for a compute slot;
     ``network_ms``: request wall time minus ``server_ms``; ``codec_up``/
     ``codec_down``: codecs of the frames' tensors; ``fallback``: a local run
     replacing failed cloud work; ``error``: why this cloud step failed;
@@ -82,6 +83,7 @@ class Step:
     encode_ms: float = 0.0
     decode_ms: float = 0.0
     server_ms: float = 0.0
+    queue_ms: float = 0.0
     network_ms: float = 0.0
     codec_up: str = ""
     codec_down: str = ""
@@ -789,7 +791,7 @@ class JointSession:
         step.compute_ms = resp.compute_ms
         step.bytes_up, step.bytes_down = resp.bytes_up, resp.bytes_down
         step.decode_ms = call.decode_ms
-        step.server_ms = resp.server_ms
+        step.server_ms, step.queue_ms = resp.server_ms, resp.queue_ms
         step.network_ms = resp.wall_ms - resp.server_ms
         step.codec_down = call.codec_down
 
