@@ -103,7 +103,8 @@ class Trace:
 
     ``schedule``: the plan (its costs are the predictions); ``source``: where
     it came from (``"lut"``, ``"plan"``, ``"plan (table building)"``, ``"fixed"``, ``"mobile-only: ..."``);
-    ``network``/``cloud_slowdown``: the conditions planned for; ``steps``:
+    ``network``/``cloud_slowdown``: the conditions planned for (the round
+    trip with the cloud's queue wait, when it is planned for); ``steps``:
     what ran, in order (a failed cloud step, then the local fallback);
     ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
     and ``energy_mj`` (mobile compute at the table's power plus radio energy
