@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,6 +64,7 @@ class Step:
     encoding, the request and decoding); ``compute_ms``: the layers' compute
     (mobile executor, or as the server reports it); ``encode_ms``/``decode_ms``:
     this device's codec time; ``server_ms``: the server's whole handling;
+    ``queue_ms``: the part of it spent waiting for a compute slot;
     ``network_ms``: request wall time minus ``server_ms``; ``codec_up``/
     ``codec_down``: codecs of the frames' tensors; ``fallback``: a local run
     replacing failed cloud work; ``error``: why this cloud step failed;
@@ -82,6 +83,7 @@ class Step:
     encode_ms: float = 0.0
     decode_ms: float = 0.0
     server_ms: float = 0.0
+    queue_ms: float = 0.0
     network_ms: float = 0.0
     codec_up: str = ""
     codec_down: str = ""
@@ -101,7 +103,8 @@ class Trace:
 
     ``schedule``: the plan (its costs are the predictions); ``source``: where
     it came from (``"lut"``, ``"plan"``, ``"plan (table building)"``, ``"fixed"``, ``"mobile-only: ..."``);
-    ``network``/``cloud_slowdown``: the conditions planned for; ``steps``:
+    ``network``/``cloud_slowdown``: the conditions planned for (the round
+    trip with the cloud's queue wait, when it is planned for); ``steps``:
     what ran, in order (a failed cloud step, then the local fallback);
     ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
     and ``energy_mj`` (mobile compute at the table's power plus radio energy
@@ -224,14 +227,18 @@ class JointSession:
     ``model_name`` the name on the server (default ``model.name``).
     ``request_slack`` = ``(factor, ms)``: a cloud request's deadline is
     ``factor`` times its predicted time plus ``ms`` (``Step.deadline_ms``).
-    ``track_cloud_load``: estimate the cloud slowdown from the server's
-    reported compute times. ``on_infeasible``: ``"best"`` runs the
+    ``track_cloud_load``: estimate the cloud's slowdown and queue wait from
+    the compute and queue times the server reports, and plan with them (a
+    queued request's wait counts like a longer round trip). ``on_infeasible``: ``"best"`` runs the
     unconstrained optimum when no schedule meets the constraints (the trace
     says so), ``"raise"`` raises :class:`~jointdnn_edge.InfeasibleError`.
     ``probe_interval_s``: with ``network="auto"``, an inference planned
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), so that a
-    session kept local by a slow link notices when the link gets faster.
+    session kept local by a slow link notices when the link gets faster; on
+    any link, so does one kept local by the cloud's queue, so that it notices
+    when the queue drains. Load estimates older than this are stale: the
+    next sample replaces them.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -370,6 +377,8 @@ class JointSession:
         self._options, self._lossy_specs = self._transfer_options(accuracy, lossy_specs)
         self._lock = threading.RLock()
         self._slowdown = 1.0
+        self._queue_ms = 0.0  # the cloud's queue-wait estimate (ms): waiting for a compute slot
+        self._load_seen_at = time.monotonic()  # when the server last reported its load (monotonic s)
         self.last_trace: Trace | None = None
 
     # ------------------------------------------------------------ set-up
@@ -573,7 +582,7 @@ class JointSession:
     def _plan(self, ping_failure: str | None) -> tuple[Schedule, str, Network, float]:
         """:meth:`plan`, after the first round trip was measured or failed (``ping_failure``: why)."""
 
-        network = self._network_now()
+        link = network = self._network_now()
         slowdown = self._slowdown if self.track_cloud_load else 1.0
         if self.cloud is None:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
@@ -583,15 +592,17 @@ class JointSession:
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
             return self._mobile_only(network), why, network, slowdown
+        network = self._with_queue(link)
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
         try:
             if self.force is not None:
                 return self._plan_exactly(network, slowdown), "plan", network, slowdown
-            lut = self._table_for(network)
-            if lut is not None:
+            lut = self._table_for(link)
+            if lut is not None and network is link:  # the table holds the link's round trip, not a queue wait
                 return self._query(lut, network, slowdown), "lut", network, slowdown
-            return self._plan_exactly(network, slowdown), self._exact_source(), network, slowdown
+            source = self._exact_source() if network is link else f"plan (cloud queue {self._queue_ms:.0f} ms)"
+            return self._plan_exactly(network, slowdown), source, network, slowdown
         except InfeasibleError as e:
             if self.on_infeasible == "raise" or not self.constraints:
                 raise
@@ -599,6 +610,15 @@ class JointSession:
                 self.costs, network, objective=self.objective, cloud_slowdown=slowdown, cloud_keeps_tensors=False
             )
             return best, f"plan (infeasible: {e.constraint or e}; unconstrained optimum)", network, slowdown
+
+    def _with_queue(self, link: Network) -> Network:
+        """``link`` with the cloud's queue-wait estimate in its round trip: a request waits once and makes two
+        switches, so half the wait per switch. ``link`` itself while the wait is within what a lookup table's
+        round trip tolerates (see :func:`_drifted`), or while the load is not tracked."""
+        half = self._queue_ms / 2.0
+        if not self.track_cloud_load or not _drifted(link.rtt_ms, link.rtt_ms + half):
+            return link
+        return replace(link, rtt_ms=link.rtt_ms + half)
 
     def _query(self, lut: LookupTable, network: Network, slowdown: float) -> Schedule:
         """``lut``'s answer on ``network`` and ``slowdown``: the last answer again (the same schedule object) when the
@@ -688,7 +708,7 @@ class JointSession:
             trace.predicted_ms = schedule.latency_ms
             trace.predicted_energy_mj = schedule.mobile_energy_mj
         runs = self._runs(schedule)
-        if estimated and len(runs) == 1 and runs[0][2] == "mobile":
+        if len(runs) == 1 and runs[0][2] == "mobile":
             self._probe_if_stale()
         for first, last, platform in runs:
             if platform == "mobile":
@@ -767,16 +787,30 @@ class JointSession:
             }
             step.deadline_ms = None if call.deadline_s is None else call.deadline_s * 1e3
         tensors.update(result)
-        if self.track_cloud_load and predicted_cloud and resp.compute_ms > 0:
-            sample = resp.compute_ms / predicted_cloud
-            self._slowdown = min(100.0, max(0.05, 0.7 * self._slowdown + 0.3 * sample))
+        self._track_cloud_load(resp.queue_ms, resp.compute_ms, predicted_cloud)
         step.ms = call.ms
         step.compute_ms = resp.compute_ms
         step.bytes_up, step.bytes_down = resp.bytes_up, resp.bytes_down
         step.decode_ms = call.decode_ms
-        step.server_ms = resp.server_ms
+        step.server_ms, step.queue_ms = resp.server_ms, resp.queue_ms
         step.network_ms = resp.wall_ms - resp.server_ms
         step.codec_down = call.codec_down
+
+    def _track_cloud_load(self, queue_ms: float, compute_ms: float, predicted_cloud: float | None) -> None:
+        """Fold a response's reported queue wait and compute time (over ``predicted_cloud``, the cost table's time
+        for it; None: no slowdown sample) into the load estimates, the newest weighing 0.3; after a gap longer than
+        ``probe_interval_s`` the estimates are stale and the sample replaces them."""
+        if not self.track_cloud_load:
+            return
+        now = time.monotonic()
+        interval = self.probe_interval_s
+        kept = 0.0 if interval is not None and now - self._load_seen_at > interval else 0.7
+        self._load_seen_at = now
+        if math.isfinite(queue_ms) and queue_ms >= 0:
+            self._queue_ms = kept * self._queue_ms + (1.0 - kept) * queue_ms
+        if predicted_cloud and compute_ms > 0:
+            sample = compute_ms / predicted_cloud
+            self._slowdown = min(100.0, max(0.05, kept * self._slowdown + (1.0 - kept) * sample))
 
     def _deadline_s(
         self, frame_bytes: int, raw_out: int, predicted_cloud: float | None, network: Network, slowdown: float
@@ -851,6 +885,8 @@ class JointSession:
 
         Useful before the first inference with ``network="auto"``, and when
         the schedule stays on the mobile (no transfers, so nothing to measure).
+        Each request's queue wait updates the cloud's queue estimate (its
+        compute, one small layer sent alone, says little of the slowdown).
         """
         from .codec import encode
         from .models.graph import uniform_feeds
@@ -862,12 +898,16 @@ class JointSession:
         frame = encode({n: feeds[n] for n in ins}, codec="raw")
         self.cloud.ping()  # opens the connection (a handshake is no bandwidth sample) and measures the round trip
         for _ in range(repeats):
-            self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
+            resp = self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
+            self._track_cloud_load(resp.queue_ms, 0.0, None)
         self._measured_at = time.monotonic()
 
     def _probe_if_stale(self) -> None:
-        """Start a background :meth:`probe` when the link estimate is stale (see ``probe_interval_s``)."""
-        if self.probe_interval_s is None or isinstance(self.network, Network) or self.cloud is None:
+        """Start a background :meth:`probe` when the link estimate is stale, or the cloud's queue estimate keeps
+        the session off a fixed link (see ``probe_interval_s``)."""
+        if self.probe_interval_s is None or self.cloud is None:
+            return
+        if isinstance(self.network, Network) and self._with_queue(self.network) is self.network:
             return
         with self._lock:
             now = time.monotonic()
