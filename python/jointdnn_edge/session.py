@@ -54,6 +54,9 @@ DEFAULT_LUT_SLOWDOWN = (1.0, 8.0)
 LUT_BUILDS = ("background", "blocking", "never")
 #: How long :meth:`JointSession.close` waits for a cancelled table build to stop (s); it stops at its next cells.
 BUILD_JOIN_S = 2.0
+#: numpy's array type, looked up once: a lookup in numpy's large module dict costs ~0.4 µs on the cold caches an
+#: inference leaves (measured: benches/session_overhead.py)
+_NDARRAY = np.ndarray
 #: What :meth:`JointSession.run` reads of a schedule: ``(runs, predicted ms, predicted mJ, all on this device)``.
 _Facts = tuple[list[tuple[int, int, str]], float | None, float | None, bool]
 
@@ -106,8 +109,9 @@ class Trace:
     ``network``/``cloud_slowdown``: the conditions planned for; ``steps``:
     what ran, in order (a failed cloud step, then the local fallback);
     ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
-    and ``energy_mj`` (mobile compute at the table's power plus radio energy
-    of the bytes actually moved, on ``network``); ``fallback``: the reason
+    and ``energy_mj`` (mobile compute at ``power_mw``, the cost table's mobile
+    power, plus radio energy of the bytes actually moved, on ``network``;
+    worked out from the steps when read; None without a cost table); ``fallback``: the reason
     the cloud was given up on this inference, if it was; ``backoff_s``: the
     back-off the client's circuit breaker is in after the failure (None when
     the failure did not open it, e.g. a 4xx); ``planning_ms``: time to pick the
@@ -124,12 +128,31 @@ class Trace:
     predicted_ms: float | None = None
     measured_ms: float = 0.0
     predicted_energy_mj: float | None = None
-    energy_mj: float | None = None
+    power_mw: float | None = None
     fallback: str | None = None
     backoff_s: float | None = None
     planning_ms: float = 0.0
     setup_ms: float = 0.0
     # JointSession.run passes every field above by position: a new field goes last, with a default.
+
+    @property
+    def energy_mj(self) -> float | None:
+        """Mobile energy estimate (mJ): the steps' mobile compute and codec work at ``power_mw``, plus the radio
+        energy of the bytes they moved on ``network`` (None without a power)."""
+        power = self.power_mw
+        if power is None:
+            return None
+        busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
+        up = down = 0
+        for s in self.steps:
+            if s.platform == "mobile":
+                busy_ms += s.compute_ms
+            else:
+                busy_ms += s.encode_ms + s.decode_ms
+                up += s.bytes_up
+                down += s.bytes_down
+        radio = self.network.upload_mj(up) + self.network.download_mj(down) if up or down else 0.0
+        return busy_ms * power / 1e3 + radio
 
     @property
     def bytes_up(self) -> int:
@@ -190,6 +213,7 @@ class Trace:
             "measured_ms": self.measured_ms,
             "predicted_energy_mj": self.predicted_energy_mj,
             "energy_mj": self.energy_mj,
+            "power_mw": self.power_mw,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
             "fallback": self.fallback,
@@ -685,18 +709,21 @@ class JointSession:
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One inference: the model outputs by name (see the class docstring for what happens)."""
 
-        t_setup = time.perf_counter()
-        did_setup = self._table is None and self._prepare()  # with a table built there is nothing to prepare
         t_start = time.perf_counter()
+        setup_ms = 0.0
+        if self._table is None and self._prepare():  # one-time work (with a table built there is none): not timed
+            t_prepared = time.perf_counter()
+            setup_ms, t_start = (t_prepared - t_start) * 1e3, t_prepared
         g = self.graph
         tensors: dict[str, Any] = {}
         for name, shape, dtype in self._input_specs:
-            if name not in inputs:
-                raise ExecutionError(f"input {name!r} of model {g.name!r} is missing")
-            x = inputs[name]
+            try:
+                x = inputs[name]
+            except KeyError:
+                raise ExecutionError(f"input {name!r} of model {g.name!r} is missing") from None
             # an array of the model's shape and dtype is what as_model_tensor would return as is (a builtin dtype is
             # one object: identity first, numpy's comparison only when that fails)
-            ok = x.__class__ is np.ndarray and x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
+            ok = x.__class__ is _NDARRAY and x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
             tensors[name] = x if ok else as_model_tensor(g, name, x)
         estimated = not isinstance(self.network, Network)  # a fixed link needs no ping and no probe
         ping_failure = self._ping_if_unmeasured() if estimated else None
@@ -704,6 +731,8 @@ class JointSession:
         t_planned = time.perf_counter()
         runs, predicted_ms, predicted_mj, local = self._facts(schedule)
         fallback = backoff_s = None
+        kept = self._power  # the table's power, read once per table (no call when it is kept)
+        power = kept[1] if kept is not None and kept[0] is self._costs else self._power_mw()
         if ping_failure is not None and self.cloud is not None:  # the cloud was given up before any step
             fallback, backoff_s = ping_failure, self.cloud.circuit.backoff_s
         # Every field by position, in the order Trace declares them: a keyword call costs microseconds on the caches
@@ -717,11 +746,11 @@ class JointSession:
             predicted_ms,
             0.0,  # measured_ms, at the end
             predicted_mj,
-            None,  # energy_mj, at the end
+            power,  # power_mw: energy_mj is worked out from it and the steps when read
             fallback,
             backoff_s,
             (t_planned - t_start) * 1e3,  # planning_ms
-            (t_start - t_setup) * 1e3 if did_setup else 0.0,  # setup_ms
+            setup_ms,
         )
         if estimated and local:
             self._probe_if_stale()
@@ -751,7 +780,6 @@ class JointSession:
         for name in self._output_names:  # a loop: cheaper than a comprehension's function on cold caches
             outputs[name] = tensors[name]
         trace.measured_ms = (time.perf_counter() - t_start) * 1e3
-        trace.energy_mj = self._energy(trace, network)
         self.last_trace = trace
         return outputs
 
@@ -847,24 +875,6 @@ class JointSession:
         if not math.isfinite(t):
             t = float(sum(self._costs.cloud_ms[i, i] for i in range(first, last + 1)))
         return t
-
-    def _energy(self, trace: Trace, network: Network) -> float | None:
-        """Mobile energy estimate: measured mobile compute at the table's power, plus radio energy of the bytes."""
-        kept = self._power
-        power = kept[1] if kept is not None and kept[0] is self._costs else self._power_mw()
-        if power is None:
-            return None
-        busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
-        up = down = 0
-        for s in trace.steps:
-            if s.platform == "mobile":
-                busy_ms += s.compute_ms
-            else:
-                busy_ms += s.encode_ms + s.decode_ms
-                up += s.bytes_up
-                down += s.bytes_down
-        radio = network.upload_mj(up) + network.download_mj(down) if up or down else 0.0
-        return busy_ms * power / 1e3 + radio
 
     def _power_mw(self) -> float | None:
         """The mobile's compute power in the cost table (mW), read once per table (no numpy per inference)."""
