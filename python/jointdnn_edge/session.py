@@ -54,9 +54,10 @@ DEFAULT_LUT_SLOWDOWN = (1.0, 8.0)
 LUT_BUILDS = ("background", "blocking", "never")
 #: How long :meth:`JointSession.close` waits for a cancelled table build to stop (s); it stops at its next cells.
 BUILD_JOIN_S = 2.0
-#: numpy's array type, looked up once: a lookup in numpy's large module dict costs ~0.4 µs on the cold caches an
-#: inference leaves (measured: benches/session_overhead.py)
+#: Looked up once, for JointSession.run: a lookup in a module's dict costs ~0.1 µs (numpy's: ~0.4 µs) on the cold
+#: caches the runtime leaves behind (benches/session_overhead.py)
 _NDARRAY = np.ndarray
+_perf_counter = time.perf_counter
 #: What :meth:`JointSession.run` reads of a schedule: ``(runs, predicted ms, predicted mJ, all on this device)``.
 _Facts = tuple[list[tuple[int, int, str]], float | None, float | None, bool]
 
@@ -709,10 +710,10 @@ class JointSession:
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One inference: the model outputs by name (see the class docstring for what happens)."""
 
-        t_start = time.perf_counter()
+        t_start = _perf_counter()
         setup_ms = 0.0
         if self._table is None and self._prepare():  # one-time work (with a table built there is none): not timed
-            t_prepared = time.perf_counter()
+            t_prepared = _perf_counter()
             setup_ms, t_start = (t_prepared - t_start) * 1e3, t_prepared
         g = self.graph
         tensors: dict[str, Any] = {}
@@ -728,7 +729,7 @@ class JointSession:
         estimated = not isinstance(self.network, Network)  # a fixed link needs no ping and no probe
         ping_failure = self._ping_if_unmeasured() if estimated else None
         schedule, source, network, slowdown = self._plan(ping_failure)
-        t_planned = time.perf_counter()
+        t_planned = _perf_counter()
         runs, predicted_ms, predicted_mj, local = self._facts(schedule)
         fallback = backoff_s = None
         kept = self._power  # the table's power, read once per table (no call when it is kept)
@@ -761,12 +762,12 @@ class JointSession:
                 continue
             assert self.cloud is not None
             step = Step(first, last, "cloud")
-            t_step = time.perf_counter()
+            t_step = _perf_counter()
             try:
                 self._run_cloud(step, tensors, network, slowdown, schedule.lossy)
             except (TransportError, CodecError) as e:
                 reason = f"{type(e).__name__}: {e}"
-                step.ms = (time.perf_counter() - t_step) * 1e3  # what the failed attempt cost
+                step.ms = (_perf_counter() - t_step) * 1e3  # what the failed attempt cost
                 trace.backoff_s = self.cloud.circuit.backoff_s  # the client counted the failure (or not: a 4xx)
                 trace.fallback = reason
                 step.error = reason
@@ -779,7 +780,7 @@ class JointSession:
         outputs: dict[str, np.ndarray] = {}
         for name in self._output_names:  # a loop: cheaper than a comprehension's function on cold caches
             outputs[name] = tensors[name]
-        trace.measured_ms = (time.perf_counter() - t_start) * 1e3
+        trace.measured_ms = (_perf_counter() - t_start) * 1e3
         self.last_trace = trace
         return outputs
 
@@ -790,9 +791,9 @@ class JointSession:
         step = Step(first, last, "mobile")
         if fallback:
             step.fallback = True
-        t0 = time.perf_counter()
+        t0 = _perf_counter()
         result = self.executor.run(self.graph, first, last, tensors)
-        step.ms = step.compute_ms = (time.perf_counter() - t0) * 1e3
+        step.ms = step.compute_ms = (_perf_counter() - t0) * 1e3
         tensors.update(result)
         return step
 
