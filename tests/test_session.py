@@ -198,6 +198,55 @@ def test_lookup_table_plans_each_inference(cloud: Any, reference: Any) -> None:
     assert_close(out, reference(g, feeds))
 
 
+def test_trace_energy_is_the_steps_work_at_the_table_power_plus_radio(cloud: Any, reference: Any) -> None:
+    """``energy_mj`` (worked out when read) is the documented estimate, recomputed by hand from the steps: mobile
+    compute and codec work at the table's power (given, 1500 mW), plus the radio energy of the bytes moved."""
+    g = cloud.models["alexnet"]
+    skeleton = g.cost_skeleton()
+    costs = CostTable.from_layers([1.0] * g.n, [0.1] * g.n, mobile_power_mw=1500.0, **skeleton)
+    net = Network.preset("4g")
+    with JointSession(g, cloud.client(), costs, network=net, schedule=[(0, 6, M), (7, 20, C)],
+                      executor=executor_for(g, threads=1), track_cloud_load=False) as s:  # fmt: skip
+        s.run(uniform_feeds(g, 4))
+        trace = s.last_trace
+    assert trace is not None and trace.fallback is None and trace.power_mw == pytest.approx(1500.0)
+    busy = sum(st.compute_ms for st in trace.steps if st.platform == M)
+    busy += sum(st.encode_ms + st.decode_ms for st in trace.steps if st.platform == C)
+    up, down = sum(st.bytes_up for st in trace.steps), sum(st.bytes_down for st in trace.steps)
+    assert up > 0 and down > 0
+    want = 1500.0 * busy / 1e3 + net.upload_mj(up) + net.download_mj(down)
+    assert trace.energy_mj == pytest.approx(want)
+    assert trace.to_dict()["energy_mj"] == pytest.approx(want)
+    with JointSession(g, None, executor=executor_for(g, threads=1)) as local:  # no cost table: no power, no energy
+        local.run(uniform_feeds(g, 4))
+        assert local.last_trace is not None and local.last_trace.energy_mj is None
+
+
+def test_lookup_plan_kept_on_a_fixed_link_follows_what_it_depends_on(cloud: Any) -> None:
+    """The lookup-table plan a fixed link keeps between inferences is given up when the link, the cloud's state or
+    the table setting changes (each checked against a fresh session's plan for the new conditions)."""
+    g = cloud.models["alexnet"]
+    costs = synthetic_costs(g, mobile_ms=1.0, cloud_ms=0.05)
+    wifi, slow = Network.preset("wifi"), Network.preset("3g").with_bandwidth(0.2, 0.4)
+    with JointSession(g, cloud.client(), costs, network=wifi, executor=executor_for(g, threads=1),
+                      track_cloud_load=False, lut_build="blocking", close_cloud=True) as s:  # fmt: skip
+        first, source, network, _ = s.plan()
+        again = s.plan()
+        assert source == "lut" and network is wifi and again[0] is first
+        s.network = slow
+        schedule, source, network, _ = s.plan()
+        assert source == "lut" and network is slow
+        assert schedule.runs() == s.lookup_table.query(slow.up_mbps, slow.down_mbps, 1.0).runs()
+        assert schedule.runs() != first.runs()  # the slow link keeps more on the device
+        s.lut_build = "never"
+        assert s.plan()[1] == "plan"
+        s.lut_build = "blocking"
+        assert s.plan()[1] == "lut"
+        assert s.cloud is not None
+        s.cloud.mark_down("test: cloud down")
+        assert s.plan()[1].startswith("mobile-only: cloud down")
+
+
 def test_warm_up_loads_what_the_first_inference_needs(cloud: Any, reference: Any) -> None:
     g = cloud.models["alexnet"]
     costs = synthetic_costs(g, mobile_ms=1.0, cloud_ms=0.05)

@@ -54,6 +54,12 @@ DEFAULT_LUT_SLOWDOWN = (1.0, 8.0)
 LUT_BUILDS = ("background", "blocking", "never")
 #: How long :meth:`JointSession.close` waits for a cancelled table build to stop (s); it stops at its next cells.
 BUILD_JOIN_S = 2.0
+#: Looked up once, for JointSession.run: a lookup in a module's dict costs ~0.1 µs (numpy's: ~0.4 µs) on the cold
+#: caches the runtime leaves behind (benches/session_overhead.py)
+_NDARRAY = np.ndarray
+_perf_counter = time.perf_counter
+#: What :meth:`JointSession.run` reads of a schedule: ``(runs, predicted ms, predicted mJ, all on this device)``.
+_Facts = tuple[list[tuple[int, int, str]], float | None, float | None, bool]
 
 
 @dataclass
@@ -107,8 +113,9 @@ class Trace:
     trip with the cloud's queue wait, when it is planned for); ``steps``:
     what ran, in order (a failed cloud step, then the local fallback);
     ``predicted_ms``/``measured_ms``: end-to-end latency; ``predicted_energy_mj``
-    and ``energy_mj`` (mobile compute at the table's power plus radio energy
-    of the bytes actually moved, on ``network``); ``fallback``: the reason
+    and ``energy_mj`` (mobile compute at ``power_mw``, the cost table's mobile
+    power, plus radio energy of the bytes actually moved, on ``network``;
+    worked out from the steps when read; None without a cost table); ``fallback``: the reason
     the cloud was given up on this inference, if it was; ``backoff_s``: the
     back-off the client's circuit breaker is in after the failure (None when
     the failure did not open it, e.g. a 4xx); ``planning_ms``: time to pick the
@@ -125,11 +132,31 @@ class Trace:
     predicted_ms: float | None = None
     measured_ms: float = 0.0
     predicted_energy_mj: float | None = None
-    energy_mj: float | None = None
+    power_mw: float | None = None
     fallback: str | None = None
     backoff_s: float | None = None
     planning_ms: float = 0.0
     setup_ms: float = 0.0
+    # JointSession.run passes every field above by position: a new field goes last, with a default.
+
+    @property
+    def energy_mj(self) -> float | None:
+        """Mobile energy estimate (mJ): the steps' mobile compute and codec work at ``power_mw``, plus the radio
+        energy of the bytes they moved on ``network`` (None without a power)."""
+        power = self.power_mw
+        if power is None:
+            return None
+        busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
+        up = down = 0
+        for s in self.steps:
+            if s.platform == "mobile":
+                busy_ms += s.compute_ms
+            else:
+                busy_ms += s.encode_ms + s.decode_ms
+                up += s.bytes_up
+                down += s.bytes_down
+        radio = self.network.upload_mj(up) + self.network.download_mj(down) if up or down else 0.0
+        return busy_ms * power / 1e3 + radio
 
     @property
     def bytes_up(self) -> int:
@@ -190,6 +217,7 @@ class Trace:
             "measured_ms": self.measured_ms,
             "predicted_energy_mj": self.predicted_energy_mj,
             "energy_mj": self.energy_mj,
+            "power_mw": self.power_mw,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
             "fallback": self.fallback,
@@ -266,8 +294,11 @@ class JointSession:
     _power: tuple[Any, float | None] | None = None
     #: The last lookup-table answer, ``(table, (up, down, slowdown), schedule)``, kept by :meth:`_query`.
     _answer: tuple[Any, tuple[float, float, float], Schedule] | None = None
-    #: ``(schedule, its runs)`` of the last inference, kept by :meth:`_runs`.
-    _runs_of: tuple[Schedule, list[tuple[int, int, str]]] | None = None
+    #: The last lookup-table plan on a fixed link, ``((table, rtt), network, slowdown, what _plan returned)``: what
+    #: :meth:`_plan` returns again while the table, the link object and the slowdown stay the same.
+    _lut_plan: tuple[tuple[LookupTable, float], Network, float, tuple[Schedule, str, Network, float]] | None = None
+    #: ``(schedule, its facts)`` of the last inference, kept by :meth:`_facts`.
+    _facts_of: tuple[Schedule, _Facts] | None = None
 
     def __init__(
         self,
@@ -588,7 +619,7 @@ class JointSession:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
         if ping_failure is not None:
             return self._mobile_only(network), f"mobile-only: link check failed ({ping_failure})", network, slowdown
-        if not self.cloud.available:
+        if not self.cloud.circuit.available:  # the client's ``available``, one property call fewer
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
             return self._mobile_only(network), why, network, slowdown
@@ -598,9 +629,17 @@ class JointSession:
         try:
             if self.force is not None:
                 return self._plan_exactly(network, slowdown), "plan", network, slowdown
+            kept = self._lut_plan
+            if kept is not None and kept[0] is self._table and kept[1] is network and kept[2] == slowdown:
+                if self.lut_build != "never":  # the same table, fixed link and slowdown: the same answer
+                    return kept[3]
+            table = self._table
             lut = self._table_for(link)
             if lut is not None and network is link:  # the table holds the link's round trip, not a queue wait
-                return self._query(lut, network, slowdown), "lut", network, slowdown
+                planned = self._query(lut, network, slowdown), "lut", network, slowdown
+                if network is self.network and table is not None and table[0] is lut:  # a fixed link: kept
+                    self._lut_plan = (table, network, slowdown, planned)
+                return planned
             source = self._exact_source() if network is link else f"plan (cloud queue {self._queue_ms:.0f} ms)"
             return self._plan_exactly(network, slowdown), source, network, slowdown
         except InfeasibleError as e:
@@ -631,14 +670,23 @@ class JointSession:
         self._answer = (lut, point, schedule)
         return schedule
 
-    def _runs(self, schedule: Schedule) -> list[tuple[int, int, str]]:
-        """``schedule.runs()``, computed once per schedule object (a repeated lookup-table answer is the same)."""
-        kept = self._runs_of
+    def _facts(self, schedule: Schedule) -> _Facts:
+        """What :meth:`run` reads of ``schedule``: its runs, predicted latency and energy (None when it was not
+        priced) and whether it runs everything here; computed once per schedule object (a repeated lookup-table
+        answer is the same object)."""
+        kept = self._facts_of
         if kept is not None and kept[0] is schedule:
             return kept[1]
         runs = schedule.runs()
-        self._runs_of = (schedule, runs)
-        return runs
+        priced = math.isfinite(schedule.latency_ms)
+        facts = (
+            runs,
+            schedule.latency_ms if priced else None,
+            schedule.mobile_energy_mj if priced else None,
+            len(runs) == 1 and runs[0][2] == "mobile",
+        )
+        self._facts_of = (schedule, facts)
+        return facts
 
     def _plan_exactly(self, network: Network, slowdown: float) -> Schedule:
         """What the lookup table answers, solved now (transfers under the accuracy budget, if any).
@@ -682,46 +730,64 @@ class JointSession:
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One inference: the model outputs by name (see the class docstring for what happens)."""
 
-        t_setup = time.perf_counter()
-        did_setup = self._prepare()
-        t_start = time.perf_counter()
+        t_start = _perf_counter()
+        setup_ms = 0.0
+        if self._table is None and self._prepare():  # one-time work (with a table built there is none): not timed
+            t_prepared = _perf_counter()
+            setup_ms, t_start = (t_prepared - t_start) * 1e3, t_prepared
         g = self.graph
         tensors: dict[str, Any] = {}
         for name, shape, dtype in self._input_specs:
-            if name not in inputs:
-                raise ExecutionError(f"input {name!r} of model {g.name!r} is missing")
-            x = inputs[name]
+            try:
+                x = inputs[name]
+            except KeyError:
+                raise ExecutionError(f"input {name!r} of model {g.name!r} is missing") from None
             # an array of the model's shape and dtype is what as_model_tensor would return as is (a builtin dtype is
             # one object: identity first, numpy's comparison only when that fails)
-            ok = x.__class__ is np.ndarray and x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
+            ok = x.__class__ is _NDARRAY and x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
             tensors[name] = x if ok else as_model_tensor(g, name, x)
-        estimated = not isinstance(self.network, Network)  # a fixed link needs no ping and no probe
+        estimated = not isinstance(self.network, Network)  # a fixed link needs no ping
         ping_failure = self._ping_if_unmeasured() if estimated else None
         schedule, source, network, slowdown = self._plan(ping_failure)
-        t_planned = time.perf_counter()
-        trace = Trace(schedule, source, network, slowdown, planning_ms=(t_planned - t_start) * 1e3)
+        t_planned = _perf_counter()
+        runs, predicted_ms, predicted_mj, local = self._facts(schedule)
+        fallback = backoff_s = None
+        kept = self._power  # the table's power, read once per table (no call when it is kept)
+        power = kept[1] if kept is not None and kept[0] is self._costs else self._power_mw()
         if ping_failure is not None and self.cloud is not None:  # the cloud was given up before any step
-            trace.fallback = ping_failure
-            trace.backoff_s = self.cloud.circuit.backoff_s
-        trace.setup_ms = (t_start - t_setup) * 1e3 if did_setup else 0.0
-        if math.isfinite(schedule.latency_ms):
-            trace.predicted_ms = schedule.latency_ms
-            trace.predicted_energy_mj = schedule.mobile_energy_mj
-        runs = self._runs(schedule)
-        if len(runs) == 1 and runs[0][2] == "mobile":
+            fallback, backoff_s = ping_failure, self.cloud.circuit.backoff_s
+        # Every field by position, in the order Trace declares them: a keyword call costs microseconds on the caches
+        # the runtime leaves cold (a dict of keywords matched by name against 13 parameters).
+        trace = Trace(
+            schedule,
+            source,
+            network,
+            slowdown,
+            [],  # steps
+            predicted_ms,
+            0.0,  # measured_ms, at the end
+            predicted_mj,
+            power,  # power_mw: energy_mj is worked out from it and the steps when read
+            fallback,
+            backoff_s,
+            (t_planned - t_start) * 1e3,  # planning_ms
+            setup_ms,
+        )
+        if local:  # no transfer to measure the link by, nor the cloud's queue
             self._probe_if_stale()
+        steps = trace.steps
         for first, last, platform in runs:
             if platform == "mobile":
-                trace.steps.append(self._run_mobile(first, last, tensors))
+                steps.append(self._run_mobile(first, last, tensors))
                 continue
             assert self.cloud is not None
             step = Step(first, last, "cloud")
-            t_step = time.perf_counter()
+            t_step = _perf_counter()
             try:
                 self._run_cloud(step, tensors, network, slowdown, schedule.lossy)
             except (TransportError, CodecError) as e:
                 reason = f"{type(e).__name__}: {e}"
-                step.ms = (time.perf_counter() - t_step) * 1e3  # what the failed attempt cost
+                step.ms = (_perf_counter() - t_step) * 1e3  # what the failed attempt cost
                 trace.backoff_s = self.cloud.circuit.backoff_s  # the client counted the failure (or not: a 4xx)
                 trace.fallback = reason
                 step.error = reason
@@ -731,20 +797,25 @@ class JointSession:
                 break
             trace.steps.append(step)
             self._measured_at = time.monotonic()
-        outputs = {name: tensors[name] for name in self._output_names}
-        trace.measured_ms = (time.perf_counter() - t_start) * 1e3
-        trace.energy_mj = self._energy(trace, network)
+        outputs: dict[str, np.ndarray] = {}
+        for name in self._output_names:  # a loop: cheaper than a comprehension's function on cold caches
+            outputs[name] = tensors[name]
+        trace.measured_ms = (_perf_counter() - t_start) * 1e3
         self.last_trace = trace
         return outputs
 
     __call__ = run
 
     def _run_mobile(self, first: int, last: int, tensors: dict[str, Any], fallback: bool = False) -> Step:
-        t0 = time.perf_counter()
+        # the step is made before the runtime runs, not after it, when the interpreter's caches are cold
+        step = Step(first, last, "mobile")
+        if fallback:
+            step.fallback = True
+        t0 = _perf_counter()
         result = self.executor.run(self.graph, first, last, tensors)
-        ms = (time.perf_counter() - t0) * 1e3
+        step.ms = step.compute_ms = (_perf_counter() - t0) * 1e3
         tensors.update(result)
-        return Step(first, last, "mobile", ms=ms, compute_ms=ms, fallback=fallback)
+        return step
 
     def _run_cloud(
         self,
@@ -839,24 +910,6 @@ class JointSession:
         if not math.isfinite(t):
             t = float(sum(self._costs.cloud_ms[i, i] for i in range(first, last + 1)))
         return t
-
-    def _energy(self, trace: Trace, network: Network) -> float | None:
-        """Mobile energy estimate: measured mobile compute at the table's power, plus radio energy of the bytes."""
-        kept = self._power
-        power = kept[1] if kept is not None and kept[0] is self._costs else self._power_mw()
-        if power is None:
-            return None
-        busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
-        up = down = 0
-        for s in trace.steps:
-            if s.platform == "mobile":
-                busy_ms += s.compute_ms
-            else:
-                busy_ms += s.encode_ms + s.decode_ms
-                up += s.bytes_up
-                down += s.bytes_down
-        radio = network.upload_mj(up) + network.download_mj(down) if up or down else 0.0
-        return busy_ms * power / 1e3 + radio
 
     def _power_mw(self) -> float | None:
         """The mobile's compute power in the cost table (mW), read once per table (no numpy per inference)."""
