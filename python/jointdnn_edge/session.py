@@ -623,7 +623,8 @@ class JointSession:
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
             return self._mobile_only(network), why, network, slowdown
-        network = self._with_queue(link)
+        # a wait of up to 2 ms is within every table's round-trip tolerance (_with_queue): no call on the hot path
+        network = link if self._queue_ms <= 2.0 else self._with_queue(link)
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
         try:
@@ -773,7 +774,7 @@ class JointSession:
             (t_planned - t_start) * 1e3,  # planning_ms
             setup_ms,
         )
-        if local:  # no transfer to measure the link by, nor the cloud's queue
+        if local and (estimated or self._queue_ms > 2.0):  # nothing measures the link, nor the cloud's queue
             self._probe_if_stale()
         steps = trace.steps
         for first, last, platform in runs:
