@@ -49,12 +49,6 @@ def _costs(n: int, skeleton: Mapping[str, Any]) -> CostTable:
     return CostTable.from_layers([2.0] * n, [0.05] * n, **skeleton)
 
 
-def _oracle(session: JointSession, costs: CostTable, queue_ms: float) -> Any:
-    """The planner's optimum for the session's link with ``queue_ms`` waited per request, at its slowdown."""
-    link = replace(LINK, rtt_ms=LINK.rtt_ms + queue_ms / 2.0)
-    return plan(costs, link, cloud_slowdown=session._slowdown, cloud_keeps_tensors=False)
-
-
 def test_a_queued_cloud_moves_the_plan_to_the_phone_and_a_probe_brings_it_back(
     session_models: dict[str, Any], reference: Any
 ) -> None:
@@ -100,11 +94,10 @@ def test_a_queued_cloud_moves_the_plan_to_the_phone_and_a_probe_brings_it_back(
 
             # the next plan prices the cloud with that wait: the planner's optimum for it, all on the phone
             schedule, source, network, _ = session.plan()
-            oracle = _oracle(session, costs, queued[0].queue_ms)
             assert source.startswith("plan (cloud queue") and network.rtt_ms == pytest.approx(
                 LINK.rtt_ms + queued[0].queue_ms / 2
             )
-            assert schedule.segments == oracle.segments and schedule.runs() == everything_local
+            assert _optimal(schedule, costs, network, session._slowdown) and schedule.runs() == everything_local
 
             # the load is gone: the local inference starts a probe, whose wait replaces the estimate
             assert_close(session.run(feeds), want)
@@ -114,12 +107,20 @@ def test_a_queued_cloud_moves_the_plan_to_the_phone_and_a_probe_brings_it_back(
             assert probing is not None
             probing.join(30)
             assert session._queue_ms < queued[0].queue_ms
-            schedule, _, _, _ = session.plan()
-            assert schedule.segments == _oracle(session, costs, session._queue_ms).segments
+            schedule, _, network, slowdown = session.plan()
+            assert _optimal(schedule, costs, network, slowdown)
             assert schedule.runs() != everything_local  # back on the cloud (as planned unloaded)
             assert_close(session.run(feeds), want)
             trace = session.last_trace
             assert trace is not None and "cloud" in {s.platform for s in trace.steps}
+
+
+def _optimal(schedule: Any, costs: CostTable, network: Network, slowdown: float) -> bool:
+    """Whether ``schedule`` costs what the planner's optimum costs on the network and slowdown the session planned
+    for (uniform layer costs make many groupings tie, and a lookup table may store another one than ``plan()``)."""
+    oracle = plan(costs, network, cloud_slowdown=slowdown, cloud_keeps_tensors=False)
+    value = schedule.evaluate(costs, network, cloud_slowdown=slowdown, cloud_keeps_tensors=False)
+    return bool(value.latency_ms == pytest.approx(oracle.latency_ms, rel=1e-9))
 
 
 def _oracle_runs(costs: CostTable, queue_ms: float) -> list[tuple[int, int, str]]:
