@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from jointdnn_edge import (
     CodecError,
+    ConfigError,
     CostTable,
     CostTableError,
     InfeasibleError,
@@ -221,6 +222,31 @@ def test_single_layer_tables_plan_on_every_api():
     assert plan(costs, "4g", force="cloud").segments == ((0, 0, "cloud"),)
     lut = LookupTable.build(costs, cells=(2, 2, 1))
     assert LookupTable.from_bytes(lut.to_bytes()).query(5.0, 5.0).segments == ((0, 0, "mobile"),)
+
+
+def test_bad_solver_names_are_refused_after_the_table_was_compiled():
+    """plan()'s fast path reads the solvers a table keeps by name: an unknown or unhashable name still gets the
+    typed error the checked path gives."""
+    costs = CostTable.from_layers([3.0, 2.0], [1.0, 1.0], [10.0, 5.0], 1e6)
+    plan(costs, Network.preset("4g"))  # compiled and kept
+    for solver in ("nope", ["native"], None):
+        with pytest.raises(ConfigError):
+            plan(costs, Network.preset("4g"), solver=solver)
+
+
+def test_a_planned_table_pickles_and_copies_without_what_the_planner_compiled():
+    """A CostTable keeps its compiled solvers (native objects, not picklable); pickle and copy leave them out, and the
+    copy plans the same optimum with solvers of its own."""
+    import copy
+    import pickle
+
+    costs = CostTable.from_layers([3.0, 2.0, 4.0], [1.0, 1.0, 0.5], [10.0, 5.0, 2.0], 1e6)
+    want = plan(costs, Network.preset("wifi"))
+    for twin in (pickle.loads(pickle.dumps(costs)), copy.copy(costs), copy.deepcopy(costs)):
+        assert twin == costs and not hasattr(twin, "_planned")
+        got = plan(twin, Network.preset("wifi"))
+        assert (got.segments, got.latency_ms) == (want.segments, want.latency_ms)
+        assert twin._planned["auto"] is not costs._planned["auto"]
 
 
 def test_large_tables_fail_fast_at_the_graph_limits():

@@ -176,7 +176,10 @@ class CostTable:
         "names",
         "phase",
         "meta",
-        "__weakref__",  # the planner keeps compiled tables per live table (planner._backend)
+        # What the planner compiled from this table (planner._backend: solvers, the training table), kept with it
+        # so that a plan finds them with one attribute read; never pickled or copied (see __getstate__).
+        "_planned",
+        "__weakref__",  # other table types are kept per live table in a weak map (planner._backend)
     )
 
     def __init__(
@@ -295,6 +298,11 @@ class CostTable:
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """The fields, for pickle and copy: without what the planner compiled from them (native objects, and
+        derived from this very table: a copy or an unpickled table compiles its own)."""
+        return None, {k: getattr(self, k) for k in self.__slots__[:-2] if hasattr(self, k)}
 
     # --------------------------------------------------------- constructors
     @classmethod

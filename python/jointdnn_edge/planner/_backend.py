@@ -24,7 +24,7 @@ import os
 import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import partial
-from types import ModuleType
+from types import MemberDescriptorType, ModuleType
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ..errors import ConfigError, SolverError
@@ -399,10 +399,11 @@ def _build(costs: CostsLike, solver: str, cloud_keeps_tensors: bool) -> Solver:
 
 # ------------------------------------------------------------------ caches
 class _PerTable:
-    """Values the planner keeps per live cost table, dropped when the table is collected.
+    """Values the planner keeps per live cost table, dropped with the table.
 
-    Keyed by identity: cost tables compare by value and are not hashable.
-    ``entries[id(table)]`` is ``(weak reference to table, values)``.
+    A :class:`~jointdnn_edge.CostTable` holds them itself (its ``_planned`` slot: one attribute read on a plan's
+    fast path; not pickled or copied). Other tables are keyed by identity (cost tables compare by value and are not
+    hashable): ``entries[id(table)]`` is ``(weak reference to table, values)``.
     """
 
     __slots__ = ("entries",)
@@ -412,6 +413,13 @@ class _PerTable:
 
     def of(self, table: Any) -> dict[Hashable, Any]:
         """The values kept for ``table`` (a fresh, unkept dict if it cannot be weakly referenced)."""
+        try:
+            return table._planned  # type: ignore[no-any-return]
+        except AttributeError:
+            if isinstance(getattr(type(table), "_planned", None), MemberDescriptorType):  # the slot, not set yet
+                values: dict[Hashable, Any] = {}
+                table._planned = values
+                return values
         entry = self.entries.get(id(table))
         if entry is not None and entry[0]() is table:
             return entry[1]
@@ -422,7 +430,7 @@ class _PerTable:
             if entries.get(key, (None,))[0] is ref:
                 entries.pop(key, None)
 
-        values: dict[Hashable, Any] = {}
+        values = {}
         try:
             entries[key] = (weakref.ref(table, drop), values)
         except TypeError:  # no weak references to it: compile each time rather than keep it alive
@@ -431,7 +439,7 @@ class _PerTable:
 
 
 _tables = _PerTable()
-_kept = _tables.entries  # compile()'s and plan()'s fast paths read it directly (plans are hot paths)
+_kept = _tables.entries  # plan()'s fast path reads it directly for tables other than CostTable (plans are hot paths)
 
 
 #: The key of a table's training table among its kept values (compiled solvers are keyed by str or tuple).
@@ -478,14 +486,11 @@ def compile(
     key: Hashable = (
         solver if cloud_keeps_tensors is True and phase == "inference" else (solver, cloud_keeps_tensors, phase)
     )
-    entry = _kept.get(id(costs))
-    if entry is not None and entry[0]() is costs:
-        found = entry[1].get(key)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-    compiled = _build(table_for_phase(costs, phase), solver, bool(cloud_keeps_tensors))
-    _tables.of(costs)[key] = compiled
-    return compiled
+    kept = _tables.of(costs)
+    found = kept.get(key)
+    if found is None:
+        found = kept[key] = _build(table_for_phase(costs, phase), solver, bool(cloud_keeps_tensors))
+    return found
 
 
 def compile_document(doc: Mapping[str, Any], *, cloud_keeps_tensors: bool = True) -> Solver:

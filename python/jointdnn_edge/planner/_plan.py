@@ -76,11 +76,13 @@ def plan(
     ):
         # The common request, on a table compiled before: nothing to normalise (check_request would return
         # these arguments as they are), one lookup of the solver compile() kept. Plans are hot paths.
-        entry = _kept.get(id(costs))
-        if entry is not None and entry[0]() is costs:
-            compiled = entry[1].get(solver)
-            if compiled is not None:
-                return compiled.solve_unconstrained(objective, network, cloud_slowdown)  # type: ignore[no-any-return]
+        try:
+            compiled = costs._planned[solver]  # type: ignore[attr-defined]  # a CostTable keeps its solvers
+        except (AttributeError, KeyError, TypeError):  # not compiled yet, another table type, a bad solver
+            entry = _kept.get(id(costs)) if solver.__class__ is str else None
+            compiled = entry[1].get(solver) if entry is not None and entry[0]() is costs else None
+        if compiled is not None:
+            return compiled.solve_unconstrained(objective, network, cloud_slowdown)  # type: ignore[no-any-return]
     network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )
