@@ -11,11 +11,9 @@ with Ctrl-C. Skipped, with the reason, where Ray Serve cannot be imported.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import httpx
 import numpy as np
 import pytest
 
+from fixtures_ray import ray_temp_dir
 from fixtures_session import TOKEN, assert_close
 from jointdnn_edge import ConfigError
 from jointdnn_edge.client import CloudClient
@@ -42,41 +41,19 @@ M, C = "mobile", "cloud"
 SCHEDULES = [[(0, 20, C)], [(0, 6, M), (7, 20, C)], [(0, 2, M), (3, 7, C), (8, 12, M), (13, 17, C), (18, 20, M)]]
 
 
-def _session_processes(session_dir: str) -> list[int]:
-    """Processes whose command line names ``session_dir`` (Ray's processes of one cluster)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if session_dir.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two Ray nodes on this machine (1 CPU each), torn down after the module."""
     from ray.cluster_utils import Cluster
 
-    temp = tempfile.mkdtemp(prefix="jdr", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    # The cluster writes its address under Ray's default temp dir, which a fresh machine lacks: use ours.
-    saved = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp
-    os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp, "include_dashboard": False})
-    try:
-        c.add_node(num_cpus=1)
-        c.wait_for_nodes()
-        yield c
-    finally:
-        c.shutdown()
-        assert not _session_processes(temp), "Ray processes survived the cluster's shutdown"
-        shutil.rmtree(temp, ignore_errors=True)
-        if saved is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = saved
+    with ray_temp_dir("jdr", grace_s=0) as temp:  # the cluster writes its address under Ray's temp dir
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": temp, "include_dashboard": False})
+        try:
+            c.add_node(num_cpus=1)
+            c.wait_for_nodes()
+            yield c
+        finally:
+            c.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -266,48 +243,44 @@ def _free_port() -> int:
 def test_serve_command_starts_local_ray_and_tears_it_down_on_ctrl_c(tmp_path: Path, reference: Any) -> None:
     from jointdnn_edge import zoo
 
-    temp = tempfile.mkdtemp(prefix="jdc", dir="/tmp")
-    port = _free_port()
-    env = {**os.environ, "RAY_TMPDIR": temp, "JOINTDNN_EDGE_TOKEN": TOKEN}
-    command = [
-        sys.executable,
-        "-c",
-        "from jointdnn_edge.cli import main; main()",
-        "serve",
-        "zoo:alexnet",
-        "--size",
-        "tiny",
-        "--ray",
-    ]
-    command += ["--replicas", "1", "--port", str(port), "--log-level", "warning"]
-    log = (tmp_path / "serve.log").open("w+")
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-3000:]
-            time.sleep(0.5)
-        g = zoo.load("alexnet", size="tiny")
-        feeds = uniform_feeds(g, 1)
-        assert_close(CloudClient(url, token=TOKEN).infer("alexnet", feeds), reference(g, feeds))
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0, Path(log.name).read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-    deadline = time.monotonic() + 20
-    while _session_processes(temp) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _session_processes(temp), "the command left Ray processes running"
-    shutil.rmtree(temp, ignore_errors=True)
+    # the command starts Ray in our RAY_TMPDIR: ray_temp_dir checks, on leaving, that it left no process there
+    with ray_temp_dir("jdc"):
+        port = _free_port()
+        env = {**os.environ, "JOINTDNN_EDGE_TOKEN": TOKEN}  # RAY_TMPDIR: ours
+        command = [
+            sys.executable,
+            "-c",
+            "from jointdnn_edge.cli import main; main()",
+            "serve",
+            "zoo:alexnet",
+            "--size",
+            "tiny",
+            "--ray",
+        ]
+        command += ["--replicas", "1", "--port", str(port), "--log-level", "warning"]
+        log = (tmp_path / "serve.log").open("w+")
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-3000:]
+                time.sleep(0.5)
+            g = zoo.load("alexnet", size="tiny")
+            feeds = uniform_feeds(g, 1)
+            assert_close(CloudClient(url, token=TOKEN).infer("alexnet", feeds), reference(g, feeds))
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0, Path(log.name).read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
 
 
 def test_ray_options_need_ray() -> None:
