@@ -14,12 +14,17 @@ from pathlib import Path
 
 
 def ray_processes(temp_dir: str) -> list[int]:
-    """Processes whose command line names ``temp_dir`` (the Ray processes of one Ray instance or cluster)."""
+    """Processes of the Ray instance (or cluster) whose files are in ``temp_dir``: those whose command line names it,
+    or which were started with it as ``RAY_TMPDIR`` (Ray's agents retitle themselves, e.g. ``ray::DashboardAgent``,
+    and keep only the environment they inherited)."""
+    name, env = temp_dir.encode(), b"RAY_TMPDIR=" + temp_dir.encode() + b"\0"
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
         try:
-            if temp_dir.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
+            if name in (proc / "cmdline").read_bytes() or env in (proc / "environ").read_bytes() + b"\0":
+                found.append(int(proc.name))
         except OSError:
             continue
     return found
