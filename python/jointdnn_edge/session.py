@@ -231,7 +231,9 @@ class JointSession:
     ``probe_interval_s``: with ``network="auto"``, an inference planned
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), so that a
-    session kept local by a slow link notices when the link gets faster.
+    session kept local by a slow link notices when the link gets faster; a
+    failed cloud step counts as no measurement (what a missed deadline leaves
+    in the estimate is a bound), and a forced or fixed schedule never probes.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -688,7 +690,7 @@ class JointSession:
             trace.predicted_ms = schedule.latency_ms
             trace.predicted_energy_mj = schedule.mobile_energy_mj
         runs = self._runs(schedule)
-        if estimated and len(runs) == 1 and runs[0][2] == "mobile":
+        if estimated and len(runs) == 1 and runs[0][2] == "mobile" and self._adapts:
             self._probe_if_stale()
         for first, last, platform in runs:
             if platform == "mobile":
@@ -703,6 +705,7 @@ class JointSession:
                 reason = f"{type(e).__name__}: {e}"
                 step.ms = (time.perf_counter() - t_step) * 1e3  # what the failed attempt cost
                 trace.backoff_s = self.cloud.circuit.backoff_s  # the client counted the failure (or not: a 4xx)
+                self._measured_at = -math.inf  # a missed deadline left a bound, not a measurement: probe when local
                 trace.fallback = reason
                 step.error = reason
                 trace.steps.append(step)
@@ -836,6 +839,11 @@ class JointSession:
         return kept[1]
 
     @functools.cached_property
+    def _adapts(self) -> bool:
+        """Whether the schedule follows the link (not forced, not fixed): only then is a probe worth its bytes."""
+        return self.force is None and self._fixed is None
+
+    @functools.cached_property
     def _output_names(self) -> tuple[str, ...]:
         """The model outputs' names, in order."""
         return tuple(t.name for t in self.graph.outputs)
@@ -847,23 +855,36 @@ class JointSession:
 
     # ------------------------------------------------------------ helpers
     def probe(self, repeats: int = 1) -> None:
-        """Measure the link with real split requests (the model inputs, layer 0 on the cloud), results discarded.
+        """Measure the link with small real split requests, results discarded: one layer on the cloud, the one of
+        :func:`~jointdnn_edge.models.graph.probe_layer` (at least 32 kB up and 8 kB down where the model has such a
+        layer, the fewest bytes that do; the full AlexNet's probe moves 53 kB, not its 618 kB input).
 
         Useful before the first inference with ``network="auto"``, and when
         the schedule stays on the mobile (no transfers, so nothing to measure).
         """
         from .codec import encode
-        from .models.graph import uniform_feeds
+        from .models.graph import probe_feeds, probe_layer
 
         if self.cloud is None:
             return
-        feeds = uniform_feeds(self.graph, 0)
-        ins = self.graph.slice_io(0, 0)[0]
-        frame = encode({n: feeds[n] for n in ins}, codec="raw")
+        layer = probe_layer(self.graph, down_bytes=max(1, self.cloud.estimator.min_bytes))
+        frame = encode(probe_feeds(self.graph, layer), codec="raw")
         self.cloud.ping()  # opens the connection (a handshake is no bandwidth sample) and measures the round trip
         for _ in range(repeats):
-            self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
+            self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
         self._measured_at = time.monotonic()
+
+    def wait_for_probe(self, timeout_s: float | None = None) -> bool:
+        """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
+
+        For a caller that wants the link to itself next (the network lab's strategies take turns on one link: a
+        probe beside another transfer would measure a part of it, and so would that transfer).
+        """
+        probing = self._probing
+        if probing is None or not probing.is_alive():
+            return False
+        probing.join(timeout_s)
+        return True
 
     def _probe_if_stale(self) -> None:
         """Start a background :meth:`probe` when the link estimate is stale (see ``probe_interval_s``)."""
@@ -882,7 +903,7 @@ class JointSession:
 
     def _probe_quietly(self) -> None:
         try:
-            self.probe()
+            self.probe(2)  # two samples: the estimator drops the older ones at once when the link has changed
         except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
             logger.info("background link probe failed: %s", e)
         except Exception as e:  # e.g. the client closed under it by its owner: a background probe never raises
