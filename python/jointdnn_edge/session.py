@@ -855,9 +855,10 @@ class JointSession:
 
     # ------------------------------------------------------------ helpers
     def probe(self, repeats: int = 1) -> None:
-        """Measure the link with small real split requests, results discarded: one layer on the cloud, the one of
-        :func:`~jointdnn_edge.models.graph.probe_layer` (at least 32 kB up and 8 kB down where the model has such a
-        layer, the fewest bytes that do; the full AlexNet's probe moves 53 kB, not its 618 kB input).
+        """Measure the link with two round trips and ``repeats`` real split requests, results discarded: one layer on
+        the cloud, the one of :func:`~jointdnn_edge.models.graph.probe_layer` (at least 128 kB up and 64 kB down
+        where the model has such a layer, the fewest bytes that do: the full AlexNet's probe moves 173 kB each way,
+        not its 618 kB input and 1.16 MB back).
 
         Useful before the first inference with ``network="auto"``, and when
         the schedule stays on the mobile (no transfers, so nothing to measure).
@@ -867,9 +868,10 @@ class JointSession:
 
         if self.cloud is None:
             return
-        layer = probe_layer(self.graph, down_bytes=max(1, self.cloud.estimator.min_bytes))
+        layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
-        self.cloud.ping()  # opens the connection (a handshake is no bandwidth sample) and measures the round trip
+        for _ in range(2):  # opens the connection (a handshake is no bandwidth sample); the round trip, which the
+            self.cloud.ping()  # upload samples subtract, moves to a new level at the estimator's second sample
         for _ in range(repeats):
             self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
         self._measured_at = time.monotonic()

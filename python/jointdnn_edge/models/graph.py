@@ -205,10 +205,12 @@ def uniform_feeds(graph: ModelGraph, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
-#: A link probe uploads at least this much (a smaller upload is mostly round trip and TCP slow start) ...
-PROBE_UP_BYTES = 32 * 1024
-#: ... and downloads at least this much (the bandwidth estimator's default ``min_bytes``) when a layer allows.
-PROBE_DOWN_BYTES = 8 * 1024
+#: A link probe uploads at least this much ...
+PROBE_UP_BYTES = 128 * 1024
+#: ... and downloads at least this much when a layer allows. On the network lab's shaped links a 37 kB upload read
+#: 0.64-1.18 Mbit/s on 3G (1.07 carried) and 9-24 on Wi-Fi (18.2), its 16 kB answer 1100-1400 Mbit/s down (55): a
+#: small transfer is mostly round trip, slow start and the shaper's burst. 260 kB read 1.05-1.07 and 18-19.5.
+PROBE_DOWN_BYTES = 64 * 1024
 
 
 def probe_layer(graph: ModelGraph, up_bytes: int = PROBE_UP_BYTES, down_bytes: int = PROBE_DOWN_BYTES) -> int:
@@ -217,7 +219,7 @@ def probe_layer(graph: ModelGraph, up_bytes: int = PROBE_UP_BYTES, down_bytes: i
     that moves the fewest bytes; failing that the fewest bytes with ``up_bytes`` in; failing that layer 0 (the
     model input).
 
-    Layer 0 of the full AlexNet sends 618 kB and gets 1.16 MB back (10 s on 3G); its ``fc6`` moves 53 kB.
+    Layer 0 of the full AlexNet sends 618 kB and gets 1.16 MB back (10 s on 3G); its ``relu5`` moves 173 kB each way.
     """
     fits: list[tuple[int, int]] = []
     uploads: list[tuple[int, int]] = []
