@@ -238,15 +238,14 @@ def probe_layer(graph: ModelGraph, up_bytes: int = PROBE_UP_BYTES, down_bytes: i
     return best[1]
 
 
-def probe_feeds(graph: ModelGraph, layer: int) -> dict[str, np.ndarray]:
-    """Inputs of ``layer`` for a link probe: :func:`uniform_feeds` for layer 0, zeros of each input's shape
-    otherwise (a probe's results are discarded; only the bytes moved matter)."""
-    if layer == 0:
+def probe_feeds(graph: ModelGraph, first: int, last: int | None = None) -> dict[str, np.ndarray]:
+    """Inputs of layers ``first..last`` (default: ``first`` alone) for a request whose results are discarded (a link
+    probe, a warm-up): :func:`uniform_feeds` from layer 0, zeros of each input's shape otherwise."""
+    ins = graph.slice_io(first, first if last is None else last)[0]
+    if first == 0:
         feeds = uniform_feeds(graph, 0)
-        return {n: feeds[n] for n in graph.slice_io(0, 0)[0]}
-    return {
-        n: np.zeros(graph.tensor(n).shape, np.dtype(graph.tensor(n).dtype)) for n in graph.slice_io(layer, layer)[0]
-    }
+        return {n: feeds[n] for n in ins}
+    return {n: np.zeros(graph.tensor(n).shape, np.dtype(graph.tensor(n).dtype)) for n in ins}
 
 
 def output_names(graph: ModelGraph) -> Sequence[str]:
