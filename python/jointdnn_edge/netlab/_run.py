@@ -47,6 +47,8 @@ ADAPTED_WITHIN = 0.02
 SERVER_READY_S = 120.0
 #: The link's rate (Mbit/s, both ways) while the lab has the server load its slices, before the trace.
 WARM_MBPS = 1000.0
+#: At most this many ranges loaded on the server before the trace (see _Driver._warm_server).
+WARM_RANGES = 8
 OUTPUT_RTOL = 1e-5
 _SERVE = "import sys; sys.argv[0] = 'jointdnn-edge'; from jointdnn_edge.cli import main; main()"
 
@@ -433,19 +435,28 @@ class _Driver:
                 c.close()
 
     def _warm_server(self, session: Any, client_cls: Any, estimator_cls: Any) -> None:
-        """Have the server load every cloud run of the adaptive session's lookup table, as ``serve --preload lut:``
-        would, with a client of its own (no strategy's estimator sees these transfers), before the trace starts.
+        """Have the server load the cloud runs of the optimal schedules on the trace's links (and at half and twice
+        their bandwidths, where an estimate may stray), at most :data:`WARM_RANGES`, as ``serve --preload`` would,
+        with a client of its own (no strategy's estimator sees these transfers), before the trace starts.
 
         Otherwise the first request of each new split waits for the server to load its slice (seconds for the full
-        AlexNet's classifier), misses its deadline, and leaves a low bound in the estimate.
+        AlexNet's classifier), misses its deadline, and leaves a low bound in the estimate. Not every schedule of
+        the lookup table: each of the full AlexNet's slices that holds the classifier weighs 233 MB, and its table
+        has dozens.
         """
         from ..codec import encode
         from ..models.graph import probe_feeds
-        from ..planner import runs_of
+        from ..planner import plan, runs_of
 
-        ranges = sorted(
-            {(a, b) for s, _, _ in session.lookup_table.candidates for a, b, p in runs_of(s) if p == "cloud"}
-        )
+        links = sorted({(p.up_mbps, p.down_mbps, p.rtt_ms) for p in self.player.trace.points if not p.outage})
+        ranges: list[tuple[int, int]] = []
+        for f in (1.0, 0.5, 2.0):
+            for up, down, rtt in links:
+                net = replace(self.radio, up_mbps=up * f, down_mbps=down * f, rtt_ms=rtt / 2)
+                for a, b, where in runs_of(plan(self.costs, net, cloud_keeps_tensors=False).segments):
+                    if where == "cloud" and (a, b) not in ranges:
+                        ranges.append((a, b))
+        ranges = ranges[:WARM_RANGES]
         lab, start = self.player.lab, self.player.trace.at(0.0)
         lab.shape(WARM_MBPS, WARM_MBPS)  # megabytes of inputs: seconds each on 3G
         try:
@@ -455,7 +466,7 @@ class _Driver:
                     client.infer_slice(session.model_name, first, last, frame, codec="raw", digest=session.digest)
         finally:
             lab.shape(start.up_mbps, start.down_mbps)
-        self.result.setup["server_warmed_ranges"] = len(ranges)
+        self.result.setup["server_warmed_ranges"] = ranges
 
     def _loop(self, sessions: dict[str, Any], clients: dict[str, Any]) -> None:
         player = self.player
