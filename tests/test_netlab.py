@@ -147,8 +147,8 @@ def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
     csv = tmp_path / "short.csv"
     csv.write_text("time_s,up_mbps,down_mbps,rtt_ms\n0,1.1,2.0275,80\n12,200,200,2\n26,end,,\n")
     _clean()
-    # probes every 6 s: longer than the session's own background probe period (5 s), which used to run beside
-    # the cloud strategy's upload and measure half the link
+    # the adaptive session probes by itself (every 6 s while local) and the lab waits for the probe before the next
+    # strategy: a background probe used to run beside the cloud strategy's upload and measure half the link
     result = run_netlab("alexnet", LinkTrace.from_csv(csv), size="small", probe_every_s=6.0)
     _clean()
     doc = json.loads(json.dumps(result.to_dict()))  # the JSON contract

@@ -4,7 +4,12 @@
 
 For each run: writes ``NAME_summary.json`` (the JSON without the
 per-inference records) under ``--out`` and prints the strategy table, the
-per-phase table and the goals.
+per-phase table and the goals. Per phase, "optimum" is the planner's optimum
+on the shaped link (the lab's cost table), "adapted after" the inferences into
+the phase until the adaptive session ran a schedule within 2% of it on that
+link (no fallback), "settled after" those until it first ran the schedule it
+ran most after its first three (a stricter count: two schedules within 1% of
+each other on the link are not the same schedule).
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def _n(v: int | None) -> str:
+    return "-" if v is None else str(v)
+
+
 def tables(doc: dict[str, Any]) -> str:
     """The run's strategy and phase tables and its goals, as Markdown."""
     head = "| strategy | n | p50 ms | p95 ms | mean ms | energy mJ | fallbacks | wrong | lost |"
@@ -31,15 +40,19 @@ def tables(doc: dict[str, Any]) -> str:
             f"| {name} | {s['n']} | {_ms(s['p50_ms'])} | {_ms(s['p95_ms'])} | {_ms(s['mean_ms'])} | "
             f"{_ms(s['energy_mj'])} | {s['fallbacks']} | {s['wrong_outputs']} | {s['lost']} |"
         )
-    head = "| phase | up/down Mbit/s, rtt | jointdnn | mobile | cloud | static | JointDNN's schedule | after | error |"
-    lines += ["", head, "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+    head = (
+        "| phase | up/down Mbit/s, rtt | jointdnn | mobile | cloud | static | optimum | JointDNN's schedule (settled) "
+        "| adapted after | settled after | error |"
+    )
+    lines += ["", head, "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for ph in doc["phases"]:
         p = ph["p50_ms"]
         err = ph["jointdnn_settled_rel_error_p50"]
         lines.append(
             f"| {ph['start_s']:g}-{ph['end_s']:g} s | {ph['up_mbps']:g}/{ph['down_mbps']:g}, {ph['rtt_ms']:g} ms | "
             + " | ".join(_ms(p[s]) for s in STRATEGIES)
-            + f" | {ph['jointdnn_schedule']} | {ph['jointdnn_adapted_after']} | "
+            + f" | {_ms(ph.get('optimum_ms'))} | {ph['jointdnn_schedule']} | {_n(ph['jointdnn_adapted_after'])} | "
+            + f"{_n(ph.get('jointdnn_settled_after'))} | "
             + ("-" if err is None else f"{err:.0%}")
             + " |"
         )

@@ -266,7 +266,9 @@ class JointSession:
     session kept local by a slow link notices when the link gets faster; on
     any link, so does one kept local by the cloud's queue, so that it notices
     when the queue drains. Load estimates older than this are stale: the
-    next sample replaces them.
+    next sample replaces them. A failed cloud step counts as no measurement
+    (what a missed deadline leaves in the estimate is a bound), and a forced
+    or fixed schedule never probes.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -774,7 +776,7 @@ class JointSession:
             (t_planned - t_start) * 1e3,  # planning_ms
             setup_ms,
         )
-        if local and (estimated or self._queue_ms > 2.0):  # nothing measures the link, nor the cloud's queue
+        if local and (estimated or self._queue_ms > 2.0) and self._adapts:  # nothing measures the link, nor the queue
             self._probe_if_stale()
         steps = trace.steps
         for first, last, platform in runs:
@@ -790,6 +792,7 @@ class JointSession:
                 reason = f"{type(e).__name__}: {e}"
                 step.ms = (_perf_counter() - t_step) * 1e3  # what the failed attempt cost
                 trace.backoff_s = self.cloud.circuit.backoff_s  # the client counted the failure (or not: a 4xx)
+                self._measured_at = -math.inf  # a missed deadline left a bound, not a measurement: probe when local
                 trace.fallback = reason
                 step.error = reason
                 trace.steps.append(step)
@@ -924,6 +927,11 @@ class JointSession:
         return kept[1]
 
     @functools.cached_property
+    def _adapts(self) -> bool:
+        """Whether the schedule follows the link (not forced, not fixed): only then is a probe worth its bytes."""
+        return self.force is None and self._fixed is None
+
+    @functools.cached_property
     def _output_names(self) -> tuple[str, ...]:
         """The model outputs' names, in order."""
         return tuple(t.name for t in self.graph.outputs)
@@ -935,7 +943,10 @@ class JointSession:
 
     # ------------------------------------------------------------ helpers
     def probe(self, repeats: int = 1) -> None:
-        """Measure the link with real split requests (the model inputs, layer 0 on the cloud), results discarded.
+        """Measure the link with two round trips and ``repeats`` real split requests, results discarded: one layer on
+        the cloud, the one of :func:`~jointdnn_edge.models.graph.probe_layer` (at least 128 kB up and 64 kB down
+        where the model has such a layer, the fewest bytes that do: the full AlexNet's probe moves 173 kB each way,
+        not its 618 kB input and 1.16 MB back).
 
         Useful before the first inference with ``network="auto"``, and when
         the schedule stays on the mobile (no transfers, so nothing to measure).
@@ -943,18 +954,30 @@ class JointSession:
         compute, one small layer sent alone, says little of the slowdown).
         """
         from .codec import encode
-        from .models.graph import uniform_feeds
+        from .models.graph import probe_feeds, probe_layer
 
         if self.cloud is None:
             return
-        feeds = uniform_feeds(self.graph, 0)
-        ins = self.graph.slice_io(0, 0)[0]
-        frame = encode({n: feeds[n] for n in ins}, codec="raw")
-        self.cloud.ping()  # opens the connection (a handshake is no bandwidth sample) and measures the round trip
+        layer = probe_layer(self.graph)
+        frame = encode(probe_feeds(self.graph, layer), codec="raw")
+        for _ in range(2):  # opens the connection (a handshake is no bandwidth sample); the round trip, which the
+            self.cloud.ping()  # upload samples subtract, moves to a new level at the estimator's second sample
         for _ in range(repeats):
-            resp = self.cloud.infer_slice(self.model_name, 0, 0, frame, codec="raw", digest=self.digest)
+            resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
         self._measured_at = time.monotonic()
+
+    def wait_for_probe(self, timeout_s: float | None = None) -> bool:
+        """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
+
+        For a caller that wants the link to itself next (the network lab's strategies take turns on one link: a
+        probe beside another transfer would measure a part of it, and so would that transfer).
+        """
+        probing = self._probing
+        if probing is None or not probing.is_alive():
+            return False
+        probing.join(timeout_s)
+        return True
 
     def _probe_if_stale(self) -> None:
         """Start a background :meth:`probe` when the link estimate is stale, or the cloud's queue estimate keeps
@@ -976,7 +999,7 @@ class JointSession:
 
     def _probe_quietly(self) -> None:
         try:
-            self.probe()
+            self.probe(2)  # two samples: the estimator drops the older ones at once when the link has changed
         except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
             logger.info("background link probe failed: %s", e)
         except Exception as e:  # e.g. the client closed under it by its owner: a background probe never raises

@@ -205,6 +205,49 @@ def uniform_feeds(graph: ModelGraph, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
+#: A link probe uploads at least this much ...
+PROBE_UP_BYTES = 128 * 1024
+#: ... and downloads at least this much when a layer allows. On the network lab's shaped links a 37 kB upload read
+#: 0.64-1.18 Mbit/s on 3G (1.07 carried) and 9-24 on Wi-Fi (18.2), its 16 kB answer 1100-1400 Mbit/s down (55): a
+#: small transfer is mostly round trip, slow start and the shaper's burst. 260 kB read 1.05-1.07 and 18-19.5.
+PROBE_DOWN_BYTES = 64 * 1024
+
+
+def probe_layer(graph: ModelGraph, up_bytes: int = PROBE_UP_BYTES, down_bytes: int = PROBE_DOWN_BYTES) -> int:
+    """The layer a link probe runs on the cloud: of the layers whose inputs are all floating point (activations,
+    which any values may fill) and add up to at least ``up_bytes``, with outputs of at least ``down_bytes``, the one
+    that moves the fewest bytes; failing that the fewest bytes with ``up_bytes`` in; failing that layer 0 (the
+    model input).
+
+    Layer 0 of the full AlexNet sends 618 kB and gets 1.16 MB back (10 s on 3G); its ``relu5`` moves 173 kB each way.
+    """
+    fits: list[tuple[int, int]] = []
+    uploads: list[tuple[int, int]] = []
+    for i in range(graph.n):
+        ins, outs = graph.slice_io(i, i)
+        tensors = [graph.tensor(n) for n in ins]
+        if not tensors or any(np.dtype(t.dtype).kind != "f" for t in tensors):
+            continue
+        up = sum(t.nbytes for t in tensors)
+        down = sum(graph.tensor(n).nbytes for n in outs)
+        if up >= up_bytes:
+            uploads.append((up + down, i))
+            if down >= down_bytes:
+                fits.append((up + down, i))
+    best = min(fits or uploads, default=(0, 0))
+    return best[1]
+
+
+def probe_feeds(graph: ModelGraph, first: int, last: int | None = None) -> dict[str, np.ndarray]:
+    """Inputs of layers ``first..last`` (default: ``first`` alone) for a request whose results are discarded (a link
+    probe, a warm-up): :func:`uniform_feeds` from layer 0, zeros of each input's shape otherwise."""
+    ins = graph.slice_io(first, first if last is None else last)[0]
+    if first == 0:
+        feeds = uniform_feeds(graph, 0)
+        return {n: feeds[n] for n in ins}
+    return {n: np.zeros(graph.tensor(n).shape, np.dtype(graph.tensor(n).dtype)) for n in ins}
+
+
 def output_names(graph: ModelGraph) -> Sequence[str]:
     """Names of the model outputs, in model order."""
     return [t.name for t in graph.outputs]

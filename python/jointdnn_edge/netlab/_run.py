@@ -19,13 +19,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, JointDNNError, TransportError
+from ..errors import ConfigError, JointDNNError
 from ..network import Network
 from ._device import EMULATIONS, PacedExecutor, mobile_costs
 from ._lab import SERVER_ADDR, Lab, LabUnavailableError, lab_unavailable_reason
@@ -36,11 +36,19 @@ __all__ = ["STRATEGIES", "NetlabResult", "run_netlab"]
 
 STRATEGIES = ("jointdnn", "mobile", "cloud", "static")
 SERVER_PORT = 8000
-#: The lab probes for the adaptive session when its last inferences left its estimate as it was, at most this often (s).
+#: The adaptive session's ``probe_interval_s`` in the lab: an all-mobile inference probes when the link was last
+#: measured longer ago than this (s).
 DEFAULT_PROBE_EVERY_S = 2.0
 #: Inferences of a strategy after a phase starts that do not count as settled (prediction error).
 SETTLE_INFERENCES = 3
+#: The adaptive session has adapted to a phase once its schedule costs at most this much more than the phase's
+#: optimum, both priced by the planner on the shaped link (optima of neighbouring links differ by less than this).
+ADAPTED_WITHIN = 0.02
 SERVER_READY_S = 120.0
+#: The link's rate (Mbit/s, both ways) while the lab has the server load its slices, before the trace.
+WARM_MBPS = 1000.0
+#: At most this many ranges loaded on the server before the trace (see _Driver._warm_server).
+WARM_RANGES = 8
 OUTPUT_RTOL = 1e-5
 _SERVE = "import sys; sys.argv[0] = 'jointdnn-edge'; from jointdnn_edge.cli import main; main()"
 
@@ -83,7 +91,9 @@ class NetlabResult:
             joint = [r for r in recs if r["strategy"] == "jointdnn"]
             settled = _mode([r["schedule"] for r in joint[SETTLE_INFERENCES:]] or [r["schedule"] for r in joint])
             row["jointdnn_schedule"] = settled
-            row["jointdnn_adapted_after"] = next((i for i, r in enumerate(joint) if r["schedule"] == settled), None)
+            row["jointdnn_settled_after"] = next((i for i, r in enumerate(joint) if r["schedule"] == settled), None)
+            row["optimum_ms"] = next((r["shaped_optimum_ms"] for r in joint if r.get("shaped_optimum_ms")), None)
+            row["jointdnn_adapted_after"] = next((i for i, r in enumerate(joint) if _adapted(r)), None)
             errs = [
                 abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
                 for r in joint[SETTLE_INFERENCES:]
@@ -142,13 +152,15 @@ def _latency_stats(lat: list[float]) -> dict[str, float | None]:
     }
 
 
+def _adapted(rec: Mapping[str, Any]) -> bool:
+    """Whether an inference ran a schedule within :data:`ADAPTED_WITHIN` of the optimum on the shaped link, without
+    falling back (a record without the shaped costs, from an outage: never)."""
+    cost, best = rec.get("shaped_cost_ms"), rec.get("shaped_optimum_ms")
+    return rec["fallback"] is None and cost is not None and best is not None and cost <= (1 + ADAPTED_WITHIN) * best
+
+
 def _mode(items: list[str]) -> str | None:
     return max(set(items), key=items.count) if items else None
-
-
-def _estimate(est: Any) -> tuple[float | None, float | None, float | None]:
-    """What an estimator says now: a new sample of any kind changes it."""
-    return est.up_mbps, est.down_mbps, est.rtt_ms
 
 
 def _outputs_equal(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) -> bool:
@@ -367,6 +379,24 @@ class _Driver:
         self.mobile_exec, self.inputs, self.reference = mobile_exec, inputs, reference
         self.player, self.result, self.duration = player, result, duration
         self.probe_every_s, self.say = probe_every_s, say
+        self._optima: dict[tuple[float, float, float], float] = {}
+
+    def _shaped_costs(self, point: Any, schedule: Any) -> dict[str, float | None]:
+        """``schedule``'s latency and the optimum, both priced by the planner on the shaped link (None in an outage).
+
+        The oracle of "adapted" (:data:`ADAPTED_WITHIN`): what the schedule costs on the link as it really is, not
+        on the estimate it was planned with.
+        """
+        from ..planner import plan
+
+        if point.up_mbps <= 0 or point.down_mbps <= 0:
+            return {"shaped_cost_ms": None, "shaped_optimum_ms": None}
+        net = replace(self.radio, up_mbps=point.up_mbps, down_mbps=point.down_mbps, rtt_ms=point.rtt_ms / 2)
+        key = (point.up_mbps, point.down_mbps, point.rtt_ms)
+        if key not in self._optima:
+            self._optima[key] = plan(self.costs, net, cloud_keeps_tensors=False).latency_ms
+        cost = schedule.evaluate(self.costs, net, cloud_keeps_tensors=False).latency_ms
+        return {"shaped_cost_ms": cost, "shaped_optimum_ms": self._optima[key]}
 
     def run(self, client_cls: Any, estimator_cls: Any, plan: Any) -> None:
         from ..session import JointSession
@@ -374,11 +404,14 @@ class _Driver:
         clients = {s: client_cls(self.url, estimator=estimator_cls()) for s in STRATEGIES}
         sessions: dict[str, Any] = {}
         try:
-            # No background probes: one would share the link with the next strategy's transfer, and both would
-            # measure a part of it (on 3G the adaptive session's estimate read 0.3-0.5 of 1.1 Mbit/s). The lab
-            # probes for the adaptive session itself, between inferences (see _loop).
+            # Only the adaptive session probes (its own small probe, started by an all-mobile inference when its
+            # estimate is stale), and the lab waits for that probe before the next strategy runs: a probe beside
+            # another strategy's transfer would share the link with it and both would measure a part of it (on 3G
+            # the adaptive session's estimate read 0.3-0.5 of 1.1 Mbit/s). See _loop.
             common = {"network": "auto", "radio": self.radio, "executor": self.mobile_exec, "probe_interval_s": None}
-            sessions["jointdnn"] = JointSession(self.graph, clients["jointdnn"], self.costs, **common)
+            sessions["jointdnn"] = JointSession(
+                self.graph, clients["jointdnn"], self.costs, **{**common, "probe_interval_s": self.probe_every_s}
+            )
             sessions["mobile"] = JointSession(self.graph, clients["mobile"], self.costs, force="mobile", **common)
             sessions["cloud"] = JointSession(self.graph, clients["cloud"], self.costs, force="cloud", **common)
             # static: the best schedule for the link its client measures now, kept for the whole run
@@ -392,6 +425,8 @@ class _Driver:
             self.result.setup["static_schedule"] = chosen.bar()
             for name, session in sessions.items():
                 session.warm_up(probe=name != "mobile")
+            self._warm_server(sessions["jointdnn"], client_cls, estimator_cls)
+            for session in sessions.values():
                 session.run(self.inputs)  # warm: runtime sessions on both sides
             self.say(f"static schedule {chosen.bar()}; trace starts")
             self._loop(sessions, clients)
@@ -399,33 +434,65 @@ class _Driver:
             for c in clients.values():
                 c.close()
 
+    def _warm_server(self, session: Any, client_cls: Any, estimator_cls: Any) -> None:
+        """Have the server load the cloud runs of the optimal schedules on the trace's links (and at half and twice
+        their bandwidths, where an estimate may stray), at most :data:`WARM_RANGES`, as ``serve --preload`` would,
+        with a client of its own (no strategy's estimator sees these transfers), before the trace starts.
+
+        Otherwise the first request of each new split waits for the server to load its slice (seconds for the full
+        AlexNet's classifier), misses its deadline, and leaves a low bound in the estimate. Not every schedule of
+        the lookup table: each of the full AlexNet's slices that holds the classifier weighs 233 MB, and its table
+        has dozens.
+        """
+        from ..codec import encode
+        from ..models.graph import probe_feeds
+        from ..planner import plan, runs_of
+
+        links = sorted({(p.up_mbps, p.down_mbps, p.rtt_ms) for p in self.player.trace.points if not p.outage})
+        ranges: list[tuple[int, int]] = []
+        for f in (1.0, 0.5, 2.0):
+            for up, down, rtt in links:
+                net = replace(self.radio, up_mbps=up * f, down_mbps=down * f, rtt_ms=rtt / 2)
+                for a, b, where in runs_of(plan(self.costs, net, cloud_keeps_tensors=False).segments):
+                    if where == "cloud" and (a, b) not in ranges:
+                        ranges.append((a, b))
+        ranges = ranges[:WARM_RANGES]
+        lab, start = self.player.lab, self.player.trace.at(0.0)
+        lab.shape(WARM_MBPS, WARM_MBPS)  # megabytes of inputs: seconds each on 3G
+        try:
+            with client_cls(self.url, estimator=estimator_cls()) as client:
+                for first, last in ranges:
+                    frame = encode(probe_feeds(self.graph, first, last), codec="raw")
+                    client.infer_slice(session.model_name, first, last, frame, codec="raw", digest=session.digest)
+        finally:
+            lab.shape(start.up_mbps, start.down_mbps)
+        self.result.setup["server_warmed_ranges"] = ranges
+
     def _loop(self, sessions: dict[str, Any], clients: dict[str, Any]) -> None:
         player = self.player
         player.start()
-        last_probe = 0.0
-        quiet = 0  # consecutive adaptive inferences after which its estimate had not moved
         while not player.stop.is_set():
             for name in STRATEGIES:
                 t = player.now()
                 if t >= self.duration or player.stop.is_set():
                     player.stop.set()
                     return
-                if name == "jointdnn" and quiet >= SETTLE_INFERENCES and t - last_probe >= self.probe_every_s:
-                    last_probe = t
-                    self._probe(sessions[name], t)
-                before = _estimate(clients[name].estimator)
-                self._one(name, sessions[name], clients[name], t)
+                before = clients[name].estimator.taken()
+                rec = self._one(name, sessions[name], clients[name], t)
                 if name == "jointdnn":
-                    quiet = quiet + 1 if _estimate(clients[name].estimator) == before else 0
+                    self._after_probe(sessions[name], clients[name], rec, before)
 
-    def _probe(self, session: Any, t: float) -> None:
+    def _after_probe(self, session: Any, client: Any, rec: Mapping[str, Any], before: Mapping[str, int]) -> None:
+        """Wait for the probe the adaptive session started during its inference, if still running, and record it.
+
+        An all-mobile inference moves nothing, so the samples its estimator took are its probe's.
+        """
         t0 = time.perf_counter()
-        ok = True
-        try:
-            session.probe()
-        except (TransportError, JointDNNError):
-            ok = False
-        self.result.probes.append({"t_s": t, "ms": (time.perf_counter() - t0) * 1e3, "ok": ok})
+        waited = session.wait_for_probe()
+        wait_ms = (time.perf_counter() - t0) * 1e3
+        took = client.estimator.taken() != before
+        if waited or (took and rec["bytes_up"] == 0 and rec["bytes_down"] == 0):
+            self.result.probes.append({"t_s": rec["t_s"], "ms": wait_ms, "ok": took})
 
     def _one(self, name: str, session: Any, client: Any, t: float) -> dict[str, Any]:
         point = self.player.link()
@@ -462,6 +529,7 @@ class _Driver:
             bytes_down=tr.bytes_down,
             planned_up_mbps=tr.network.up_mbps,
             planned_down_mbps=tr.network.down_mbps,
+            **self._shaped_costs(point, tr.schedule),
         )
         self.result.inferences.append(rec)
         return rec

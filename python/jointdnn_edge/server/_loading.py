@@ -20,6 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, TextIO, Union
 
 from ..errors import ConfigError, JointDNNError, ProtocolError
+from ..models.graph import probe_layer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,7 +155,7 @@ def _spec_ranges(spec: str, kind: str, arg: str, models: list[ServedModel]) -> l
         table = LookupTable.load(arg)
     except (OSError, JointDNNError) as e:
         raise ConfigError(f"preload {spec!r}: cannot read the lookup table: {e}") from None
-    ranges: set[tuple[int, int]] = {(0, 0)}  # the session's link probe asks for layer 0
+    ranges: set[tuple[int, int]] = set()
     for segments, _, _ in table.candidates:
         ranges.update(_cloud_runs(segments))
     matching = [m for m in models if m.graph.n == table.n]
@@ -163,7 +164,7 @@ def _spec_ranges(spec: str, kind: str, arg: str, models: list[ServedModel]) -> l
             f"preload {spec!r}: the lookup table has {table.n} layers; no served model has "
             f"({', '.join(f'{m.graph.name}: {m.graph.n}' for m in models)})"
         )
-    return [(m, sorted(ranges)) for m in matching]
+    return [(m, sorted(ranges | {(probe_layer(m.graph),) * 2})) for m in matching]  # and the session's link probe
 
 
 def preload_plan(registry: ModelRegistry, specs: Iterable[str]) -> list[tuple[ServedModel, RangeKey]]:
@@ -171,8 +172,8 @@ def preload_plan(registry: ModelRegistry, specs: Iterable[str]) -> list[tuple[Se
 
     A spec is ``[MODEL=]KIND[:ARG]``: ``whole`` (the whole model),
     ``all-groups:N`` (every layer range of at most N layers) or ``lut:FILE``
-    (the cloud ranges a lookup table's schedules run, and layer 0, which the
-    session's link probe asks for; applied to the models with the table's
+    (the cloud ranges a lookup table's schedules run, and the layer the
+    session's link probe asks for, ``models.graph.probe_layer``; applied to the models with the table's
     layer count). Without ``MODEL=`` a spec applies to every served model.
     """
     plan: dict[tuple[int, RangeKey], tuple[ServedModel, RangeKey]] = {}

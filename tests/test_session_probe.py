@@ -1,0 +1,138 @@
+"""The session's link probe: small, and started when an all-mobile plan rests on an unmeasured or stale estimate.
+
+Found by the network lab: a session that plans all-mobile moves no bytes, so an estimate that was only a start-up
+guess, or a bound left by a missed deadline, was never corrected (the full AlexNet ran all-mobile through a 3G phase
+where a split was 8% faster). Real server on 127.0.0.1, link paced by the client; the oracle is the planner's plan on
+the true link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from jointdnn_edge import CostTable, JointSession, Network, zoo
+from jointdnn_edge.client import Emulation
+from jointdnn_edge.models.graph import PROBE_DOWN_BYTES, PROBE_UP_BYTES, probe_feeds, probe_layer, uniform_feeds
+from jointdnn_edge.planner import plan
+
+pytestmark = pytest.mark.usefixtures("cloud")
+
+
+def _brute_force_probe_layer(g: Any) -> int:
+    """The layer with float inputs of at least PROBE_UP_BYTES and outputs of at least PROBE_DOWN_BYTES that moves the
+    fewest bytes (layer 0 if none has)."""
+    best = None
+    for i in range(g.n):
+        ins, outs = g.slice_io(i, i)
+        up = sum(g.tensor(n).nbytes for n in ins)
+        down = sum(g.tensor(n).nbytes for n in outs)
+        floats = all(np.dtype(g.tensor(n).dtype).kind == "f" for n in ins)
+        if floats and up >= PROBE_UP_BYTES and down >= PROBE_DOWN_BYTES and (best is None or up + down < best[0]):
+            best = (up + down, i)
+    return 0 if best is None else best[1]
+
+
+def test_probe_layer_moves_the_fewest_bytes_that_measure_both_ways() -> None:
+    """Brute force over the layers' tensor sizes; the small AlexNet's probe is its input (206 kB up, 92 kB down:
+    no layer after it uploads 128 kB), the tiny pix2pix's a layer past its 786 kB input."""
+    for g in (zoo.load("alexnet", "onnx", size="small"), zoo.load("pix2pix", size="tiny")):
+        layer = probe_layer(g)
+        assert layer == _brute_force_probe_layer(g), g.name
+        feeds = probe_feeds(g, layer)
+        assert set(feeds) == set(g.slice_io(layer, layer)[0])
+        assert sum(x.nbytes for x in feeds.values()) >= PROBE_UP_BYTES
+    assert probe_layer(zoo.load("alexnet", "onnx", size="small")) == 0
+    pix = zoo.load("pix2pix", size="tiny")
+    assert (
+        probe_layer(pix) > 0
+        and sum(pix.tensor(n).nbytes for n in pix.slice_io(probe_layer(pix), probe_layer(pix))[0]) < pix.input_bytes
+    )
+    assert probe_layer(zoo.load("alexnet", size="tiny")) == 0  # no layer uploads 128 kB: the model input
+
+
+def test_a_local_session_on_a_wrong_estimate_probes_and_finds_the_split(cloud: Any) -> None:
+    """The estimate says 0.001 Mbit/s (a guess, never measured here): the first inference runs all-mobile and probes;
+    within three inferences the schedule costs what the planner's optimum on the true link costs (within 2%)."""
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.05] * g.n, **g.cost_skeleton())  # a 20x slower phone
+    link = Emulation(up_mbps=5.0, down_mbps=20.0, rtt_ms=4.0)
+    true_link = replace(Network.preset("wifi"), up_mbps=5.0, down_mbps=20.0, rtt_ms=2.0)  # rtt_ms: per switch
+    best = plan(costs, true_link, cloud_keeps_tensors=False)
+    # on the true link the first layer's 5.4 kB output goes to the cloud; an estimate from 2.6 to 77 Mbit/s plans so
+    assert best.bar().startswith("M|C")
+    client = cloud.client(emulate=link)
+    client.estimator.add_transfer("up", 1_000_000, 8000.0)  # the wrong estimate: 0.001 Mbit/s
+    feeds = uniform_feeds(g, 3)
+    costs_taken: list[float] = []
+    with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=0.0) as session:
+        for _ in range(3):
+            before = client.estimator.taken()
+            session.run(feeds)
+            trace = session.last_trace
+            assert trace is not None and trace.fallback is None
+            costs_taken.append(trace.schedule.evaluate(costs, true_link, cloud_keeps_tensors=False).latency_ms)
+            session.wait_for_probe(30)
+            if len(costs_taken) == 1:
+                assert trace.schedule.bar() == "M" * g.n  # planned on the wrong estimate
+                assert client.estimator.taken()["up"] >= before["up"] + 2  # and probed: two upload samples
+    assert costs_taken[0] > 1.02 * best.latency_ms
+    assert costs_taken[-1] <= 1.02 * best.latency_ms, (costs_taken, best.bar())
+
+
+def test_a_forced_or_fixed_session_does_not_probe(cloud: Any) -> None:
+    """A schedule that does not follow the link has no use for a probe's bytes."""
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.05] * g.n, **g.cost_skeleton())
+    feeds = uniform_feeds(g, 3)
+    for kwargs in ({"force": "mobile"}, {"schedule": [(0, g.n - 1, "mobile")]}):
+        client = cloud.client()
+        with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=0.0, **kwargs) as session:
+            session.run(feeds)
+            assert not session.wait_for_probe(30)
+            assert np.isfinite(session.last_trace.measured_ms if session.last_trace else np.nan)
+
+
+def test_a_failed_cloud_step_counts_as_no_measurement(cloud: Any) -> None:
+    """A missed deadline leaves a bound in the estimate, not a measurement: the next all-mobile inference probes,
+    though the last probe is more recent than ``probe_interval_s``. (The lab's run: a 36 kB upload that waited for
+    the server to load the slice missed its deadline, read 0.2 Mbit/s on a 1.1 Mbit/s link, and the session ran
+    all-mobile through the phase.)"""
+    import time
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.05] * g.n, **g.cost_skeleton())
+    client = cloud.client(backoff=(0.01, 0.01))
+    feeds = uniform_feeds(g, 3)
+    kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": 60.0, "request_slack": (0.0, 1.0)}
+    with client, JointSession(g, client, costs, **kwargs) as session:
+        session.warm_up()  # measures the link: the next 60 s need no probe
+        session.run(feeds)  # a split, with a deadline of 1 ms: missed
+        trace = session.last_trace
+        assert trace is not None and trace.fallback is not None and "Deadline" in trace.fallback
+        time.sleep(0.05)  # the circuit's back-off
+        for _ in range(2):
+            client.estimator.add_transfer("up", 1_000_000, 8000.0)  # an estimate that keeps the next plan local
+        before = client.estimator.taken()
+        session.run(feeds)
+        trace = session.last_trace
+        assert trace is not None and trace.schedule.bar() == "M" * g.n
+        session.wait_for_probe(30)
+        assert client.estimator.taken()["rtt"] >= before["rtt"] + 2  # probed (its two pings): the cloud step failed
+
+
+def test_a_probe_past_layer_0_runs_on_the_server(cloud: Any) -> None:
+    """The tiny pix2pix (a DAG) probes a layer past its input, with zeros: the server runs it and both directions are
+    sampled (two requests, two round trips)."""
+    g = cloud.models["pix2pix"]
+    assert probe_layer(g) > 0
+    client = cloud.client(emulate=Emulation(up_mbps=50.0, down_mbps=50.0, rtt_ms=2.0))  # transfers of 20 ms or more
+    with client, JointSession(g, client, lut_build="never") as session:
+        before = client.estimator.taken()
+        session.probe(2)
+        after = client.estimator.taken()
+    assert after["up"] - before["up"] == 2 and after["down"] - before["down"] == 2, (before, after)
+    assert after["rtt"] - before["rtt"] >= 2
