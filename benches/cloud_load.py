@@ -444,6 +444,7 @@ def section(
             busy = sum(r.cpu_s.values()) / r.seconds
             cells = " | ".join(f"{v:.2f}" for v in per)
             lines.append(f"| {r.server} | {r.replicas} | {r.clients} | {cells} | {sum(per):.2f} | {busy:.2f} |")
+        lines += ["", *_replica_ceiling(reps)]
         lines.append("")
     if over:
         lines += [
@@ -466,6 +467,27 @@ def section(
             )
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _replica_ceiling(reps: list[LoadRun]) -> list[str]:
+    """Why a second Ray replica adds what it adds: how busy one replica keeps the machine's cores, and the ceiling
+    that leaves for a second (cores / cores busy), beside the measured gain."""
+    cores = os.cpu_count() or 1
+    out = []
+    for one in (r for r in reps if r.server == "ray" and r.replicas == 1):
+        two = next((r for r in reps if r.server == "ray" and r.replicas == 2 and r.clients == one.clients), None)
+        if two is None or not one.throughput:
+            continue
+        busy = sum(one.cpu_s.values()) / one.seconds
+        per = {k: 1e3 * v / max(1, one.ok) for k, v in one.cpu_s.items()}
+        out.append(
+            f"- {one.clients} clients: one Ray replica keeps {busy:.2f} of the {cores} cores busy "
+            f"({sum(per.values()):.1f} ms of CPU per inference: replica {per.get('replicas', 0.0):.1f}, proxy "
+            f"{per.get('Ray proxy', 0.0):.1f}, raylet {per.get('raylet', 0.0):.1f}, load generator "
+            f"{per.get('load generator', 0.0):.1f}), so at the same CPU per inference a second replica can add about {cores / busy:.2f}x on these "
+            f"cores; measured {two.throughput / one.throughput:.2f}x."
+        )
+    return out
 
 
 def main() -> None:
