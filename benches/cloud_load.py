@@ -484,8 +484,8 @@ def _replica_ceiling(reps: list[LoadRun]) -> list[str]:
             f"- {one.clients} clients: one Ray replica keeps {busy:.2f} of the {cores} cores busy "
             f"({sum(per.values()):.1f} ms of CPU per inference: replica {per.get('replicas', 0.0):.1f}, proxy "
             f"{per.get('Ray proxy', 0.0):.1f}, raylet {per.get('raylet', 0.0):.1f}, load generator "
-            f"{per.get('load generator', 0.0):.1f}), so at the same CPU per inference a second replica can add about {cores / busy:.2f}x on these "
-            f"cores; measured {two.throughput / one.throughput:.2f}x."
+            f"{per.get('load generator', 0.0):.1f}), so at the same CPU per inference a second replica can add "
+            f"about {cores / busy:.2f}x on these cores; measured {two.throughput / one.throughput:.2f}x."
         )
     return out
 
