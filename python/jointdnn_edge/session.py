@@ -776,8 +776,6 @@ class JointSession:
             (t_planned - t_start) * 1e3,  # planning_ms
             setup_ms,
         )
-        if local and (estimated or self._queue_ms > 2.0) and self._adapts:  # nothing measures the link, nor the queue
-            self._probe_if_stale()
         steps = trace.steps
         for first, last, platform in runs:
             if platform == "mobile":
@@ -806,6 +804,11 @@ class JointSession:
             outputs[name] = tensors[name]
         trace.measured_ms = (_perf_counter() - t_start) * 1e3
         self.last_trace = trace
+        # Nothing measured the link (nor the cloud's queue) on this run: probe it, once the inference is done, so
+        # that the probe shares neither this inference's CPU nor its time (a caller with the link to share waits for
+        # it: wait_for_probe).
+        if local and (estimated or self._queue_ms > 2.0) and self._adapts:
+            self._probe_if_stale()
         return outputs
 
     __call__ = run
