@@ -69,7 +69,7 @@ def test_csv_and_mahimahi_traces(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ the estimator on a step (what the lab showed)
-def test_estimator_follows_a_step_in_two_samples_but_not_one_burst() -> None:
+def test_estimator_follows_a_step_in_two_samples_a_large_drop_in_one_but_not_one_burst() -> None:
     est = BandwidthEstimator()
     for _ in range(8):
         est.add_transfer("up", 170_000, 170_000 * 8 / 1.1e6)  # 3G: 1.1 Mbit/s
@@ -77,9 +77,12 @@ def test_estimator_follows_a_step_in_two_samples_but_not_one_burst() -> None:
     assert est.up_mbps is not None and est.up_mbps < 2.0
     est.add_transfer("up", 170_000, 170_000 * 8 / 18.88e6)  # the second: the link changed
     assert est.up_mbps == pytest.approx(18.88)
-    for _ in range(2):  # and down again
-        est.add_transfer("up", 170_000, 170_000 * 8 / 5.85e6)
+    est.add_transfer("up", 170_000, 170_000 * 8 / 5.85e6)  # and down again: a drop of over 3x is a step at once
     assert est.up_mbps == pytest.approx(5.85)
+    est.add_transfer("up", 170_000, 170_000 * 8 / 2.5e6)  # a drop under 3x is one sample among the others
+    assert est.up_mbps is not None and 3.0 < est.up_mbps < 5.0
+    est.add_transfer("up", 170_000, 170_000 * 8 / 2.5e6)  # until a second one agrees
+    assert est.up_mbps == pytest.approx(2.5)
     for ms in (80, 82, 79, 81, 80, 10):
         est.add_rtt(ms / 1e3)
     assert est.rtt_ms == pytest.approx(80)  # one short round trip is not a step
@@ -89,8 +92,14 @@ def test_estimator_follows_a_step_in_two_samples_but_not_one_burst() -> None:
     for mbps in [1.1] * 8 + [18.88] * 2:
         off.add_transfer("up", 170_000, 170_000 * 8 / (mbps * 1e6))
     assert off.up_mbps is not None and off.up_mbps < 3.0
+    slow = BandwidthEstimator(shift_factor=None, drop_factor=None)  # both off: a drop is averaged in
+    for mbps in [18.88] * 8 + [1.1]:
+        slow.add_transfer("up", 170_000, 170_000 * 8 / (mbps * 1e6))
+    assert slow.up_mbps is not None and slow.up_mbps > 3.0
     with pytest.raises(ConfigError):
         BandwidthEstimator(shift_factor=1.0)
+    with pytest.raises(ConfigError):
+        BandwidthEstimator(drop_factor=0.5)
 
 
 # ------------------------------------------------------------------ the lab

@@ -42,7 +42,16 @@ class BandwidthEstimator:
     show halfway (the harmonic mean holds on to the slow ones), and a round
     trip that fell from 80 to 10 ms took half the window. One burst, or one
     stall, is still only one sample. ``shift_factor=None`` turns this off.
-    Thread-safe.
+
+    Slow news travels faster: a single bandwidth sample more than
+    ``drop_factor`` times below what the held samples estimate is taken as
+    a step at once (the older samples are dropped). The two errors cost
+    differently: a stall taken for a step keeps the session on the device a
+    little longer than needed (where it is never worse than mobile-only),
+    while a real drop left to a second sample sends the next inference over
+    the slow link with a plan made for the fast one (on the lab's 4G -> 3G
+    step, 629 ms against 577 on the phone). ``drop_factor=None`` turns this
+    off. Thread-safe.
     """
 
     def __init__(
@@ -53,6 +62,7 @@ class BandwidthEstimator:
         min_bytes: int = 8192,
         shift_factor: float | None = 2.0,
         shift_samples: int = 2,
+        drop_factor: float | None = 3.0,
     ) -> None:
         if window < 1:
             raise ConfigError(f"window must be >= 1, got {window}")
@@ -64,6 +74,9 @@ class BandwidthEstimator:
             raise ConfigError(f"shift_factor must be a finite number > 1 or None, got {shift_factor}")
         if shift_samples < 1:
             raise ConfigError(f"shift_samples must be >= 1, got {shift_samples}")
+        if drop_factor is not None and not (math.isfinite(drop_factor) and drop_factor > 1):
+            raise ConfigError(f"drop_factor must be a finite number > 1 or None, got {drop_factor}")
+        self.drop_factor = None if drop_factor is None else float(drop_factor)
         self.shift_factor = None if shift_factor is None else float(shift_factor)
         self.shift_samples = int(shift_samples)
         self.window = int(window)
@@ -84,6 +97,9 @@ class BandwidthEstimator:
         mbps = 8.0 * nbytes / seconds / 1e6
         with self._lock:
             samples = self._up if direction == "up" else self._down
+            drop = self.drop_factor
+            if drop is not None and samples and mbps * drop < (self._harmonic(samples) or 0.0):
+                samples.clear()  # a drop this large is a step (see the class docstring), not to be averaged in
             samples.append(mbps)
             self._taken[direction] += 1
             self._forget_before_step(samples, self._harmonic)
