@@ -54,6 +54,10 @@ DEFAULT_LUT_SLOWDOWN = (1.0, 8.0)
 LUT_BUILDS = ("background", "blocking", "never")
 #: How long :meth:`JointSession.close` waits for a cancelled table build to stop (s); it stops at its next cells.
 BUILD_JOIN_S = 2.0
+#: A queue-wait estimate up to this (ms) is never planned for: half of it per switch stays within the 1 ms floor of
+#: the round-trip tolerance (:func:`_drifted`), so :meth:`JointSession._with_queue` would return the link as it is.
+#: The hot path compares against it instead of calling that method.
+_QUEUE_WAIT_IGNORED_MS = 2.0
 #: Looked up once, for JointSession.run: a lookup in a module's dict costs ~0.1 µs (numpy's: ~0.4 µs) on the cold
 #: caches the runtime leaves behind (benches/session_overhead.py)
 _NDARRAY = np.ndarray
@@ -625,8 +629,7 @@ class JointSession:
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
             return self._mobile_only(network), why, network, slowdown
-        # a wait of up to 2 ms is within every table's round-trip tolerance (_with_queue): no call on the hot path
-        network = link if self._queue_ms <= 2.0 else self._with_queue(link)
+        network = link if self._queue_ms <= _QUEUE_WAIT_IGNORED_MS else self._with_queue(link)
         if self._fixed is not None:
             return self._evaluate(self._fixed, network, slowdown), "fixed", network, slowdown
         try:
@@ -755,8 +758,7 @@ class JointSession:
         t_planned = _perf_counter()
         runs, predicted_ms, predicted_mj, local = self._facts(schedule)
         fallback = backoff_s = None
-        kept = self._power  # the table's power, read once per table (no call when it is kept)
-        power = kept[1] if kept is not None and kept[0] is self._costs else self._power_mw()
+        power = self._power_mw()
         if ping_failure is not None and self.cloud is not None:  # the cloud was given up before any step
             fallback, backoff_s = ping_failure, self.cloud.circuit.backoff_s
         # Every field by position, in the order Trace declares them: a keyword call costs microseconds on the caches
@@ -807,7 +809,7 @@ class JointSession:
         # Nothing measured the link (nor the cloud's queue) on this run: probe it, once the inference is done, so
         # that the probe shares neither this inference's CPU nor its time (a caller with the link to share waits for
         # it: wait_for_probe).
-        if local and (estimated or self._queue_ms > 2.0) and self._adapts:
+        if local and (estimated or self._queue_ms > _QUEUE_WAIT_IGNORED_MS) and self._adapts:
             self._probe_if_stale()
         return outputs
 
