@@ -329,7 +329,7 @@ class _PythonSolver(Solver):
 
     def __init__(self, graph: reference.StateGraph) -> None:
         self._graph = graph
-        self.solve_unconstrained = partial(_solve_python_unconstrained, graph)
+        self.solve_unconstrained = partial(_solve_python, graph)
 
     @property
     def size(self) -> GraphSize:
@@ -346,26 +346,28 @@ class _PythonSolver(Solver):
         force: str | None = None,
         label: str | None = None,
     ) -> Schedule:
-        req = reference.Request(
-            objective, network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms, force=force
-        )
-        s = reference.solve(self._graph, req)
-        return Schedule._make(
-            s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "python"
-        )
+        bounds = (deadline_ms, energy_budget_mj, cloud_budget_ms)
+        return _solve_python(self._graph, objective, network, cloud_slowdown, bounds, force, label or "python")
 
     def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
         return [reference.lut_cell(self._graph, spec, c) for c in cells]
 
 
-def _solve_python_unconstrained(
-    graph: reference.StateGraph, objective: str, network: Network, cloud_slowdown: float
+def _solve_python(
+    graph: reference.StateGraph,
+    objective: str,
+    network: Network,
+    cloud_slowdown: float = 1.0,
+    bounds: tuple[float | None, float | None, float | None] = (None, None, None),
+    force: str | None = None,
+    label: str = "python",
 ) -> Schedule:
-    """The pure-Python planner's unconstrained optimum (a module function, so that the solver keeps it as a
-    partial without a reference cycle to itself)."""
-    s = reference.solve(graph, reference.Request(objective, network, cloud_slowdown))
+    """The pure-Python planner's optimum as a :class:`Schedule`; ``bounds``: deadline, energy and cloud budgets. A
+    module function, so that the solver keeps it as its ``solve_unconstrained`` (a partial) without a reference
+    cycle to itself."""
+    s = reference.solve(graph, reference.Request(objective, network, cloud_slowdown, *bounds, force=force))
     return Schedule._make(
-        s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, "python"
+        s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label
     )
 
 
@@ -439,7 +441,6 @@ class _PerTable:
 
 
 _tables = _PerTable()
-_kept = _tables.entries  # plan()'s fast path reads it directly for tables other than CostTable (plans are hot paths)
 
 
 #: The key of a table's training table among its kept values (compiled solvers are keyed by str or tuple).

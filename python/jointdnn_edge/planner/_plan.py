@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ConfigError, InfeasibleError, SolverError
 from ..network import Network
 from ._accuracy import accuracy_planner, budget_request
-from ._backend import SOLVERS, CostsLike, _kept, check_request, compile, table_for_phase
+from ._backend import SOLVERS, CostsLike, _tables, check_request, compile, table_for_phase
 from .schedule import Schedule
 
 _COMPILED = ("auto", "native", "python")
@@ -79,8 +79,7 @@ def plan(
         try:
             compiled = costs._planned[solver]  # type: ignore[attr-defined]  # a CostTable keeps its solvers
         except (AttributeError, KeyError, TypeError):  # not compiled yet, another table type, a bad solver
-            entry = _kept.get(id(costs)) if solver.__class__ is str else None
-            compiled = entry[1].get(solver) if entry is not None and entry[0]() is costs else None
+            compiled = _tables.of(costs).get(solver) if solver.__class__ is str else None
         if compiled is not None:
             return compiled.solve_unconstrained(objective, network, cloud_slowdown)  # type: ignore[no-any-return]
     network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
