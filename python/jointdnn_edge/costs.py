@@ -302,7 +302,8 @@ class CostTable:
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
         """The fields, for pickle and copy: without what the planner compiled from them (native objects, and
         derived from this very table: a copy or an unpickled table compiles its own)."""
-        return None, {k: getattr(self, k) for k in self.__slots__[:-2] if hasattr(self, k)}
+        left_out = ("_planned", "__weakref__")
+        return None, {k: getattr(self, k) for k in self.__slots__ if k not in left_out and hasattr(self, k)}
 
     # --------------------------------------------------------- constructors
     @classmethod

@@ -123,7 +123,6 @@ pub fn fresh_tuples(py: Python<'_>, solution: &CoreSolution) -> PyResult<(Py<PyT
 /// `make(segments, latency_ms, mobile_energy_mj, cloud_ms, usage, transfers, objective, "native")`:
 /// the schedule object built by the caller's factory (`Schedule._make`) straight from the solution,
 /// whose segments and usage are the tuples `segs` and `use_`.
-#[allow(clippy::too_many_arguments)]
 pub fn make_schedule<'py>(
     py: Python<'py>,
     make: &Bound<'py, PyAny>,
