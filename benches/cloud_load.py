@@ -269,6 +269,15 @@ class LoadRun:
     def throughput(self) -> float:
         return self.ok / self.seconds
 
+    @property
+    def cores_busy(self) -> float:
+        """CPU seconds of every measured process per second of the run."""
+        return sum(self.cpu_s.values()) / self.seconds
+
+    def cpu_ms_per_inference(self, component: str) -> float:
+        """CPU ms one answered inference cost ``component`` (0 for a component not measured)."""
+        return 1e3 * self.cpu_s.get(component, 0.0) / max(1, self.ok)
+
 
 def whole_model_body(model: Model) -> tuple[bytes, int | None]:
     """A whole-model inference request with binary tensors (what ``CloudClient.infer`` sends)."""
@@ -440,10 +449,9 @@ def section(
             "|---|---|---|" + "---|" * (len(names) + 2),
         ]
         for r in reps:
-            per = [1e3 * r.cpu_s.get(k, 0.0) / max(1, r.ok) for k in names]
-            busy = sum(r.cpu_s.values()) / r.seconds
+            per = [r.cpu_ms_per_inference(k) for k in names]
             cells = " | ".join(f"{v:.2f}" for v in per)
-            lines.append(f"| {r.server} | {r.replicas} | {r.clients} | {cells} | {sum(per):.2f} | {busy:.2f} |")
+            lines.append(f"| {r.server} | {r.replicas} | {r.clients} | {cells} | {sum(per):.2f} | {r.cores_busy:.2f} |")
         lines += ["", *_replica_ceiling(reps)]
         lines.append("")
     if over:
@@ -478,14 +486,14 @@ def _replica_ceiling(reps: list[LoadRun]) -> list[str]:
         two = next((r for r in reps if r.server == "ray" and r.replicas == 2 and r.clients == one.clients), None)
         if two is None or not one.throughput:
             continue
-        busy = sum(one.cpu_s.values()) / one.seconds
-        per = {k: 1e3 * v / max(1, one.ok) for k, v in one.cpu_s.items()}
+        busy, ms = one.cores_busy, one.cpu_ms_per_inference
+        total = sum(ms(k) for k in one.cpu_s)
         out.append(
             f"- {one.clients} clients: one Ray replica keeps {busy:.2f} of the {cores} cores busy "
-            f"({sum(per.values()):.1f} ms of CPU per inference: replica {per.get('replicas', 0.0):.1f}, proxy "
-            f"{per.get('Ray proxy', 0.0):.1f}, raylet {per.get('raylet', 0.0):.1f}, load generator "
-            f"{per.get('load generator', 0.0):.1f}), so at the same CPU per inference a second replica can add "
-            f"about {cores / busy:.2f}x on these cores; measured {two.throughput / one.throughput:.2f}x."
+            f"({total:.1f} ms of CPU per inference: replica {ms('replicas'):.1f}, proxy {ms('Ray proxy'):.1f}, "
+            f"raylet {ms('raylet'):.1f}, load generator {ms('load generator'):.1f}), so at the same CPU per "
+            f"inference a second replica can add about {cores / busy:.2f}x on these cores; measured "
+            f"{two.throughput / one.throughput:.2f}x."
         )
     return out
 
