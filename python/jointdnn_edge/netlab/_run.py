@@ -381,6 +381,11 @@ class _Driver:
         self.probe_every_s, self.say = probe_every_s, say
         self._optima: dict[tuple[float, float, float], float] = {}
 
+    def _planned_link(self, up_mbps: float, down_mbps: float, rtt_ms: float) -> Network:
+        """A shaped link as the planner prices it: the lab's radio at these rates, and half the round trip per
+        platform switch (a request is two switches)."""
+        return replace(self.radio, up_mbps=up_mbps, down_mbps=down_mbps, rtt_ms=rtt_ms / 2)
+
     def _shaped_costs(self, point: Any, schedule: Any) -> dict[str, float | None]:
         """``schedule``'s latency and the optimum, both priced by the planner on the shaped link (None in an outage).
 
@@ -391,7 +396,7 @@ class _Driver:
 
         if point.up_mbps <= 0 or point.down_mbps <= 0:
             return {"shaped_cost_ms": None, "shaped_optimum_ms": None}
-        net = replace(self.radio, up_mbps=point.up_mbps, down_mbps=point.down_mbps, rtt_ms=point.rtt_ms / 2)
+        net = self._planned_link(point.up_mbps, point.down_mbps, point.rtt_ms)
         key = (point.up_mbps, point.down_mbps, point.rtt_ms)
         if key not in self._optima:
             self._optima[key] = plan(self.costs, net, cloud_keeps_tensors=False).latency_ms
@@ -452,7 +457,7 @@ class _Driver:
         ranges: list[tuple[int, int]] = []
         for f in (1.0, 0.5, 2.0):
             for up, down, rtt in links:
-                net = replace(self.radio, up_mbps=up * f, down_mbps=down * f, rtt_ms=rtt / 2)
+                net = self._planned_link(up * f, down * f, rtt)
                 for a, b, where in runs_of(plan(self.costs, net, cloud_keeps_tensors=False).segments):
                     if where == "cloud" and (a, b) not in ranges:
                         ranges.append((a, b))
