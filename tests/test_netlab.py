@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -121,6 +122,65 @@ def test_lab_builds_shapes_and_leaves_nothing() -> None:
     _clean()
     with pytest.raises(RuntimeError), Lab(5, 5):
         raise RuntimeError("failure inside the lab")
+    _clean()
+
+
+_ECHO_SERVER = textwrap.dedent("""
+    import socket, sys
+    s = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+    while True:
+        c, _ = s.accept()
+        while data := c.recv(65536):
+            c.sendall(data)
+        c.close()
+""")
+
+
+@needs_lab
+def test_relay_delays_by_at_least_the_round_trip_in_order_and_holds_through_an_outage() -> None:
+    """Through the relay to an echo server across the veth pair: every byte comes back, in order, never sooner than
+    the trace's round trip (a lower bound, which is the relay's promise; how close it keeps to the round trip is
+    measured by benches/netlab/relay_precision.py), and nothing moves while the link is out."""
+    import socket
+
+    from jointdnn_edge.netlab import SERVER_ADDR, DelayRelay, Lab
+    from jointdnn_edge.netlab._trace import LinkPoint
+
+    _clean()
+    point = [LinkPoint(0.0, 50.0, 50.0, rtt_ms=20.0)]
+    with Lab(50, 50) as lab:
+        lab.start_server([sys.executable, "-c", _ECHO_SERVER, "9009"])
+
+        def exchange(port: int) -> list[tuple[float, bytes]]:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                out = []
+                for k, size in enumerate((1, 100, 70_000, 300_000)):  # one chunk up to several of the relay's
+                    msg = bytes((k + i) % 251 for i in range(size))
+                    t0 = time.monotonic()
+                    s.sendall(msg)
+                    got = b""
+                    while len(got) < size:
+                        got += s.recv(1 << 20)
+                    out.append((time.monotonic() - t0, got == msg))
+                return out
+
+        with DelayRelay(lab.client_ns, (SERVER_ADDR, 9009), lambda: point[0]) as relay:
+            for _ in range(50):  # the echo server's start
+                try:
+                    lab.client_call(socket.create_connection, (SERVER_ADDR, 9009)).result().close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            timings = lab.client_call(exchange, relay.port).result()
+            assert all(same for _, same in timings)
+            assert all(took >= 0.020 for took, _ in timings), timings
+            point[0] = LinkPoint(0.0, 0.0, 0.0, rtt_ms=20.0)  # an outage for 0.3 s, then the link again
+            link_back = threading.Timer(0.3, lambda: point.__setitem__(0, LinkPoint(0.0, 50.0, 50.0, rtt_ms=20.0)))
+            link_back.start()
+            held = lab.client_call(exchange, relay.port).result()
+            link_back.join()
+            assert all(same for _, same in held) and held[0][0] >= 0.25, held
     _clean()
 
 

@@ -136,3 +136,40 @@ def test_a_probe_past_layer_0_runs_on_the_server(cloud: Any) -> None:
         after = client.estimator.taken()
     assert after["up"] - before["up"] == 2 and after["down"] - before["down"] == 2, (before, after)
     assert after["rtt"] - before["rtt"] >= 2
+
+
+def test_a_session_on_the_cloud_pings_when_its_round_trip_is_stale(cloud: Any) -> None:
+    """A request that uploads 54 kB is a bandwidth sample, not a round-trip sample, so a session whose every request
+    is one measured its round trip only when it started. Found by the lab: on a step from a 10 to a 1 ms round trip
+    the estimate stayed at 11.6 ms and the upload estimate absorbed the difference (65 Mbit/s read on 18.9). The
+    oracle is the emulated round trip, cut 20-fold under the session; the control session, which never pings
+    (``probe_interval_s=None``), keeps the stale figure."""
+    from jointdnn_edge.client import EmulatedTransport
+
+    g = cloud.models["alexnet"]
+    # the phone's first layer takes a second: every plan uploads the 54 kB input and runs the rest on the cloud
+    costs = CostTable.from_layers([1000.0] + [5.0] * (g.n - 1), [0.05] * g.n, **g.cost_skeleton())
+    feeds = uniform_feeds(g, 3)
+    slow, fast = Emulation(up_mbps=2.0, down_mbps=20.0, rtt_ms=40.0), Emulation(up_mbps=2.0, down_mbps=20.0, rtt_ms=2.0)
+    estimates = {}
+    for interval in (0.0, None):
+        client = cloud.client(emulate=slow)
+        transport = client.http._transport
+        assert isinstance(transport, EmulatedTransport)
+        with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=interval) as session:
+            session.run(feeds)
+            session.wait_for_probe(30)
+            trace = session.last_trace
+            assert trace is not None and trace.schedule.bar().replace("|", "") == "C" * g.n and trace.fallback is None
+            measured = client.estimator.rtt_ms
+            assert measured is not None and measured >= slow.rtt_ms
+            transport.emulation = fast
+            for _ in range(3):
+                session.run(feeds)
+                session.wait_for_probe(30)
+                trace = session.last_trace
+                assert trace is not None and trace.schedule.bar().replace("|", "") == "C" * g.n
+            estimates[interval] = (measured, client.estimator.rtt_ms)
+    (before, after), (control_before, control_after) = estimates[0.0], estimates[None]
+    assert after is not None and after < 0.5 * before  # 40 -> 2 ms: the estimate followed
+    assert control_after == control_before  # without pings nothing measured the round trip again

@@ -78,6 +78,29 @@ def test_estimator_rtt_median_and_network() -> None:
     assert est.counts() == {"up": 0, "down": 0, "rtt": 0}
 
 
+def test_estimator_rtt_age_counts_from_the_newest_round_trip_held() -> None:
+    """The age is read against time.monotonic() taken around the sample; bandwidth samples leave it alone, and a
+    forgotten or reset round trip has no age."""
+    import time
+
+    est = BandwidthEstimator()
+    assert est.rtt_age_s is None
+    before = time.monotonic()
+    est.add_rtt(0.01)
+    after = time.monotonic()
+    time.sleep(0.02)
+    est.add_transfer("up", 1_000_000, 1.0)
+    t1 = time.monotonic()
+    age = est.rtt_age_s
+    t2 = time.monotonic()
+    assert age is not None and t1 - after <= age <= t2 - before
+    est.forget_rtt()
+    assert est.rtt_age_s is None
+    est.add_rtt(0.01)
+    est.reset()
+    assert est.rtt_age_s is None
+
+
 def test_estimator_rejects_bad_settings() -> None:
     with pytest.raises(ValueError):
         BandwidthEstimator(window=0)

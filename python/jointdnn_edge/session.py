@@ -272,7 +272,9 @@ class JointSession:
     when the queue drains. Load estimates older than this are stale: the
     next sample replaces them. A failed cloud step counts as no measurement
     (what a missed deadline leaves in the estimate is a bound), and a forced
-    or fixed schedule never probes.
+    or fixed schedule never probes. An inference that used the cloud pings
+    twice in the background when the round trip was last measured longer
+    ago than this: its requests measure the bandwidth, not the round trip.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -809,8 +811,11 @@ class JointSession:
         # Nothing measured the link (nor the cloud's queue) on this run: probe it, once the inference is done, so
         # that the probe shares neither this inference's CPU nor its time (a caller with the link to share waits for
         # it: wait_for_probe).
-        if local and (estimated or self._queue_ms > _QUEUE_WAIT_IGNORED_MS) and self._adapts:
-            self._probe_if_stale()
+        if local:
+            if (estimated or self._queue_ms > _QUEUE_WAIT_IGNORED_MS) and self._adapts:
+                self._probe_if_stale()
+        elif estimated and self._adapts:
+            self._ping_if_stale()
         return outputs
 
     __call__ = run
@@ -1001,6 +1006,37 @@ class JointSession:
             probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
             probing.start()
             self._probing = probing  # only a started thread: close() joins it
+
+    def _ping_if_stale(self) -> None:
+        """Start two background pings when the round trip was last measured longer ago than ``probe_interval_s``.
+
+        A split schedule's requests measure the upload, but a request large
+        enough to be a bandwidth sample is no round-trip sample: without pings
+        the round trip stays what it was when the session last ran locally,
+        and the upload estimate, which subtracts it, absorbs the error (on the
+        lab's step from a 10 to a 1 ms round trip, 65 Mbit/s read on an
+        18.9 Mbit/s link).
+        """
+        interval, cloud = self.probe_interval_s, self.cloud
+        if interval is None or cloud is None:
+            return
+        age = cloud.estimator.rtt_age_s
+        if age is not None and age < interval:
+            return
+        with self._lock:
+            if self._closed or not cloud.available or (self._probing is not None and self._probing.is_alive()):
+                return
+            pinging = threading.Thread(target=self._ping_quietly, name="jointdnn-ping", daemon=True)
+            pinging.start()
+            self._probing = pinging  # wait_for_probe and close() wait for it like for a probe
+
+    def _ping_quietly(self) -> None:
+        assert self.cloud is not None
+        try:
+            for _ in range(2):  # two samples: the estimator drops the older ones at once when the round trip stepped
+                self.cloud.ping()
+        except Exception as e:  # the circuit breaker counted a cloud failure; a background ping never raises
+            logger.info("background round-trip ping failed: %s: %s", type(e).__name__, e)
 
     def _probe_quietly(self) -> None:
         try:

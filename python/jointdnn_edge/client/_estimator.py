@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -86,6 +87,7 @@ class BandwidthEstimator:
         self._down: deque[float] = deque(maxlen=self.window)
         self._rtt: deque[float] = deque(maxlen=self.window)
         self._taken = {"up": 0, "down": 0, "rtt": 0}
+        self._rtt_at: float | None = None  # time.monotonic() of the newest round-trip sample held
         self._lock = threading.Lock()
 
     def add_transfer(self, direction: str, nbytes: float, seconds: float) -> bool:
@@ -112,6 +114,7 @@ class BandwidthEstimator:
         with self._lock:
             self._rtt.append(seconds * 1e3)
             self._taken["rtt"] += 1
+            self._rtt_at = time.monotonic()
             self._forget_before_step(self._rtt, statistics.median)
         return True
 
@@ -158,6 +161,17 @@ class BandwidthEstimator:
         with self._lock:
             return statistics.median(self._rtt) if self._rtt else None
 
+    @property
+    def rtt_age_s(self) -> float | None:
+        """Seconds since the newest round-trip sample held (None when none is held).
+
+        Transfers large enough to be bandwidth samples are no round-trip
+        samples: a session whose every request is large measures its round
+        trip only by pinging, and asks this when to ping again.
+        """
+        at = self._rtt_at  # one read of one attribute: no lock on the session's hot path
+        return None if at is None else time.monotonic() - at
+
     def counts(self) -> dict[str, int]:
         """Samples currently held, by kind."""
         with self._lock:
@@ -187,6 +201,7 @@ class BandwidthEstimator:
         """Forget the round-trip samples (shown stale), so that the next plan measures the round trip again."""
         with self._lock:
             self._rtt.clear()
+            self._rtt_at = None
 
     def reset(self) -> None:
         """Forget every sample."""
@@ -194,6 +209,7 @@ class BandwidthEstimator:
             self._up.clear()
             self._down.clear()
             self._rtt.clear()
+            self._rtt_at = None
 
     def __repr__(self) -> str:
         def f(x: float | None) -> str:

@@ -10,13 +10,20 @@ retransmission timeout more (``max(200 ms, round trip)``, Linux's minimum
 RTO). While the link is out (a bandwidth of 0) nothing is forwarded. It is a
 split-TCP proxy: the kernel TCP across the veth sees the shaper's rate, queue
 and bursts, but not the added delay.
+
+Each direction of each connection has a reading thread and a sending thread
+that waits with ``time.sleep`` (``clock_nanosleep``, tens of microseconds
+late). An asyncio loop cannot hold a delay that closely: its selector's
+timeout is whole milliseconds rounded up, which added 1.2-1.7 ms to every
+round trip (``benches/netlab/relay_precision.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import queue
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +38,10 @@ CHUNK = 64 * 1024
 QUEUE_CHUNKS = 8
 MIN_RTO_S = 0.2
 OUTAGE_POLL_S = 0.02
+#: The last part of a delay waited out by yielding rather than sleeping (see :func:`_sleep_until`).
+SPIN_S = 0.001
+#: How often the accepting thread looks whether the relay is stopping.
+ACCEPT_POLL_S = 0.2
 
 
 class DelayRelay:
@@ -42,15 +53,19 @@ class DelayRelay:
         self.link = link
         self.port = 0
         self._rng = random.Random(seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
+        self._rng_lock = threading.Lock()
+        self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._error: BaseException | None = None
+        self._conns: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
     def start(self) -> DelayRelay:
-        """Start the relay's loop on a thread inside the namespace; returns once it listens."""
-        self._thread = threading.Thread(target=self._main, name="netlab-relay", daemon=True)
+        """Start accepting on a thread inside the namespace; returns once it listens."""
+        self._thread = threading.Thread(target=self._accept_loop, name="netlab-relay", daemon=True)
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
@@ -58,13 +73,15 @@ class DelayRelay:
         return self
 
     def stop(self) -> None:
-        """Close the listener and every relayed connection, and end the loop's thread."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
+        """Close the listener and every relayed connection, and end the relay's threads."""
+        self._stopping.set()
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for sock in conns:
+            _shut(sock)
+        for t in [self._thread, *threads]:
+            if t is not None and t is not threading.current_thread():
+                t.join(5)
 
     def __enter__(self) -> DelayRelay:
         return self.start()
@@ -77,78 +94,124 @@ class DelayRelay:
         """The address the client connects to (inside the client namespace)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def _main(self) -> None:
+    def _accept_loop(self) -> None:
         try:
+            # setns moves this thread only: the listener and every socket it opens to the server are in the namespace
             _enter_netns(self.netns)
-            self._loop = loop = asyncio.new_event_loop()
-            self._server = loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-            self.port = self._server.sockets[0].getsockname()[1]
+            listener = socket.create_server(("127.0.0.1", 0))
+            listener.settimeout(ACCEPT_POLL_S)
+            self.port = listener.getsockname()[1]
         except BaseException as e:  # reported by start()
             self._error = e
             self._ready.set()
             return
         self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._server.close()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(Exception):  # let every cancelled pipe finish, so none is destroyed pending
-                loop.run_until_complete(asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5))
-            loop.close()
+        with listener:
+            while not self._stopping.is_set():
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                client.settimeout(None)
+                try:
+                    server = socket.create_connection(self.target)
+                except OSError:
+                    client.close()
+                    continue
+                self._relay(client, server)
 
-    async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
-        try:
-            s_reader, s_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            c_writer.close()
-            return
-        try:
-            await asyncio.gather(self._pipe(c_reader, s_writer), self._pipe(s_reader, c_writer), return_exceptions=True)
-        except asyncio.CancelledError:
-            pass  # the relay is stopping: end quietly (asyncio logs a connection task that ends cancelled)
-        finally:
-            for w in (c_writer, s_writer):
-                w.close()
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        """Start the four threads of one connection: each direction read and sent; the last one out closes both."""
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the relay's delay is the only one wanted
+        left = [2]
+
+        def done() -> None:
+            with self._lock:
+                left[0] -= 1
+                last = left[0] == 0
+                if last:
+                    self._conns.difference_update((client, server))
+            if last:
+                client.close()
+                server.close()
+
+        threads = []
+        for src, dst, name in ((client, server, "up"), (server, client, "down")):
+            chunks: queue.Queue[tuple[float, bytes]] = queue.Queue(QUEUE_CHUNKS)
+            threads.append(threading.Thread(target=self._read, args=(src, dst, chunks), name=f"relay-{name}-read"))
+            threads.append(threading.Thread(target=self._send, args=(dst, src, chunks, done), name=f"relay-{name}"))
+        with self._lock:
+            if self._stopping.is_set():
+                client.close()
+                server.close()
+                return
+            self._conns.update((client, server))
+            self._threads = [t for t in self._threads if t.is_alive()] + threads
+        for t in threads:
+            t.daemon = True
+            t.start()
 
     def _delay_s(self, point: LinkPoint) -> float:
         d = point.rtt_ms / 2e3
-        if point.jitter_ms > 0:
-            d = max(0.0, d + self._rng.uniform(-point.jitter_ms, point.jitter_ms) / 1e3)
-        if point.loss > 0 and self._rng.random() < point.loss:
-            d += max(MIN_RTO_S, point.rtt_ms / 1e3)
+        if point.jitter_ms > 0 or point.loss > 0:
+            with self._rng_lock:
+                if point.jitter_ms > 0:
+                    d = max(0.0, d + self._rng.uniform(-point.jitter_ms, point.jitter_ms) / 1e3)
+                if point.loss > 0 and self._rng.random() < point.loss:
+                    d += max(MIN_RTO_S, point.rtt_ms / 1e3)
         return d
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Forward ``reader`` to ``writer``, each chunk delayed, in order; EOF closes the write side."""
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(QUEUE_CHUNKS)
-
-        async def send() -> None:
-            last = 0.0
-            while True:
-                due, data = await queue.get()
-                if not data:
-                    with contextlib.suppress(OSError):
-                        writer.write_eof()
-                    return
-                while self.link().outage:
-                    await asyncio.sleep(OUTAGE_POLL_S)
-                last = max(due, last)
-                wait = last - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(data)
-                await writer.drain()
-
-        sender = asyncio.ensure_future(send())
+    def _read(self, src: socket.socket, dst: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
+        """Read ``src`` into ``chunks``, each with the time it is due; EOF or an error queues an empty chunk."""
         try:
             while True:
-                data = await reader.read(CHUNK)
-                await queue.put((time.monotonic() + self._delay_s(self.link()), data))
+                data = src.recv(CHUNK)
+                chunks.put((time.monotonic() + self._delay_s(self.link()), data))
                 if not data:
-                    break
-            await sender
+                    return
+        except OSError:
+            _shut(dst)  # the connection is broken: end the other direction too
+            chunks.put((0.0, b""))
+
+    def _send(
+        self, dst: socket.socket, src: socket.socket, chunks: queue.Queue[tuple[float, bytes]], done: Callable[[], None]
+    ) -> None:
+        """Send each chunk to ``dst`` when due, in order (never before an earlier one); EOF ends ``dst``'s writes."""
+        last = 0.0
+        try:
+            while True:
+                due, data = chunks.get()
+                if not data:
+                    with contextlib.suppress(OSError):
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                while self.link().outage and not self._stopping.is_set():
+                    time.sleep(OUTAGE_POLL_S)
+                last = max(due, last)
+                _sleep_until(last)
+                dst.sendall(data)
+        except OSError:
+            _shut(src)  # the receiver is gone: stop reading what cannot be delivered,
+            while chunks.get()[1]:  # and take what is queued until the reader's end, so it never blocks on a full queue
+                pass
         finally:
-            sender.cancel()
+            done()
+
+
+def _sleep_until(due: float) -> None:
+    """Return at ``time.monotonic()`` ``due``, within tens of microseconds: a sleep to :data:`SPIN_S` before it, then
+    yielding the processor until it (a thread that slept longer woke up to 0.4 ms late on this machine's VM)."""
+    wait = due - time.monotonic()
+    if wait > SPIN_S:
+        time.sleep(wait - SPIN_S)
+    while time.monotonic() < due:
+        time.sleep(0)  # releases the GIL and yields: the spin costs this thread's time, not the session's
+
+
+def _shut(sock: socket.socket) -> None:
+    """Shut ``sock`` down both ways, which wakes a thread blocked reading or writing it (close alone does not)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
