@@ -173,3 +173,65 @@ def test_a_session_on_the_cloud_pings_when_its_round_trip_is_stale(cloud: Any) -
     (before, after), (control_before, control_after) = estimates[0.0], estimates[None]
     assert after is not None and after < 0.5 * before  # 40 -> 2 ms: the estimate followed
     assert control_after == control_before  # without pings nothing measured the round trip again
+
+
+def test_a_split_too_small_to_measure_the_link_probes_it(cloud: Any) -> None:
+    """A wrong estimate (0.05 Mbit/s) makes the late split that uploads 64 bytes the best plan; a request that small
+    measures no bandwidth, and the session is not local, so before it refreshed stale estimates it kept both to the
+    end. Now the inference's probe corrects the estimate, and within three inferences the schedule costs what the
+    planner's optimum on the true link costs (within 2%)."""
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.05] * g.n, **g.cost_skeleton())
+    link = Emulation(up_mbps=5.0, down_mbps=20.0, rtt_ms=4.0)
+    true_link = replace(Network.preset("wifi"), up_mbps=5.0, down_mbps=20.0, rtt_ms=2.0)
+    best = plan(costs, true_link, cloud_keeps_tensors=False)
+    client = cloud.client(emulate=link)
+    for _ in range(2):
+        client.estimator.add_transfer("up", 1_000_000, 160.0)  # 0.05 Mbit/s
+    wrong = plan(costs, client.estimator.network(Network.preset("wifi")), cloud_keeps_tensors=False)
+    cut = wrong.segments[-1][0]
+    sent = sum(g.tensor(n).nbytes for n in g.slice_io(cut, g.n - 1)[0])
+    assert wrong.bar().startswith("M") and "C" in wrong.bar() and sent < client.estimator.min_bytes
+    feeds = uniform_feeds(g, 3)
+    costs_taken: list[float] = []
+    with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=0.0) as session:
+        for _ in range(3):
+            session.run(feeds)
+            trace = session.last_trace
+            assert trace is not None and trace.fallback is None
+            costs_taken.append(trace.schedule.evaluate(costs, true_link, cloud_keeps_tensors=False).latency_ms)
+            session.wait_for_probe(30)
+    assert costs_taken[0] > 1.02 * best.latency_ms  # planned on the wrong estimate
+    assert costs_taken[-1] <= 1.02 * best.latency_ms, (costs_taken, best.bar())
+
+
+def test_a_slowdown_no_cloud_step_renewed_expires(cloud: Any) -> None:
+    """One slow cloud step (the server's compute 50x the table's) sends the session to the device, where nothing
+    measures the cloud's compute again (a probe's one layer is no sample). After ``probe_interval_s`` the estimate
+    expires, the next inference plans on the table's cloud times, and the real server, fast, keeps it there. The
+    oracle is the planner's plan at each slowdown; the control session (``probe_interval_s=None``) stays local."""
+    import time
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.5] * g.n, **g.cost_skeleton())
+    radio = Network.preset("wifi")
+    fast = plan(costs, radio, cloud_keeps_tensors=False)
+    slow = plan(costs, radio, cloud_keeps_tensors=False, cloud_slowdown=50.0)
+    assert "C" in fast.bar() and "C" not in slow.bar()
+    feeds = uniform_feeds(g, 3)
+    bars = {}
+    for interval in (0.2, None):
+        client = cloud.client()
+        with client, JointSession(g, client, costs, network=radio, lut_build="never", probe_interval_s=interval) as s:
+            predicted = sum(costs.cloud_ms[i, i] for i in range(g.n))
+            s._track_cloud_load(0.0, 50.0 * predicted, predicted)  # what a response from a server 50x slow reports
+            s.run(feeds)
+            first = s.last_trace
+            s.wait_for_probe(30)
+            time.sleep(0.3)
+            s.run(feeds)
+            second = s.last_trace
+            assert first is not None and second is not None
+            bars[interval] = (first.schedule.bar(), second.schedule.bar())
+    assert bars[0.2] == (slow.bar(), fast.bar())
+    assert bars[None] == (slow.bar(), slow.bar())

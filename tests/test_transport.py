@@ -78,27 +78,91 @@ def test_estimator_rtt_median_and_network() -> None:
     assert est.counts() == {"up": 0, "down": 0, "rtt": 0}
 
 
-def test_estimator_rtt_age_counts_from_the_newest_round_trip_held() -> None:
-    """The age is read against time.monotonic() taken around the sample; bandwidth samples leave it alone, and a
-    forgotten or reset round trip has no age."""
+def test_estimator_ages_count_from_the_newest_sample_of_each_kind() -> None:
+    """Each age is read against time.monotonic() taken around its sample; samples of one kind leave the others'
+    alone, a transfer too small to be a sample sets nothing, and a forgotten or reset kind has no age."""
     import time
 
-    est = BandwidthEstimator()
-    assert est.rtt_age_s is None
+    est = BandwidthEstimator(min_bytes=1000)
+    assert [est.age_s(k) for k in ("up", "down", "rtt")] == [None, None, None]
     before = time.monotonic()
     est.add_rtt(0.01)
     after = time.monotonic()
     time.sleep(0.02)
     est.add_transfer("up", 1_000_000, 1.0)
+    est.add_transfer("down", 10, 1.0)  # under min_bytes: no sample
     t1 = time.monotonic()
-    age = est.rtt_age_s
+    age = est.age_s("rtt")
     t2 = time.monotonic()
     assert age is not None and t1 - after <= age <= t2 - before
+    up = est.age_s("up")
+    assert up is not None and up < t2 - after and est.age_s("down") is None
     est.forget_rtt()
-    assert est.rtt_age_s is None
+    assert est.age_s("rtt") is None and est.age_s("up") is not None
     est.add_rtt(0.01)
     est.reset()
-    assert est.rtt_age_s is None
+    assert [est.age_s(k) for k in ("up", "down", "rtt")] == [None, None, None]
+
+
+def test_estimator_fits_rate_and_offset_when_sizes_differ() -> None:
+    """Transfers timed by a shaper's law, ``(bytes - burst) / rate``: the samples of two sizes give back the rate
+    and the burst as a negative offset (which ``network`` leaves out); one size alone shows no offset,
+    and after two sizes, samples of one size keep the offset. The oracle for noisy, many-sized samples is numpy's
+    weighted polyfit (weights: the square roots of the decay's) and the harmonic mean of the corrected rates."""
+    import numpy as np
+
+    from jointdnn_edge.client._estimator import MIN_SIDE_SAMPLES, MIN_SIZE_SPREAD
+
+    rate, burst = 18.88, 9440.0
+    est = BandwidthEstimator()
+    for nbytes in (13_314, 40_845, 13_314, 40_845):
+        est.add_transfer("up", nbytes, (nbytes - burst) * 8 / (rate * 1e6))
+    assert est.up_mbps == pytest.approx(rate)
+    assert est.offsets_ms()["up"] == pytest.approx(-burst * 8 / (rate * 1e6) * 1e3)
+    est.add_rtt(0.012)
+    net = est.network(Network.preset("wifi"))
+    assert net.up_mbps == pytest.approx(rate) and net.rtt_ms == pytest.approx(6.0)  # offsets shift splits alike
+    # what the harmonic mean of the two sizes' rates prices a 41 kB upload at, against the law
+    one_size = BandwidthEstimator()
+    for _ in range(4):
+        one_size.add_transfer("up", 40_845, (40_845 - burst) * 8 / (rate * 1e6))
+    assert one_size.offsets_ms() == {"up": 0.0, "down": 0.0}
+    assert one_size.up_mbps == pytest.approx(40_845 * 8 / ((40_845 - burst) * 8 / rate))
+    for _ in range(10):  # the two sizes' samples leave the window: the offset stays, so the rate does
+        est.add_transfer("up", 13_314, (13_314 - burst) * 8 / (rate * 1e6))
+    assert est.counts()["up"] == est.window and est.up_mbps == pytest.approx(rate)
+    # a probe after small requests is no step: its rate with the offset taken out is the small ones'
+    est.add_transfer("up", 206_384, (206_384 - burst) * 8 / (rate * 1e6))
+    est.add_transfer("up", 206_384, (206_384 - burst) * 8 / (rate * 1e6))
+    assert est.counts()["up"] == est.window and est.up_mbps == pytest.approx(rate)
+
+    # one request slowed by something else (13 kB in 20 ms), then probes: no line, so no offset from it
+    odd = BandwidthEstimator()
+    odd.add_transfer("up", 13_314, 0.020)
+    for _ in range(3):
+        odd.add_transfer("up", 206_384, (206_384 - burst) * 8 / (rate * 1e6))
+    assert odd.offsets_ms()["up"] == 0.0
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(50):
+        est = BandwidthEstimator(window=6, decay=0.8, shift_factor=None, drop_factor=None)
+        x = rng.uniform(10_000, 200_000, 6)
+        y = 0.003 + x * 8 / (rng.uniform(2, 50) * 1e6) * rng.uniform(0.9, 1.1, 6)
+        for xi, yi in zip(x, y, strict=True):
+            est.add_transfer("down", xi, yi)
+        w = 0.8 ** np.arange(5, -1, -1)
+        spread = np.sqrt(np.average((x - np.average(x, weights=w)) ** 2, weights=w)) / np.average(x, weights=w)
+        slope, offset = np.polyfit(x, y, 1, w=np.sqrt(w))
+        t = y - offset
+        below = int((x < np.average(x, weights=w)).sum())
+        sided = min(below, len(x) - below) >= MIN_SIDE_SAMPLES
+        if spread < MIN_SIZE_SPREAD or not sided or slope <= 0 or not np.all((t >= y / 4) & (t <= y * 4)):
+            continue
+        assert est.offsets_ms()["down"] == pytest.approx(offset * 1e3, rel=1e-6, abs=1e-9)
+        assert est.down_mbps == pytest.approx(w.sum() / (w / (x * 8 / t / 1e6)).sum(), rel=1e-9)
+        checked += 1
+    assert checked >= 25
 
 
 def test_estimator_rejects_bad_settings() -> None:

@@ -272,9 +272,11 @@ class JointSession:
     when the queue drains. Load estimates older than this are stale: the
     next sample replaces them. A failed cloud step counts as no measurement
     (what a missed deadline leaves in the estimate is a bound), and a forced
-    or fixed schedule never probes. An inference that used the cloud pings
-    twice in the background when the round trip was last measured longer
-    ago than this: its requests measure the bandwidth, not the round trip.
+    or fixed schedule never probes. After an inference that used the cloud,
+    an estimate whose newest sample is older than this is re-measured in the
+    background (a bandwidth by a probe, the round trip by two pings): a
+    request measures the bandwidth it carries enough bytes for, never the
+    round trip.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -418,6 +420,7 @@ class JointSession:
         self._slowdown = 1.0
         self._queue_ms = 0.0  # the cloud's queue-wait estimate (ms): waiting for a compute slot
         self._load_seen_at = time.monotonic()  # when the server last reported its load (monotonic s)
+        self._slowdown_at = self._load_seen_at  # when the last slowdown sample came (a probe's compute is none)
         self.last_trace: Trace | None = None
 
     # ------------------------------------------------------------ set-up
@@ -623,6 +626,11 @@ class JointSession:
 
         link = network = self._network_now()
         slowdown = self._slowdown if self.track_cloud_load else 1.0
+        if slowdown != 1.0 and self._adapts and self.probe_interval_s is not None:
+            if time.monotonic() - self._slowdown_at > self.probe_interval_s:
+                # Stale: nothing has measured the cloud's compute for a probe interval (the session ran here). The
+                # cloud is assumed back to the table's speed; the next cloud step measures it again.
+                self._slowdown = slowdown = 1.0
         if self.cloud is None:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
         if ping_failure is not None:
@@ -815,7 +823,7 @@ class JointSession:
             if (estimated or self._queue_ms > _QUEUE_WAIT_IGNORED_MS) and self._adapts:
                 self._probe_if_stale()
         elif estimated and self._adapts:
-            self._ping_if_stale()
+            self._refresh_if_stale()
         return outputs
 
     __call__ = run
@@ -895,7 +903,10 @@ class JointSession:
             self._queue_ms = kept * self._queue_ms + (1.0 - kept) * queue_ms
         if predicted_cloud and compute_ms > 0:
             sample = compute_ms / predicted_cloud
-            self._slowdown = min(100.0, max(0.05, kept * self._slowdown + (1.0 - kept) * sample))
+            stale = interval is not None and now - self._slowdown_at > interval
+            kept_slowdown = 0.0 if stale else 0.7
+            self._slowdown = min(100.0, max(0.05, kept_slowdown * self._slowdown + (1.0 - kept_slowdown) * sample))
+            self._slowdown_at = now
 
     def _deadline_s(
         self, frame_bytes: int, raw_out: int, predicted_cloud: float | None, network: Network, slowdown: float
@@ -1007,28 +1018,35 @@ class JointSession:
             probing.start()
             self._probing = probing  # only a started thread: close() joins it
 
-    def _ping_if_stale(self) -> None:
-        """Start two background pings when the round trip was last measured longer ago than ``probe_interval_s``.
+    def _refresh_if_stale(self) -> None:
+        """After an inference that used the cloud: re-measure in the background what was last measured longer ago
+        than ``probe_interval_s``, a bandwidth by a :meth:`probe` (which pings too), the round trip alone by two pings.
 
-        A split schedule's requests measure the upload, but a request large
-        enough to be a bandwidth sample is no round-trip sample: without pings
-        the round trip stays what it was when the session last ran locally,
-        and the upload estimate, which subtracts it, absorbs the error (on the
-        lab's step from a 10 to a 1 ms round trip, 65 Mbit/s read on an
-        18.9 Mbit/s link).
+        A schedule's own requests measure only what they carry: a request large
+        enough to be a bandwidth sample is no round-trip sample (without pings
+        the upload estimate, which subtracts the round trip, absorbed its
+        error: 65 Mbit/s read on an 18.9 Mbit/s link after the lab's step from
+        a 10 to a 1 ms round trip), and one too small measures no bandwidth
+        (a session whose estimate a slow request had cut to 5 Mbit/s kept a
+        schedule that uploads 2 kB, and the estimate, to the end of the phase).
         """
         interval, cloud = self.probe_interval_s, self.cloud
         if interval is None or cloud is None:
             return
-        age = cloud.estimator.rtt_age_s
-        if age is not None and age < interval:
+        est = cloud.estimator
+        stale = [(age := est.age_s(kind)) is None or age >= interval for kind in ("up", "down", "rtt")]
+        if not any(stale):
             return
+        bandwidth = stale[0] or stale[1]
         with self._lock:
             if self._closed or not cloud.available or (self._probing is not None and self._probing.is_alive()):
                 return
-            pinging = threading.Thread(target=self._ping_quietly, name="jointdnn-ping", daemon=True)
-            pinging.start()
-            self._probing = pinging  # wait_for_probe and close() wait for it like for a probe
+            if bandwidth:
+                self._measured_at = time.monotonic()
+            work = self._probe_quietly if bandwidth else self._ping_quietly
+            refresh = threading.Thread(target=work, name="jointdnn-probe", daemon=True)
+            refresh.start()
+            self._probing = refresh  # wait_for_probe and close() wait for it
 
     def _ping_quietly(self) -> None:
         assert self.cloud is not None

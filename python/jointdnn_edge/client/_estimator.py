@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["BandwidthEstimator"]
 
 
+#: Held samples whose sizes vary less than this (weighted standard deviation over mean) give no fitted line.
+MIN_SIZE_SPREAD = 0.25
+#: A line is fitted only through at least this many held samples on each side of their mean size.
+MIN_SIDE_SAMPLES = 2
+#: Taking the offset out changes a sample's rate by at most this factor (a line through noise can be steep).
+MAX_FIT_RATIO = 4.0
+
+
 class BandwidthEstimator:
     """Current upload and download bandwidth (Mbit/s) and round-trip time (ms) from observed transfers.
 
@@ -52,7 +60,24 @@ class BandwidthEstimator:
     while a real drop left to a second sample sends the next inference over
     the slow link with a plan made for the fast one (on the lab's 4G -> 3G
     step, 629 ms against 577 on the phone). ``drop_factor=None`` turns this
-    off. Thread-safe.
+    off.
+
+    Size: a shaper lets a burst through at line rate and TCP's slow start
+    holds a new flow back, so a transfer's time is not proportional to its
+    bytes, and a rate measured on one size misprices another (in the lab, on
+    an 18.9 Mbit/s link whose shaper passes 9.4 kB at once, 13 kB uploads
+    read 45 Mbit/s and 206 kB ones 18.8, enough to pick the worse of two
+    splits, and to take a probe after small requests for a step). So a
+    transfer is modelled as ``seconds = offset + bytes / rate``. When the held
+    samples of a kind differ in size (weighted coefficient of variation at
+    least :data:`MIN_SIZE_SPREAD`, and :data:`MIN_SIDE_SAMPLES` of them on
+    each side of the mean size), ``offset`` is the intercept of their
+    weighted least-squares line; it is kept while later samples are of one
+    size, and set back to 0 at a step. Every rule above works on the samples'
+    rates with the offset taken out, ``bytes / (seconds - offset)`` (never
+    more than :data:`MAX_FIT_RATIO` times the raw rate), so the estimate is
+    the link's rate at the margin; :meth:`offsets_ms` gives the offsets
+    (:meth:`network` does not charge them). Thread-safe.
     """
 
     def __init__(
@@ -83,11 +108,17 @@ class BandwidthEstimator:
         self.window = int(window)
         self.decay = float(decay)
         self.min_bytes = int(min_bytes)
-        self._up: deque[float] = deque(maxlen=self.window)
-        self._down: deque[float] = deque(maxlen=self.window)
+        # (bytes, seconds) of each held bandwidth sample, the newest on the right
+        self._held: dict[str, deque[tuple[float, float]]] = {
+            "up": deque(maxlen=self.window),
+            "down": deque(maxlen=self.window),
+        }
+        self._offset = {"up": 0.0, "down": 0.0}  # seconds: see the class docstring
+        self._estimate: dict[str, float | None] = {"up": None, "down": None}  # Mbit/s, worked out at each sample
         self._rtt: deque[float] = deque(maxlen=self.window)
         self._taken = {"up": 0, "down": 0, "rtt": 0}
-        self._rtt_at: float | None = None  # time.monotonic() of the newest round-trip sample held
+        # time.monotonic() of the newest sample held, by kind (None: none held)
+        self._sampled_at: dict[str, float | None] = {"up": None, "down": None, "rtt": None}
         self._lock = threading.Lock()
 
     def add_transfer(self, direction: str, nbytes: float, seconds: float) -> bool:
@@ -96,15 +127,21 @@ class BandwidthEstimator:
             raise ConfigError(f"direction must be 'up' or 'down', got {direction!r}")
         if nbytes < max(self.min_bytes, 1) or not (seconds > 0 and math.isfinite(seconds)):
             return False
-        mbps = 8.0 * nbytes / seconds / 1e6
+        sample = (float(nbytes), float(seconds))
         with self._lock:
-            samples = self._up if direction == "up" else self._down
-            drop = self.drop_factor
-            if drop is not None and samples and mbps * drop < (self._harmonic(samples) or 0.0):
-                samples.clear()  # a drop this large is a step (see the class docstring), not to be averaged in
-            samples.append(mbps)
+            held = self._held[direction]
+            estimate, drop = self._estimate[direction], self.drop_factor
+            if drop is not None and estimate is not None:
+                if _rate(sample, self._offset[direction]) * drop < estimate:
+                    self._step(direction, 0)  # a drop this large is a step (see the class docstring)
+            held.append(sample)
             self._taken[direction] += 1
-            self._forget_before_step(samples, self._harmonic)
+            self._sampled_at[direction] = time.monotonic()
+            self._refit(direction)
+            if self._shifted(direction):
+                self._step(direction, self.shift_samples)
+                self._refit(direction)
+            self._estimate[direction] = self._harmonic(self._rates(direction))
         return True
 
     def add_rtt(self, seconds: float) -> bool:
@@ -114,7 +151,7 @@ class BandwidthEstimator:
         with self._lock:
             self._rtt.append(seconds * 1e3)
             self._taken["rtt"] += 1
-            self._rtt_at = time.monotonic()
+            self._sampled_at["rtt"] = time.monotonic()
             self._forget_before_step(self._rtt, statistics.median)
         return True
 
@@ -143,17 +180,72 @@ class BandwidthEstimator:
             w *= self.decay
         return num / den
 
+    def _rates(self, direction: str) -> list[float]:
+        """The held samples' rates (Mbit/s), oldest first, with the offset taken out."""
+        offset = self._offset[direction]
+        return [_rate(sample, offset) for sample in self._held[direction]]
+
+    def _step(self, direction: str, keep: int) -> None:
+        """The link changed: keep only the newest ``keep`` samples, and the offset learned before is void."""
+        held = self._held[direction]
+        recent = list(held)[len(held) - keep :] if keep else []
+        held.clear()
+        held.extend(recent)
+        self._offset[direction] = 0.0
+
+    def _shifted(self, direction: str) -> bool:
+        """Whether the newest ``shift_samples`` rates all lie past ``shift_factor`` of what the older ones estimate."""
+        k, f = self.shift_samples, self.shift_factor
+        rates = self._rates(direction)
+        if f is None or len(rates) <= k:
+            return False
+        before = self._harmonic(rates[:-k])
+        if before is None or before <= 0:
+            return False
+        recent = rates[-k:]
+        return all(x > before * f for x in recent) or all(x < before / f for x in recent)
+
+    def _refit(self, direction: str) -> None:
+        """Set the offset to the intercept of the weighted line through the held samples when their sizes differ
+        enough to tell it from the rate (see the class docstring); else leave it."""
+        points = list(self._held[direction])
+        sw = sx = sy = 0.0
+        w = 1.0
+        for x, y in reversed(points):  # newest first, the weights of _harmonic
+            sw, sx, sy = sw + w, sx + w * x, sy + w * y
+            w *= self.decay
+        if sw == 0:
+            return
+        mx, my = sx / sw, sy / sw
+        vxx = vxy = 0.0
+        w = 1.0
+        for x, y in reversed(points):
+            vxx += w * (x - mx) ** 2
+            vxy += w * (x - mx) * (y - my)
+            w *= self.decay
+        below = sum(x < mx for x, _ in points)
+        if min(below, len(points) - below) < MIN_SIDE_SAMPLES:
+            return  # one odd sample (a request slowed by something else than the link) would make the line
+        if vxx > 0 and vxy > 0 and math.sqrt(vxx / sw) >= MIN_SIZE_SPREAD * mx:
+            self._offset[direction] = my - vxy / vxx * mx
+
     @property
     def up_mbps(self) -> float | None:
         """Upload bandwidth estimate (None before the first sample)."""
         with self._lock:
-            return self._harmonic(list(self._up))
+            return self._estimate["up"]
 
     @property
     def down_mbps(self) -> float | None:
         """Download bandwidth estimate (None before the first sample)."""
         with self._lock:
-            return self._harmonic(list(self._down))
+            return self._estimate["down"]
+
+    def offsets_ms(self) -> dict[str, float]:
+        """The transfer offsets, ms, by direction: what a transfer costs beyond its bytes at the rate (negative: a
+        burst let through; 0.0 until samples of different sizes have shown one)."""
+        with self._lock:
+            return {d: offset * 1e3 for d, offset in self._offset.items()}
 
     @property
     def rtt_ms(self) -> float | None:
@@ -161,21 +253,20 @@ class BandwidthEstimator:
         with self._lock:
             return statistics.median(self._rtt) if self._rtt else None
 
-    @property
-    def rtt_age_s(self) -> float | None:
-        """Seconds since the newest round-trip sample held (None when none is held).
+    def age_s(self, kind: str) -> float | None:
+        """Seconds since the newest sample of ``kind`` (``"up"``, ``"down"`` or ``"rtt"``) held; None when none is.
 
-        Transfers large enough to be bandwidth samples are no round-trip
-        samples: a session whose every request is large measures its round
-        trip only by pinging, and asks this when to ping again.
+        A session asks this when to measure again: a transfer too small to
+        be a bandwidth sample measures nothing, and one large enough is no
+        round-trip sample, so a schedule can leave any estimate unmeasured.
         """
-        at = self._rtt_at  # one read of one attribute: no lock on the session's hot path
+        at = self._sampled_at[kind]  # one read of one dict item: no lock on the session's hot path
         return None if at is None else time.monotonic() - at
 
     def counts(self) -> dict[str, int]:
         """Samples currently held, by kind."""
         with self._lock:
-            return {"up": len(self._up), "down": len(self._down), "rtt": len(self._rtt)}
+            return {"up": len(self._held["up"]), "down": len(self._held["down"]), "rtt": len(self._rtt)}
 
     def taken(self) -> dict[str, int]:
         """Samples recorded since this estimator was made, by kind (held or since dropped: a measure of activity)."""
@@ -188,8 +279,15 @@ class BandwidthEstimator:
         Bandwidths without samples keep ``radio``'s; ``rtt_ms`` becomes half
         the estimated round trip, because the planner charges ``rtt_ms`` per
         platform switch and one request (a round trip) makes two switches.
+        The offsets (:meth:`offsets_ms`) are not charged: every cloud run is
+        one upload and one download, so they shift every split alike, and
+        added to the round trip they moved the round trip a lookup table is
+        built for at each refit (in the network lab, rebuilds every few
+        inferences on its two cores doubled other requests' times).
         """
-        up, down, rtt = self.up_mbps, self.down_mbps, self.rtt_ms
+        with self._lock:
+            up, down = self._estimate["up"], self._estimate["down"]
+            rtt = statistics.median(self._rtt) if self._rtt else None
         return replace(
             radio,
             up_mbps=float(up if up is not None else radio.up_mbps),
@@ -201,15 +299,17 @@ class BandwidthEstimator:
         """Forget the round-trip samples (shown stale), so that the next plan measures the round trip again."""
         with self._lock:
             self._rtt.clear()
-            self._rtt_at = None
+            self._sampled_at["rtt"] = None
 
     def reset(self) -> None:
         """Forget every sample."""
         with self._lock:
-            self._up.clear()
-            self._down.clear()
+            for direction, held in self._held.items():
+                held.clear()
+                self._offset[direction] = 0.0
+                self._estimate[direction] = None
             self._rtt.clear()
-            self._rtt_at = None
+            self._sampled_at = dict.fromkeys(self._sampled_at)
 
     def __repr__(self) -> str:
         def f(x: float | None) -> str:
@@ -217,3 +317,11 @@ class BandwidthEstimator:
 
         up, down, rtt = f(self.up_mbps), f(self.down_mbps), f(self.rtt_ms)
         return f"BandwidthEstimator(up={up} Mbit/s, down={down} Mbit/s, rtt={rtt} ms)"
+
+
+def _rate(sample: tuple[float, float], offset: float) -> float:
+    """Mbit/s of a ``(bytes, seconds)`` sample with ``offset`` seconds taken out (at most :data:`MAX_FIT_RATIO` times
+    the raw rate either way: an offset from a noisy line can exceed a small transfer's time)."""
+    nbytes, seconds = sample
+    t = min(max(seconds - offset, seconds / MAX_FIT_RATIO), seconds * MAX_FIT_RATIO)
+    return 8.0 * nbytes / t / 1e6

@@ -534,6 +534,8 @@ class _Driver:
             bytes_down=tr.bytes_down,
             planned_up_mbps=tr.network.up_mbps,
             planned_down_mbps=tr.network.down_mbps,
+            planned_rtt_ms=tr.network.rtt_ms * 2,  # the round trip: the planner's rtt_ms is charged per switch
+            planned_cloud_slowdown=tr.cloud_slowdown,
             **self._shaped_costs(point, tr.schedule),
         )
         self.result.inferences.append(rec)
