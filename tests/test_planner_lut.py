@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointdnn_edge import CostTable, InfeasibleError, LookupTableError, Network
+from jointdnn_edge import ConfigError, CostTable, InfeasibleError, LookupTableError, Network
 from jointdnn_edge.network import Radio
 from jointdnn_edge.planner import LookupTable, brute, native_available, plan, reference
 from jointdnn_edge.planner.usage import reduce
@@ -203,6 +203,19 @@ def test_native_and_python_builds_store_the_same_schedules():
     b = LookupTable.build(costs, solver="python", **kw)
     assert a.status == b.status and a.offsets == b.offsets
     assert [a.candidates[m][0] for m in a.members] == [b.candidates[m][0] for m in b.members]
+
+
+def test_a_build_on_fewer_threads_is_the_same_table():
+    """``threads`` bounds the build's pool, not its answers: one thread, two and the global pool write the same
+    bytes, natively and in pure Python (which takes one thread whatever it is given)."""
+    costs = random_costs(np.random.default_rng(12), 7, dag=True)
+    kw = dict(network="wifi", cells=(5, 5, 2), cloud_slowdown=(1.0, 2.0))
+    for solver in ("native", "python") if native_available() else ("python",):
+        tables = [LookupTable.build(costs, solver=solver, threads=t, **kw).to_bytes() for t in (None, 1, 2)]
+        assert tables[0] == tables[1] == tables[2], solver
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError):
+            LookupTable.build(costs, threads=bad, **kw)
 
 
 @pytest.mark.skipif(not native_available(), reason="compares the native binding's values with their mirrors")

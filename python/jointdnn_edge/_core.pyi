@@ -212,8 +212,9 @@ class Problem:
         :class:`Solution` in between. When the segments (or the usage) equal the previous answer's, the same
         tuple objects are handed out again. Raises as :meth:`solve`.
         """
-    def lut_cells(self, spec: _LutSpec, cells: list[int]) -> list[LutCell]:
-        """Builds lookup-table cells of ``spec`` in parallel: one :class:`LutCell` per number in ``cells``.
+    def lut_cells(self, spec: _LutSpec, cells: list[int], threads: int | None = None) -> list[LutCell]:
+        """Builds lookup-table cells of ``spec`` in parallel: one :class:`LutCell` per number in ``cells``, on
+        rayon's global pool, or on a pool of ``threads`` threads of its own.
 
         A cell whose enumeration (or corner solve) needs more than ``spec.max_work`` label comparisons
         gets status ``"solve"``. At most 2**22 cells; ``cells`` must be

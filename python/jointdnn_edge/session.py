@@ -490,7 +490,8 @@ class JointSession:
     def _build_lut(self, radio: Network, cancelled: threading.Event | None = None) -> LookupTable:
         """The session's lookup table on ``radio``; raises :class:`_BuildCancelled` soon after ``cancelled`` is set.
 
-        The build checks ``cancelled`` before it starts and after each block of cells.
+        The build checks ``cancelled`` before it starts and after each block of cells. A build that can be
+        cancelled is a background one and takes one thread.
         """
 
         def check(done: int = 0, total: int = 0) -> None:
@@ -510,6 +511,9 @@ class JointSession:
             max_accuracy_loss=self.max_accuracy_loss,  # None, or set with the options (see _transfer_options)
             accuracy=self._options,
             progress=check if cancelled is not None else False,
+            # a background build runs beside inferences: one core, the others theirs (on the network lab's two
+            # cores a build on both slowed the requests it overlapped up to 2x)
+            threads=1 if cancelled is not None else None,
             **self.constraints,
         )
 

@@ -256,9 +256,11 @@ class Solver:
         """The exact optimum as a :class:`Schedule` (``solver`` is ``label``, default :attr:`name`)."""
         raise NotImplementedError
 
-    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
+    def lut_cells(
+        self, spec: reference.LutSpec, cells: list[int], threads: int | None = None
+    ) -> list[reference.LutCell]:
         """Lookup-table cells ``cells`` of ``spec``, built (the native solver's ``_core.LutCell`` has the fields
-        of :class:`reference.LutCell`)."""
+        of :class:`reference.LutCell`) on ``threads`` threads at most (None: as many as the solver uses)."""
         raise NotImplementedError
 
     def plan(
@@ -317,8 +319,10 @@ class _NativeSolver(Solver):
             s.segments, s.latency_ms, s.mobile_energy_mj, s.cloud_ms, s.usage, s.transfers, objective, label or "native"
         )
 
-    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
-        return self._problem.lut_cells(spec, cells)  # type: ignore[no-any-return]
+    def lut_cells(
+        self, spec: reference.LutSpec, cells: list[int], threads: int | None = None
+    ) -> list[reference.LutCell]:
+        return self._problem.lut_cells(spec, cells, threads)  # type: ignore[no-any-return]
 
 
 class _PythonSolver(Solver):
@@ -349,8 +353,10 @@ class _PythonSolver(Solver):
         bounds = (deadline_ms, energy_budget_mj, cloud_budget_ms)
         return _solve_python(self._graph, objective, network, cloud_slowdown, bounds, force, label or "python")
 
-    def lut_cells(self, spec: reference.LutSpec, cells: list[int]) -> list[reference.LutCell]:
-        return [reference.lut_cell(self._graph, spec, c) for c in cells]
+    def lut_cells(
+        self, spec: reference.LutSpec, cells: list[int], threads: int | None = None
+    ) -> list[reference.LutCell]:
+        return [reference.lut_cell(self._graph, spec, c) for c in cells]  # one thread whatever ``threads``
 
 
 def _solve_python(

@@ -188,6 +188,7 @@ class LookupTable:
         cloud_keeps_tensors: bool = True,
         max_accuracy_loss: float | None = None,
         accuracy: Any = None,
+        threads: int | None = None,
     ) -> LookupTable:
         """Precompute the table for ``costs`` over the given ranges.
 
@@ -212,7 +213,13 @@ class LookupTable:
         that many plain builds), merged into one table whose answers are
         ``plan()``'s under the budget, each schedule carrying the options it
         uses (``docs/planner.md``, "Lookup tables under an accuracy budget").
+
+        ``threads``: build on at most that many threads (None: every core);
+        a session's background build takes one, so that it leaves the other
+        cores to the inferences it runs beside.
         """
+        if threads is not None and not (isinstance(threads, int) and threads >= 1):
+            raise ConfigError(f"threads must be an integer >= 1 or None, got {threads!r}")
         radio = check_radio(network)
         check_objective(objective)
         check_force(force)
@@ -257,7 +264,7 @@ class LookupTable:
         axes = spec.axes()
         total = spec.num_cells()
         report = _progress_reporter(progress, total * len(assignments))
-        parts = [(a, functools.partial(s.lut_cells, spec)) for a, s in zip(assignments, solvers)]
+        parts = [(a, functools.partial(s.lut_cells, spec, threads=threads)) for a, s in zip(assignments, solvers)]
         merged = merge_cells(table, parts, total, cloud_keeps_tensors=cloud_keeps_tensors, report=report)
         report(total * len(assignments), final=True)
         return cls(

@@ -200,11 +200,28 @@ impl Problem {
     }
 
     /// Builds lookup-table cells of `spec` (a `jointdnn_edge.planner.reference.LutSpec`) in
-    /// parallel: one `LutCell` per cell number in `cells`.
-    fn lut_cells(&self, py: Python<'_>, spec: PyLutSpec, cells: Vec<usize>) -> PyResult<Vec<LutCell>> {
+    /// parallel: one `LutCell` per cell number in `cells`, on rayon's global pool, or on a pool
+    /// of `threads` threads of its own (a background build that leaves the other cores to the
+    /// inference).
+    #[pyo3(signature = (spec, cells, threads=None))]
+    fn lut_cells(
+        &self,
+        py: Python<'_>,
+        spec: PyLutSpec,
+        cells: Vec<usize>,
+        threads: Option<usize>,
+    ) -> PyResult<Vec<LutCell>> {
         let spec = spec.into_core(py)?;
         let graph = &self.graph;
-        let built = py.detach(|| build_cells(graph, &spec, &cells)).into_py_result(py)?;
+        let built = py
+            .detach(|| match threads {
+                None => build_cells(graph, &spec, &cells),
+                Some(n) => match rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build() {
+                    Ok(pool) => pool.install(|| build_cells(graph, &spec, &cells)),
+                    Err(e) => Err(PlanError::InvalidRequest(format!("no thread pool of {n}: {e}"))),
+                },
+            })
+            .into_py_result(py)?;
         built.iter().map(|c| LutCell::new(py, c)).collect()
     }
 }
