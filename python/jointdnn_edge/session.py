@@ -273,10 +273,10 @@ class JointSession:
     next sample replaces them. A failed cloud step counts as no measurement
     (what a missed deadline leaves in the estimate is a bound), and a forced
     or fixed schedule never probes. After an inference that used the cloud,
-    an estimate whose newest sample is older than this is re-measured in the
-    background (a bandwidth by a probe, the round trip by two pings): a
-    request measures the bandwidth it carries enough bytes for, never the
-    round trip.
+    an upload or round-trip estimate whose newest sample is older than this
+    is re-measured in the background (the upload by a probe, the round trip
+    by two pings): a request measures the bandwidth it carries enough bytes
+    for, never the round trip.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -1024,7 +1024,7 @@ class JointSession:
 
     def _refresh_if_stale(self) -> None:
         """After an inference that used the cloud: re-measure in the background what was last measured longer ago
-        than ``probe_interval_s``, a bandwidth by a :meth:`probe` (which pings too), the round trip alone by two pings.
+        than ``probe_interval_s``: the upload by a :meth:`probe` (which pings too), the round trip alone by two pings.
 
         A schedule's own requests measure only what they carry: a request large
         enough to be a bandwidth sample is no round-trip sample (without pings
@@ -1033,15 +1033,19 @@ class JointSession:
         a 10 to a 1 ms round trip), and one too small measures no bandwidth
         (a session whose estimate a slow request had cut to 5 Mbit/s kept a
         schedule that uploads 2 kB, and the estimate, to the end of the phase).
+        The download is not refreshed so: most splits get a few kB back, so a
+        stale download would send a probe after nearly every inference (on the
+        lab's 4G, 0.86 s of link per 3.3 s inference), for an estimate those
+        splits barely use; a probe refreshes it when the session runs locally.
         """
         interval, cloud = self.probe_interval_s, self.cloud
         if interval is None or cloud is None:
             return
         est = cloud.estimator
-        stale = [(age := est.age_s(kind)) is None or age >= interval for kind in ("up", "down", "rtt")]
-        if not any(stale):
+        stale_up, stale_rtt = ((age := est.age_s(kind)) is None or age >= interval for kind in ("up", "rtt"))
+        if not (stale_up or stale_rtt):
             return
-        bandwidth = stale[0] or stale[1]
+        bandwidth = stale_up
         with self._lock:
             if self._closed or not cloud.available or (self._probing is not None and self._probing.is_alive()):
                 return
