@@ -40,26 +40,12 @@ WIFI = (18.88, 54.97)
 ROUND_TRIPS_MS = (0.0, 1.0, 10.0, 40.0, 80.0)
 
 
-def ping_pong(addr: tuple[str, int], pings: int, size: int) -> list[float]:
-    """Round trips (ms) of ``size`` bytes echoed ``pings`` times on one connection."""
+def ping_pong(addr: tuple[str, int], pings: int, size: int, *, poll: bool = False) -> list[float]:
+    """Round trips (ms) of ``size`` bytes echoed ``pings`` times on one connection; ``poll``: the client polls a
+    non-blocking socket instead of blocking on it (no wake-up latency of its own)."""
     with socket.create_connection(addr) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        out = []
-        for _ in range(pings):
-            t0 = time.perf_counter()
-            s.sendall(b"x" * size)
-            got = 0
-            while got < size:
-                got += len(s.recv(65536))
-            out.append((time.perf_counter() - t0) * 1e3)
-    return out
-
-
-def poll_pong(addr: tuple[str, int], pings: int, size: int) -> list[float]:
-    """:func:`ping_pong` with a client that polls a non-blocking socket (no wake-up latency of its own)."""
-    with socket.create_connection(addr) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.setblocking(False)
+        s.setblocking(not poll)
         out = []
         for _ in range(pings):
             t0 = time.perf_counter()
@@ -99,7 +85,7 @@ def main() -> None:
             with DelayRelay(lab.client_ns, (SERVER_ADDR, 9009), lambda p=point: p) as relay:
                 got = lab.client_call(ping_pong, ("127.0.0.1", relay.port), args.pings, args.size).result()
                 polled = statistics.median(
-                    lab.client_call(poll_pong, ("127.0.0.1", relay.port), args.pings, args.size).result()
+                    lab.client_call(ping_pong, ("127.0.0.1", relay.port), args.pings, args.size, poll=True).result()
                 )
             q = statistics.quantiles(got, n=20)
             med = statistics.median(got)

@@ -72,8 +72,11 @@ class BandwidthEstimator:
     samples of a kind differ in size (weighted coefficient of variation at
     least :data:`MIN_SIZE_SPREAD`, and :data:`MIN_SIDE_SAMPLES` of them on
     each side of the mean size), ``offset`` is the intercept of their
-    weighted least-squares line; it is kept while later samples are of one
-    size, and set back to 0 at a step. Every rule above works on the samples'
+    weighted least-squares line when that is negative (a burst's credit),
+    else 0: a link that changed within the window makes a positive one
+    (large transfers timed on the fast link, small ones on the slow), which
+    would hide the change. It is kept while later samples are of one size,
+    and set back to 0 at a step. Every rule above works on the samples'
     rates with the offset taken out, ``bytes / (seconds - offset)`` (never
     more than :data:`MAX_FIT_RATIO` times the raw rate), so the estimate is
     the link's rate at the margin; :meth:`offsets_ms` gives the offsets
@@ -227,7 +230,10 @@ class BandwidthEstimator:
         if min(below, len(points) - below) < MIN_SIDE_SAMPLES:
             return  # one odd sample (a request slowed by something else than the link) would make the line
         if vxx > 0 and vxy > 0 and math.sqrt(vxx / sw) >= MIN_SIZE_SPREAD * mx:
-            self._offset[direction] = my - vxy / vxx * mx
+            # Only a burst's credit is learnt. A positive intercept is what a link that changed within the window
+            # shows (on the lab's ramp down, large uploads timed on the fast link and small ones on the slow:
+            # +tens of ms, which hid the fall), as well as slow start; it is taken for neither.
+            self._offset[direction] = min(0.0, my - vxy / vxx * mx)
 
     @property
     def up_mbps(self) -> float | None:
