@@ -207,13 +207,24 @@ def test_native_and_python_builds_store_the_same_schedules():
 
 def test_a_build_on_fewer_threads_is_the_same_table():
     """``threads`` bounds the build's pool, not its answers: one thread, two and the global pool write the same
-    bytes, natively and in pure Python (which takes one thread whatever it is given)."""
+    bytes, natively and in pure Python (which takes one thread whatever it is given). 72 cells: more than one of
+    the build's chunks of 64, so a pool serves two calls. Natively the pools' threads are named by their size
+    (``jdlutN-I``), which Linux shows in /proc: the build ran on the pool asked for."""
     costs = random_costs(np.random.default_rng(12), 7, dag=True)
-    kw = dict(network="wifi", cells=(5, 5, 2), cloud_slowdown=(1.0, 2.0))
+    kw = dict(network="wifi", cells=(6, 6, 2), cloud_slowdown=(1.0, 2.0))
     for solver in ("native", "python") if native_available() else ("python",):
         tables = [LookupTable.build(costs, solver=solver, threads=t, **kw).to_bytes() for t in (None, 1, 2)]
         assert tables[0] == tables[1] == tables[2], solver
-    for bad in (0, -1, 1.5):
+    if native_available() and os.path.isdir("/proc/self/task"):
+        names = set()
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/comm") as f:
+                    names.add(f.read().strip())
+            except OSError:
+                continue  # a thread that ended meanwhile
+        assert {"jdlut1-0", "jdlut2-0", "jdlut2-1"} <= names and "jdlut1-1" not in names, sorted(names)
+    for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError):
             LookupTable.build(costs, threads=bad, **kw)
 

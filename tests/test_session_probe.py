@@ -235,3 +235,46 @@ def test_a_slowdown_no_cloud_step_renewed_expires(cloud: Any) -> None:
             bars[interval] = (first.schedule.bar(), second.schedule.bar())
     assert bars[0.2] == (slow.bar(), fast.bar())
     assert bars[None] == (slow.bar(), slow.bar())
+
+
+def test_a_fresh_upload_and_a_stale_round_trip_ping_only(cloud: Any) -> None:
+    """The inference's own 54 kB upload keeps the upload estimate fresh; once the round trip is older than the
+    interval the session pings (two round-trip samples) and sends no probe (whose two uploads would be two more
+    upload samples). The oracle is the estimator's count of samples taken."""
+    import time
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([1000.0] + [5.0] * (g.n - 1), [0.05] * g.n, **g.cost_skeleton())
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client(emulate=Emulation(up_mbps=20.0, down_mbps=20.0, rtt_ms=2.0))
+    with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=0.3) as session:
+        session.run(feeds)  # the first inference: a probe (no upload measured yet)
+        session.wait_for_probe(30)
+        time.sleep(0.35)  # the round trip's samples age past the interval
+        before = client.estimator.taken()
+        session.run(feeds)  # its upload is fresh; its round trip is not
+        session.wait_for_probe(30)
+        after = client.estimator.taken()
+    assert after["up"] - before["up"] == 1  # the inference's own upload: no probe
+    assert after["rtt"] - before["rtt"] == 2  # two pings
+
+
+def test_one_refresh_per_interval_even_when_it_measures_nothing(cloud: Any) -> None:
+    """With a sample floor no transfer reaches, the upload estimate never gets a sample, so it is always stale;
+    the session still starts one refresh per ``probe_interval_s``, not one after every cloud inference. Under that
+    floor every request is a round-trip sample: an inference adds one, a refresh four (two pings, two probe
+    requests), so the estimator's round-trip count says how many refreshes ran."""
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([1000.0] + [5.0] * (g.n - 1), [0.05] * g.n, **g.cost_skeleton())
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client()
+    client.estimator.min_bytes = 10**12
+    with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=60.0) as session:
+        session.run(feeds)
+        session.wait_for_probe(30)
+        before = client.estimator.taken()["rtt"]
+        for _ in range(4):
+            session.run(feeds)
+            assert session.last_trace is not None and "C" in session.last_trace.schedule.bar()
+            session.wait_for_probe(30)
+        assert client.estimator.taken()["rtt"] - before <= 4  # the four inferences' own: no refresh in the interval

@@ -393,6 +393,7 @@ class JointSession:
         self.probe_interval_s = probe_interval_s
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
         self._probing: threading.Thread | None = None  # the background probe, once started
+        self._refreshed_at = -math.inf  # when the last refresh after a cloud inference started (monotonic s)
         self._closed = False  # set by close(): no background probe starts after it
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
@@ -1045,13 +1046,16 @@ class JointSession:
         stale_up, stale_rtt = ((age := est.age_s(kind)) is None or age >= interval for kind in ("up", "rtt"))
         if not (stale_up or stale_rtt):
             return
-        bandwidth = stale_up
         with self._lock:
-            if self._closed or not cloud.available or (self._probing is not None and self._probing.is_alive()):
+            now = time.monotonic()
+            if self._closed or now - self._refreshed_at < interval or not cloud.available:
+                return  # one refresh per interval, even one that measured nothing (a probe whose upload was no sample)
+            if self._probing is not None and self._probing.is_alive():
                 return
-            if bandwidth:
-                self._measured_at = time.monotonic()
-            work = self._probe_quietly if bandwidth else self._ping_quietly
+            self._refreshed_at = now
+            if stale_up:
+                self._measured_at = now
+            work = self._probe_quietly if stale_up else self._ping_quietly
             refresh = threading.Thread(target=work, name="jointdnn-probe", daemon=True)
             refresh.start()
             self._probing = refresh  # wait_for_probe and close() wait for it

@@ -23,7 +23,7 @@ __all__ = ["BandwidthEstimator"]
 MIN_SIZE_SPREAD = 0.25
 #: A line is fitted only through at least this many held samples on each side of their mean size.
 MIN_SIDE_SAMPLES = 2
-#: Taking the offset out changes a sample's rate by at most this factor (a line through noise can be steep).
+#: Taking the offset out lowers a sample's rate by at most this factor (a line through noise can be steep).
 MAX_FIT_RATIO = 4.0
 
 
@@ -78,7 +78,7 @@ class BandwidthEstimator:
     would hide the change. It is kept while later samples are of one size,
     and set back to 0 at a step. Every rule above works on the samples'
     rates with the offset taken out, ``bytes / (seconds - offset)`` (never
-    more than :data:`MAX_FIT_RATIO` times the raw rate), so the estimate is
+    below the raw rate over :data:`MAX_FIT_RATIO`), so the estimate is
     the link's rate at the margin; :meth:`offsets_ms` gives the offsets
     (:meth:`network` does not charge them). Thread-safe.
     """
@@ -285,11 +285,13 @@ class BandwidthEstimator:
         Bandwidths without samples keep ``radio``'s; ``rtt_ms`` becomes half
         the estimated round trip, because the planner charges ``rtt_ms`` per
         platform switch and one request (a round trip) makes two switches.
-        The offsets (:meth:`offsets_ms`) are not charged: every cloud run is
-        one upload and one download, so they shift every split alike, and
-        added to the round trip they moved the round trip a lookup table is
-        built for at each refit (in the network lab, rebuilds every few
-        inferences on its two cores doubled other requests' times).
+        The offsets (:meth:`offsets_ms`) are not charged. Each cloud run is
+        one upload and one download, so leaving out a burst's credit prices
+        every schedule that uses the cloud a little high against all-mobile
+        (once per cloud run), and splits of one cloud run alike against each
+        other; added to the round trip, the offsets moved the round trip a
+        lookup table is built for at each refit (in the network lab, rebuilds
+        every few inferences on its two cores doubled other requests' times).
         """
         with self._lock:
             up, down = self._estimate["up"], self._estimate["down"]
@@ -326,8 +328,7 @@ class BandwidthEstimator:
 
 
 def _rate(sample: tuple[float, float], offset: float) -> float:
-    """Mbit/s of a ``(bytes, seconds)`` sample with ``offset`` seconds taken out (at most :data:`MAX_FIT_RATIO` times
-    the raw rate either way: an offset from a noisy line can exceed a small transfer's time)."""
+    """Mbit/s of a ``(bytes, seconds)`` sample with ``offset`` (<= 0) seconds taken out: at most :data:`MAX_FIT_RATIO`
+    times below the raw rate (a burst's credit from a noisy line can be many times a small transfer's time)."""
     nbytes, seconds = sample
-    t = min(max(seconds - offset, seconds / MAX_FIT_RATIO), seconds * MAX_FIT_RATIO)
-    return 8.0 * nbytes / t / 1e6
+    return 8.0 * nbytes / min(seconds - offset, seconds * MAX_FIT_RATIO) / 1e6

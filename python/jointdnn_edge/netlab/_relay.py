@@ -40,6 +40,8 @@ MIN_RTO_S = 0.2
 OUTAGE_POLL_S = 0.02
 #: The last part of a delay waited out by yielding rather than sleeping (see :func:`_sleep_until`).
 SPIN_S = 0.001
+#: The longest the accepting thread waits for the server to take a connection (it accepts no other meanwhile).
+CONNECT_TIMEOUT_S = 5.0
 #: How often the accepting thread looks whether the relay is stopping.
 ACCEPT_POLL_S = 0.2
 
@@ -116,7 +118,8 @@ class DelayRelay:
                     break
                 client.settimeout(None)
                 try:
-                    server = socket.create_connection(self.target)
+                    server = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT_S)
+                    server.settimeout(None)
                 except OSError:
                     client.close()
                     continue
@@ -143,16 +146,16 @@ class DelayRelay:
             chunks: queue.Queue[tuple[float, bytes]] = queue.Queue(QUEUE_CHUNKS)
             threads.append(threading.Thread(target=self._read, args=(src, dst, chunks), name=f"relay-{name}-read"))
             threads.append(threading.Thread(target=self._send, args=(dst, src, chunks, done), name=f"relay-{name}"))
-        with self._lock:
+        with self._lock:  # started under the lock: stop() never sees a thread it cannot join yet
             if self._stopping.is_set():
                 client.close()
                 server.close()
                 return
             self._conns.update((client, server))
             self._threads = [t for t in self._threads if t.is_alive()] + threads
-        for t in threads:
-            t.daemon = True
-            t.start()
+            for t in threads:
+                t.daemon = True
+                t.start()
 
     def _delay_s(self, point: LinkPoint) -> float:
         d = point.rtt_ms / 2e3
@@ -165,16 +168,20 @@ class DelayRelay:
         return d
 
     def _read(self, src: socket.socket, dst: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
-        """Read ``src`` into ``chunks``, each with the time it is due; EOF or an error queues an empty chunk."""
+        """Read ``src`` into ``chunks``, each with the time it is due; however reading ends, an empty chunk last."""
+        end = 0.0
         try:
             while True:
                 data = src.recv(CHUNK)
-                chunks.put((time.monotonic() + self._delay_s(self.link()), data))
+                due = time.monotonic() + self._delay_s(self.link())
                 if not data:
-                    return
+                    end = due  # EOF travels like data
+                    break
+                chunks.put((due, data))
         except OSError:
             _shut(dst)  # the connection is broken: end the other direction too
-            chunks.put((0.0, b""))
+        finally:
+            chunks.put((end, b""))  # the sender's end, also after an unexpected error (else it waited forever)
 
     def _send(
         self, dst: socket.socket, src: socket.socket, chunks: queue.Queue[tuple[float, bytes]], done: Callable[[], None]
@@ -208,7 +215,7 @@ def _sleep_until(due: float) -> None:
     if wait > SPIN_S:
         time.sleep(wait - SPIN_S)
     while time.monotonic() < due:
-        time.sleep(0)  # releases the GIL and yields: the spin costs this thread's time, not the session's
+        time.sleep(0)  # releases the GIL each turn, so other threads of the process run between the checks
 
 
 def _shut(sock: socket.socket) -> None:

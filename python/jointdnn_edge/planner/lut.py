@@ -218,7 +218,7 @@ class LookupTable:
         a session's background build takes one, so that it leaves the other
         cores to the inferences it runs beside.
         """
-        if threads is not None and not (isinstance(threads, int) and threads >= 1):
+        if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ConfigError(f"threads must be an integer >= 1 or None, got {threads!r}")
         radio = check_radio(network)
         check_objective(objective)

@@ -5,7 +5,8 @@ use jointdnn_core::{solve, CostData, GraphOptions, PlanError, Request, StateGrap
 use numpy::{PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::errors::{plan_error, ToPyResult};
 use crate::results::{fresh_tuples, make_schedule, LastObjects, LutCell, Solution};
@@ -216,12 +217,31 @@ impl Problem {
         let built = py
             .detach(|| match threads {
                 None => build_cells(graph, &spec, &cells),
-                Some(n) => match rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build() {
-                    Ok(pool) => pool.install(|| build_cells(graph, &spec, &cells)),
-                    Err(e) => Err(PlanError::InvalidRequest(format!("no thread pool of {n}: {e}"))),
-                },
+                Some(n) => pool_of(n).and_then(|pool| pool.install(|| build_cells(graph, &spec, &cells))),
             })
             .into_py_result(py)?;
         built.iter().map(|c| LutCell::new(py, c)).collect()
     }
+}
+
+/// The rayon pool of `n` threads (at least one), made on first use and kept: a table build asks
+/// for its cells in chunks, and a pool per chunk would start and stop its threads each time.
+fn pool_of(n: usize) -> Result<Arc<rayon::ThreadPool>, PlanError> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let n = n.max(1);
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = pools.get(&n) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(move |i| format!("jdlut{n}-{i}"))
+        .build()
+        .map_err(|e| PlanError::InvalidRequest(format!("no thread pool of {n}: {e}")))?;
+    let pool = Arc::new(pool);
+    pools.insert(n, Arc::clone(&pool));
+    Ok(pool)
 }
