@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -901,17 +901,21 @@ class JointSession:
         if not self.track_cloud_load:
             return
         now = time.monotonic()
-        interval = self.probe_interval_s
-        kept = 0.0 if interval is not None and now - self._load_seen_at > interval else 0.7
+        kept = self._kept_weight(self._load_seen_at, now)
         self._load_seen_at = now
         if math.isfinite(queue_ms) and queue_ms >= 0:
             self._queue_ms = kept * self._queue_ms + (1.0 - kept) * queue_ms
         if predicted_cloud and compute_ms > 0:
             sample = compute_ms / predicted_cloud
-            stale = interval is not None and now - self._slowdown_at > interval
-            kept_slowdown = 0.0 if stale else 0.7
-            self._slowdown = min(100.0, max(0.05, kept_slowdown * self._slowdown + (1.0 - kept_slowdown) * sample))
+            kept = self._kept_weight(self._slowdown_at, now)
+            self._slowdown = min(100.0, max(0.05, kept * self._slowdown + (1.0 - kept) * sample))
             self._slowdown_at = now
+
+    def _kept_weight(self, fed_at: float, now: float) -> float:
+        """The weight an estimate last fed at ``fed_at`` keeps against a new sample: 0.7, or 0 once it is older than
+        ``probe_interval_s`` (stale: the sample replaces it)."""
+        interval = self.probe_interval_s
+        return 0.0 if interval is not None and now - fed_at > interval else 0.7
 
     def _deadline_s(
         self, frame_bytes: int, raw_out: int, predicted_cloud: float | None, network: Network, slowdown: float
@@ -1014,14 +1018,10 @@ class JointSession:
             return
         with self._lock:
             now = time.monotonic()
-            if self._closed or now - self._measured_at < self.probe_interval_s or not self.cloud.available:
-                return
-            if self._probing is not None and self._probing.is_alive():
+            if now - self._measured_at < self.probe_interval_s or not self._background_free():
                 return
             self._measured_at = now  # one probe per interval, even if it fails
-            probing = threading.Thread(target=self._probe_quietly, name="jointdnn-probe", daemon=True)
-            probing.start()
-            self._probing = probing  # only a started thread: close() joins it
+            self._start_background(self._probe_quietly)
 
     def _refresh_if_stale(self) -> None:
         """After an inference that used the cloud: re-measure in the background what was last measured longer ago
@@ -1048,17 +1048,26 @@ class JointSession:
             return
         with self._lock:
             now = time.monotonic()
-            if self._closed or now - self._refreshed_at < interval or not cloud.available:
+            if now - self._refreshed_at < interval or not self._background_free():
                 return  # one refresh per interval, even one that measured nothing (a probe whose upload was no sample)
-            if self._probing is not None and self._probing.is_alive():
-                return
             self._refreshed_at = now
             if stale_up:
                 self._measured_at = now
-            work = self._probe_quietly if stale_up else self._ping_quietly
-            refresh = threading.Thread(target=work, name="jointdnn-probe", daemon=True)
-            refresh.start()
-            self._probing = refresh  # wait_for_probe and close() wait for it
+            self._start_background(self._probe_quietly if stale_up else self._ping_quietly)
+
+    def _background_free(self) -> bool:
+        """Whether a background probe or ping may start now: the session open, the cloud up, none still running.
+        Called with the lock held."""
+        if self._closed or self.cloud is None or not self.cloud.available:
+            return False
+        return self._probing is None or not self._probing.is_alive()
+
+    def _start_background(self, work: Callable[[], None]) -> None:
+        """Run ``work`` (a probe or pings) on the session's background thread. Called with the lock held, after
+        :meth:`_background_free`."""
+        thread = threading.Thread(target=work, name="jointdnn-probe", daemon=True)
+        thread.start()
+        self._probing = thread  # only a started thread: close() and wait_for_probe join it
 
     def _ping_quietly(self) -> None:
         assert self.cloud is not None

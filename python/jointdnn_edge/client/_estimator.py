@@ -141,7 +141,7 @@ class BandwidthEstimator:
             self._taken[direction] += 1
             self._sampled_at[direction] = time.monotonic()
             self._refit(direction)
-            if self._shifted(direction):
+            if self._moved(self._rates(direction), self._harmonic):  # a step (see the class docstring)
                 self._step(direction, self.shift_samples)
                 self._refit(direction)
             self._estimate[direction] = self._harmonic(self._rates(direction))
@@ -158,19 +158,24 @@ class BandwidthEstimator:
             self._forget_before_step(self._rtt, statistics.median)
         return True
 
+    def _moved(self, values: Sequence[float], estimate: Callable[[Sequence[float]], float | None]) -> bool:
+        """Whether the newest ``shift_samples`` of ``values`` all lie past ``shift_factor`` of what ``estimate`` makes
+        of the older ones (see the class docstring)."""
+        k, f = self.shift_samples, self.shift_factor
+        if f is None or len(values) <= k:
+            return False
+        before = estimate(values[:-k])
+        if before is None or before <= 0:
+            return False
+        recent = values[-k:]
+        return all(x > before * f for x in recent) or all(x < before / f for x in recent)
+
     def _forget_before_step(self, samples: deque[float], estimate: Callable[[Sequence[float]], float | None]) -> None:
         """Drop the samples older than the newest ``shift_samples`` when those all moved past ``shift_factor``."""
-        k, f = self.shift_samples, self.shift_factor
-        if f is None or len(samples) <= k:
-            return
         held = list(samples)
-        before = estimate(held[:-k])
-        if before is None or before <= 0:
-            return
-        recent = held[-k:]
-        if all(x > before * f for x in recent) or all(x < before / f for x in recent):
+        if self._moved(held, estimate):
             samples.clear()
-            samples.extend(recent)
+            samples.extend(held[-self.shift_samples :])
 
     def _harmonic(self, samples: Sequence[float]) -> float | None:
         if not samples:
@@ -195,18 +200,6 @@ class BandwidthEstimator:
         held.clear()
         held.extend(recent)
         self._offset[direction] = 0.0
-
-    def _shifted(self, direction: str) -> bool:
-        """Whether the newest ``shift_samples`` rates all lie past ``shift_factor`` of what the older ones estimate."""
-        k, f = self.shift_samples, self.shift_factor
-        rates = self._rates(direction)
-        if f is None or len(rates) <= k:
-            return False
-        before = self._harmonic(rates[:-k])
-        if before is None or before <= 0:
-            return False
-        recent = rates[-k:]
-        return all(x > before * f for x in recent) or all(x < before / f for x in recent)
 
     def _refit(self, direction: str) -> None:
         """Set the offset to the intercept of the weighted line through the held samples when their sizes differ
