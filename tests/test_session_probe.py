@@ -278,3 +278,86 @@ def test_one_refresh_per_interval_even_when_it_measures_nothing(cloud: Any) -> N
             assert session.last_trace is not None and "C" in session.last_trace.schedule.bar()
             session.wait_for_probe(30)
         assert client.estimator.taken()["rtt"] - before <= 4  # the four inferences' own: no refresh in the interval
+
+
+def _wait_watch(session: Any, seconds: float) -> None:
+    """Let the round trip age past the session's ping interval, and the background work end."""
+    import time
+
+    session.wait_for_probe(30)
+    time.sleep(seconds)
+
+
+def test_a_local_session_notices_a_new_network_by_its_round_trip(cloud: Any) -> None:
+    """On a slow link with an 80 ms round trip the phone is best; the network then changes to a fast one with a 4 ms
+    round trip, where a split is. With probes 60 s apart the session would stay local for a minute; its ping watch
+    sees the round trip fall, probes at once, and within three inferences the schedule costs what the planner's
+    optimum on the new link costs (within 2%). The oracle is the planner's plan on each true link; the control
+    session (``ping_interval_s=None``) stays local."""
+    from jointdnn_edge.client import EmulatedTransport
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.05] * g.n, **g.cost_skeleton())  # a 20x slower phone
+    slow = Emulation(up_mbps=1.0, down_mbps=2.0, rtt_ms=80.0)
+    fast = Emulation(up_mbps=5.0, down_mbps=20.0, rtt_ms=4.0)
+    wifi = Network.preset("wifi")
+    on_slow = plan(costs, replace(wifi, up_mbps=1.0, down_mbps=2.0, rtt_ms=40.0), cloud_keeps_tensors=False)
+    fast_link = replace(wifi, up_mbps=5.0, down_mbps=20.0, rtt_ms=2.0)  # rtt_ms: per switch
+    best = plan(costs, fast_link, cloud_keeps_tensors=False)
+    assert on_slow.bar() == "M" * g.n and "C" in best.bar()
+    feeds = uniform_feeds(g, 3)
+    taken: dict[float | None, list[float]] = {}
+    for ping in (0.2, None):
+        client = cloud.client(emulate=slow)
+        transport = client.http._transport
+        assert isinstance(transport, EmulatedTransport)
+        kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": 60.0, "ping_interval_s": ping}
+        with client, JointSession(g, client, costs, **kwargs) as session:
+            session.run(feeds)  # nothing measured yet: it probes the slow link
+            _wait_watch(session, 0.25)
+            session.run(feeds)
+            assert session.last_trace is not None and session.last_trace.schedule.bar() == "M" * g.n
+            _wait_watch(session, 0.25)
+            transport.emulation = fast  # the phone joins another network
+            taken[ping] = []
+            for _ in range(3):
+                session.run(feeds)
+                trace = session.last_trace
+                assert trace is not None and trace.fallback is None
+                taken[ping].append(trace.schedule.evaluate(costs, fast_link, cloud_keeps_tensors=False).latency_ms)
+                _wait_watch(session, 0.25)
+    assert taken[0.2][-1] <= 1.02 * best.latency_ms, (taken, best.bar())
+    assert all(t > 1.02 * best.latency_ms for t in taken[None]), taken  # no watch: local until the next probe
+
+
+def test_a_steady_round_trip_starts_no_probe(cloud: Any) -> None:
+    """On a link that does not change, each ping watch is two round-trip samples and nothing more: no probe's
+    uploads. The oracle is the estimator's count of samples taken."""
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([5.0] * g.n, [0.05] * g.n, **g.cost_skeleton())
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client(emulate=Emulation(up_mbps=1.0, down_mbps=2.0, rtt_ms=80.0))
+    kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": 60.0, "ping_interval_s": 0.1}
+    with client, JointSession(g, client, costs, **kwargs) as session:
+        session.run(feeds)
+        _wait_watch(session, 0.15)
+        before = client.estimator.taken()
+        for _ in range(3):
+            session.run(feeds)
+            assert session.last_trace is not None and session.last_trace.schedule.bar() == "M" * g.n
+            _wait_watch(session, 0.15)
+        after = client.estimator.taken()
+    assert after["rtt"] - before["rtt"] == 6  # three watches of two pings
+    assert after["up"] == before["up"]  # and no probe
+
+
+def test_rtt_moved_takes_a_change_of_network_not_jitter() -> None:
+    """Known cases of the watch's rule: both pings past 1.5x and 2 ms of the estimate, on the same side."""
+    from jointdnn_edge.session import _rtt_moved
+
+    assert _rtt_moved(81.5, [41.5, 42.0])  # 3G -> 4G: 2x, which the estimator's own 2x step rule misses
+    assert _rtt_moved(11.5, [2.0, 1.9]) and _rtt_moved(10.0, [40.0, 41.0])
+    assert not _rtt_moved(81.5, [41.5, 90.0])  # one ping is one sample
+    assert not _rtt_moved(81.5, [41.5, 160.0])  # opposite sides: no level
+    assert not _rtt_moved(1.0, [0.3, 0.4]) and not _rtt_moved(0.5, [2.0, 2.2])  # LAN jitter: under 2 ms apart
+    assert not _rtt_moved(80.0, [100.0, 110.0]) and not _rtt_moved(40.0, []), "within 1.5x, or nothing measured"

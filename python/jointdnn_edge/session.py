@@ -58,6 +58,13 @@ BUILD_JOIN_S = 2.0
 #: the round-trip tolerance (:func:`_drifted`), so :meth:`JointSession._with_queue` would return the link as it is.
 #: The hot path compares against it instead of calling that method.
 _QUEUE_WAIT_IGNORED_MS = 2.0
+#: A background ping watch (``ping_interval_s``) takes the network to have changed when both its pings lie more than
+#: this factor above, or below, the round-trip estimate, and more than :data:`RTT_MOVED_MS` from it. Below the
+#: estimator's own step factor (2): radios' round trips differ about 2x (the lab's 3G, 4G and Wi-Fi: 80, 40, 10 ms),
+#: and a step from 80 to 40 ms measured as 81.5 -> 41.5 would not pass 2x.
+RTT_MOVED_FACTOR = 1.5
+#: See :data:`RTT_MOVED_FACTOR` (ms): a LAN's sub-millisecond jitter is no change of network.
+RTT_MOVED_MS = 2.0
 #: Looked up once, for JointSession.run: a lookup in a module's dict costs ~0.1 µs (numpy's: ~0.4 µs) on the cold
 #: caches the runtime leaves behind (benches/session_overhead.py)
 _NDARRAY = np.ndarray
@@ -277,6 +284,18 @@ class JointSession:
     is re-measured in the background (the upload by a probe, the round trip
     by two pings): a request measures the bandwidth it carries enough bytes
     for, never the round trip.
+    ``ping_interval_s``: between probes, an adaptive inference with
+    ``network="auto"`` pings the cloud twice in the background when the
+    round trip was last measured longer ago than this (or than
+    ``probe_interval_s``, if shorter; None: only then). When both pings lie
+    more than :data:`RTT_MOVED_FACTOR` times (and :data:`RTT_MOVED_MS`) above
+    or below the round-trip estimate, the network has changed (Wi-Fi to
+    cellular, a handover): the old round-trip samples are dropped and the
+    link is probed at once, instead of when ``probe_interval_s`` runs out.
+    A session kept on the device by a slow link thus notices a faster one
+    within about this interval for two small requests' worth of radio time;
+    a change of bandwidth alone still waits for the next probe.
+    ``probe_interval_s=None`` turns off every background request.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
     options fitted, ``{cut tensor: [LossySpec, ...]}``, e.g. by
@@ -337,6 +356,7 @@ class JointSession:
         lut_build: str = "background",
         profile_max_group: int | None = 8,
         probe_interval_s: float | None = 5.0,
+        ping_interval_s: float | None = 1.0,
         close_cloud: bool | None = None,
         max_accuracy_loss: float | None = None,
         accuracy: Any = None,
@@ -391,6 +411,12 @@ class JointSession:
         ):
             raise ConfigError(f"probe_interval_s must be a finite number >= 0 or None, got {probe_interval_s!r}")
         self.probe_interval_s = probe_interval_s
+        if ping_interval_s is not None and not (
+            isinstance(ping_interval_s, (int, float)) and math.isfinite(ping_interval_s) and ping_interval_s >= 0
+        ):
+            raise ConfigError(f"ping_interval_s must be a finite number >= 0 or None, got {ping_interval_s!r}")
+        self.ping_interval_s = ping_interval_s
+        self._pinged_at = -math.inf  # when the last background ping watch started (monotonic s)
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
         self._probing: threading.Thread | None = None  # the background probe, once started
         self._refreshed_at = -math.inf  # when the last refresh after a cloud inference started (monotonic s)
@@ -826,7 +852,7 @@ class JointSession:
         # it: wait_for_probe).
         if local:
             if (estimated or self._queue_ms > _QUEUE_WAIT_IGNORED_MS) and self._adapts:
-                self._probe_if_stale()
+                self._probe_if_stale(estimated)
         elif estimated and self._adapts:
             self._refresh_if_stale()
         return outputs
@@ -1009,19 +1035,24 @@ class JointSession:
         probing.join(timeout_s)
         return True
 
-    def _probe_if_stale(self) -> None:
-        """Start a background :meth:`probe` when the link estimate is stale, or the cloud's queue estimate keeps
-        the session off a fixed link (see ``probe_interval_s``)."""
+    def _probe_if_stale(self, estimated: bool) -> None:
+        """After an inference planned entirely on this device: start a background :meth:`probe` when the link
+        estimate is stale, or the cloud's queue estimate keeps the session off a fixed link (see
+        ``probe_interval_s``); else, on an ``estimated`` link, a ping watch when the round trip is older than
+        ``ping_interval_s``."""
         if self.probe_interval_s is None or self.cloud is None:
             return
         if isinstance(self.network, Network) and self._with_queue(self.network) is self.network:
             return
         with self._lock:
             now = time.monotonic()
-            if now - self._measured_at < self.probe_interval_s or not self._background_free():
+            if not self._background_free():
                 return
-            self._measured_at = now  # one probe per interval, even if it fails
-            self._start_background(self._probe_quietly)
+            if now - self._measured_at >= self.probe_interval_s:
+                self._measured_at = now  # one probe per interval, even if it fails
+                self._start_background(self._probe_quietly)
+            elif estimated:
+                self._watch_if_stale(now)
 
     def _refresh_if_stale(self) -> None:
         """After an inference that used the cloud: re-measure in the background what was last measured longer ago
@@ -1042,18 +1073,29 @@ class JointSession:
         interval, cloud = self.probe_interval_s, self.cloud
         if interval is None or cloud is None:
             return
-        est = cloud.estimator
-        stale_up, stale_rtt = ((age := est.age_s(kind)) is None or age >= interval for kind in ("up", "rtt"))
-        if not (stale_up or stale_rtt):
-            return
+        age = cloud.estimator.age_s("up")
         with self._lock:
             now = time.monotonic()
-            if now - self._refreshed_at < interval or not self._background_free():
-                return  # one refresh per interval, even one that measured nothing (a probe whose upload was no sample)
-            self._refreshed_at = now
-            if stale_up:
-                self._measured_at = now
-            self._start_background(self._probe_quietly if stale_up else self._ping_quietly)
+            if not self._background_free():
+                return
+            # one probe per interval, even one that measured nothing (a probe whose upload was no sample)
+            if (age is None or age >= interval) and now - self._refreshed_at >= interval:
+                self._refreshed_at = self._measured_at = now
+                self._start_background(self._probe_quietly)
+            else:
+                self._watch_if_stale(now)
+
+    def _watch_if_stale(self, now: float) -> None:
+        """Start a ping watch (:meth:`_watch_quietly`) when the round trip was last measured, and the last watch
+        started, longer ago than ``ping_interval_s`` (or ``probe_interval_s``, if shorter). Called with the lock held,
+        after :meth:`_background_free`."""
+        probe_every, ping_every = self.probe_interval_s, self.ping_interval_s
+        assert self.cloud is not None and probe_every is not None
+        every = probe_every if ping_every is None else min(ping_every, probe_every)
+        age = self.cloud.estimator.age_s("rtt")
+        if (age is None or age >= every) and now - self._pinged_at >= every:
+            self._pinged_at = now
+            self._start_background(self._watch_quietly)
 
     def _background_free(self) -> bool:
         """Whether a background probe or ping may start now: the session open, the cloud up, none still running.
@@ -1069,13 +1111,24 @@ class JointSession:
         thread.start()
         self._probing = thread  # only a started thread: close() and wait_for_probe join it
 
-    def _ping_quietly(self) -> None:
-        assert self.cloud is not None
+    def _watch_quietly(self) -> None:
+        """Two pings (round-trip samples); when both moved past :data:`RTT_MOVED_FACTOR` and :data:`RTT_MOVED_MS` of
+        the estimate, the network changed: forget the old round trip and probe at once (see ``ping_interval_s``)."""
+        cloud = self.cloud
+        assert cloud is not None
         try:
-            for _ in range(2):  # two samples: the estimator drops the older ones at once when the round trip stepped
-                self.cloud.ping()
+            before = cloud.estimator.rtt_ms
+            pings = [cloud.ping() * 1e3 for _ in range(2)]
         except Exception as e:  # the circuit breaker counted a cloud failure; a background ping never raises
             logger.info("background round-trip ping failed: %s: %s", type(e).__name__, e)
+            return
+        if before is None or not _rtt_moved(before, pings):
+            return
+        logger.info("round trip moved from %.1f to %s ms: probing the link", before, [round(x, 1) for x in pings])
+        cloud.estimator.forget_rtt()  # the probe's two pings are the new level's first samples
+        with self._lock:
+            self._measured_at = time.monotonic()
+        self._probe_quietly()
 
     def _probe_quietly(self) -> None:
         try:
@@ -1204,3 +1257,13 @@ def _check_offered(schedule: Schedule, costs: CostTable) -> None:
                 f"the fixed schedule runs layers {first}..{last} as one group on the {platform}, which the cost "
                 f"table does not offer (its largest group is {costs.max_group()} layers); split that segment"
             )
+
+
+def _rtt_moved(estimate_ms: float, pings_ms: Sequence[float]) -> bool:
+    """Whether every one of ``pings_ms`` lies more than :data:`RTT_MOVED_FACTOR` times and :data:`RTT_MOVED_MS` above
+    ``estimate_ms``, or every one as far below it: a round trip that changed, not jitter (``ping_interval_s``)."""
+    if not pings_ms:
+        return False
+    up = all(x > estimate_ms * RTT_MOVED_FACTOR and x - estimate_ms > RTT_MOVED_MS for x in pings_ms)
+    down = all(x * RTT_MOVED_FACTOR < estimate_ms and estimate_ms - x > RTT_MOVED_MS for x in pings_ms)
+    return up or down

@@ -28,6 +28,9 @@ def netlab_command(
     max_group: int = typer.Option(4, "--max-group", min=1, help="Longest group of layers to profile."),
     rtt_ms: float = typer.Option(40.0, "--rtt-ms", min=0.0, help="Round trip for a Mahimahi trace (ms)."),
     probe_every: float = typer.Option(2.0, "--probe-every", min=0.1, help="Probe period while JointDNN stays local."),
+    ping_every: float = typer.Option(
+        0.5, "--ping-every", min=0.05, help="Round-trip watch between probes: two pings this often (s)."
+    ),
     output: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the figure (PNG)."),
 ) -> None:
@@ -49,6 +52,7 @@ def netlab_command(
             emulation=emulation,
             max_group=max_group,
             probe_every_s=probe_every,
+            ping_every_s=ping_every,
             report=lambda line: err_console.print(f"[dim]{line}[/]"),
         )
     except (JointDNNError, ValueError, ImportError) as e:

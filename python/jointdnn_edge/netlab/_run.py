@@ -39,6 +39,9 @@ SERVER_PORT = 8000
 #: The adaptive session's ``probe_interval_s`` in the lab: an all-mobile inference probes when the link was last
 #: measured longer ago than this (s).
 DEFAULT_PROBE_EVERY_S = 2.0
+#: The adaptive session's ``ping_interval_s`` in the lab: between probes, two pings when the round trip was last
+#: measured longer ago than this (s); a round trip that moved starts a probe at once.
+DEFAULT_PING_EVERY_S = 0.5
 #: Inferences of a strategy after a phase starts that do not count as settled (prediction error).
 SETTLE_INFERENCES = 3
 #: The adaptive session has adapted to a phase once its schedule costs at most this much more than the phase's
@@ -264,6 +267,7 @@ def run_netlab(
     max_group: int = 4,
     radio: str | Network = "wifi",
     probe_every_s: float = DEFAULT_PROBE_EVERY_S,
+    ping_every_s: float | None = DEFAULT_PING_EVERY_S,
     report: Callable[[str], None] | None = None,
 ) -> NetlabResult:
     """Build the lab, serve ``model`` inside it, and run the four strategies in turn while ``trace`` plays.
@@ -274,6 +278,8 @@ def run_netlab(
     model's times; ``emulation`` says how it is made slower (``"repeat"``:
     each slice computed ``mobile_slowdown`` times, host only; ``"sleep"``:
     computed once and padded to its time, see :mod:`._device`).
+    ``probe_every_s`` and ``ping_every_s`` are the adaptive session's
+    ``probe_interval_s`` and ``ping_interval_s``.
     Raises :class:`LabUnavailableError` (with the reason) where the lab cannot be built.
     """
     from ..client import BandwidthEstimator, CloudClient
@@ -331,6 +337,7 @@ def run_netlab(
         "link": "veth pair between two namespaces, tbf each way; delay, jitter, loss and outages by a user-space relay",
         "radio": radio_net.name or "custom",
         "probe_every_s": probe_every_s,
+        "ping_every_s": ping_every_s,
     }
 
     first = trace.at(0.0)
@@ -346,7 +353,7 @@ def run_netlab(
         say(f"server ready in namespace {lab.server_ns}; link {first.up_mbps:g}/{first.down_mbps:g} Mbit/s")
         with DelayRelay(lab.client_ns, (SERVER_ADDR, SERVER_PORT), player.link) as relay:
             driver = _Driver(graph, costs, relay.url, radio_net, mobile_exec, inputs, reference, player,
-                             result, duration, probe_every_s, say)  # fmt: skip
+                             result, duration, (probe_every_s, ping_every_s), say)  # fmt: skip
             future = lab.client_call(driver.run, CloudClient, BandwidthEstimator, plan)
             try:
                 while True:
@@ -373,12 +380,12 @@ class _Driver:
     """The client side of the experiment, run on the lab's client thread (inside the client namespace)."""
 
     def __init__(self, graph: Any, costs: Any, url: str, radio: Network, mobile_exec: Any, inputs: Any,
-                 reference: Any, player: _Player, result: NetlabResult, duration: float, probe_every_s: float,
-                 say: Callable[[str], None]) -> None:  # fmt: skip
+                 reference: Any, player: _Player, result: NetlabResult, duration: float,
+                 intervals: tuple[float, float | None], say: Callable[[str], None]) -> None:  # fmt: skip
         self.graph, self.costs, self.url, self.radio = graph, costs, url, radio
         self.mobile_exec, self.inputs, self.reference = mobile_exec, inputs, reference
         self.player, self.result, self.duration = player, result, duration
-        self.probe_every_s, self.say = probe_every_s, say
+        self.intervals, self.say = intervals, say
         self._optima: dict[tuple[float, float, float], float] = {}
 
     def _planned_link(self, up_mbps: float, down_mbps: float, rtt_ms: float) -> Network:
@@ -415,8 +422,9 @@ class _Driver:
             # the adaptive session's estimate read 0.3-0.5 of 1.1 Mbit/s). See _loop.
             common = {"network": "auto", "radio": self.radio, "executor": self.mobile_exec, "probe_interval_s": None}
             sessions["jointdnn"] = JointSession(
-                self.graph, clients["jointdnn"], self.costs, **{**common, "probe_interval_s": self.probe_every_s}
-            )
+                self.graph, clients["jointdnn"], self.costs,
+                **{**common, "probe_interval_s": self.intervals[0], "ping_interval_s": self.intervals[1]},
+            )  # fmt: skip
             sessions["mobile"] = JointSession(self.graph, clients["mobile"], self.costs, force="mobile", **common)
             sessions["cloud"] = JointSession(self.graph, clients["cloud"], self.costs, force="cloud", **common)
             # static: the best schedule for the link its client measures now, kept for the whole run
