@@ -351,13 +351,46 @@ def test_a_steady_round_trip_starts_no_probe(cloud: Any) -> None:
     assert after["up"] == before["up"]  # and no probe
 
 
+def test_a_slower_round_trip_relevels_the_estimate_without_a_probe(cloud: Any) -> None:
+    """A session on the cloud whose round trip grows 20-fold (a move to a cellular network): its own uploads measure
+    the bandwidth, and the ping watch takes the round trip to the new level at once (the median of the window would
+    have held the old one for four more samples) and sends no probe, whose two uploads would cost seconds of a slow
+    link. The oracles are the emulated round trip and the estimator's count of upload samples."""
+    from jointdnn_edge.client import EmulatedTransport
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([1000.0] + [5.0] * (g.n - 1), [0.05] * g.n, **g.cost_skeleton())  # all-cloud
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client(emulate=Emulation(up_mbps=20.0, down_mbps=20.0, rtt_ms=2.0))
+    transport = client.http._transport
+    assert isinstance(transport, EmulatedTransport)
+    kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": 60.0, "ping_interval_s": 0.2}
+    with client, JointSession(g, client, costs, **kwargs) as session:
+        session.run(feeds)  # nothing measured yet: a probe
+        _wait_watch(session, 0.25)
+        session.run(feeds)  # and a watch on the steady link
+        _wait_watch(session, 0.25)
+        before_rtt = client.estimator.rtt_ms
+        transport.emulation = Emulation(up_mbps=20.0, down_mbps=20.0, rtt_ms=40.0)
+        before = client.estimator.taken()
+        session.run(feeds)
+        assert session.last_trace is not None and "C" in session.last_trace.schedule.bar()
+        session.wait_for_probe(30)
+        after = client.estimator.taken()
+        rtt = client.estimator.rtt_ms
+    assert before_rtt is not None and before_rtt < 10.0
+    assert rtt is not None and 40.0 <= rtt < 60.0, rtt  # the new level, from the watch's two pings
+    assert after["up"] - before["up"] == 1  # the inference's own upload: no probe
+    assert after["rtt"] - before["rtt"] == 2  # the two pings
+
+
 def test_rtt_moved_takes_a_change_of_network_not_jitter() -> None:
     """Known cases of the watch's rule: both pings past 1.5x and 2 ms of the estimate, on the same side."""
     from jointdnn_edge.session import _rtt_moved
 
-    assert _rtt_moved(81.5, [41.5, 42.0])  # 3G -> 4G: 2x, which the estimator's own 2x step rule misses
-    assert _rtt_moved(11.5, [2.0, 1.9]) and _rtt_moved(10.0, [40.0, 41.0])
-    assert not _rtt_moved(81.5, [41.5, 90.0])  # one ping is one sample
-    assert not _rtt_moved(81.5, [41.5, 160.0])  # opposite sides: no level
-    assert not _rtt_moved(1.0, [0.3, 0.4]) and not _rtt_moved(0.5, [2.0, 2.2])  # LAN jitter: under 2 ms apart
-    assert not _rtt_moved(80.0, [100.0, 110.0]) and not _rtt_moved(40.0, []), "within 1.5x, or nothing measured"
+    assert _rtt_moved(81.5, [41.5, 42.0]) == "down"  # 3G -> 4G: 2x, which the estimator's own 2x step rule misses
+    assert _rtt_moved(11.5, [2.0, 1.9]) == "down" and _rtt_moved(10.0, [40.0, 41.0]) == "up"
+    assert _rtt_moved(81.5, [41.5, 90.0]) is None  # one ping is one sample
+    assert _rtt_moved(81.5, [41.5, 160.0]) is None  # opposite sides: no level
+    assert _rtt_moved(1.0, [0.3, 0.4]) is None and _rtt_moved(0.5, [2.0, 2.2]) is None  # LAN jitter: < 2 ms apart
+    assert _rtt_moved(80.0, [100.0, 110.0]) is None and _rtt_moved(40.0, []) is None, "within 1.5x, or no pings"

@@ -42,6 +42,11 @@ def test_estimator_is_a_decayed_harmonic_mean() -> None:
     est.forget_rtt()
     assert est.counts() == {"up": 3, "down": 0, "rtt": 0}
     assert est.taken() == {"up": 3, "down": 0, "rtt": 1}  # what was recorded, held or forgotten since
+    for seconds in (0.080, 0.081, 0.082, 0.040, 0.041):  # a round trip that halved (under the 2x step rule)
+        est.add_rtt(seconds)
+    assert est.rtt_ms == pytest.approx(61.0)  # the window of 4 (81, 82, 40, 41): neither level
+    est.forget_rtt(keep=2)
+    assert est.rtt_ms == pytest.approx(40.5) and est.counts()["rtt"] == 2 and est.age_s("rtt") is not None
 
 
 def test_estimator_window_small_transfers_and_outliers() -> None:

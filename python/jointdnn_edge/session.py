@@ -290,11 +290,13 @@ class JointSession:
     ``probe_interval_s``, if shorter; None: only then). When both pings lie
     more than :data:`RTT_MOVED_FACTOR` times (and :data:`RTT_MOVED_MS`) above
     or below the round-trip estimate, the network has changed (Wi-Fi to
-    cellular, a handover): the old round-trip samples are dropped and the
-    link is probed at once, instead of when ``probe_interval_s`` runs out.
-    A session kept on the device by a slow link thus notices a faster one
-    within about this interval for two small requests' worth of radio time;
-    a change of bandwidth alone still waits for the next probe.
+    cellular, a handover): the old round-trip samples are dropped, and when
+    the round trip fell the link is probed at once, instead of when
+    ``probe_interval_s`` runs out (a slower network shows in the next
+    upload, and a session kept local stays local on it). A session kept on
+    the device by a slow link thus notices a faster one within about this
+    interval for two small requests' worth of radio time; a change of
+    bandwidth alone still waits for the next probe.
     ``probe_interval_s=None`` turns off every background request.
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table of this
     model, ``jointdnn-edge accuracy --json``) and ``lossy_specs`` (the rows'
@@ -1122,13 +1124,18 @@ class JointSession:
         except Exception as e:  # the circuit breaker counted a cloud failure; a background ping never raises
             logger.info("background round-trip ping failed: %s: %s", type(e).__name__, e)
             return
-        if before is None or not _rtt_moved(before, pings):
+        moved = None if before is None else _rtt_moved(before, pings)
+        if moved is None:
             return
-        logger.info("round trip moved from %.1f to %s ms: probing the link", before, [round(x, 1) for x in pings])
-        cloud.estimator.forget_rtt()  # the probe's two pings are the new level's first samples
-        with self._lock:
-            self._measured_at = time.monotonic()
-        self._probe_quietly()
+        logger.info("round trip moved from %.1f to %s ms", before, [round(x, 1) for x in pings])
+        cloud.estimator.forget_rtt(keep=len(pings))  # the old network's: the pings are the new level's first samples
+        if moved == "down":
+            # A faster network: measure its bandwidth now. A slower one needs no probe (a second of a 3G link):
+            # a schedule that uses the cloud measures it with its next upload (a drop is a step at once), and one
+            # kept on this device by the faster link stays there on a slower one.
+            with self._lock:
+                self._measured_at = time.monotonic()
+            self._probe_quietly()
 
     def _probe_quietly(self) -> None:
         try:
@@ -1259,11 +1266,14 @@ def _check_offered(schedule: Schedule, costs: CostTable) -> None:
             )
 
 
-def _rtt_moved(estimate_ms: float, pings_ms: Sequence[float]) -> bool:
-    """Whether every one of ``pings_ms`` lies more than :data:`RTT_MOVED_FACTOR` times and :data:`RTT_MOVED_MS` above
-    ``estimate_ms``, or every one as far below it: a round trip that changed, not jitter (``ping_interval_s``)."""
+def _rtt_moved(estimate_ms: float, pings_ms: Sequence[float]) -> str | None:
+    """``"up"`` when every one of ``pings_ms`` lies more than :data:`RTT_MOVED_FACTOR` times and :data:`RTT_MOVED_MS`
+    above ``estimate_ms``, ``"down"`` when every one lies as far below it, else None: a round trip that changed, not
+    jitter (``ping_interval_s``)."""
     if not pings_ms:
-        return False
-    up = all(x > estimate_ms * RTT_MOVED_FACTOR and x - estimate_ms > RTT_MOVED_MS for x in pings_ms)
-    down = all(x * RTT_MOVED_FACTOR < estimate_ms and estimate_ms - x > RTT_MOVED_MS for x in pings_ms)
-    return up or down
+        return None
+    if all(x > estimate_ms * RTT_MOVED_FACTOR and x - estimate_ms > RTT_MOVED_MS for x in pings_ms):
+        return "up"
+    if all(x * RTT_MOVED_FACTOR < estimate_ms and estimate_ms - x > RTT_MOVED_MS for x in pings_ms):
+        return "down"
+    return None

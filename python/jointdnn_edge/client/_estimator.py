@@ -296,11 +296,15 @@ class BandwidthEstimator:
             rtt_ms=float(rtt / 2.0 if rtt is not None else radio.rtt_ms),
         )
 
-    def forget_rtt(self) -> None:
-        """Forget the round-trip samples (shown stale), so that the next plan measures the round trip again."""
+    def forget_rtt(self, keep: int = 0) -> None:
+        """Forget the round-trip samples (shown stale) but the newest ``keep``; with none left, the next plan
+        measures the round trip again."""
         with self._lock:
+            kept = list(self._rtt)[len(self._rtt) - keep :] if keep > 0 else []
             self._rtt.clear()
-            self._sampled_at["rtt"] = None
+            self._rtt.extend(kept)
+            if not kept:
+                self._sampled_at["rtt"] = None
 
     def reset(self) -> None:
         """Forget every sample."""
