@@ -544,6 +544,8 @@ class _Driver:
             planned_down_mbps=tr.network.down_mbps,
             planned_rtt_ms=tr.network.rtt_ms * 2,  # the round trip: the planner's rtt_ms is charged per switch
             planned_cloud_slowdown=tr.cloud_slowdown,
+            network_ms=sum(s.network_ms for s in tr.steps if s.platform == "cloud"),
+            server_ms=sum(s.server_ms for s in tr.steps if s.platform == "cloud"),
             **self._shaped_costs(point, tr.schedule),
         )
         self.result.inferences.append(rec)
