@@ -384,6 +384,35 @@ def test_a_slower_round_trip_relevels_the_estimate_without_a_probe(cloud: Any) -
     assert after["rtt"] - before["rtt"] == 2  # the two pings
 
 
+def test_probes_take_at_most_a_tenth_of_the_time(cloud: Any) -> None:
+    """With ``probe_interval_s=0`` a local session would probe after every inference; a probe that took d seconds
+    is followed by the next only d / PROBE_DUTY later (on a slow link a probe takes seconds). The oracle is the
+    probe's own duration, timed here, and the estimator's count of upload samples (two per probe)."""
+    import time
+
+    from jointdnn_edge.session import PROBE_DUTY
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([0.05] * g.n, [0.05] * g.n, **g.cost_skeleton())  # the phone as fast: local
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client(emulate=Emulation(up_mbps=5.0, down_mbps=20.0, rtt_ms=4.0))
+    kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": 0.0, "ping_interval_s": None}
+    with client, JointSession(g, client, costs, **kwargs) as session:
+        session.run(feeds)
+        t0 = time.monotonic()
+        assert session.wait_for_probe(30)  # the first inference probes: nothing was measured
+        ended = time.monotonic()
+        took = session._probe_s
+        assert 0 < took <= ended - t0 + 0.05 and client.estimator.taken()["up"] == 2
+        assert session.last_trace is not None and "C" not in session.last_trace.schedule.bar()
+        session.run(feeds)  # within took / PROBE_DUTY of the probe: none (its round trip's pings, at most)
+        session.wait_for_probe(30)
+        assert client.estimator.taken()["up"] == 2
+        time.sleep(max(0.0, ended + took / PROBE_DUTY - time.monotonic()) + 0.05)
+        session.run(feeds)  # past it: the next probe
+        assert session.wait_for_probe(30) and client.estimator.taken()["up"] == 4
+
+
 def test_rtt_moved_takes_a_change_of_network_not_jitter() -> None:
     """Known cases of the watch's rule: both pings past 1.5x and 2 ms of the estimate, on the same side."""
     from jointdnn_edge.session import _rtt_moved

@@ -65,6 +65,10 @@ _QUEUE_WAIT_IGNORED_MS = 2.0
 RTT_MOVED_FACTOR = 1.5
 #: See :data:`RTT_MOVED_FACTOR` (ms): a LAN's sub-millisecond jitter is no change of network.
 RTT_MOVED_MS = 2.0
+#: The most of the time background probes may take: a session waits at least ten times its last probe's duration
+#: before the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold
+#: the radio 90 % of the time).
+PROBE_DUTY = 0.1
 #: Looked up once, for JointSession.run: a lookup in a module's dict costs ~0.1 µs (numpy's: ~0.4 µs) on the cold
 #: caches the runtime leaves behind (benches/session_overhead.py)
 _NDARRAY = np.ndarray
@@ -273,7 +277,9 @@ class JointSession:
     says so), ``"raise"`` raises :class:`~jointdnn_edge.InfeasibleError`.
     ``probe_interval_s``: with ``network="auto"``, an inference planned
     entirely on this device starts a :meth:`probe` in the background when
-    the link was last measured longer ago than this (None: never), so that a
+    the link was last measured longer ago than this (None: never), or than
+    ten times the last probe's duration if longer (:data:`PROBE_DUTY`: on a
+    slow link a probe takes seconds), so that a
     session kept local by a slow link notices when the link gets faster; on
     any link, so does one kept local by the cloud's queue, so that it notices
     when the queue drains. Load estimates older than this are stale: the
@@ -281,9 +287,9 @@ class JointSession:
     (what a missed deadline leaves in the estimate is a bound), and a forced
     or fixed schedule never probes. After an inference that used the cloud,
     an upload or round-trip estimate whose newest sample is older than this
-    is re-measured in the background (the upload by a probe, the round trip
-    by two pings): a request measures the bandwidth it carries enough bytes
-    for, never the round trip.
+    is re-measured in the background (the upload by a probe, as rarely as
+    above; the round trip by two pings): a request measures the bandwidth it
+    carries enough bytes for, never the round trip.
     ``ping_interval_s``: between probes, an adaptive inference with
     ``network="auto"`` pings the cloud twice in the background when the
     round trip was last measured longer ago than this (or than
@@ -422,6 +428,7 @@ class JointSession:
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
         self._probing: threading.Thread | None = None  # the background probe, once started
         self._refreshed_at = -math.inf  # when the last refresh after a cloud inference started (monotonic s)
+        self._probe_s = 0.0  # how long the last probe that ended took (s): see PROBE_DUTY
         self._closed = False  # set by close(): no background probe starts after it
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
@@ -1016,6 +1023,7 @@ class JointSession:
 
         if self.cloud is None:
             return
+        started = time.monotonic()
         layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
         for _ in range(2):  # opens the connection (a handshake is no bandwidth sample); the round trip, which the
@@ -1024,6 +1032,7 @@ class JointSession:
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
         self._measured_at = time.monotonic()
+        self._probe_s = self._measured_at - started
 
     def wait_for_probe(self, timeout_s: float | None = None) -> bool:
         """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
@@ -1050,7 +1059,7 @@ class JointSession:
             now = time.monotonic()
             if not self._background_free():
                 return
-            if now - self._measured_at >= self.probe_interval_s:
+            if now - self._measured_at >= self._probe_every(self.probe_interval_s):
                 self._measured_at = now  # one probe per interval, even if it fails
                 self._start_background(self._probe_quietly)
             elif estimated:
@@ -1081,11 +1090,16 @@ class JointSession:
             if not self._background_free():
                 return
             # one probe per interval, even one that measured nothing (a probe whose upload was no sample)
-            if (age is None or age >= interval) and now - self._refreshed_at >= interval:
+            if (age is None or age >= interval) and now - self._refreshed_at >= self._probe_every(interval):
                 self._refreshed_at = self._measured_at = now
                 self._start_background(self._probe_quietly)
             else:
                 self._watch_if_stale(now)
+
+    def _probe_every(self, interval: float) -> float:
+        """Seconds between background probes: ``interval``, or :data:`PROBE_DUTY`'s multiple of the last probe's
+        duration if longer."""
+        return max(interval, self._probe_s / PROBE_DUTY)
 
     def _watch_if_stale(self, now: float) -> None:
         """Start a ping watch (:meth:`_watch_quietly`) when the round trip was last measured, and the last watch
