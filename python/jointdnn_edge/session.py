@@ -65,10 +65,14 @@ _QUEUE_WAIT_IGNORED_MS = 2.0
 RTT_MOVED_FACTOR = 1.5
 #: See :data:`RTT_MOVED_FACTOR` (ms): a LAN's sub-millisecond jitter is no change of network.
 RTT_MOVED_MS = 2.0
-#: The most of the time background probes may take: a session waits at least ten times its last probe's duration
-#: before the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold
-#: the radio 90 % of the time).
+#: The most of the time background probes may take: a session waits at least ten times a probe's duration before
+#: the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold the
+#: radio 90 % of the time). The duration is the probe's bytes and round trips on the estimated link, which the
+#: session's own transfers keep current (a probe timed on the last link says little of this one).
 PROBE_DUTY = 0.1
+#: The real split requests of a background probe: two samples, so that the estimator drops the older ones at once
+#: when the link has changed.
+PROBE_REQUESTS = 2
 #: Looked up once, for JointSession.run: a lookup in a module's dict costs ~0.1 µs (numpy's: ~0.4 µs) on the cold
 #: caches the runtime leaves behind (benches/session_overhead.py)
 _NDARRAY = np.ndarray
@@ -278,8 +282,8 @@ class JointSession:
     ``probe_interval_s``: with ``network="auto"``, an inference planned
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), or than
-    ten times the last probe's duration if longer (:data:`PROBE_DUTY`: on a
-    slow link a probe takes seconds), so that a
+    ten times a probe's duration on the estimated link if longer
+    (:data:`PROBE_DUTY`: on a slow link a probe takes seconds), so that a
     session kept local by a slow link notices when the link gets faster; on
     any link, so does one kept local by the cloud's queue, so that it notices
     when the queue drains. Load estimates older than this are stale: the
@@ -428,7 +432,6 @@ class JointSession:
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
         self._probing: threading.Thread | None = None  # the background probe, once started
         self._refreshed_at = -math.inf  # when the last refresh after a cloud inference started (monotonic s)
-        self._probe_s = 0.0  # how long the last probe that ended took (s): see PROBE_DUTY
         self._closed = False  # set by close(): no background probe starts after it
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
@@ -1023,7 +1026,6 @@ class JointSession:
 
         if self.cloud is None:
             return
-        started = time.monotonic()
         layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
         for _ in range(2):  # opens the connection (a handshake is no bandwidth sample); the round trip, which the
@@ -1032,7 +1034,6 @@ class JointSession:
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
         self._measured_at = time.monotonic()
-        self._probe_s = self._measured_at - started
 
     def wait_for_probe(self, timeout_s: float | None = None) -> bool:
         """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
@@ -1097,9 +1098,24 @@ class JointSession:
                 self._watch_if_stale(now)
 
     def _probe_every(self, interval: float) -> float:
-        """Seconds between background probes: ``interval``, or :data:`PROBE_DUTY`'s multiple of the last probe's
-        duration if longer."""
-        return max(interval, self._probe_s / PROBE_DUTY)
+        """Seconds between background probes: ``interval``, or a background probe's duration over
+        :data:`PROBE_DUTY` if longer: two pings and :data:`PROBE_REQUESTS` requests on the estimated link (the
+        radio's figures where nothing was measured)."""
+        assert self.cloud is not None
+        net = self.cloud.estimator.network(self.radio)  # rtt_ms: half the round trip
+        up_bytes, down_bytes = self._probe_bytes
+        request_ms = net.upload_ms(up_bytes) + net.download_ms(down_bytes) + 2 * net.rtt_ms
+        took_s = (4 * net.rtt_ms + PROBE_REQUESTS * request_ms) / 1e3
+        return max(interval, took_s / PROBE_DUTY)
+
+    @functools.cached_property
+    def _probe_bytes(self) -> tuple[int, int]:
+        """Bytes one probe request moves up and down: its layer's inputs and outputs, sent raw."""
+        from .models.graph import probe_layer
+
+        g = self.graph
+        ins, outs = g.slice_io(probe_layer(g), probe_layer(g))
+        return sum(g.tensor(n).nbytes for n in ins), sum(g.tensor(n).nbytes for n in outs)
 
     def _watch_if_stale(self, now: float) -> None:
         """Start a ping watch (:meth:`_watch_quietly`) when the round trip was last measured, and the last watch
@@ -1153,7 +1169,7 @@ class JointSession:
 
     def _probe_quietly(self) -> None:
         try:
-            self.probe(2)  # two samples: the estimator drops the older ones at once when the link has changed
+            self.probe(PROBE_REQUESTS)
         except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
             logger.info("background link probe failed: %s", e)
         except Exception as e:  # e.g. the client closed under it by its owner: a background probe never raises
