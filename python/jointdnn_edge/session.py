@@ -65,10 +65,10 @@ _QUEUE_WAIT_IGNORED_MS = 2.0
 RTT_MOVED_FACTOR = 1.5
 #: See :data:`RTT_MOVED_FACTOR` (ms): a LAN's sub-millisecond jitter is no change of network.
 RTT_MOVED_MS = 2.0
-#: The most of the time background probes may take: a session waits at least ten times a probe's duration before
-#: the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold the
-#: radio 90 % of the time). The duration is the probe's bytes and round trips on the estimated link, which the
-#: session's own transfers keep current (a probe timed on the last link says little of this one).
+#: The most of the time background probes may take: a session waits at least ten times its last probe's duration
+#: before the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold
+#: the radio 90 % of the time). The duration measured, not one priced on the estimate: an estimate a failure left
+#: low would price the probe that corrects it dear and put it off (in the lab, for the rest of the run).
 PROBE_DUTY = 0.1
 #: The real split requests of a background probe: two samples, so that the estimator drops the older ones at once
 #: when the link has changed.
@@ -282,8 +282,8 @@ class JointSession:
     ``probe_interval_s``: with ``network="auto"``, an inference planned
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), or than
-    ten times a probe's duration on the estimated link if longer
-    (:data:`PROBE_DUTY`: on a slow link a probe takes seconds), so that a
+    ten times the last probe's duration if longer (:data:`PROBE_DUTY`: on a
+    slow link a probe takes seconds), so that a
     session kept local by a slow link notices when the link gets faster; on
     any link, so does one kept local by the cloud's queue, so that it notices
     when the queue drains. Load estimates older than this are stale: the
@@ -300,8 +300,9 @@ class JointSession:
     ``probe_interval_s``, if shorter; None: only then). When both pings lie
     more than :data:`RTT_MOVED_FACTOR` times (and :data:`RTT_MOVED_MS`) above
     or below the round-trip estimate, the network has changed (Wi-Fi to
-    cellular, a handover): the old round-trip samples are dropped, and when
-    the round trip fell the link is probed at once, instead of when
+    cellular, a handover): the old round-trip samples are dropped. When the
+    round trip fell that far, from the estimate or from where the last probe
+    left it (a slow ramp), the link is probed at once, instead of when
     ``probe_interval_s`` runs out (a slower network shows in the next
     upload, and a session kept local stays local on it). A session kept on
     the device by a slow link thus notices a faster one within about this
@@ -432,6 +433,8 @@ class JointSession:
         self._measured_at = -math.inf  # when a cloud step or a probe last measured the link (monotonic s)
         self._probing: threading.Thread | None = None  # the background probe, once started
         self._refreshed_at = -math.inf  # when the last refresh after a cloud inference started (monotonic s)
+        self._probe_s = 0.0  # how long the last probe that succeeded took (s): see PROBE_DUTY
+        self._probed_rtt_ms: float | None = None  # the round trip that probe's pings measured: see _watch_quietly
         self._closed = False  # set by close(): no background probe starts after it
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
@@ -1026,14 +1029,18 @@ class JointSession:
 
         if self.cloud is None:
             return
+        started = time.monotonic()
         layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
-        for _ in range(2):  # opens the connection (a handshake is no bandwidth sample); the round trip, which the
-            self.cloud.ping()  # upload samples subtract, moves to a new level at the estimator's second sample
+        # opens the connection (a handshake is no bandwidth sample); the round trip, which the upload samples
+        # subtract, moves to a new level at the estimator's second sample
+        pings = [self.cloud.ping() for _ in range(2)]
         for _ in range(repeats):
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
         self._measured_at = time.monotonic()
+        self._probe_s = self._measured_at - started
+        self._probed_rtt_ms = 1e3 * sum(pings) / len(pings)
 
     def wait_for_probe(self, timeout_s: float | None = None) -> bool:
         """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
@@ -1098,24 +1105,9 @@ class JointSession:
                 self._watch_if_stale(now)
 
     def _probe_every(self, interval: float) -> float:
-        """Seconds between background probes: ``interval``, or a background probe's duration over
-        :data:`PROBE_DUTY` if longer: two pings and :data:`PROBE_REQUESTS` requests on the estimated link (the
-        radio's figures where nothing was measured)."""
-        assert self.cloud is not None
-        net = self.cloud.estimator.network(self.radio)  # rtt_ms: half the round trip
-        up_bytes, down_bytes = self._probe_bytes
-        request_ms = net.upload_ms(up_bytes) + net.download_ms(down_bytes) + 2 * net.rtt_ms
-        took_s = (4 * net.rtt_ms + PROBE_REQUESTS * request_ms) / 1e3
-        return max(interval, took_s / PROBE_DUTY)
-
-    @functools.cached_property
-    def _probe_bytes(self) -> tuple[int, int]:
-        """Bytes one probe request moves up and down: its layer's inputs and outputs, sent raw."""
-        from .models.graph import probe_layer
-
-        g = self.graph
-        ins, outs = g.slice_io(probe_layer(g), probe_layer(g))
-        return sum(g.tensor(n).nbytes for n in ins), sum(g.tensor(n).nbytes for n in outs)
+        """Seconds between background probes: ``interval``, or the last probe's duration over :data:`PROBE_DUTY` if
+        longer."""
+        return max(interval, self._probe_s / PROBE_DUTY)
 
     def _watch_if_stale(self, now: float) -> None:
         """Start a ping watch (:meth:`_watch_quietly`) when the round trip was last measured, and the last watch
@@ -1144,8 +1136,10 @@ class JointSession:
         self._probing = thread  # only a started thread: close() and wait_for_probe join it
 
     def _watch_quietly(self) -> None:
-        """Two pings (round-trip samples); when both moved past :data:`RTT_MOVED_FACTOR` and :data:`RTT_MOVED_MS` of
-        the estimate, the network changed: forget the old round trip and probe at once (see ``ping_interval_s``)."""
+        """Two pings (round-trip samples). When both moved past :data:`RTT_MOVED_FACTOR` and :data:`RTT_MOVED_MS`
+        of the estimate, the network changed: the older round-trip samples are dropped. When both fell that far below
+        the estimate, or below the round trip of the last probe (a slow ramp, which the estimate follows), the link
+        may be faster: probe it at once (see ``ping_interval_s``)."""
         cloud = self.cloud
         assert cloud is not None
         try:
@@ -1155,11 +1149,11 @@ class JointSession:
             logger.info("background round-trip ping failed: %s: %s", type(e).__name__, e)
             return
         moved = None if before is None else _rtt_moved(before, pings)
-        if moved is None:
-            return
-        logger.info("round trip moved from %.1f to %s ms", before, [round(x, 1) for x in pings])
-        cloud.estimator.forget_rtt(keep=len(pings))  # the old network's: the pings are the new level's first samples
-        if moved == "down":
+        if moved is not None:
+            logger.info("round trip moved from %.1f to %s ms", before, [round(x, 1) for x in pings])
+            cloud.estimator.forget_rtt(keep=len(pings))  # the old network's: the pings are the new level's first
+        probed = self._probed_rtt_ms
+        if moved == "down" or (probed is not None and _rtt_moved(probed, pings) == "down"):
             # A faster network: measure its bandwidth now. A slower one needs no probe (a second of a 3G link):
             # a schedule that uses the cloud measures it with its next upload (a drop is a step at once), and one
             # kept on this device by the faster link stays there on a slower one.
