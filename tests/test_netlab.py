@@ -234,12 +234,30 @@ def test_short_trace_adapts_and_is_correct(tmp_path: Path) -> None:
     assert slow and all("C" not in s for s in slow), slow  # 3G: the activations are too big to send
     assert any("C" in s for s in fast), fast  # the fast link: the adaptive session switched to the cloud
     assert all(r["correct"] for r in doc["inferences"])
+    # the shapers' counters before each change of the trace (its start, its one step) and at the end; every
+    # request went through both
+    assert [round(x["t_s"]) for x in doc["shapers"]] == [0, 12, 26], doc["shapers"]
+    end = doc["shapers"][-1]
+    assert end["up"]["sent_bytes"] > 0 and end["down"]["sent_bytes"] > 0 and end["up"]["backlog_bytes"] >= 0
     # the 3G upload estimate is the shaped rate less TCP/IP headers (1448 of 1500 bytes), within 15%
     payload = 1.1 * 1448 / 1500
     ests = [r["est_up_mbps"] for r in joint if r["t_s"] < 12 and r["est_up_mbps"] is not None]
     assert ests and all(abs(e - payload) <= 0.15 * payload for e in ests), ests
     plot_netlab(doc, tmp_path / "lab.png")
     assert (tmp_path / "lab.png").stat().st_size > 0
+
+
+def test_shaper_stats_parse_tc_output() -> None:
+    """A known ``tc -s qdisc show`` text (tbf, as iproute2 prints it) and one with no counters."""
+    from jointdnn_edge.netlab._lab import _parse_stats
+
+    text = (
+        "qdisc tbf 8001: root refcnt 2 rate 1100Kbit burst 4500b lat 164.0ms \n"
+        " Sent 123456 bytes 100 pkt (dropped 3, overlimits 45 requeues 0) \n"
+        " backlog 1514b 1p requeues 0\n"
+    )
+    assert _parse_stats(text) == {"sent_bytes": 123456, "dropped": 3, "overlimits": 45, "backlog_bytes": 1514}
+    assert _parse_stats("") == {}
 
 
 # ------------------------------------------------------------------ the emulated device

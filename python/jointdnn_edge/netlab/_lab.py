@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,19 @@ def _tbf(rate_mbps: float) -> list[str]:
     burst = max(MIN_BURST_BYTES, int(bits / 8 * BURST_S))
     limit = max(MIN_QUEUE_BYTES, int(bits / 8 * QUEUE_S)) + burst
     return ["tbf", "rate", f"{bits}bit", "burst", str(burst), "limit", str(limit)]
+
+
+_STATS = re.compile(
+    r"Sent (?P<sent_bytes>\d+) bytes \d+ pkt \(dropped (?P<dropped>\d+), overlimits (?P<overlimits>\d+).*?"
+    r"backlog (?P<backlog_bytes>\d+)b",
+    re.S,
+)
+
+
+def _parse_stats(text: str) -> dict[str, int]:
+    """The first qdisc's counters in ``tc -s qdisc show`` output (``{}`` if none)."""
+    m = _STATS.search(text)
+    return {k: int(v) for k, v in m.groupdict().items()} if m else {}
 
 
 def lab_unavailable_reason() -> str | None:
@@ -231,6 +245,16 @@ class Lab:
             ns: _run(["tc", "-n", ns, "qdisc", "show", "dev", dev], check=False).stdout.strip()
             for ns, dev in ((self.client_ns, self.client_dev), (self.server_ns, self.server_dev))
         }
+
+    def shaper_stats(self) -> dict[str, dict[str, int]]:
+        """Counters of each shaper since it was made (``tc -s``): ``sent_bytes``, ``dropped``, ``overlimits``,
+        ``backlog_bytes`` (queued now), by ``"up"`` (client egress) and ``"down"``; empty for one ``tc`` did not
+        report. What the lab's JSON logs at each change of the trace, to tell a stalled link from a slow server."""
+        out: dict[str, dict[str, int]] = {}
+        for side, ns, dev in (("up", self.client_ns, self.client_dev), ("down", self.server_ns, self.server_dev)):
+            text = _run(["tc", "-s", "-n", ns, "qdisc", "show", "dev", dev], check=False).stdout
+            out[side] = _parse_stats(text)
+        return out
 
     def _ip(self, *args: str) -> None:
         self._cmd(["ip", *args])

@@ -64,6 +64,7 @@ class NetlabResult:
     trace: dict[str, Any] = field(default_factory=dict)
     setup: dict[str, Any] = field(default_factory=dict)
     probes: list[dict[str, Any]] = field(default_factory=list)
+    shapers: list[dict[str, Any]] = field(default_factory=list)
 
     def strategies(self) -> dict[str, dict[str, Any]]:
         """Per strategy: latency percentiles (ms), mean energy (mJ), fallbacks, wrong outputs, lost inferences."""
@@ -141,6 +142,7 @@ class NetlabResult:
             "phases": self.phases(),
             "goals": self.goals(),
             "probes": self.probes,
+            "shapers": self.shapers,
             "setup": self.setup,
         }
 
@@ -224,6 +226,8 @@ class _Player:
         self.t0: float | None = None
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        #: The shapers' counters just before each change (Lab.shaper_stats), and at the end.
+        self.shaper_log: list[dict[str, Any]] = []
         self._thread = threading.Thread(target=self._play, name="netlab-player", daemon=True)
 
     def now(self) -> float:
@@ -243,6 +247,7 @@ class _Player:
                 if self.stop.wait(max(0.0, t - self.now())):
                     return
                 if (point.up_mbps, point.down_mbps) != shaped:
+                    self.shaper_log.append({"t_s": round(self.now(), 3), **self.lab.shaper_stats()})
                     self.lab.shape(point.up_mbps, point.down_mbps)
                     shaped = (point.up_mbps, point.down_mbps)
         except BaseException as e:  # reported by the driver
@@ -369,6 +374,9 @@ def run_netlab(
                 raise
             finally:
                 player.join()
+                with contextlib.suppress(Exception):  # a diagnostic: never the reason a run fails
+                    player.shaper_log.append({"t_s": round(player.now(), 3), **lab.shaper_stats()})
+                result.shapers = player.shaper_log
         if player.error is not None:
             raise player.error
     with contextlib.suppress(OSError):
