@@ -1092,7 +1092,9 @@ class JointSession:
         interval, cloud = self.probe_interval_s, self.cloud
         if interval is None or cloud is None:
             return
-        age = cloud.estimator.age_s("up")
+        age, rtt_age = cloud.estimator.age_s("up"), cloud.estimator.age_s("rtt")
+        if age is not None and age < interval and rtt_age is not None and rtt_age < self._ping_every():
+            return  # both fresh: the common case, decided without the lock
         with self._lock:
             now = time.monotonic()
             if not self._background_free():
@@ -1109,13 +1111,18 @@ class JointSession:
         longer."""
         return max(interval, self._probe_s / PROBE_DUTY)
 
+    def _ping_every(self) -> float:
+        """Seconds between ping watches: ``ping_interval_s``, at most ``probe_interval_s`` (set)."""
+        probe_every, ping_every = self.probe_interval_s, self.ping_interval_s
+        assert probe_every is not None
+        return probe_every if ping_every is None else min(ping_every, probe_every)
+
     def _watch_if_stale(self, now: float) -> None:
         """Start a ping watch (:meth:`_watch_quietly`) when the round trip was last measured, and the last watch
         started, longer ago than ``ping_interval_s`` (or ``probe_interval_s``, if shorter). Called with the lock held,
         after :meth:`_background_free`."""
-        probe_every, ping_every = self.probe_interval_s, self.ping_interval_s
-        assert self.cloud is not None and probe_every is not None
-        every = probe_every if ping_every is None else min(ping_every, probe_every)
+        assert self.cloud is not None
+        every = self._ping_every()
         age = self.cloud.estimator.age_s("rtt")
         if (age is None or age >= every) and now - self._pinged_at >= every:
             self._pinged_at = now
