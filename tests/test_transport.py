@@ -47,6 +47,8 @@ def test_estimator_is_a_decayed_harmonic_mean() -> None:
     assert est.rtt_ms == pytest.approx(61.0)  # the window of 4 (81, 82, 40, 41): neither level
     est.forget_rtt(keep=2)
     assert est.rtt_ms == pytest.approx(40.5) and est.counts()["rtt"] == 2 and est.age_s("rtt") is not None
+    est.forget_rtt(keep=5)  # more than held: all of them
+    assert est.counts()["rtt"] == 2
 
 
 def test_estimator_window_small_transfers_and_outliers() -> None:

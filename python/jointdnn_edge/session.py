@@ -1035,12 +1035,17 @@ class JointSession:
         # opens the connection (a handshake is no bandwidth sample); the round trip, which the upload samples
         # subtract, moves to a new level at the estimator's second sample
         pings = [self.cloud.ping() for _ in range(2)]
+        # the watch's second reference, set before the requests (a failed request leaves no stale one behind); the
+        # lower ping, since a late one (a radio waking up) would make the next watch's pings look like a fall
+        self._probed_rtt_ms = 1e3 * min(pings)
+        server_s = 0.0
         for _ in range(repeats):
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
+            server_s += resp.server_ms / 1e3
         self._measured_at = time.monotonic()
-        self._probe_s = self._measured_at - started
-        self._probed_rtt_ms = 1e3 * sum(pings) / len(pings)
+        # the link's time only: a session kept local by the cloud's queue must not probe the rarer for that queue
+        self._probe_s = max(0.0, self._measured_at - started - server_s)
 
     def wait_for_probe(self, timeout_s: float | None = None) -> bool:
         """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
@@ -1161,10 +1166,13 @@ class JointSession:
             cloud.estimator.forget_rtt(keep=len(pings))  # the old network's: the pings are the new level's first
         probed = self._probed_rtt_ms
         if moved == "down" or (probed is not None and _rtt_moved(probed, pings) == "down"):
-            # A faster network: measure its bandwidth now. A slower one needs no probe (a second of a 3G link):
-            # a schedule that uses the cloud measures it with its next upload (a drop is a step at once), and one
-            # kept on this device by the faster link stays there on a slower one.
+            # A faster network: measure its bandwidth now, whatever the probe interval (a probe's duty floor is
+            # the slow link's; this one is quick). A slower one needs no probe (a second of a 3G link): a schedule
+            # that uses the cloud measures it with its next upload (a drop is a step at once), and one kept on this
+            # device by the faster link stays there on a slower one.
             with self._lock:
+                if self._closed:
+                    return
                 self._measured_at = time.monotonic()
             self._probe_quietly()
 

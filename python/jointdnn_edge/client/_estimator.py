@@ -300,7 +300,7 @@ class BandwidthEstimator:
         """Forget the round-trip samples (shown stale) but the newest ``keep``; with none left, the next plan
         measures the round trip again."""
         with self._lock:
-            kept = list(self._rtt)[len(self._rtt) - keep :] if keep > 0 else []
+            kept = list(self._rtt)[-keep:] if keep > 0 else []
             self._rtt.clear()
             self._rtt.extend(kept)
             if not kept:

@@ -247,7 +247,8 @@ class _Player:
                 if self.stop.wait(max(0.0, t - self.now())):
                     return
                 if (point.up_mbps, point.down_mbps) != shaped:
-                    self.shaper_log.append({"t_s": round(self.now(), 3), **self.lab.shaper_stats()})
+                    with contextlib.suppress(Exception):  # a diagnostic: never the reason a run fails
+                        self.shaper_log.append({"t_s": round(self.now(), 3), **self.lab.shaper_stats()})
                     self.lab.shape(point.up_mbps, point.down_mbps)
                     shaped = (point.up_mbps, point.down_mbps)
         except BaseException as e:  # reported by the driver
