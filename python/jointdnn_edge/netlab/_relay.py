@@ -11,7 +11,9 @@ RTO). While the link is out (a bandwidth of 0) nothing is forwarded. It is a
 split-TCP proxy: the kernel TCP across the veth sees the shaper's rate, queue
 and bursts, but not the added delay.
 
-Each direction of each connection has a reading thread and a sending thread
+Each connection is opened to the server on a thread of its own (a connect
+slowed by the shaped link holds up no other client's accept), and each
+direction of each connection has a reading thread and a sending thread
 that waits with ``time.sleep`` (``clock_nanosleep``, tens of microseconds
 late). An asyncio loop cannot hold a delay that closely: its selector's
 timeout is whole milliseconds rounded up, which added 1.2-1.7 ms to every
@@ -40,7 +42,7 @@ MIN_RTO_S = 0.2
 OUTAGE_POLL_S = 0.02
 #: The last part of a delay waited out by yielding rather than sleeping (see :func:`_sleep_until`).
 SPIN_S = 0.001
-#: The longest the accepting thread waits for the server to take a connection (it accepts no other meanwhile).
+#: The longest a connection's thread waits for the server to take it.
 CONNECT_TIMEOUT_S = 5.0
 #: How often the accepting thread looks whether the relay is stopping.
 ACCEPT_POLL_S = 0.2
@@ -117,13 +119,28 @@ class DelayRelay:
                 except OSError:
                     break
                 client.settimeout(None)
-                try:
-                    server = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT_S)
-                    server.settimeout(None)
-                except OSError:
-                    client.close()
-                    continue
-                self._relay(client, server)
+                # connected on a thread of its own: a connect slowed by the shaped link (a SYN dropped behind an
+                # aborted upload waits a second for its retry) must not hold up the next client's accept
+                connecting = threading.Thread(target=self._connect, args=(client,), name="relay-connect", daemon=True)
+                with self._lock:
+                    if self._stopping.is_set():
+                        client.close()
+                        break
+                    self._conns.add(client)
+                    self._threads = [t for t in self._threads if t.is_alive()] + [connecting]
+                    connecting.start()  # it inherits this thread's namespace
+
+    def _connect(self, client: socket.socket) -> None:
+        """Open the server side of ``client``'s connection and relay the two; close ``client`` if it cannot."""
+        try:
+            server = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT_S)
+            server.settimeout(None)
+        except OSError:
+            with self._lock:
+                self._conns.discard(client)
+            client.close()
+            return
+        self._relay(client, server)
 
     def _relay(self, client: socket.socket, server: socket.socket) -> None:
         """Start the four threads of one connection: each direction read and sent; the last one out closes both."""
