@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 
@@ -172,10 +172,8 @@ class BandwidthEstimator:
 
     def _forget_before_step(self, samples: deque[float], estimate: Callable[[Sequence[float]], float | None]) -> None:
         """Drop the samples older than the newest ``shift_samples`` when those all moved past ``shift_factor``."""
-        held = list(samples)
-        if self._moved(held, estimate):
-            samples.clear()
-            samples.extend(held[-self.shift_samples :])
+        if self._moved(list(samples), estimate):
+            _keep_newest(samples, self.shift_samples)
 
     def _harmonic(self, samples: Sequence[float]) -> float | None:
         if not samples:
@@ -195,10 +193,7 @@ class BandwidthEstimator:
 
     def _step(self, direction: str, keep: int) -> None:
         """The link changed: keep only the newest ``keep`` samples, and the offset learned before is void."""
-        held = self._held[direction]
-        recent = list(held)[len(held) - keep :] if keep else []
-        held.clear()
-        held.extend(recent)
+        _keep_newest(self._held[direction], keep)
         self._offset[direction] = 0.0
 
     def _refit(self, direction: str) -> None:
@@ -300,10 +295,8 @@ class BandwidthEstimator:
         """Forget the round-trip samples (shown stale) but the newest ``keep``; with none left, the next plan
         measures the round trip again."""
         with self._lock:
-            kept = list(self._rtt)[-keep:] if keep > 0 else []
-            self._rtt.clear()
-            self._rtt.extend(kept)
-            if not kept:
+            _keep_newest(self._rtt, keep)
+            if not self._rtt:
                 self._sampled_at["rtt"] = None
 
     def reset(self) -> None:
@@ -322,6 +315,13 @@ class BandwidthEstimator:
 
         up, down, rtt = f(self.up_mbps), f(self.down_mbps), f(self.rtt_ms)
         return f"BandwidthEstimator(up={up} Mbit/s, down={down} Mbit/s, rtt={rtt} ms)"
+
+
+def _keep_newest(samples: deque[Any], keep: int) -> None:
+    """Drop all but the newest ``keep`` of ``samples`` (all of them when ``keep`` <= 0; none when it exceeds them)."""
+    recent = list(samples)[-keep:] if keep > 0 else []
+    samples.clear()
+    samples.extend(recent)
 
 
 def _rate(sample: tuple[float, float], offset: float) -> float:

@@ -121,14 +121,9 @@ class DelayRelay:
                 client.settimeout(None)
                 # connected on a thread of its own: a connect slowed by the shaped link (a SYN dropped behind an
                 # aborted upload waits a second for its retry) must not hold up the next client's accept
-                connecting = threading.Thread(target=self._connect, args=(client,), name="relay-connect", daemon=True)
-                with self._lock:
-                    if self._stopping.is_set():
-                        client.close()
-                        break
-                    self._conns.add(client)
-                    self._threads = [t for t in self._threads if t.is_alive()] + [connecting]
-                    connecting.start()  # it inherits this thread's namespace
+                connecting = threading.Thread(target=self._connect, args=(client,), name="relay-connect")
+                if not self._adopt((client,), [connecting]):  # it inherits this thread's namespace
+                    break
 
     def _connect(self, client: socket.socket) -> None:
         """Open the server side of ``client``'s connection and relay the two; close ``client`` if it cannot."""
@@ -163,16 +158,23 @@ class DelayRelay:
             chunks: queue.Queue[tuple[float, bytes]] = queue.Queue(QUEUE_CHUNKS)
             threads.append(threading.Thread(target=self._read, args=(src, dst, chunks), name=f"relay-{name}-read"))
             threads.append(threading.Thread(target=self._send, args=(dst, src, chunks, done), name=f"relay-{name}"))
-        with self._lock:  # started under the lock: stop() never sees a thread it cannot join yet
+        self._adopt((client, server), threads)
+
+    def _adopt(self, socks: tuple[socket.socket, ...], threads: list[threading.Thread]) -> bool:
+        """Register ``socks`` and start ``threads`` (as daemons) for :meth:`stop` to end; False, with ``socks``
+        closed and nothing started, once the relay is stopping. Started under the lock: stop() never sees a thread
+        it cannot join yet."""
+        with self._lock:
             if self._stopping.is_set():
-                client.close()
-                server.close()
-                return
-            self._conns.update((client, server))
+                for sock in socks:
+                    sock.close()
+                return False
+            self._conns.update(socks)
             self._threads = [t for t in self._threads if t.is_alive()] + threads
             for t in threads:
                 t.daemon = True
                 t.start()
+        return True
 
     def _delay_s(self, point: LinkPoint) -> float:
         d = point.rtt_ms / 2e3

@@ -40,7 +40,7 @@ SERVER_PORT = 8000
 #: measured longer ago than this (s).
 DEFAULT_PROBE_EVERY_S = 2.0
 #: The adaptive session's ``ping_interval_s`` in the lab: between probes, two pings when the round trip was last
-#: measured longer ago than this (s); a round trip that moved starts a probe at once.
+#: measured longer ago than this (s); a round trip that fell starts a probe at once.
 DEFAULT_PING_EVERY_S = 0.5
 #: Inferences of a strategy after a phase starts that do not count as settled (prediction error).
 SETTLE_INFERENCES = 3
