@@ -432,7 +432,7 @@ def test_a_round_trip_that_fell_by_steps_since_the_probe_starts_one(cloud: Any) 
     kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": 60.0, "ping_interval_s": 0.1}
     uploads = []
     with client, JointSession(g, client, costs, **kwargs) as session:
-        session.warm_up()  # a probe, at 200 ms (a first inference's link check gives up sooner on so long a trip)
+        session.warm_up()  # a probe, at 200 ms
         _wait_watch(session, 0.15)
         base = client.estimator.taken()["up"]
         assert base >= 1
@@ -443,6 +443,34 @@ def test_a_round_trip_that_fell_by_steps_since_the_probe_starts_one(cloud: Any) 
             uploads.append(client.estimator.taken()["up"] - base)
     assert uploads[:3] == [0, 0, 0]  # 160 against 200: no probe
     assert uploads[3] == 2 and uploads[4] == 2  # 120 against the probe's 200: one probe, then the new reference
+
+
+def test_a_long_round_trip_is_measured_not_taken_for_a_failure(cloud: Any) -> None:
+    """A 200 ms round trip: a fresh connection's three outlast the first link check's wait (250 ms). That run is local
+    and says the check is pending; the check goes on in the background, the breaker counts no failure, and the next
+    run plans on the measured link. Oracles: the emulated round trip, and the planner's plan on the estimated link.
+
+    The first session gave the check up at its wait and counted a cloud failure: the circuit opened and the session
+    stayed on the device for the back-off.
+    """
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([50.0] * g.n, [0.05] * g.n, **g.cost_skeleton())  # a slow phone: the cloud wins
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client(emulate=Emulation(up_mbps=20.0, down_mbps=20.0, rtt_ms=200.0))
+    with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=60.0) as session:
+        session.run(feeds)
+        first = session.last_trace
+        assert first is not None and first.source.startswith("mobile-only: link check pending")
+        assert [s.platform for s in first.steps] == ["mobile"]
+        assert session.wait_for_probe(10.0)
+        assert client.circuit.failures == 0
+        rtt = client.estimator.rtt_ms
+        assert rtt is not None and 190.0 <= rtt <= 260.0, rtt
+        session.run(feeds)
+        second = session.last_trace
+        assert second is not None and second.fallback is None and second.source.startswith("plan")
+        want = plan(costs, client.estimator.network(session.radio), cloud_keeps_tensors=False)
+        assert second.schedule.segments == want.segments and "cloud" in {s.platform for s in second.steps}
 
 
 def test_rtt_moved_takes_a_change_of_network_not_jitter() -> None:

@@ -436,6 +436,7 @@ class JointSession:
         self._probe_s = 0.0  # how long the last probe that succeeded took (s): see PROBE_DUTY
         self._probed_rtt_ms: float | None = None  # the round trip that probe's pings measured: see _watch_quietly
         self._closed = False  # set by close(): no background probe starts after it
+        self._link_failure: str | None = None  # why the latest first-round-trip check failed: see _check_link
         self.lut_cells = lut_cells
         self.profile_max_group = profile_max_group
         self.digest = model_digest(g)
@@ -633,24 +634,56 @@ class JointSession:
         return self.cloud.estimator.network(self.radio)
 
     def _ping_if_unmeasured(self) -> str | None:
-        """With ``network="auto"`` and no round trip measured yet, measure one; why it failed, or None.
+        """With ``network="auto"`` and no round trip measured yet, measure one; why the cloud is not to be used for
+        now (``"link check failed (...)"`` or ``"link check pending (...)"``), or None.
 
-        Only a cloud failure counts as failed (see :func:`~jointdnn_edge.client.is_cloud_failure`). The ping is
-        bounded like a cloud step (``request_slack`` on a fresh
-        connection's three round trips on ``radio``), not by the client's
-        timeout: a cloud that accepts and never answers must not hold planning
-        for that long. The client's circuit breaker counts a failure.
+        The ping runs on the session's background thread with the client's
+        timeout, and planning waits for it as long as a cloud step would wait
+        (``request_slack`` on a fresh connection's three round trips on
+        ``radio``): a cloud that accepts and never answers must not hold
+        planning for the client's timeout. A link that answers later (a long
+        round trip: a fresh connection costs three) is measured all the same
+        and used from the next inference on; until then each inference runs
+        on the device without waiting again. Only a cloud failure counts as
+        failed (see :func:`~jointdnn_edge.client.is_cloud_failure`), and the
+        client's circuit breaker counts it: a check that ran out of this wait
+        is no failure.
         """
-        if isinstance(self.network, Network) or self.cloud is None:
+        cloud = self.cloud
+        if isinstance(self.network, Network) or cloud is None:
             return None
-        if self.cloud.estimator.rtt_ms is not None or not self.cloud.available:
+        if cloud.estimator.rtt_ms is not None or not cloud.available:
             return None
+        started = False
+        with self._lock:
+            check = self._probing
+            if check is None or not check.is_alive():
+                if not self._background_free():
+                    return None  # closed
+                self._link_failure = None
+                self._start_background(self._check_link)
+                check, started = self._probing, True
+        assert check is not None
         factor, slack_ms = self.request_slack
+        wait_ms = factor * 3 * self.radio.rtt_ms + slack_ms
+        if started:
+            check.join(wait_ms / 1e3)
+        if check.is_alive():
+            return f"link check pending (no round trip within {wait_ms:.0f} ms; measuring in the background)"
+        failure = self._link_failure
+        return None if failure is None else f"link check failed ({failure})"
+
+    def _check_link(self) -> None:
+        """The first round trip (:meth:`_ping_if_unmeasured`), on the background thread: one ping with the client's
+        timeout; a cloud failure's reason is kept in ``_link_failure`` (the circuit breaker counted it)."""
+        assert self.cloud is not None
         try:
-            self.cloud.ping(deadline_s=(factor * 3 * self.radio.rtt_ms + slack_ms) / 1e3)
+            self.cloud.ping()
         except TransportError as e:  # a 4xx says the cloud is up (the inference's own request will tell more)
-            return f"{type(e).__name__}: {e}" if is_cloud_failure(e) else None
-        return None
+            if is_cloud_failure(e):
+                self._link_failure = f"{type(e).__name__}: {e}"
+        except Exception as e:  # e.g. the client closed under it by its owner: a background ping never raises
+            self._link_failure = f"{type(e).__name__}: {e}"
 
     def _evaluate(self, schedule: Schedule, network: Network, slowdown: float) -> Schedule:
         """``schedule`` with its costs on ``network`` (as is when there is no cost table to evaluate on)."""
@@ -667,8 +700,8 @@ class JointSession:
         """The schedule the next inference would use: ``(schedule, source, network, cloud_slowdown)``."""
         return self._plan(self._ping_if_unmeasured())
 
-    def _plan(self, ping_failure: str | None) -> tuple[Schedule, str, Network, float]:
-        """:meth:`plan`, after the first round trip was measured or failed (``ping_failure``: why)."""
+    def _plan(self, link_unready: str | None) -> tuple[Schedule, str, Network, float]:
+        """:meth:`plan`, once the first round trip is measured, or its check failed or is pending (``link_unready``)."""
 
         link = network = self._network_now()
         slowdown = self._slowdown if self.track_cloud_load else 1.0
@@ -679,8 +712,8 @@ class JointSession:
                 self._slowdown = slowdown = 1.0
         if self.cloud is None:
             return self._mobile_only(network), "mobile-only: no cloud", network, slowdown
-        if ping_failure is not None:
-            return self._mobile_only(network), f"mobile-only: link check failed ({ping_failure})", network, slowdown
+        if link_unready is not None:
+            return self._mobile_only(network), f"mobile-only: {link_unready}", network, slowdown
         if not self.cloud.circuit.available:  # the client's ``available``, one property call fewer
             state = self.cloud.circuit.state
             why = f"mobile-only: cloud down ({state}, {self.cloud.down_for:.2f} s left; {self.cloud.last_error})"
@@ -809,14 +842,14 @@ class JointSession:
             ok = x.__class__ is _NDARRAY and x.shape == shape and (x.dtype is dtype or x.dtype == dtype)
             tensors[name] = x if ok else as_model_tensor(g, name, x)
         estimated = not isinstance(self.network, Network)  # a fixed link needs no ping
-        ping_failure = self._ping_if_unmeasured() if estimated else None
-        schedule, source, network, slowdown = self._plan(ping_failure)
+        link_unready = self._ping_if_unmeasured() if estimated else None
+        schedule, source, network, slowdown = self._plan(link_unready)
         t_planned = _perf_counter()
         runs, predicted_ms, predicted_mj, local = self._facts(schedule)
         fallback = backoff_s = None
         power = self._power_mw()
-        if ping_failure is not None and self.cloud is not None:  # the cloud was given up before any step
-            fallback, backoff_s = ping_failure, self.cloud.circuit.backoff_s
+        if link_unready is not None and self.cloud is not None:  # the cloud was given up before any step
+            fallback, backoff_s = link_unready, self.cloud.circuit.backoff_s
         # Every field by position, in the order Trace declares them: a keyword call costs microseconds on the caches
         # the runtime leaves cold (a dict of keywords matched by name against 13 parameters).
         trace = Trace(
@@ -1232,14 +1265,14 @@ class JointSession:
             building = self._building
         if building is not None:
             building.cancelled.set()
+        if self.cloud is not None and self._close_cloud:
+            self.cloud.close()  # first: a probe or ping in flight on the session's own client ends with it
         if probing is not None:
             probing.join()  # a probe is bounded by the client's timeout
         if building is not None:
             building.thread.join(BUILD_JOIN_S)
             if building.thread.is_alive():
                 logger.warning("the cancelled lookup table build is still running; it stops at its next cells")
-        if self.cloud is not None and self._close_cloud:
-            self.cloud.close()
 
     def __enter__(self) -> JointSession:
         return self

@@ -168,7 +168,7 @@ class CloudClient:
         # body would wait for the server's delayed ACK of the headers (about 40 ms on Linux)
         nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
         real = httpx.HTTPTransport(verify=verify, limits=limits, socket_options=nodelay)
-        bound_by_deadlines(real)
+        self._backend = bound_by_deadlines(real)
         transport: httpx.BaseTransport = real
         if self.emulate is not None:
             transport = EmulatedTransport(transport, self.emulate)
@@ -231,7 +231,7 @@ class CloudClient:
                 )
             yield ticket
         except (TransportError, CodecError) as e:
-            if ticket is not None and self.http.is_closed:  # closed under the request: says nothing of the cloud
+            if ticket is not None and (self.closed or self.http.is_closed):  # closed under the request: no verdict
                 self.circuit.released(ticket)
             elif ticket is not None:
                 if isinstance(e, CodecError) or is_cloud_failure(e):
@@ -467,6 +467,8 @@ class CloudClient:
             attempt = 0
             while True:
                 attempt += 1
+                if self.closed:  # closed under the request (its connection shut down): no retry
+                    raise CloudUnavailableError(f"{method} {path}: the client is closed")
                 remaining = deadline - (time.perf_counter() - start)
                 if remaining <= 0:
                     raise DeadlineExceededError(f"{method} {path}: deadline of {deadline * 1e3:.0f} ms passed")
@@ -508,7 +510,9 @@ class CloudClient:
                     # no side effects, so a fresh connection may carry it again; any other protocol error is a
                     # cloud failure (below).
                     if _closed_before_answer(e) and attempt <= self.retries:
-                        continue
+                        continue  # (a client closed meanwhile stops at the loop's top)
+                    if self.closed:  # its socket shut down by close()
+                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
                     raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
                 except httpx.PoolTimeout:
                     raise ClientBusyError(
@@ -521,6 +525,8 @@ class CloudClient:
                         f"{method} {path}: no answer within {deadline * 1e3:.0f} ms ({type(e).__name__})"
                     ) from None
                 except httpx.HTTPError as e:  # reset, protocol error mid-request: the server may have computed
+                    if self.closed:  # its socket shut down by close()
+                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
                     raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
                 except RuntimeError:  # httpx's "the client has been closed" (by another thread, mid-request)
                     if self.closed or self.http.is_closed:
@@ -587,8 +593,12 @@ class CloudClient:
         return b"".join(chunks)
 
     def close(self) -> None:
-        """Close the connection pool; every later request fails with :class:`CloudUnavailableError`."""
+        """Close the connection pool; a request in flight on another thread ends now, and every later one fails at
+        once, with :class:`CloudUnavailableError` (neither counted as a cloud failure)."""
         self.closed = True
+        # Sockets are shut down before httpx closes them: a read blocked on a closed descriptor runs on to its
+        # deadline (a silent cloud held close() for the client's timeout); one shut down returns at once.
+        self._backend.abort()
         self.http.close()
 
     def __enter__(self) -> CloudClient:

@@ -15,8 +15,10 @@ thread that sends it (and reads its body).
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -85,10 +87,31 @@ class _Stream(httpcore.NetworkStream):
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
-    """httpcore's network backend (``inner``), with the thread's request deadline applied to every operation."""
+    """httpcore's network backend (``inner``), with the thread's request deadline applied to every operation, and
+    :meth:`abort` to end every open connection's I/O at once."""
 
     def __init__(self, inner: httpcore.NetworkBackend) -> None:
         self._inner = inner
+        self._open: weakref.WeakSet[_Stream] = weakref.WeakSet()  # every stream made, until it is collected
+        self._lock = threading.Lock()
+
+    def _track(self, stream: _Stream) -> _Stream:
+        with self._lock:
+            self._open.add(stream)
+        return stream
+
+    def abort(self) -> None:
+        """Shut down every open connection's socket, so that a request blocked on one (a cloud that accepted and
+        never answers) ends now with a network error instead of at its deadline. For a client being closed."""
+        with self._lock:
+            streams = list(self._open)
+        for stream in streams:
+            sock = stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already, or never connected
 
     def connect_tcp(
         self,
@@ -99,20 +122,21 @@ class DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         timeout = _clip(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+        return self._track(_Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options)))
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.NetworkStream:
         timeout = _clip(timeout, httpcore.ConnectTimeout)
-        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+        return self._track(_Stream(self._inner.connect_unix_socket(path, timeout, socket_options)))
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
 
-def bound_by_deadlines(transport: httpx.HTTPTransport) -> None:
-    """Make ``transport``'s connections honour the deadline of :func:`budget` (wraps its network backend).
+def bound_by_deadlines(transport: httpx.HTTPTransport) -> DeadlineBackend:
+    """Make ``transport``'s connections honour the deadline of :func:`budget` (wraps its network backend, and
+    returns the wrapper).
 
     httpx has no public hook for the backend of the connection pool it
     builds; the wrapper goes where httpcore keeps it, before any connection
@@ -126,7 +150,9 @@ def bound_by_deadlines(transport: httpx.HTTPTransport) -> None:
             f"httpx {httpx.__version__} / httpcore {httpcore.__version__}: cannot bound the transport by deadlines "
             "(its connection pool has no network backend where jointdnn-edge looks for it)"
         )
-    pool._network_backend = DeadlineBackend(backend)  # type: ignore[union-attr]
+    bounded = DeadlineBackend(backend)
+    pool._network_backend = bounded  # type: ignore[union-attr]
+    return bounded
 
 
 def sleep_within_budget(seconds: float) -> None:
