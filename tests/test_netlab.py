@@ -310,6 +310,36 @@ def test_emulated_device_options_are_checked_before_the_lab_is_built() -> None:
         run_netlab("alexnet", device="jetson-tx2", emulation="repeat")
     with pytest.raises(ConfigError, match="unknown device"):
         run_netlab("alexnet", device="no-such-phone", emulation="sleep")
+    with pytest.raises(ConfigError, match="phone_ms"):
+        run_netlab("alexnet", phone_ms=40.0)  # repeat: this CPU computed N times moves with its load
+    with pytest.raises(ConfigError, match="phone_ms"):
+        run_netlab("alexnet", phone_ms=40.0, device="jetson-tx2", emulation="sleep")
+
+
+def test_a_phone_set_by_its_time_takes_that_time_all_mobile() -> None:
+    """``phone_ms``: the planner's all-mobile latency on the scaled table is the phone time asked for (the planner's
+    search is the oracle of the factor's own grouping DP); a phone faster than this CPU is refused."""
+    import numpy as np
+
+    from jointdnn_edge import Network, zoo
+    from jointdnn_edge.devices import cost_table
+    from jointdnn_edge.netlab._device import mobile_costs, slowdown_for
+    from jointdnn_edge.planner import plan
+
+    graph = zoo.load("alexnet", "onnx", size="tiny")
+    host = cost_table(graph, mobile="tesla-k40c", max_group=3)  # stands in for a profile of this CPU
+    wifi = Network.preset("wifi")
+    host_ms = plan(host, wifi, force="mobile", cloud_keeps_tensors=False).latency_ms
+    assert host_ms < float(np.nansum(np.diag(np.asarray(host.mobile_ms))))  # grouping is faster: the DP matters
+    for phone_ms in (host_ms, 30.0 * host_ms, 1234.5):
+        factor = slowdown_for(host, phone_ms)
+        table, info = mobile_costs(graph, host, "host", factor, 3)
+        assert plan(table, wifi, force="mobile", cloud_keeps_tensors=False).latency_ms == pytest.approx(phone_ms)
+        assert info["slowdown"] == factor
+    with pytest.raises(ConfigError, match="faster than this CPU"):
+        slowdown_for(host, host_ms / 2)
+    with pytest.raises(ConfigError, match="positive"):
+        slowdown_for(host, float("nan"))
 
 
 def test_mobile_costs_of_a_device_model_are_never_faster_than_this_cpu() -> None:

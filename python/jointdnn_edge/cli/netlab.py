@@ -19,6 +19,9 @@ def netlab_command(
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to run (default: the trace's length)."),
     size: str = typer.Option("small", "--size", help="Zoo size preset: tiny, small or full."),
     mobile_slowdown: float = typer.Option(20.0, "--mobile-slowdown", min=1.0, help="Emulated device: x slower."),
+    phone_ms: Optional[float] = typer.Option(
+        None, "--phone-ms", help="Instead: the slowdown that makes the whole model take this long (with sleep)."
+    ),
     device: str = typer.Option(
         "host", "--device", help="The emulated phone: host (this CPU, --mobile-slowdown x slower) or a device preset."
     ),
@@ -48,6 +51,7 @@ def netlab_command(
             size=size,
             duration_s=duration,
             mobile_slowdown=mobile_slowdown,
+            phone_ms=phone_ms,
             device=device,
             emulation=emulation,
             max_group=max_group,

@@ -27,10 +27,29 @@ import numpy as np
 from ..errors import ConfigError
 from ..models.executor import EmulatedDevice
 
-__all__ = ["EMULATIONS", "PacedExecutor", "mobile_costs"]
+__all__ = ["EMULATIONS", "PacedExecutor", "mobile_costs", "slowdown_for"]
 
 #: How the emulated device is made slower than this CPU.
 EMULATIONS = ("repeat", "sleep")
+
+
+def slowdown_for(host: Any, phone_ms: float) -> float:
+    """The factor that makes ``host`` (this CPU's cost table) an emulated phone whose whole model takes ``phone_ms``
+    (its fastest split into profiled groups, as the planner prices all-mobile); at least 1.
+
+    For runs that compare like with like: a factor fixed at 20 makes a phone that is 20 times this CPU's profile at
+    the start of each run, which moved by a third between runs on this shared machine.
+    """
+    if not (isinstance(phone_ms, (int, float)) and math.isfinite(phone_ms) and phone_ms > 0):
+        raise ConfigError(f"phone_ms must be a positive number of milliseconds, got {phone_ms!r}")
+    m = np.asarray(host.mobile_ms, dtype=float)
+    n = m.shape[0]
+    best = [0.0] + [math.inf] * n  # best[j]: the fastest grouping of layers 0..j-1 on this CPU
+    for j in range(1, n + 1):
+        best[j] = min(best[i] + m[i, j - 1] for i in range(j))
+    if best[n] > phone_ms:
+        raise ConfigError(f"a {phone_ms:g} ms phone is faster than this CPU runs the model ({best[n]:.3g} ms)")
+    return phone_ms / best[n]
 
 
 def mobile_costs(graph: Any, host: Any, device: str, slowdown: float, max_group: int) -> tuple[Any, dict[str, Any]]:

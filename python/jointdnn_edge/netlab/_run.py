@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, JointDNNError
 from ..network import Network
-from ._device import EMULATIONS, PacedExecutor, mobile_costs
+from ._device import EMULATIONS, PacedExecutor, mobile_costs, slowdown_for
 from ._lab import SERVER_ADDR, Lab, LabUnavailableError, lab_unavailable_reason
 from ._relay import DelayRelay
 from ._trace import LinkTrace
@@ -268,6 +268,7 @@ def run_netlab(
     size: str = "small",
     duration_s: float | None = None,
     mobile_slowdown: float = 20.0,
+    phone_ms: float | None = None,
     device: str = "host",
     emulation: str = "repeat",
     max_group: int = 4,
@@ -280,7 +281,10 @@ def run_netlab(
 
     ``duration_s`` defaults to the trace's length (a longer run repeats it).
     The emulated phone: ``device="host"`` is this CPU ``mobile_slowdown``
-    times slower, a device preset (:data:`jointdnn_edge.devices.DEVICES`) its
+    times slower (or, with ``phone_ms``, as many times slower as makes the
+    whole model take ``phone_ms``: the same phone in every run, whatever
+    this CPU's profile drew; sleep emulation only), a device preset
+    (:data:`jointdnn_edge.devices.DEVICES`) its
     model's times; ``emulation`` says how it is made slower (``"repeat"``:
     each slice computed ``mobile_slowdown`` times, host only; ``"sleep"``:
     computed once and padded to its time, see :mod:`._device`).
@@ -303,6 +307,8 @@ def run_netlab(
         raise ConfigError(f"mobile_slowdown must be a finite number >= 1, got {mobile_slowdown!r}")
     if emulation not in EMULATIONS:
         raise ConfigError(f"emulation must be one of {EMULATIONS}, got {emulation!r}")
+    if phone_ms is not None and (device != "host" or emulation != "sleep"):
+        raise ConfigError("phone_ms sets this CPU's slowdown: device='host' and emulation='sleep' only")
     if device != "host" and emulation == "repeat":
         raise ConfigError("a device model is emulated with emulation='sleep' (repeat only slows this CPU down)")
     if device != "host":
@@ -316,7 +322,13 @@ def run_netlab(
 
     graph, serve_args = _model(model, size)
     say(f"model {graph.name}: {graph.n} layers, input {graph.input_bytes} B; profiling (groups of up to {max_group})")
-    costs, mobile_setup = mobile_costs(graph, _host_costs(graph, max_group), device, mobile_slowdown, max_group)
+    host = _host_costs(graph, max_group)
+    if phone_ms is not None:
+        mobile_slowdown = slowdown_for(host, phone_ms)
+        say(f"phone {phone_ms:g} ms: this CPU's profile x {mobile_slowdown:.3g}")
+    costs, mobile_setup = mobile_costs(graph, host, device, mobile_slowdown, max_group)
+    if phone_ms is not None:
+        mobile_setup["phone_ms"] = phone_ms
     inputs = uniform_feeds(graph, 1)
     reference = executor_for(graph, threads=1).run_model(graph, inputs)
     if emulation == "repeat":
