@@ -416,6 +416,42 @@ def test_probes_take_at_most_a_tenth_of_the_time(cloud: Any) -> None:
         assert session.wait_for_probe(30) and client.estimator.taken()["up"] == 4
 
 
+def test_a_probe_that_finds_a_new_network_sets_no_duty_floor(cloud: Any) -> None:
+    """Found by the network lab (a 39 ms phone): right after 3G -> Wi-Fi, the regular probe took 1.7 s on the new
+    link while TCP recovered, and its duration put the next probe 17 s off, past the Wi-Fi phase. Here the round
+    trip falls 80 -> 10 ms while transfers stay slow (1 Mbit/s): the probe that sees the fall takes half a second,
+    and the next one still comes after ``probe_interval_s``. The oracle is the estimator's count of upload samples
+    (two per probe); a control probe on an unchanged round trip keeps its floor."""
+    import time
+
+    from jointdnn_edge.client import EmulatedTransport
+    from jointdnn_edge.session import PROBE_DUTY
+
+    g = cloud.models["alexnet"]
+    costs = CostTable.from_layers([0.05] * g.n, [0.05] * g.n, **g.cost_skeleton())  # the phone as fast: local
+    feeds = uniform_feeds(g, 3)
+    client = cloud.client(emulate=Emulation(up_mbps=1.0, down_mbps=20.0, rtt_ms=80.0))
+    transport = client.http._transport
+    assert isinstance(transport, EmulatedTransport)
+    interval = 0.3
+    kwargs: dict[str, Any] = {"lut_build": "never", "probe_interval_s": interval, "ping_interval_s": None}
+    with client, JointSession(g, client, costs, **kwargs) as session:
+        session.probe()  # the old network: an 80 ms round trip
+        assert session._probe_every(interval) > interval  # a slow probe: its floor holds
+        transport.emulation = Emulation(up_mbps=1.0, down_mbps=20.0, rtt_ms=10.0)
+        t0 = time.monotonic()
+        session.probe()  # its pings find the fall; its uploads take what they take
+        took = time.monotonic() - t0
+        assert took / PROBE_DUTY > 5 * interval  # kept as a floor, it would hold the next probe off for seconds
+        assert session._probe_every(interval) == interval
+        time.sleep(interval + 0.05)
+        base = client.estimator.taken()["up"]
+        session.run(feeds)  # local; the interval has passed: a probe
+        assert session.wait_for_probe(30)
+        assert client.estimator.taken()["up"] - base == 2
+        assert session._probe_every(interval) > interval  # that probe saw no fall: it sets the floor again
+
+
 def test_a_round_trip_that_fell_by_steps_since_the_probe_starts_one(cloud: Any) -> None:
     """A slow ramp: the round trip falls 200 -> 160 -> 120 ms while the session stays local. Each step is under the
     watch's 1.5x against the estimate, which its pings carry along; the second is past it against the round trip

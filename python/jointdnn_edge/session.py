@@ -68,7 +68,8 @@ RTT_MOVED_MS = 2.0
 #: The most of the time background probes may take: a session waits at least ten times its last probe's duration
 #: before the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold
 #: the radio 90 % of the time). The duration measured, not one priced on the estimate: an estimate a failure left
-#: low would price the probe that corrects it dear and put it off (in the lab, for the rest of the run).
+#: low would price the probe that corrects it dear and put it off (in the lab, for the rest of the run). A probe whose
+#: pings found the round trip fell sets no floor (see :meth:`JointSession.probe`).
 PROBE_DUTY = 0.1
 #: The real split requests of a background probe: two samples, so that the estimator drops the older ones at once
 #: when the link has changed.
@@ -283,7 +284,8 @@ class JointSession:
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), or than
     ten times the last probe's duration if longer (:data:`PROBE_DUTY`: on a
-    slow link a probe takes seconds), so that a
+    slow link a probe takes seconds; not after a probe that found the round
+    trip fell, a new network), so that a
     session kept local by a slow link notices when the link gets faster; on
     any link, so does one kept local by the cloud's queue, so that it notices
     when the queue drains. Load estimates older than this are stale: the
@@ -1065,12 +1067,18 @@ class JointSession:
         started = time.monotonic()
         layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
+        before_ms = self.cloud.estimator.rtt_ms
         # opens the connection (a handshake is no bandwidth sample); the round trip, which the upload samples
         # subtract, moves to a new level at the estimator's second sample
-        pings = [self.cloud.ping() for _ in range(2)]
+        pings = [1e3 * self.cloud.ping() for _ in range(2)]
         # the watch's second reference, set before the requests (a failed request leaves no stale one behind); the
         # lower ping, since a late one (a radio waking up) would make the next watch's pings look like a fall
-        self._probed_rtt_ms = 1e3 * min(pings)
+        self._probed_rtt_ms = min(pings)
+        # A round trip that fell says the network changed: this probe's time may still be the old one's (in the lab,
+        # right after 3G -> Wi-Fi, a probe took 1.7 s on the Wi-Fi while TCP recovered from the 3G queue's drops),
+        # so it sets no duty floor. Kept, it held the next probe off for 17 s, the session on the phone through the
+        # Wi-Fi phase, and the watch quiet (its reference, these pings, was already the new round trip).
+        new_network = before_ms is not None and _rtt_moved(before_ms, pings) == "down"
         server_s = 0.0
         for _ in range(repeats):
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
@@ -1078,7 +1086,7 @@ class JointSession:
             server_s += resp.server_ms / 1e3
         self._measured_at = time.monotonic()
         # the link's time only: a session kept local by the cloud's queue must not probe the rarer for that queue
-        self._probe_s = max(0.0, self._measured_at - started - server_s)
+        self._probe_s = 0.0 if new_network else max(0.0, self._measured_at - started - server_s)
 
     def wait_for_probe(self, timeout_s: float | None = None) -> bool:
         """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
