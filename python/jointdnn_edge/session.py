@@ -1059,6 +1059,11 @@ class JointSession:
         Each request's queue wait updates the cloud's queue estimate (its
         compute, one small layer sent alone, says little of the slowdown).
         """
+        self._measure_link(repeats, new_network=False)
+
+    def _measure_link(self, repeats: int, *, new_network: bool) -> None:
+        """:meth:`probe`; ``new_network``: the round trip was already seen to fall (by a ping watch), so this probe's
+        duration sets no duty floor (it does not either when its own pings find the fall)."""
         from .codec import encode
         from .models.graph import probe_feeds, probe_layer
 
@@ -1078,7 +1083,7 @@ class JointSession:
         # right after 3G -> Wi-Fi, a probe took 1.7 s on the Wi-Fi while TCP recovered from the 3G queue's drops),
         # so it sets no duty floor. Kept, it held the next probe off for 17 s, the session on the phone through the
         # Wi-Fi phase, and the watch quiet (its reference, these pings, was already the new round trip).
-        new_network = before_ms is not None and _rtt_moved(before_ms, pings) == "down"
+        new_network = new_network or (before_ms is not None and _rtt_moved(before_ms, pings) == "down")
         server_s = 0.0
         for _ in range(repeats):
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
@@ -1215,11 +1220,11 @@ class JointSession:
                 if self._closed:
                     return
                 self._measured_at = time.monotonic()
-            self._probe_quietly()
+            self._probe_quietly(new_network=True)
 
-    def _probe_quietly(self) -> None:
+    def _probe_quietly(self, new_network: bool = False) -> None:
         try:
-            self.probe(PROBE_REQUESTS)
+            self._measure_link(PROBE_REQUESTS, new_network=new_network)
         except JointDNNError as e:  # the client's circuit breaker counted a cloud failure; nothing was lost
             logger.info("background link probe failed: %s", e)
         except Exception as e:  # e.g. the client closed under it by its owner: a background probe never raises
