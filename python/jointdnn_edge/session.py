@@ -68,8 +68,8 @@ RTT_MOVED_MS = 2.0
 #: The most of the time background probes may take: a session waits at least ten times its last probe's duration
 #: before the next (a full AlexNet's probe takes 4.4 s of a 3G link; every ``probe_interval_s`` = 5 s it would hold
 #: the radio 90 % of the time). The duration measured, not one priced on the estimate: an estimate a failure left
-#: low would price the probe that corrects it dear and put it off (in the lab, for the rest of the run). A probe whose
-#: pings found the round trip fell sets no floor (see :meth:`JointSession.probe`).
+#: low would price the probe that corrects it dear and put it off (in the lab, for the rest of the run). A probe on a
+#: network whose round trip just fell sets no floor (see ``JointSession._measure_link``).
 PROBE_DUTY = 0.1
 #: The real split requests of a background probe: two samples, so that the estimator drops the older ones at once
 #: when the link has changed.
@@ -284,8 +284,8 @@ class JointSession:
     entirely on this device starts a :meth:`probe` in the background when
     the link was last measured longer ago than this (None: never), or than
     ten times the last probe's duration if longer (:data:`PROBE_DUTY`: on a
-    slow link a probe takes seconds; not after a probe that found the round
-    trip fell, a new network), so that a
+    slow link a probe takes seconds; after a probe on a network whose round
+    trip just fell, the next local inference probes again at once), so that a
     session kept local by a slow link notices when the link gets faster; on
     any link, so does one kept local by the cloud's queue, so that it notices
     when the queue drains. Load estimates older than this are stale: the
@@ -1062,8 +1062,9 @@ class JointSession:
         self._measure_link(repeats, new_network=False)
 
     def _measure_link(self, repeats: int, *, new_network: bool) -> None:
-        """:meth:`probe`; ``new_network``: the round trip was already seen to fall (by a ping watch), so this probe's
-        duration sets no duty floor (it does not either when its own pings find the fall)."""
+        """:meth:`probe`; ``new_network``: a ping watch already saw the round trip step down from the estimate. A probe
+        on a new network (so seen, or found by its own pings) sets no duty floor, and the next local inference probes
+        again."""
         from .codec import encode
         from .models.graph import probe_feeds, probe_layer
 
@@ -1079,19 +1080,25 @@ class JointSession:
         # the watch's second reference, set before the requests (a failed request leaves no stale one behind); the
         # lower ping, since a late one (a radio waking up) would make the next watch's pings look like a fall
         self._probed_rtt_ms = min(pings)
-        # A round trip that fell says the network changed: this probe's time may still be the old one's (in the lab,
-        # right after 3G -> Wi-Fi, a probe took 1.7 s on the Wi-Fi while TCP recovered from the 3G queue's drops),
-        # so it sets no duty floor. Kept, it held the next probe off for 17 s, the session on the phone through the
-        # Wi-Fi phase, and the watch quiet (its reference, these pings, was already the new round trip).
+        # A round trip that fell says the network changed: this probe's time, and what it reads, may still be the old
+        # network's (in the lab, right after 3G -> Wi-Fi, probes took 1.4-2.1 s on the Wi-Fi while TCP recovered from
+        # the 3G queue's drops, and read 1.4-1.7 Mbit/s), so it sets no duty floor and is confirmed by another. As a
+        # floor, it held the next probe off for 14-17 s, the session on the phone through the Wi-Fi phase, and the
+        # watch quiet (its reference, these pings, was already the new round trip).
         new_network = new_network or (before_ms is not None and _rtt_moved(before_ms, pings) == "down")
         server_s = 0.0
         for _ in range(repeats):
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
             server_s += resp.server_ms / 1e3
-        self._measured_at = time.monotonic()
-        # the link's time only: a session kept local by the cloud's queue must not probe the rarer for that queue
-        self._probe_s = 0.0 if new_network else max(0.0, self._measured_at - started - server_s)
+        if new_network:
+            # Measured by what may still be the old network's time: the next local inference probes again, at once,
+            # and that probe sets the interval (one more probe per change of network).
+            self._measured_at, self._probe_s = -math.inf, 0.0
+        else:
+            self._measured_at = time.monotonic()
+            # the link's time only: a session kept local by the cloud's queue must not probe the rarer for that queue
+            self._probe_s = max(0.0, self._measured_at - started - server_s)
 
     def wait_for_probe(self, timeout_s: float | None = None) -> bool:
         """Wait for the background probe in flight, if any (it ends within the client's timeout); whether one was.
@@ -1220,7 +1227,9 @@ class JointSession:
                 if self._closed:
                     return
                 self._measured_at = time.monotonic()
-            self._probe_quietly(new_network=True)
+            # a step against the estimate is a new network, whose first probe is confirmed (see _measure_link); a
+            # fall only against the last probe's round trip is a slow ramp on the same one
+            self._probe_quietly(new_network=moved == "down")
 
     def _probe_quietly(self, new_network: bool = False) -> None:
         try:
