@@ -136,6 +136,62 @@ _ECHO_SERVER = textwrap.dedent("""
 """)
 
 
+_SINK_SERVER = textwrap.dedent("""
+    import socket, sys
+    s = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+    while True:
+        c, _ = s.accept()
+        total = 0
+        while data := c.recv(65536):
+            total += len(data)
+        c.sendall(str(total).encode())
+        c.close()
+""")
+
+
+def _upload(addr: tuple[str, int], nbytes: int) -> int:
+    """Send ``nbytes`` to the sink at ``addr``; the count it received."""
+    import socket
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            conn = socket.create_connection(addr, timeout=60)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    with conn:
+        conn.sendall(b"x" * nbytes)
+        conn.shutdown(socket.SHUT_WR)
+        return int(conn.recv(64))
+
+
+@needs_lab
+def test_a_rate_change_under_a_full_queue_does_not_stall_the_shaper() -> None:
+    """Found by the lab's stall (for 20-60 s every strategy's requests failed): ``tbf`` sends a packet only when its
+    bucket holds the whole packet's tokens. With the veth's segmentation offload on, TCP queued packets of several
+    MTUs under Wi-Fi's 9.4 kB bucket; after the change to 4G (4.5 kB) the one at the head could never pass, and the
+    uplink stayed stalled until a change made the bucket large again (the shaper's counters: 9 kB sent in 40 s, a
+    43 kB backlog). The lab's veths now send MTU-sized packets, as a radio link does. The oracle is the byte count
+    the server received: a bulk upload caught by repeated falls of the rate arrives whole."""
+    from jointdnn_edge.netlab import SERVER_ADDR, Lab
+
+    _clean()
+    nbytes = 3_000_000
+    with Lab(54.97, 54.97) as lab:
+        lab.start_server([sys.executable, "-c", _SINK_SERVER, "9010"])
+        sent = lab.client_call(_upload, (SERVER_ADDR, 9010), nbytes)
+        for up in (18.88, 5.85, 18.88, 5.85, 18.88, 5.85):  # each change while the upload fills the queue
+            time.sleep(0.25)
+            lab.shape(up, 54.97)
+        assert sent.result(timeout=60) == nbytes  # 3 MB at 5.85 Mbit/s: 4 s; stalled: never
+        stats = lab.shaper_stats()["up"]
+        assert stats["backlog_bytes"] == 0 and stats["sent_bytes"] >= nbytes
+    _clean()
+
+
 @needs_lab
 def test_relay_delays_by_at_least_the_round_trip_in_order_and_holds_through_an_outage() -> None:
     """Through the relay to an echo server across the veth pair: every byte comes back, in order, never sooner than

@@ -36,7 +36,9 @@ SERVER_ADDR = "10.213.0.1"
 CLIENT_ADDR = "10.213.0.2"
 #: Every namespace and veth the lab makes starts with this.
 PREFIX = "jdlab"
-#: Token-bucket burst: at least this many bytes, else this long at the rate (a real shaper's bucket).
+#: The largest packet on the lab's link (Ethernet's MTU and header): no segmentation offload (see Lab.open).
+MTU_BYTES = 1514
+#: Token-bucket burst: at least this many bytes (three packets), else this long at the rate (a real shaper's bucket).
 MIN_BURST_BYTES = 4500
 BURST_S = 0.004
 #: Queue of the shaper: this long at the rate, at least this many bytes (a bottleneck's buffer).
@@ -172,6 +174,10 @@ class Lab:
                                   (self.server_ns, self.server_dev, SERVER_ADDR)):  # fmt: skip
                 self._ip("-n", ns, "addr", "add", f"{addr}/30", "dev", dev)
                 self._ip("-n", ns, "link", "set", "lo", "up")
+                # One MTU per packet, as on a radio link. With segmentation offload, TCP queues packets of several
+                # MTUs, and tbf passes one only when its bucket holds all of it: a packet queued under a large
+                # bucket (Wi-Fi's 9.4 kB) stalled the link for good after a change to a smaller one (4G's 4.5 kB).
+                self._ip("-n", ns, "link", "set", dev, "gso_max_size", str(MTU_BYTES), "gso_max_segs", "1")
                 self._ip("-n", ns, "link", "set", dev, "up")
             self._tc("add", *self.shaped)
         except BaseException:
