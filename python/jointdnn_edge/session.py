@@ -1085,7 +1085,11 @@ class JointSession:
         # the 3G queue's drops, and read 1.4-1.7 Mbit/s), so it sets no duty floor and is confirmed by another. As a
         # floor, it held the next probe off for 14-17 s, the session on the phone through the Wi-Fi phase, and the
         # watch quiet (its reference, these pings, was already the new round trip).
-        new_network = new_network or (before_ms is not None and _rtt_moved(before_ms, pings) == "down")
+        if not new_network and before_ms is not None and _rtt_moved(before_ms, pings) == "down":
+            new_network = True
+            # the old network's round trips, as the watch drops them: under the estimator's own 2x step rule, a fall
+            # of 1.5-2x would leave its median where it was, and the confirming probe would see the fall again
+            self.cloud.estimator.forget_rtt(keep=len(pings))
         server_s = 0.0
         for _ in range(repeats):
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
