@@ -1,6 +1,6 @@
 """The issue's literal pair on the step trace at fixed phone speeds: where the adaptive session wins and where it ties.
 
-    python benches/netlab/phone_sweep.py --phones 30 34 38 42 --out benches/netlab [--runs DIR]
+    python benches/netlab/phone_sweep.py --phones 30 33 36 39 42 --out benches/netlab [--runs DIR [--from-runs]]
 
 One ``jointdnn-edge netlab alexnet --emulation sleep --phone-ms P`` run per
 phone time P (the zoo AlexNet ``small``, the step trace once, root needed).
@@ -9,8 +9,10 @@ The 20x phone of the issue is this CPU's profile at the start of a run times
 trace's Wi-Fi depends on it, so each run here fixes the phone instead. Writes
 ``phone_sweep.json`` (per phone: the goals, the strategies' p50 over the
 trace and per phase, the session's schedule per phase) and
-``phone_sweep.png`` under ``--out``, the runs' full JSON under ``--runs``,
-and prints a Markdown table.
+``phone_sweep.png`` under ``--out``, the runs' full JSON under ``--runs``
+(``--from-runs`` reads them back instead of running), and prints a Markdown
+table. The cloud is this CPU too, priced by the profile the run starts with,
+which moves between runs; the table shows it beside the phone.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def digest(phone_ms: float, doc: dict[str, Any]) -> dict[str, Any]:
     g = doc["goals"]
     return {
         "phone_ms": phone_ms,
+        # this CPU's profile of the model, which also prices the cloud (the server runs on this CPU)
+        "host_profile_ms": phone_ms / doc["setup"]["mobile_costs"]["slowdown"],
         "mobile_measured_p50_ms": doc["strategies"]["mobile"]["p50_ms"],
         "p50_ms": {s: doc["strategies"][s]["p50_ms"] for s in STRATEGIES},
         "phases": [
@@ -75,11 +79,12 @@ def _wifi_phase(row: dict[str, Any]) -> dict[str, Any] | None:
 def table(rows: list[dict[str, Any]]) -> str:
     """The sweep as Markdown: one line per phone."""
     head = (
-        "| phone ms (measured) | jointdnn p50 | best other p50 | better over trace | no worse per phase "
+        "| phone ms (measured) | this CPU's profile ms | jointdnn p50 | best other p50 | better over trace "
+        "| no worse per phase "
         "| Wi-Fi phase: jointdnn / best other | Wi-Fi schedule | adapted after | settled error "
         "| wrong / lost / fallbacks |"
     )
-    lines = [head, "|---:|---:|---:|---|---|---:|---|---|---|---|"]
+    lines = [head, "|---:|---:|---:|---:|---|---|---:|---|---|---|---|"]
     for r in rows:
         p = r["p50_ms"]
         best = min(p[s] for s in ("mobile", "cloud", "static") if p[s] is not None)
@@ -94,7 +99,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         errors = ", ".join(f"{e:.0%}" for e in r["settled_error_by_phase"])
         adapted = ", ".join("-" if ph["adapted_after"] is None else str(ph["adapted_after"]) for ph in r["phases"])
         lines.append(
-            f"| {r['phone_ms']:g} ({r['mobile_measured_p50_ms']:.1f}) | {p['jointdnn']:.1f} | {best:.1f} | "
+            f"| {r['phone_ms']:g} ({r['mobile_measured_p50_ms']:.1f}) | {r['host_profile_ms']:.2f} | "
+            f"{p['jointdnn']:.2f} | {best:.2f} | "
             f"{'yes' if r['better_over_trace'] else 'no'} | {sum(flags)} of {len(flags)} | {wifi_cell} | {schedule} | "
             f"{adapted} | {errors} | {r['wrong_outputs']} / {r['lost']} / {r['fallbacks']} |"
         )
@@ -133,12 +139,18 @@ def main() -> None:
     ap.add_argument("--phones", nargs="+", type=float, default=[30.0, 34.0, 38.0, 42.0])
     ap.add_argument("--out", type=Path, default=Path("benches/netlab"))
     ap.add_argument("--runs", type=Path, default=None, help="Write each run's full JSON here.")
+    ap.add_argument("--from-runs", action="store_true", help="Read the runs from --runs instead of running them.")
     args = ap.parse_args()
     console = Console(stderr=True)
     rows = []
-    with Progress(console=console) as progress:
-        task = progress.add_task("phones", total=len(args.phones))
+    if args.from_runs:
+        if args.runs is None:
+            ap.error("--from-runs needs --runs DIR")
         for phone_ms in args.phones:
+            rows.append(digest(phone_ms, json.loads((args.runs / f"phone_{phone_ms:g}.json").read_text())))
+    with Progress(console=console, disable=args.from_runs) as progress:
+        task = progress.add_task("phones", total=len(args.phones))
+        for phone_ms in [] if args.from_runs else args.phones:
             doc = run_one(phone_ms, lambda line: console.print(f"[dim]{line}[/]"))
             if args.runs is not None:
                 args.runs.mkdir(parents=True, exist_ok=True)
