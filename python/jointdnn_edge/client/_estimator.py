@@ -25,6 +25,11 @@ MIN_SIZE_SPREAD = 0.25
 MIN_SIDE_SAMPLES = 2
 #: Taking the offset out lowers a sample's rate by at most this factor (a line through noise can be steep).
 MAX_FIT_RATIO = 4.0
+#: A line leaves the offset as it is when a held sample lies further from it than this share of the sample's time:
+#: the line does not describe the link (in the network lab, one upload caught by the end of an outage took 0.49 s
+#: where its size took 0.27; the line through it and the next, smaller uploads gave -62 ms, which read an 18.9 Mbit/s
+#: link at 8-11 and kept the session off the schedule it should have run).
+MAX_FIT_RESIDUAL = 0.25
 
 
 class BandwidthEstimator:
@@ -71,7 +76,8 @@ class BandwidthEstimator:
     transfer is modelled as ``seconds = offset + bytes / rate``. When the held
     samples of a kind differ in size (weighted coefficient of variation at
     least :data:`MIN_SIZE_SPREAD`, and :data:`MIN_SIDE_SAMPLES` of them on
-    each side of the mean size), ``offset`` is the intercept of their
+    each side of the mean size, and the line within :data:`MAX_FIT_RESIDUAL`
+    of each), ``offset`` is the intercept of their
     weighted least-squares line when that is negative (a burst's credit),
     else 0: a link that changed within the window makes a positive one
     (large transfers timed on the fast link, small ones on the slow), which
@@ -218,10 +224,14 @@ class BandwidthEstimator:
         if min(below, len(points) - below) < MIN_SIDE_SAMPLES:
             return  # one odd sample (a request slowed by something else than the link) would make the line
         if vxx > 0 and vxy > 0 and math.sqrt(vxx / sw) >= MIN_SIZE_SPREAD * mx:
+            slope = vxy / vxx
+            intercept = my - slope * mx
+            if any(abs(y - intercept - slope * x) > MAX_FIT_RESIDUAL * y for x, y in points):
+                return  # a sample the line does not describe (see MAX_FIT_RESIDUAL)
             # Only a burst's credit is learnt. A positive intercept is what a link that changed within the window
             # shows (on the lab's ramp down, large uploads timed on the fast link and small ones on the slow:
             # +tens of ms, which hid the fall), as well as slow start; it is taken for neither.
-            self._offset[direction] = min(0.0, my - vxy / vxx * mx)
+            self._offset[direction] = min(0.0, intercept)
 
     @property
     def up_mbps(self) -> float | None:
