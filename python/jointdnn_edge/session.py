@@ -456,6 +456,7 @@ class JointSession:
         # the ready lookup table and the round trip (ms) of the radio it was built with, swapped as one
         self._table: tuple[LookupTable, float] | None = None
         self._building: _TableBuild | None = None  # the background build in flight
+        self._build_wanted: Network | None = None  # the link a plan found no table for: built once it is done
         self._failed_rtt: float | None = None  # the round trip a build last failed for: not retried there
         #: Why the latest lookup-table build failed (None: none did); the session plans exactly meanwhile.
         self.lut_error: str | None = None
@@ -562,8 +563,9 @@ class JointSession:
             **self.constraints,
         )
 
-    def _table_for(self, network: Network) -> LookupTable | None:
-        """The table to plan on ``network`` with, or None to plan exactly (starting a background build if needed).
+    def _table_for(self, network: Network, *, start: bool = True) -> LookupTable | None:
+        """The table to plan on ``network`` with, or None to plan exactly (starting a background build if needed and
+        ``start``; else the caller starts it with :meth:`_start_build`).
 
         A table whose round trip has drifted from ``network``'s is not used: its radio is stale.
         """
@@ -578,12 +580,18 @@ class JointSession:
                 if built is table or built is None:  # not rebuilt by another thread meanwhile
                     self._table = built = (self._build_lut(network), network.rtt_ms)
                 return built[0]
+        if start:
+            self._start_build(network)
+        return None
+
+    def _start_build(self, network: Network) -> None:
+        """Start a background build of the table for ``network`` unless one runs, the session is closed, or a build
+        for this round trip failed."""
         if self._building is None:
             with self._lock:
                 failed = self._failed_rtt is not None and not _drifted(self._failed_rtt, network.rtt_ms)
                 if self._building is None and not self._closed and not failed:
                     self._building = _TableBuild(self, network)
-        return None
 
     def _finish_build(self, build: _TableBuild, table: LookupTable | None, error: BaseException | None) -> None:
         """Install a background build's table (unless it was cancelled), or record why it failed."""
@@ -700,7 +708,17 @@ class JointSession:
 
     def plan(self) -> tuple[Schedule, str, Network, float]:
         """The schedule the next inference would use: ``(schedule, source, network, cloud_slowdown)``."""
-        return self._plan(self._ping_if_unmeasured())
+        try:
+            return self._plan(self._ping_if_unmeasured())
+        finally:
+            self._start_wanted_build()
+
+    def _start_wanted_build(self) -> None:
+        """Start the background table build the last plan found missing (see :meth:`_plan`), if any."""
+        wanted = self._build_wanted
+        if wanted is not None:
+            self._build_wanted = None
+            self._start_build(wanted)
 
     def _plan(self, link_unready: str | None) -> tuple[Schedule, str, Network, float]:
         """:meth:`plan`, once the first round trip is measured, or its check failed or is pending (``link_unready``)."""
@@ -731,12 +749,17 @@ class JointSession:
                 if self.lut_build != "never":  # the same table, fixed link and slowdown: the same answer
                     return kept[3]
             table = self._table
-            lut = self._table_for(link)
+            lut = self._table_for(link, start=False)
             if lut is not None and network is link:  # the table holds the link's round trip, not a queue wait
                 planned = self._query(lut, network, slowdown), "lut", network, slowdown
                 if network is self.network and table is not None and table[0] is lut:  # a fixed link: kept
                     self._lut_plan = (table, network, slowdown, planned)
                 return planned
+            if lut is None and self.lut_build == "background":
+                # Started once the decision (and, in run(), the inference) is done: a build's first half millisecond
+                # is Python set-up that holds the GIL, and a plan made beside it took 30x as long (0.6 ms against
+                # 21 us here, 14.7 ms once on the network lab's two busy cores; benches/plan_beside_build.py).
+                self._build_wanted = link
             source = self._exact_source() if network is link else f"plan (cloud queue {self._queue_ms:.0f} ms)"
             return self._plan_exactly(network, slowdown), source, network, slowdown
         except InfeasibleError as e:
@@ -799,7 +822,7 @@ class JointSession:
 
     def _exact_source(self) -> str:
         """The trace's ``source`` of a schedule planned exactly because no lookup table is ready."""
-        if self._building is not None:
+        if self._building is not None or self._build_wanted is not None:
             return "plan (table building)"
         if self.lut_error is not None:
             return f"plan (table build failed: {self.lut_error})"
@@ -897,6 +920,7 @@ class JointSession:
             outputs[name] = tensors[name]
         trace.measured_ms = (_perf_counter() - t_start) * 1e3
         self.last_trace = trace
+        self._start_wanted_build()  # after the inference, not beside its decision (see _plan)
         # Nothing measured the link (nor the cloud's queue) on this run: probe it, once the inference is done, so
         # that the probe shares neither this inference's CPU nor its time (a caller with the link to share waits for
         # it: wait_for_probe).
