@@ -589,9 +589,13 @@ class JointSession:
         for this round trip failed."""
         if self._building is None:
             with self._lock:
-                failed = self._failed_rtt is not None and not _drifted(self._failed_rtt, network.rtt_ms)
-                if self._building is None and not self._closed and not failed:
+                if self._building is None and self._may_build(network):
                     self._building = _TableBuild(self, network)
+
+    def _may_build(self, network: Network) -> bool:
+        """Whether a table for ``network`` may be built: the session open, and no build failed for its round trip."""
+        failed = self._failed_rtt is not None and not _drifted(self._failed_rtt, network.rtt_ms)
+        return not self._closed and not failed
 
     def _finish_build(self, build: _TableBuild, table: LookupTable | None, error: BaseException | None) -> None:
         """Install a background build's table (unless it was cancelled), or record why it failed."""
@@ -755,7 +759,7 @@ class JointSession:
                 if network is self.network and table is not None and table[0] is lut:  # a fixed link: kept
                     self._lut_plan = (table, network, slowdown, planned)
                 return planned
-            if lut is None and self.lut_build == "background":
+            if lut is None and self.lut_build == "background" and self._building is None and self._may_build(link):
                 # Started once the decision (and, in run(), the inference) is done: a build's first half millisecond
                 # is Python set-up that holds the GIL, and a plan made beside it took 30x as long (0.6 ms against
                 # 21 us here, 14.7 ms once on the network lab's two busy cores; benches/plan_beside_build.py).
