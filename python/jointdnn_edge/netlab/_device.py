@@ -43,13 +43,10 @@ def slowdown_for(host: Any, phone_ms: float) -> float:
     if not (isinstance(phone_ms, (int, float)) and math.isfinite(phone_ms) and phone_ms > 0):
         raise ConfigError(f"phone_ms must be a positive number of milliseconds, got {phone_ms!r}")
     m = np.asarray(host.mobile_ms, dtype=float)
-    n = m.shape[0]
-    best = [0.0] + [math.inf] * n  # best[j]: the fastest grouping of layers 0..j-1 on this CPU
-    for j in range(1, n + 1):
-        best[j] = min(best[i] + m[i, j - 1] for i in range(j))
-    if best[n] > phone_ms:
-        raise ConfigError(f"a {phone_ms:g} ms phone is faster than this CPU runs the model ({best[n]:.3g} ms)")
-    return phone_ms / best[n]
+    host_ms = float(_fastest_splits(m)[0, m.shape[0] - 1])  # the whole model on this CPU, as PacedExecutor runs it
+    if host_ms > phone_ms:
+        raise ConfigError(f"a {phone_ms:g} ms phone is faster than this CPU runs the model ({host_ms:.3g} ms)")
+    return phone_ms / host_ms
 
 
 def mobile_costs(graph: Any, host: Any, device: str, slowdown: float, max_group: int) -> tuple[Any, dict[str, Any]]:
