@@ -468,7 +468,7 @@ class CloudClient:
             while True:
                 attempt += 1
                 if self.closed:  # closed under the request (its connection shut down): no retry
-                    raise CloudUnavailableError(f"{method} {path}: the client is closed")
+                    raise _closed_under(method, path)
                 remaining = deadline - (time.perf_counter() - start)
                 if remaining <= 0:
                     raise DeadlineExceededError(f"{method} {path}: deadline of {deadline * 1e3:.0f} ms passed")
@@ -512,7 +512,7 @@ class CloudClient:
                     if _closed_before_answer(e) and attempt <= self.retries:
                         continue  # (a client closed meanwhile stops at the loop's top)
                     if self.closed:  # its socket shut down by close()
-                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
+                        raise _closed_under(method, path) from None
                     raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
                 except httpx.PoolTimeout:
                     raise ClientBusyError(
@@ -526,11 +526,11 @@ class CloudClient:
                     ) from None
                 except httpx.HTTPError as e:  # reset, protocol error mid-request: the server may have computed
                     if self.closed:  # its socket shut down by close()
-                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
+                        raise _closed_under(method, path) from None
                     raise CloudUnavailableError(f"{method} {path} failed: {type(e).__name__}: {e}") from None
                 except RuntimeError:  # httpx's "the client has been closed" (by another thread, mid-request)
                     if self.closed or self.http.is_closed:
-                        raise CloudUnavailableError(f"{method} {path}: the client is closed") from None
+                        raise _closed_under(method, path) from None
                     raise
                 sent = len(body) if body is not None else 0
                 return _Reply(
@@ -632,6 +632,11 @@ class _HandshakeClock:
             self._started = time.perf_counter()
         elif event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             self.seconds += time.perf_counter() - self._started
+
+
+def _closed_under(method: str, path: str) -> CloudUnavailableError:
+    """The error of a request whose client was closed under it (by another thread): not a cloud failure."""
+    return CloudUnavailableError(f"{method} {path}: the client is closed")
 
 
 def _closed_before_answer(error: httpx.HTTPError) -> bool:
