@@ -247,13 +247,17 @@ class _Player:
                 if self.stop.wait(max(0.0, t - self.now())):
                     return
                 if (point.up_mbps, point.down_mbps) != shaped:
-                    with contextlib.suppress(Exception):  # a diagnostic: never the reason a run fails
-                        self.shaper_log.append({"t_s": round(self.now(), 3), **self.lab.shaper_stats()})
+                    self.log_shapers()
                     self.lab.shape(point.up_mbps, point.down_mbps)
                     shaped = (point.up_mbps, point.down_mbps)
         except BaseException as e:  # reported by the driver
             self.error = e
             self.stop.set()
+
+    def log_shapers(self) -> None:
+        """Append the shapers' counters now to :attr:`shaper_log` (a diagnostic: never the reason a run fails)."""
+        with contextlib.suppress(Exception):
+            self.shaper_log.append({"t_s": round(self.now(), 3), **self.lab.shaper_stats()})
 
     def join(self) -> None:
         self.stop.set()
@@ -387,8 +391,7 @@ def run_netlab(
                 raise
             finally:
                 player.join()
-                with contextlib.suppress(Exception):  # a diagnostic: never the reason a run fails
-                    player.shaper_log.append({"t_s": round(player.now(), 3), **lab.shaper_stats()})
+                player.log_shapers()  # at the end
                 result.shapers = player.shaper_log
         if player.error is not None:
             raise player.error
