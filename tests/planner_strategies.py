@@ -73,7 +73,7 @@ def cost_tables(
 
 @st.composite
 def networks(draw: st.DrawFn) -> Network:
-    """Random links around the paper's 3G..Wi-Fi range, with and without a round trip."""
+    """Random links around the paper's 3G..Wi-Fi range, with and without a round trip and a burst."""
     return Network(
         draw(st.floats(0.5, 30.0)),
         draw(st.floats(1.0, 60.0)),
@@ -81,4 +81,6 @@ def networks(draw: st.DrawFn) -> Network:
         alpha_down=draw(st.floats(50.0, 150.0)),
         beta=draw(st.floats(100.0, 1300.0)),
         rtt_ms=draw(st.sampled_from([0.0, 0.0, 5.0, 40.0])),
+        burst_up_bytes=draw(st.sampled_from([0.0, 0.0, 9.4e3, 2e5])),
+        burst_down_bytes=draw(st.sampled_from([0.0, 0.0, 4.5e3, 2e5])),
     )

@@ -26,6 +26,7 @@ import pytest
 from jointdnn_edge import CostTable, InfeasibleError, Network, codec
 from jointdnn_edge import android as bridge
 from jointdnn_edge.errors import CodecError, ConfigError, CostTableError, ExecutionError, LookupTableError
+from jointdnn_edge.network import Radio
 from jointdnn_edge.planner import LookupTable, Schedule, native_available, plan
 from planner_strategies import random_costs
 
@@ -199,7 +200,8 @@ def test_configure_radio_and_planner_options(dag_path):
     bridge.load_costs(str(dag_path))
     radio = {"alpha_up": 500.0, "alpha_down": 80.0, "beta": 900.0, "rtt_ms": 12.0}
     conf = json.loads(bridge.configure(json.dumps({"radio": radio, "plan_options": {"cloud_keeps_tensors": False}})))
-    assert conf["radio"] == radio and conf["plan_options"] == {"cloud_keeps_tensors": False}
+    no_burst = {"burst_up_bytes": 0.0, "burst_down_bytes": 0.0}
+    assert conf["radio"] == {**radio, **no_burst} and conf["plan_options"] == {"cloud_keeps_tensors": False}
     net = Network(20.0, 50.0, **radio)
     same(json.loads(bridge.decide(20.0, 50.0)), plan(costs, net, cloud_keeps_tensors=False))
     bridge.configure(json.dumps({"radio": {"preset": "3g", "rtt_ms": 40.0}, "plan_options": {}}))
@@ -618,7 +620,7 @@ def test_a_table_built_by_the_cli_on_the_workstation_loads_on_the_phone(tmp_path
     assert phone["native"] is False
     assert phone["summary"] == phone["from_bytes"]
     assert phone["summary"]["constraints"] == {"deadline_ms": 900.0} and phone["summary"]["cells"] == [6, 6, 2]
-    radio = {k: float(getattr(wifi, k)) for k in ("alpha_up", "alpha_down", "beta", "rtt_ms")}
+    radio = {k: float(getattr(wifi, k)) for k in Radio._fields}
     assert phone["summary"]["radio"] == radio  # the file carries the radio it was built for
     for (up, down, _b, _d, slowdown), got in zip(own, phone["own"]):
         assert got["source"] == "lut"

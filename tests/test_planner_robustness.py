@@ -36,6 +36,7 @@ from jointdnn_edge import (
 from jointdnn_edge.codec import codecs
 from jointdnn_edge.network import Radio
 from jointdnn_edge.planner import LookupTable, native_available, plan, reference
+from jointdnn_edge.planner.usage import DIMS
 
 pytestmark = pytest.mark.pure
 
@@ -399,7 +400,7 @@ def test_lookup_indices_with_inconsistent_fields_are_refused():
     kw: dict[str, Any] = dict(
         n=1, objective="latency", constraints=[], force=None, radio=Radio(1.0, 1.0, 1.0, 0.0),
         up_mbps=(1.0, 10.0), down_mbps=(1.0, 10.0), cloud_slowdown=(1.0, 1.0), axes=(1, 1, 1),
-        candidates=[(((0, 0, "mobile"),), [1.0] * 8, 0)], status=[0], offsets=[0, 1], members=[0],
+        candidates=[(((0, 0, "mobile"),), [1.0] * DIMS, 0)], status=[0], offsets=[0, 1], members=[0],
     )  # fmt: skip
     LookupTable(**kw)
     for change in [
@@ -409,7 +410,7 @@ def test_lookup_indices_with_inconsistent_fields_are_refused():
         {"status": [3]},
         {"offsets": [0, 2]},
         {"members": [1]},
-        {"candidates": [(((0, 0, "mobile"),), [NAN] * 8, 0)]},
+        {"candidates": [(((0, 0, "mobile"),), [NAN] * DIMS, 0)]},
         {"constraints": [("latency", -1.0)]},
         {"n": 0},
     ]:

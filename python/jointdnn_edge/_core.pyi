@@ -88,7 +88,7 @@ class Solution:
         """``((first, last, "mobile" | "cloud"), …)`` in layer order."""
     @property
     def usage(self) -> _Usage:
-        """The schedule's resource usage vector (eight floats, ``jointdnn_edge.planner.usage``)."""
+        """The schedule's resource usage vector (ten floats, ``jointdnn_edge.planner.usage``)."""
     @property
     def transfers(self) -> int:
         """Tensors and weight sets moved between the platforms."""
@@ -111,7 +111,7 @@ class Candidate:
         """``((first, last, "mobile" | "cloud"), …)`` in layer order."""
     @property
     def usage(self) -> _Usage:
-        """The schedule's resource usage vector (eight floats)."""
+        """The schedule's resource usage vector (ten floats)."""
     @property
     def transfers(self) -> int:
         """Tensors and weight sets moved between the platforms."""

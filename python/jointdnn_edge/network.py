@@ -24,11 +24,15 @@ def _is_real(v: object) -> bool:
 
 
 class Radio(NamedTuple):
-    """The bandwidth-independent part of a link: the paper's radio power model and the round trip.
+    """The bandwidth-independent part of a link: the paper's radio power model, the round trip and the burst.
 
     ``alpha_up`` / ``alpha_down``: mW per Mbit/s while uploading / downloading;
     ``beta``: base radio power (mW); ``rtt_ms``: one round trip per platform
-    switch. A lookup table is built for one radio over a range of bandwidths.
+    switch; ``burst_up_bytes`` / ``burst_down_bytes``: the bytes of a request /
+    a response that a shaped link passes at once (a token bucket's depth), so
+    that a transfer of ``b`` bytes takes ``max(0, b - burst) / rate`` (0: the
+    paper's model). A lookup table is built for one radio over a range of
+    bandwidths.
     The figures are checked where they are used (:meth:`with_bandwidth`, the
     planner, a lookup table), so that a table file's radio can be read first.
     """
@@ -37,6 +41,8 @@ class Radio(NamedTuple):
     alpha_down: float
     beta: float
     rtt_ms: float = 0.0
+    burst_up_bytes: float = 0.0
+    burst_down_bytes: float = 0.0
 
     def with_bandwidth(self, up_mbps: float, down_mbps: float, *, name: str | None = None) -> Network:
         """The link of this radio at these bandwidths (ConfigError for bad figures)."""
@@ -59,8 +65,12 @@ class Network:
     radio draws ``alpha_up * up_mbps + beta`` mW; downloading likewise with the
     download figures. ``rtt_ms`` adds one round trip to the latency of every
     platform switch (0 in the paper). Waiting for the cloud costs the mobile no
-    energy in this model, as in the paper. ``radio`` is the bandwidth-independent
-    part (:class:`Radio`); ``Network.of(radio, up, down)`` is the other way round.
+    energy in this model, as in the paper. ``burst_up_bytes`` /
+    ``burst_down_bytes`` are the bytes of each request / response the link
+    passes at once (:class:`Radio`; 0 in the paper): the planner takes their
+    time and the base power ``beta`` over it off each cloud run's transfers.
+    ``radio`` is the bandwidth-independent part (:class:`Radio`);
+    ``Network.of(radio, up, down)`` is the other way round.
     """
 
     up_mbps: float
@@ -69,6 +79,8 @@ class Network:
     alpha_down: float
     beta: float
     rtt_ms: float = 0.0
+    burst_up_bytes: float = 0.0
+    burst_down_bytes: float = 0.0
     name: str | None = field(default=None, compare=False)
     #: The power model and round trip without the bandwidths (derived from the fields above).
     radio: Radio = field(init=False, repr=False, compare=False)
@@ -78,7 +90,9 @@ class Network:
             v = getattr(self, attr)
             if not (_is_real(v) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"Network.{attr} must be a positive finite number, got {v!r}")
-        radio = Radio(self.alpha_up, self.alpha_down, self.beta, self.rtt_ms).checked("Network")
+        radio = Radio(
+            self.alpha_up, self.alpha_down, self.beta, self.rtt_ms, self.burst_up_bytes, self.burst_down_bytes
+        ).checked("Network")
         for attr in ("up_mbps", "down_mbps"):
             v = getattr(self, attr)
             if not isinstance(v, (int, float)):  # numpy scalars (measured bandwidths) become plain floats
@@ -108,19 +122,19 @@ class Network:
         return replace(self, up_mbps=float(up_mbps), down_mbps=float(down_mbps))
 
     def upload_ms(self, nbytes: float) -> float:
-        """Milliseconds to upload ``nbytes``."""
+        """Milliseconds to upload ``nbytes`` at the link's rate (no burst)."""
         return 8.0 * nbytes / (self.up_mbps * 1e3)
 
     def download_ms(self, nbytes: float) -> float:
-        """Milliseconds to download ``nbytes``."""
+        """Milliseconds to download ``nbytes`` at the link's rate (no burst)."""
         return 8.0 * nbytes / (self.down_mbps * 1e3)
 
     def upload_mj(self, nbytes: float) -> float:
-        """Mobile radio energy (mJ) to upload ``nbytes``."""
+        """Mobile radio energy (mJ) to upload ``nbytes`` at the link's rate (no burst)."""
         return (self.alpha_up * self.up_mbps + self.beta) * self.upload_ms(nbytes) / 1e3
 
     def download_mj(self, nbytes: float) -> float:
-        """Mobile radio energy (mJ) to download ``nbytes``."""
+        """Mobile radio energy (mJ) to download ``nbytes`` at the link's rate (no burst)."""
         return (self.alpha_down * self.down_mbps + self.beta) * self.download_ms(nbytes) / 1e3
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +146,8 @@ class Network:
             "alpha_down": self.alpha_down,
             "beta": self.beta,
             "rtt_ms": self.rtt_ms,
+            "burst_up_bytes": self.burst_up_bytes,
+            "burst_down_bytes": self.burst_down_bytes,
             "name": self.name,
         }
 
@@ -145,6 +161,8 @@ class Network:
             alpha_down=float(d["alpha_down"]),
             beta=float(d["beta"]),
             rtt_ms=float(d.get("rtt_ms", 0.0)),
+            burst_up_bytes=float(d.get("burst_up_bytes", 0.0)),
+            burst_down_bytes=float(d.get("burst_down_bytes", 0.0)),
             name=d.get("name"),
         )
 

@@ -97,18 +97,27 @@ class Costs:
 
 
 def _radio_from(spec: Any) -> tuple[Radio, str | None]:
-    """A radio from a preset name or a ``{"alpha_up", "alpha_down", "beta", "rtt_ms"}`` object, and its preset."""
+    """A radio from a preset name or a ``{"alpha_up", "alpha_down", "beta", "rtt_ms", "burst_up_bytes",
+    "burst_down_bytes"}`` object, and its preset."""
     if isinstance(spec, str):
         return Network.preset(spec).radio, spec.lower()
     if isinstance(spec, Mapping):
-        unknown = set(spec) - {"preset", "alpha_up", "alpha_down", "beta", "rtt_ms"}
+        unknown = set(spec) - {"preset", *Radio._fields}
         if unknown:
             raise ConfigError(f"unknown radio fields {sorted(unknown)}")
         if "preset" in spec:
             base = Network.preset(str(spec["preset"]), rtt_ms=float(spec.get("rtt_ms", 0.0)))
-            return base.radio, str(spec["preset"]).lower()
+            bursts = {k: spec[k] for k in ("burst_up_bytes", "burst_down_bytes") if k in spec}
+            return base.radio._replace(**bursts).checked(), str(spec["preset"]).lower()
         try:
-            radio = Radio(spec["alpha_up"], spec["alpha_down"], spec["beta"], spec.get("rtt_ms", 0.0))
+            radio = Radio(
+                spec["alpha_up"],
+                spec["alpha_down"],
+                spec["beta"],
+                spec.get("rtt_ms", 0.0),
+                spec.get("burst_up_bytes", 0.0),
+                spec.get("burst_down_bytes", 0.0),
+            )
         except KeyError as e:
             raise ConfigError(f"radio needs alpha_up, alpha_down and beta (missing {e})") from None
         return radio.checked(), None

@@ -22,15 +22,19 @@ from typing import Any
 
 from ..network import Network
 from .schedule import evaluate_usage
-from .usage import dot, weights, within
+from .usage import CLOUD_MS, MOBILE_MJ, MOBILE_MS, dot, weights, within
 
 Segments = list[tuple[int, int, str]]
 
 
 def all_schedules(
-    costs: Any, force: str | None = None, *, cloud_keeps_tensors: bool = True
+    costs: Any,
+    force: str | None = None,
+    *,
+    cloud_keeps_tensors: bool = True,
+    burst: tuple[float, float] = (0.0, 0.0),
 ) -> Iterator[tuple[Segments, list[float], int]]:
-    """Every schedule with its usage and transfer count."""
+    """Every schedule with its usage (on a link with ``burst``) and transfer count."""
     n = costs.n
     platforms = ("mobile", "cloud") if force is None else (force,)
 
@@ -47,8 +51,12 @@ def all_schedules(
                     cur.pop()
 
     for segs in rec(0, []):
-        u, k = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors)
+        u, k = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors, burst=burst)
         yield segs, u, k
+
+
+def _burst(network: Network) -> tuple[float, float]:
+    return (network.burst_up_bytes, network.burst_down_bytes)
 
 
 def best(
@@ -72,7 +80,7 @@ def best(
     ]
     best_v = math.inf
     best_s = None
-    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors):
+    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors, burst=_burst(network)):
         if not all(within(dot(w[m], u), b) for m, b in bounds):
             continue
         v = dot(w[objective], u)
@@ -96,11 +104,11 @@ def best_by_placement(
 
     def mobile_cost(i: int, j: int) -> float:
         t = costs.mobile_ms[i][j]
-        return dot(w, [t, 0, costs.mobile_mj[i][j], 0, 0, 0, 0, 0]) if math.isfinite(t) else math.inf
+        return w[MOBILE_MS] * t + w[MOBILE_MJ] * costs.mobile_mj[i][j] if math.isfinite(t) else math.inf
 
     def cloud_cost(i: int, j: int) -> float:
         t = costs.cloud_ms[i][j]
-        return dot(w, [0, t, 0, 0, 0, 0, 0, 0]) if math.isfinite(t) else math.inf
+        return w[CLOUD_MS] * t if math.isfinite(t) else math.inf
 
     group_cost = {"mobile": mobile_cost, "cloud": cloud_cost}
     choices: Sequence[tuple[str, ...]] = (
@@ -135,7 +143,7 @@ def best_by_placement(
             i = j + 1
         if not math.isfinite(compute):
             continue
-        u, _ = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors)
+        u, _ = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors, burst=_burst(network))
         v = dot(w, u)
         if v < best_v:
             best_v, best_segs = v, segs
@@ -178,7 +186,8 @@ def best_with_options(
         by_tensor.setdefault(o.tensor, []).append(o)
     best_key: tuple[float, float] | None = None
     found = None
-    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors):
+    burst = _burst(network)
+    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors, burst=burst):
         place = [p for a, b, p in segs for _ in range(a, b + 1)]
         uploads: dict[int, int] = {}
         for t, d in tensor_sends(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors):
@@ -190,13 +199,28 @@ def best_with_options(
             loss = sum(o.loss for o in used)
             if not within(loss, max_accuracy_loss):
                 continue
-            v = list(u)
-            for o in used:
-                lossless = costs.input_bytes if o.tensor == 0 else costs.out_bytes[o.tensor - 1]
-                v[3] += uploads[o.tensor] * (o.bytes - float(lossless))
+            # the options' bytes in place of the tensors' (a phone's tensor is only ever uploaded): evaluated again,
+            # since a burst's credit is not linear in the bytes
+            v = u if not used else evaluate_usage(
+                _Resized(costs, {o.tensor: o.bytes for o in used}), segs,
+                cloud_keeps_tensors=cloud_keeps_tensors, burst=burst,
+            )[0]  # fmt: skip
             if not all(within(dot(w[m], v), b) for m, b in bounds):
                 continue
             key = (dot(w[objective], v), loss)
             if best_key is None or key < best_key:
                 best_key, found = key, (segs, v, k, sorted(used), loss)
     return found
+
+
+class _Resized:
+    """``costs`` with some tensors' sizes replaced (tensor numbering of :mod:`jointdnn_edge.costs`), for
+    :func:`~jointdnn_edge.planner.schedule.evaluate_usage`."""
+
+    def __init__(self, costs: Any, sizes: dict[int, float]) -> None:
+        self._costs = costs
+        self.input_bytes = sizes.get(0, costs.input_bytes)
+        self.out_bytes = [sizes.get(t + 1, b) for t, b in enumerate(costs.out_bytes)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._costs, name)

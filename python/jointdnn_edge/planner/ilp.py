@@ -44,6 +44,8 @@ from .usage import (
     CLOUD_MS,
     CODEC_MJ,
     CODEC_MS,
+    CREDIT_DOWN,
+    CREDIT_UP,
     DIMS,
     MOBILE_MJ,
     MOBILE_MS,
@@ -165,10 +167,19 @@ def _group_vars(
     return mob, cld
 
 
-def _paper(costs: Any, force: str | None) -> tuple[_Model, dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+def _paper(
+    costs: Any, force: str | None, burst: tuple[float, float]
+) -> tuple[_Model, dict[tuple[int, int], int], dict[tuple[int, int], int]]:
     n = costs.n
     m = _Model()
     mob, cld = _group_vars(m, costs, force)
+
+    def credited(u: list[float]) -> list[float]:
+        # on a chain every transfer is one request's upload or one response (evaluate_usage's rule): each gets a burst
+        u = list(u)
+        u[CREDIT_UP] = min(burst[0], u[BYTES_UP])
+        u[CREDIT_DOWN] = min(burst[1], u[BYTES_DOWN])
+        return u
 
     def starting(at: int, table: dict[tuple[int, int], int]) -> dict[int, float]:
         return {v: 1.0 for (i, _), v in table.items() if i == at}
@@ -187,16 +198,18 @@ def _paper(costs: Any, force: str | None) -> tuple[_Model, dict[tuple[int, int],
             nxt = starting(j + 1, other)
             if not nxt:
                 continue
-            p = m.var(plus(transfer(costs, j + 1), switch), integer=False)
+            p = m.var(plus(credited(transfer(costs, j + 1)), switch), integer=False)
             m.row({p: 1.0, g: -1.0}, -math.inf, 0.0)  # p <= m
             m.row({p: 1.0, **{k: -1.0 for k in nxt}}, -math.inf, 0.0)  # p <= Σ c
             m.row({g: 1.0, **nxt, p: -1.0}, -math.inf, 1.0)  # m + Σ c - p <= 1
     # Eq. 3, last two terms: input upload if the first group is on the cloud, result download if the last is.
+    # The last group's response carries the result and the group's updated weights.
     for (i, j), g in cld.items():
         if i == 0:
-            m.usage[g] = plus(m.usage[g], plus(_upload_usage(costs, 0), switch))
+            m.usage[g] = plus(m.usage[g], plus(credited(_upload_usage(costs, 0)), switch))
         if j == n - 1:
             m.usage[g] = plus(m.usage[g], plus(_download_usage(costs, n), switch))
+            m.usage[g][CREDIT_DOWN] = min(burst[1], m.usage[g][BYTES_DOWN])
     return m, mob, cld
 
 
@@ -223,7 +236,7 @@ def _placement(costs: Any, force: str | None) -> tuple[_Model, dict[tuple[int, i
         if t > 0 and (t - 1) in outputs and xp is not None:
             m.row({down: 1.0, xp: -1.0}, 0.0, math.inf)
     for layer in range(n + 1):
-        s = m.var([0, 0, 0, 0, 0, 1.0, 0, 0], integer=False)
+        s = m.var([1.0 if k == SWITCHES else 0.0 for k in range(DIMS)], integer=False)
         prev = x[layer - 1] if layer > 0 else None
         cur = x[layer] if layer < n else None
         a = {k: c for k, c in ((cur, 1.0), (prev, -1.0)) if k is not None}
@@ -258,7 +271,13 @@ def solve_ilp(
         raise SolverError("the paper's ILP formulation covers chains whose only output is the last layer")
     if formulation not in ("paper", "placement"):
         raise SolverError(f"unknown ILP formulation {formulation!r}")
-    model, mob, cld = (_paper if formulation == "paper" else _placement)(costs, force)
+    burst = (network.burst_up_bytes, network.burst_down_bytes)
+    if formulation == "paper":
+        model, mob, cld = _paper(costs, force, burst)
+    elif burst != (0.0, 0.0):
+        raise SolverError("the placement ILP does not model a link's burst; plan this DAG on such a link another way")
+    else:
+        model, mob, cld = _placement(costs, force)
     bounds = [
         (weights(metric, network, slowdown), b)
         for metric, b in (("latency", deadline_ms), ("energy", energy_budget_mj), ("cloud", cloud_budget_ms))
@@ -268,5 +287,5 @@ def solve_ilp(
     chosen = [(i, j, "mobile") for (i, j), v in mob.items() if x[v] > 0.5]
     chosen += [(i, j, "cloud") for (i, j), v in cld.items() if x[v] > 0.5]
     chosen.sort()
-    usage, transfers = evaluate_usage(costs, chosen)
+    usage, transfers = evaluate_usage(costs, chosen, burst=burst)
     return chosen, usage, transfers

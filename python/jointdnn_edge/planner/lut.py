@@ -60,6 +60,12 @@ MAGIC = b"JDNNLUT\x00"
 VERSION = 1
 #: The version of a file with transfer options (flags bit 2): a reader of version 1 refuses it by number.
 VERSION_LOSSY = 2
+#: Added to the version of a table built for a radio with a burst: its radio record has the two burst fields and its
+#: usage records the two credit dimensions (an older reader refuses it by number). Without a burst those are zero and
+#: the file keeps the version 1 / 2 layout, which every reader reads.
+VERSION_BURST = 2
+#: Usage dimensions stored without a burst (the credit dimensions, last, are zero then).
+_PLAIN_DIMS = 8
 # The file format's codes: these tuples' orders are part of it.
 _OBJECTIVES = OBJECTIVES
 _METRICS = ("latency", "energy", "cloud")
@@ -397,19 +403,22 @@ class LookupTable:
         out = bytearray()
         flags = (1 if self._costs_dict is not None else 0) | (0 if self.cloud_keeps_tensors else 2)
         flags |= 0 if self.lossy is None else 4
+        bursty = bool(self.radio.burst_up_bytes or self.radio.burst_down_bytes)
+        version = (VERSION if self.lossy is None else VERSION_LOSSY) + (VERSION_BURST if bursty else 0)
+        dims, fields = (DIMS, len(Radio._fields)) if bursty else (_PLAIN_DIMS, 4)
         out += MAGIC
-        out += struct.pack("<HHI", VERSION if self.lossy is None else VERSION_LOSSY, flags, self.n)
+        out += struct.pack("<HHI", version, flags, self.n)
         out += struct.pack(
             "<BBBB", _OBJECTIVES.index(self.objective), _FORCES.index(self.force), len(self.constraints), 0
         )
         for m, b in self.constraints:
             out += struct.pack("<II d", _METRICS.index(m), 0, b)
-        out += struct.pack("<4d", *self.radio)
+        out += struct.pack(f"<{fields}d", *self.radio[:fields])
         out += struct.pack("<6d", *self.up_mbps, *self.down_mbps, *self.cloud_slowdown)
         out += struct.pack("<3I", *self.axes)
         out += struct.pack("<I", len(self.candidates))
         for segs, u, k in self.candidates:
-            out += struct.pack(f"<{DIMS}dII", *u, k, len(segs))
+            out += struct.pack(f"<{dims}dII", *u[:dims], k, len(segs))
             out += struct.pack(f"<{len(segs)}I", *(b | ((1 << 31) if p == "cloud" else 0) for _, b, p in segs))
         ncells = len(self.status)
         out += struct.pack(f"<{ncells}B", *self.status)
@@ -440,10 +449,13 @@ class LookupTable:
             raise LookupTableError("lookup table checksum mismatch: the file is corrupt or truncated")
         r = _Reader(data, len(MAGIC), len(data) - 4)
         version, flags, n = r.take("<HHI")
-        if version not in (VERSION, VERSION_LOSSY):
+        if not 1 <= version <= VERSION_LOSSY + VERSION_BURST:
             raise LookupTableError(
-                f"lookup table version {version} is not supported (this SDK reads {VERSION} and {VERSION_LOSSY})"
+                f"lookup table version {version} is not supported (this SDK reads 1 to {VERSION_LOSSY + VERSION_BURST})"
             )
+        bursty = version > VERSION_LOSSY
+        dims, fields = (DIMS, len(Radio._fields)) if bursty else (_PLAIN_DIMS, 4)
+        version -= VERSION_BURST if bursty else 0
         if bool(flags & 4) != (version == VERSION_LOSSY):
             raise LookupTableError(f"lookup table version {version} does not match its transfer-options flag")
         obj, force, ncon, _ = r.take("<BBBB")
@@ -455,14 +467,14 @@ class LookupTable:
             if m >= len(_METRICS):
                 raise LookupTableError(f"unknown constraint metric code {m}")
             constraints.append((_METRICS[m], b))
-        radio = Radio(*r.take("<4d"))
+        radio = Radio(*r.take(f"<{fields}d"))
         rng = r.take("<6d")
         axes = tuple(r.take("<3I"))
         (ncand,) = r.take("<I")
         candidates = []
         for _ in range(ncand):
-            vals = r.take(f"<{DIMS}dII")
-            u, k, nseg = list(vals[:DIMS]), vals[DIMS], vals[DIMS + 1]
+            vals = r.take(f"<{dims}dII")
+            u, k, nseg = list(vals[:dims]) + [0.0] * (DIMS - dims), vals[dims], vals[dims + 1]
             if nseg > n:
                 raise LookupTableError("a stored schedule has more segments than layers")
             segs = []
@@ -591,8 +603,8 @@ def _check_fields(
     if objective not in _OBJECTIVES or force not in _FORCES:
         raise bad(f"objective {objective!r} or force {force!r} is unknown")
     try:
-        if len(radio) != 4 or not all(nonneg(x) for x in radio):
-            raise bad(f"the radio must be four finite numbers >= 0, got {radio!r}")
+        if len(radio) != len(Radio._fields) or not all(nonneg(x) for x in radio):
+            raise bad(f"the radio must be {len(Radio._fields)} finite numbers >= 0, got {radio!r}")
         if not all(m in _METRICS and nonneg(b) for m, b in constraints):
             raise bad(f"constraints must be (metric, finite bound >= 0), got {constraints!r}")
         if len(ranges) != 3 or not all(_is_range(r) for r in ranges):
@@ -614,7 +626,7 @@ def _check_fields(
             raise bad("a cell refers to a missing schedule")
         for segs, u, _k in candidates:
             if len(u) != DIMS or not all(nonneg(x) for x in u):
-                raise bad("a stored schedule's usage must be eight finite numbers >= 0")
+                raise bad(f"a stored schedule's usage must be {DIMS} finite numbers >= 0")
             first = 0
             for a0, b0, p in segs:
                 if a0 != first or b0 < a0 or p not in ("mobile", "cloud"):

@@ -24,6 +24,8 @@ from .usage import (
     CLOUD_MS,
     CODEC_MJ,
     CODEC_MS,
+    CREDIT_DOWN,
+    CREDIT_UP,
     DIMS,
     MOBILE_MJ,
     MOBILE_MS,
@@ -54,6 +56,14 @@ CELL_MAX_WORK = 1 << 24
 MAX_CELLS = 1 << 22
 
 Segments = list[tuple[int, int, str]]
+#: Bytes a link passes at once per request, ``(up, down)`` (``problem::Burst``).
+Burst = tuple[float, float]
+NO_BURST: Burst = (0.0, 0.0)
+
+
+def burst_of(radio: Radio | Network) -> Burst:
+    """``(burst_up_bytes, burst_down_bytes)`` of a radio or link."""
+    return (radio.burst_up_bytes, radio.burst_down_bytes)
 
 
 # ------------------------------------------------- results (mirrors of the native classes)
@@ -200,8 +210,8 @@ class StateGraph:
     n: int
     boundary: list[int]
     trans_start: list[int]
-    #: per transition: (to, first, last, platform, transfers, usage)
-    trans: list[tuple[int, int, int, int, int, tuple[float, ...]]]
+    #: per transition: (to, first, last, platform, transfers, usage, the bytes (up, down) a burst may carry)
+    trans: list[tuple[int, int, int, int, int, tuple[float, ...], Burst]]
     width: int
 
     @property
@@ -226,7 +236,7 @@ class StateGraph:
         index: list[dict[int, int]] = [{} for _ in range(n + 1)]
         keys[0].append(0)
         index[0][0] = 0
-        raw: list[tuple[int, int, int, int, int, int, tuple[float, ...]]] = []
+        raw: list[tuple[int, int, int, int, int, int, tuple[float, ...], Burst]] = []
         out_count: list[list[int]] = [[] for _ in range(n + 1)]
         res = [MOBILE] * (n + 1)
         total_states = 1
@@ -292,7 +302,11 @@ class StateGraph:
                             index[nxt][new_key] = target
                         if len(raw) >= MAX_TRANSITIONS:
                             raise SolverError(_too_many("transitions", MAX_TRANSITIONS, width))
-                        raw.append((nxt, target, p, q, platform, transfers, tuple(u)))
+                        # the request this transition starts, the response it ends (``transfer_usage``)
+                        starts = platform == CLOUD and last == MOBILE
+                        ends = (platform == MOBILE and last == CLOUD) or (q + 1 == n and platform == CLOUD)
+                        eligible = (u[BYTES_UP] if starts else 0.0, u[BYTES_DOWN] if ends else 0.0)
+                        raw.append((nxt, target, p, q, platform, transfers, tuple(u), eligible))
                         produced += 1
                 out_count[p].append(produced)
                 local += 1
@@ -309,7 +323,7 @@ class StateGraph:
                 trans_start.append(acc)
         while len(trans_start) < num_states + 1:
             trans_start.append(acc)
-        trans = [(offset[b] + loc, p, q, plat, tr, u) for (b, loc, p, q, plat, tr, u) in raw]
+        trans = [(offset[b] + loc, p, q, plat, tr, u, e) for (b, loc, p, q, plat, tr, u, e) in raw]
         return cls(n, boundary, trans_start, trans, width)
 
 
@@ -337,9 +351,20 @@ def _allows(force: str | None, platform: int) -> bool:
     return force is None or PLATFORM_NAMES[platform] == force
 
 
-def transition_costs(g: StateGraph, w: Sequence[float], force: str | None) -> list[float]:
-    """Per transition ``w · usage`` (``inf`` where ``force`` forbids the platform)."""
-    return [dot(w, t[5]) if _allows(force, t[3]) else math.inf for t in g.trans]
+def transition_usage(t: tuple[Any, ...], burst: Burst) -> Sequence[float]:
+    """A transition's usage on a link with ``burst``: the credit dimensions set to ``min(burst, eligible)`` (mirror of
+    ``StateGraph::transfer_usage``, which says which bytes are eligible)."""
+    if burst == NO_BURST:
+        return t[5]  # type: ignore[no-any-return]
+    u = list(t[5])
+    u[CREDIT_UP] = min(burst[0], t[6][0])
+    u[CREDIT_DOWN] = min(burst[1], t[6][1])
+    return u
+
+
+def transition_costs(g: StateGraph, w: Sequence[float], force: str | None, burst: Burst = NO_BURST) -> list[float]:
+    """Per transition ``w · usage`` on a link with ``burst`` (``inf`` where ``force`` forbids the platform)."""
+    return [dot(w, transition_usage(t, burst)) if _allows(force, t[3]) else math.inf for t in g.trans]
 
 
 def shortest_path(g: StateGraph, costs: Sequence[float]) -> tuple[float, list[int]] | None:
@@ -401,13 +426,15 @@ def path_segments(g: StateGraph, path: Iterable[int]) -> Segments:
     return [(g.trans[k][1], g.trans[k][2], PLATFORM_NAMES[g.trans[k][3]]) for k in path]
 
 
-def path_usage(g: StateGraph, path: Iterable[int]) -> tuple[list[float], int]:
+def path_usage(g: StateGraph, path: Iterable[int], burst: Burst = NO_BURST) -> tuple[list[float], int]:
+    """The summed usage (on a link with ``burst``) and transfer count of ``path``'s transitions."""
     u = [0.0] * DIMS
     n = 0
     for k in path:
         t = g.trans[k]
+        tu = transition_usage(t, burst)
         for j in range(DIMS):
-            u[j] += t[5][j]
+            u[j] += tu[j]
         n += t[4]
     return u, n
 
@@ -598,8 +625,9 @@ def solve(g: StateGraph, req: Request) -> Solution:
     """The exact optimum of ``req`` (mirror of ``plan::solve``)."""
     _validate(req)
     link = req.link
+    burst = burst_of(link)
     w_obj = weights(req.objective, link, req.slowdown)
-    found = shortest_path(g, transition_costs(g, w_obj, req.force))
+    found = shortest_path(g, transition_costs(g, w_obj, req.force, burst))
     if found is None:
         raise _no_path(g, req, req.objective)
     best_path = found[1]
@@ -609,13 +637,13 @@ def solve(g: StateGraph, req: Request) -> Solution:
     def meets(u: Sequence[float]) -> bool:
         return all(within(dot(ws[m], u), b) for _, m, b in constraints)
 
-    u_best, _ = path_usage(g, best_path)
+    u_best, _ = path_usage(g, best_path, burst)
     if meets(u_best):
         return _solution(g, best_path, req)
     incumbent: tuple[float, list[int]] | None = None
     for name, m, b in constraints:
         # every schedule exists (the objective's search found one): no path means overflow
-        found_m = shortest_path(g, transition_costs(g, ws[m], req.force))
+        found_m = shortest_path(g, transition_costs(g, ws[m], req.force, burst))
         if found_m is None:
             raise _no_path(g, req, m)
         least, path = found_m
@@ -625,7 +653,7 @@ def solve(g: StateGraph, req: Request) -> Solution:
                 name,
                 least,
             )
-        u, _ = path_usage(g, path)
+        u, _ = path_usage(g, path, burst)
         if meets(u):
             v = dot(w_obj, u)
             if incumbent is None or v < incumbent[0]:
@@ -635,7 +663,7 @@ def solve(g: StateGraph, req: Request) -> Solution:
     lp = LabelProblem(
         graph=g,
         dim=dim,
-        delta=[[dot(w, t[5]) for w in wl] for t in g.trans],
+        delta=[[dot(w, transition_usage(t, burst)) for w in wl] for t in g.trans],
         allowed=[_allows(req.force, t[3]) for t in g.trans],
         objective=[1.0] + [0.0] * (dim - 1),
         constraints=[([1.0 if j == k + 1 else 0.0 for j in range(dim)], b) for k, (_, _, b) in enumerate(constraints)],
@@ -655,8 +683,8 @@ def solve(g: StateGraph, req: Request) -> Solution:
 
 def _solution(g: StateGraph, path: list[int], req: Request) -> Solution:
     """``path`` as a :class:`Solution`, its costs on ``req``'s network and slowdown."""
-    u, n = path_usage(g, path)
     link, slowdown = req.link, req.slowdown
+    u, n = path_usage(g, path, burst_of(link))
     return Solution(
         tuple(path_segments(g, path)),
         tuple(u),
@@ -755,8 +783,9 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> LutCell:
     constraints = [(reduced_weights(m, spec.radio, *lo), b) for m, b in spec.constraints]
     relevant = [any(f[k] != 0.0 for f in [objective] + [f for f, _ in constraints]) for k in range(RDIMS)]
     delta = []
+    burst = burst_of(spec.radio)
     for t in g.trans:
-        r = reduce(t[5], spec.radio)
+        r = reduce(transition_usage(t, burst), spec.radio)
         delta.append([r[k] if relevant[k] else 0.0 for k in range(RDIMS)])
     lp = LabelProblem(
         graph=g,
@@ -779,7 +808,7 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> LutCell:
         return LutCell("solve", [])
     out = []
     for path, _ in found:
-        usage, transfers = path_usage(g, path)
+        usage, transfers = path_usage(g, path, burst)
         out.append(Candidate(tuple(path_segments(g, path)), tuple(usage), transfers))
     return LutCell("exact", out)
 

@@ -13,7 +13,19 @@ from typing import Any
 
 from ..errors import CostTableError
 from ..network import Network
-from .usage import BYTES_DOWN, BYTES_UP, CLOUD_MS, DIMS, dot, weights
+from .usage import (
+    BYTES_DOWN,
+    BYTES_UP,
+    CLOUD_MS,
+    CODEC_MJ,
+    CODEC_MS,
+    CREDIT_DOWN,
+    CREDIT_UP,
+    DIMS,
+    SWITCHES,
+    dot,
+    weights,
+)
 
 PLATFORMS = ("mobile", "cloud")
 
@@ -259,8 +271,10 @@ class Schedule:
     def evaluate(
         self, costs: Any, network: Any, *, cloud_slowdown: float = 1.0, cloud_keeps_tensors: bool = True
     ) -> Schedule:
-        """This schedule's costs recomputed from the cost model's definition (no solver involved)."""
-        usage, transfers = evaluate_usage(costs, self.segments, cloud_keeps_tensors=cloud_keeps_tensors)
+        """This schedule's costs on ``network`` (its burst included) recomputed from the cost model's definition (no
+        solver involved)."""
+        burst = (network.burst_up_bytes, network.burst_down_bytes)
+        usage, transfers = evaluate_usage(costs, self.segments, cloud_keeps_tensors=cloud_keeps_tensors, burst=burst)
         return Schedule.from_usage(
             self.segments,
             usage,
@@ -273,9 +287,14 @@ class Schedule:
 
 
 def evaluate_usage(
-    costs: Any, segments: Sequence[Sequence[Any]], *, cloud_keeps_tensors: bool = True
+    costs: Any,
+    segments: Sequence[Sequence[Any]],
+    *,
+    cloud_keeps_tensors: bool = True,
+    burst: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[list[float], int]:
-    """Usage vector and transfer count of ``segments`` on ``costs``, from the definition.
+    """Usage vector and transfer count of ``segments`` on ``costs`` on a link that passes ``burst`` bytes (up, down)
+    of each request at once, from the definition.
 
     Every group's compute cost; a layer on the cloud downloads its
     ``cloud_download_bytes``; every change of platform in the sequence
@@ -289,9 +308,17 @@ def evaluate_usage(
     every other cloud run that reads it. Raises :class:`CostTableError` if
     the segments do not cover the layers in order or use a group that is not
     offered.
+
+    Burst credit (``rust/core/src/evaluate.rs`` says why): each transfer goes
+    with one group (:func:`_tensor_sends`; a weight set with its layer's), and
+    the burst carries ``min(burst, bytes)`` of the uploads of a group that
+    starts a cloud run and of the downloads of a group that follows one or is
+    the last group and on the cloud.
     """
     u = [0.0] * DIMS
     place = _placement(costs, segments)
+    group = [k for k, seg in enumerate(segments) for _ in range(int(seg[0]), int(seg[1]) + 1)]
+    sent = [[0.0, 0.0] for _ in segments]
     for seg in segments:
         a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
         if p == "mobile":
@@ -301,23 +328,30 @@ def evaluate_usage(
             u[1] += float(costs.cloud_ms[a][b])
     run = _run_ids(segments)
     transfers = 0
-    for t, d in _tensor_sends(costs, place, run, cloud_keeps_tensors):
-        u[3 + d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
-        u[6] += float(costs.codec_ms[t][d])
-        u[7] += float(costs.codec_mj[t][d])
+    for t, d, with_layer in _tensor_sends(costs, place, run, cloud_keeps_tensors):
+        nbytes = float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
+        u[BYTES_UP + d] += nbytes
+        sent[group[with_layer]][d] += nbytes
+        u[CODEC_MS] += float(costs.codec_ms[t][d])
+        u[CODEC_MJ] += float(costs.codec_mj[t][d])
         transfers += 1
     for layer, p in enumerate(place):
         w = float(costs.cloud_download_bytes[layer])
         if p == "cloud" and w > 0:
-            u[4] += w
+            u[BYTES_DOWN] += w
+            sent[group[layer]][1] += w
             transfers += 1
     prev = "mobile"
-    for seg in segments:
+    for k, seg in enumerate(segments):
         if seg[2] != prev:
-            u[5] += 1
+            u[SWITCHES] += 1
+        if seg[2] == "cloud" and prev == "mobile":
+            u[CREDIT_UP] += min(burst[0], sent[k][0])
+        if (seg[2] == "mobile" and prev == "cloud") or (seg[2] == "cloud" and k + 1 == len(segments)):
+            u[CREDIT_DOWN] += min(burst[1], sent[k][1])
         prev = seg[2]
     if prev != "mobile":
-        u[5] += 1
+        u[SWITCHES] += 1
     return u, transfers
 
 
@@ -369,23 +403,33 @@ def tensor_consumers(costs: Any) -> list[list[int]]:
 
 def _tensor_sends(
     costs: Any, place: Sequence[str], run: Sequence[int], cloud_keeps_tensors: bool
-) -> list[tuple[int, int]]:
-    """The tensor transfers of a placement, in tensor order: ``(tensor, 0)`` up, ``(tensor, 1)`` down (see
-    :func:`evaluate_usage` for the rules)."""
+) -> list[tuple[int, int, int]]:
+    """The tensor transfers of a placement, in tensor order: ``(tensor, 0, layer)`` up, ``(tensor, 1, layer)`` down
+    (see :func:`evaluate_usage` for the rules), sent with the group of ``layer``: a model output produced on the
+    cloud with its producer's; on a stateless cloud, a download with the first layer after its run (the hand-back);
+    otherwise with its first reader on the platform it goes to (in each cloud run it goes to)."""
     consumers = tensor_consumers(costs)
     outputs = set(costs.outputs)
-    sends: list[tuple[int, int]] = []
+    sends: list[tuple[int, int, int]] = []
     for t, cons in enumerate(consumers):
         src = "mobile" if t == 0 else place[t - 1]
         is_output = t > 0 and (t - 1) in outputs
         if cloud_keeps_tensors:
-            if any(place[c] != src for c in cons) or (is_output and src == "cloud"):
-                sends.append((t, 0 if src == "mobile" else 1))
+            if is_output and src == "cloud":
+                sends.append((t, 1, t - 1))
+            elif any(place[c] != src for c in cons):
+                sends.append((t, 0 if src == "mobile" else 1, min(c for c in cons if place[c] != src)))
             continue
         home = -1 if t == 0 else run[t - 1]
-        if src == "cloud" and (is_output or any(run[c] != home for c in cons)):
-            sends.append((t, 1))
-        sends.extend((t, 0) for _ in {run[c] for c in cons if place[c] == "cloud" and run[c] != home})
+        if src == "cloud" and is_output:
+            sends.append((t, 1, t - 1))
+        elif src == "cloud" and any(run[c] != home for c in cons):
+            sends.append((t, 1, next(layer for layer in range(t, len(run)) if run[layer] != home)))
+        first_in_run: dict[int, int] = {}
+        for c in sorted(cons):
+            if place[c] == "cloud" and run[c] != home:
+                first_in_run.setdefault(run[c], c)
+        sends.extend((t, 0, c) for c in first_in_run.values())
     return sends
 
 
@@ -395,4 +439,5 @@ def tensor_sends(
     """The tensors ``segments`` send, from the cost model's definition: ``(tensor, direction)`` per transfer,
     direction 0 up (to the cloud), 1 down (tensor numbering of :mod:`jointdnn_edge.costs`); a tensor sent to
     several cloud runs appears once per run. :class:`CostTableError` as :func:`evaluate_usage`."""
-    return _tensor_sends(costs, _placement(costs, segments), _run_ids(segments), cloud_keeps_tensors)
+    sends = _tensor_sends(costs, _placement(costs, segments), _run_ids(segments), cloud_keeps_tensors)
+    return [(t, d) for t, d, _ in sends]

@@ -28,6 +28,7 @@ Solvers, all exact for the table:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from collections.abc import Sequence
@@ -365,10 +366,15 @@ def plan_training(
     ``"dp"`` (chains, unconstrained), ``"ilp"`` (any table, bounds) or
     ``"auto"`` (the DP where it applies, else the ILP). Every answer is exact
     for the table and re-evaluated on it from the cost model's definition.
+    Transfers are priced at the link's rate: a link's burst
+    (``Network.burst_up_bytes``) is not credited, since a training step moves
+    whole activations and weights, against which a burst of a few kilobytes
+    is noise (the returned schedule's costs say so: they carry no credit).
     """
     network, slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )
+    network = dataclasses.replace(network, burst_up_bytes=0.0, burst_down_bytes=0.0)
     if solver not in TRAINING_SOLVERS:
         raise ConfigError(f"solver must be one of {TRAINING_SOLVERS}, got {solver!r}")
     if forward.phase == "training":

@@ -1,4 +1,4 @@
-"""Usage vectors: the network-independent totals every metric is computed from.
+"""Usage vectors: the bandwidth-independent totals every metric is computed from.
 
 Pure Python (no numpy), computed from a :class:`~jointdnn_edge.network.Network`
 (or, where bandwidths vary, its :class:`~jointdnn_edge.network.Radio`), shared
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from ..errors import ConfigError
 from ..network import Network, Radio
 
-DIMS = 8
-MOBILE_MS, CLOUD_MS, MOBILE_MJ, BYTES_UP, BYTES_DOWN, SWITCHES, CODEC_MS, CODEC_MJ = range(DIMS)
+DIMS = 10
+MOBILE_MS, CLOUD_MS, MOBILE_MJ, BYTES_UP, BYTES_DOWN, SWITCHES, CODEC_MS, CODEC_MJ, CREDIT_UP, CREDIT_DOWN = range(DIMS)
 RDIMS = 5
 
 #: Relative slack on constraint bounds (values within it meet the bound).
@@ -31,7 +31,10 @@ def within(value: float, bound: float) -> bool:
 
 
 def weights(metric: str, link: Network, slowdown: float) -> list[float]:
-    """``w`` such that ``metric = w · usage`` on the link ``link`` with cloud ``slowdown``."""
+    """``w`` such that ``metric = w · usage`` on the link ``link`` with cloud ``slowdown``.
+
+    Bytes a burst carries (``CREDIT_UP`` / ``CREDIT_DOWN``) give back their time at the rate and the base power
+    ``beta`` over it; the radio still spends ``alpha`` per bit on them."""
     w = [0.0] * DIMS
     if metric == "latency":
         w[MOBILE_MS] = 1.0
@@ -40,11 +43,15 @@ def weights(metric: str, link: Network, slowdown: float) -> list[float]:
         w[BYTES_DOWN] = 8.0 / (link.down_mbps * 1e3)
         w[SWITCHES] = link.rtt_ms
         w[CODEC_MS] = 1.0
+        w[CREDIT_UP] = -w[BYTES_UP]
+        w[CREDIT_DOWN] = -w[BYTES_DOWN]
     elif metric == "energy":
         w[MOBILE_MJ] = 1.0
         w[BYTES_UP] = 8.0 * (link.alpha_up * link.up_mbps + link.beta) / (link.up_mbps * 1e6)
         w[BYTES_DOWN] = 8.0 * (link.alpha_down * link.down_mbps + link.beta) / (link.down_mbps * 1e6)
         w[CODEC_MJ] = 1.0
+        w[CREDIT_UP] = -8e-6 * link.beta / link.up_mbps
+        w[CREDIT_DOWN] = -8e-6 * link.beta / link.down_mbps
     elif metric == "cloud":
         w[CLOUD_MS] = slowdown
     else:
@@ -58,12 +65,13 @@ def dot(w: Sequence[float], u: Sequence[float]) -> float:
 
 
 def reduce(u: Sequence[float], radio: Radio) -> tuple[float, float, float, float, float]:
-    """Reduced coordinates ``[L0, E0, bytes_up, bytes_down, cloud_ms]`` for a fixed radio."""
+    """Reduced coordinates ``[L0, E0, bytes_up, bytes_down, cloud_ms]`` for a fixed radio; the byte coordinates are
+    the bytes sent at the rate (less the burst's credit)."""
     return (
         u[MOBILE_MS] + radio.rtt_ms * u[SWITCHES] + u[CODEC_MS],
         u[MOBILE_MJ] + u[CODEC_MJ] + 8e-6 * (radio.alpha_up * u[BYTES_UP] + radio.alpha_down * u[BYTES_DOWN]),
-        u[BYTES_UP],
-        u[BYTES_DOWN],
+        u[BYTES_UP] - u[CREDIT_UP],
+        u[BYTES_DOWN] - u[CREDIT_DOWN],
         u[CLOUD_MS],
     )
 

@@ -255,12 +255,13 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
             relevant[k] |= f[k] != 0.0;
         }
     }
+    let burst = spec.radio.burst();
     let delta = (0..RDIMS)
         .map(|k| {
             if relevant[k] {
-                Linear::of(g, spec.force, |u| reduce(u, &spec.radio)[k])
+                Linear::of(g, spec.force, burst, |u| reduce(u, &spec.radio)[k])
             } else {
-                Linear::of(g, spec.force, |_| 0.0)
+                Linear::of(g, spec.force, burst, |_| 0.0)
             }
         })
         .collect();
@@ -288,7 +289,7 @@ fn build_cell(g: &StateGraph, spec: &LutSpec, c: usize) -> Result<CellResult> {
             candidates: found
                 .iter()
                 .map(|f| {
-                    let (usage, transfers) = f.path.usage(g);
+                    let (usage, transfers) = f.path.usage(g, burst);
                     Candidate {
                         segments: f.path.segments(g),
                         usage,

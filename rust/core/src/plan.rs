@@ -2,7 +2,7 @@
 //! and any combination of constraints.
 
 use crate::error::{bad_request, PlanError, Result};
-use crate::problem::{dot, weights, Metric, Network, Platform, Usage};
+use crate::problem::{dot, weights, Burst, Metric, Network, Platform, Usage, NO_BURST};
 use crate::search::{
     label_search, shortest_path, shortest_path_dot, within, Force, Functional, LabelProblem, Mode, Path, MAX_D,
 };
@@ -79,7 +79,7 @@ impl Request {
     }
 }
 
-/// An optimal schedule and its network-independent totals.
+/// An optimal schedule and its totals (bandwidth-independent; the credit dimensions are the request's burst's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Solution {
     pub segments: Vec<(usize, usize, Platform)>,
@@ -88,8 +88,8 @@ pub struct Solution {
 }
 
 impl Solution {
-    fn from_path(g: &StateGraph, path: &Path) -> Solution {
-        let (usage, transfers) = path.usage(g);
+    fn from_path(g: &StateGraph, path: &Path, burst: Burst) -> Solution {
+        let (usage, transfers) = path.usage(g, burst);
         Solution {
             segments: path.segments(g),
             usage,
@@ -113,9 +113,11 @@ impl Solution {
 pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     req.validate()?;
     let net = &req.network;
+    let burst = net.burst();
     let w_obj = weights(req.objective, net, req.slowdown);
-    let (_, best_path) = shortest_path_dot(g, req.force, &w_obj).ok_or_else(|| no_path(g, req, req.objective))?;
-    let best = Solution::from_path(g, &best_path);
+    let (_, best_path) =
+        shortest_path_dot(g, req.force, burst, &w_obj).ok_or_else(|| no_path(g, req, req.objective))?;
+    let best = Solution::from_path(g, &best_path, burst);
     let constraints = req.constraints();
     let meets = |s: &Solution| {
         constraints
@@ -132,7 +134,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
         // Every schedule exists (the objective's search found one), so no path here means
         // that every schedule's value of this metric overflows.
         let (least, path) =
-            shortest_path_dot(g, req.force, &weights(m, net, req.slowdown)).ok_or_else(|| no_path(g, req, m))?;
+            shortest_path_dot(g, req.force, burst, &weights(m, net, req.slowdown)).ok_or_else(|| no_path(g, req, m))?;
         if !within(least, b) {
             return Err(PlanError::Infeasible {
                 constraint: name.into(),
@@ -143,7 +145,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
                 ),
             });
         }
-        let s = Solution::from_path(g, &path);
+        let s = Solution::from_path(g, &path, burst);
         if meets(&s) {
             let v = s.metric(req.objective, net, req.slowdown);
             if incumbent.as_ref().is_none_or(|(iv, _)| v < *iv) {
@@ -157,7 +159,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     let ws: Vec<Usage> = std::iter::once(w_obj)
         .chain(constraints.iter().map(|&(_, m, _)| weights(m, net, req.slowdown)))
         .collect();
-    let delta = ws.iter().map(|w| Linear::dot(g, req.force, w)).collect();
+    let delta = ws.iter().map(|w| Linear::dot(g, req.force, burst, w)).collect();
     let unit = |k: usize| -> Functional {
         let mut f = [0.0; MAX_D];
         f[k] = 1.0;
@@ -179,7 +181,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
     };
     let found = label_search(&lp, Mode::Best)?;
     if let Some(f) = found.into_iter().next() {
-        return Ok(Solution::from_path(g, &f.path));
+        return Ok(Solution::from_path(g, &f.path, burst));
     }
     if let Some((_, s)) = incumbent {
         return Ok(s);
@@ -203,7 +205,7 @@ pub fn solve(g: &StateGraph, req: &Request) -> Result<Solution> {
 /// (a structural fact), or every schedule's value overflows to infinity or is undefined (costs or
 /// network values near the floating-point limit, ~1.8e308).
 fn no_path(g: &StateGraph, req: &Request, metric: Metric) -> PlanError {
-    let structural = Linear::of(g, req.force, |_| 0.0);
+    let structural = Linear::of(g, req.force, NO_BURST, |_| 0.0);
     if shortest_path(g, &structural).is_none() {
         return PlanError::Infeasible {
             constraint: "groups".into(),

@@ -1,19 +1,29 @@
 //! The cost model: grouped layer costs, tensor sizes, the network link, and
 //! the *usage* vector that every metric of a schedule is a linear function of.
 //!
-//! A schedule's latency, mobile energy and cloud time all derive from eight
-//! network-independent totals ([`Usage`]): mobile compute time, cloud compute
+//! A schedule's latency, mobile energy and cloud time all derive from ten
+//! bandwidth-independent totals ([`Usage`]): mobile compute time, cloud compute
 //! time, mobile compute energy, bytes uploaded, bytes downloaded, platform
-//! switches, and codec time/energy. Given a [`Network`] and a cloud slowdown,
+//! switches, codec time/energy, and the bytes up and down that a link's burst
+//! carries ([`Radio::burst_up_bytes`]). Given a [`Network`] and a cloud slowdown,
 //! each metric is a dot product of the usage with a weight vector
 //! ([`weights`]). This is what makes lookup tables exact: for a fixed
-//! schedule every metric is linear in `1/up_mbps`, `1/down_mbps` and the
-//! cloud slowdown.
+//! schedule and radio every metric is linear in `1/up_mbps`, `1/down_mbps` and
+//! the cloud slowdown.
+//!
+//! Bursts. A shaped link (a token bucket: `tc tbf`, a cellular scheduler's
+//! grant) passes the first `burst` bytes of a transfer that starts after a
+//! pause at once, and the rest at the link's rate: `max(0, bytes - burst) /
+//! rate`. The planner gives that credit once per request and direction, at
+//! the transition that starts a cloud run (its upload) and at the one that
+//! ends it (its download, the final result's included): see
+//! `structure::transfer_usage`. Without a burst (the default) the credit
+//! dimensions are zero and every metric is as in the paper.
 
 use crate::error::{bad_request, invalid, Result};
 
 /// Number of usage dimensions.
-pub const DIMS: usize = 8;
+pub const DIMS: usize = 10;
 /// Usage index: mobile compute time (ms).
 pub const MOBILE_MS: usize = 0;
 /// Usage index: cloud compute time (ms, before slowdown).
@@ -30,8 +40,12 @@ pub const SWITCHES: usize = 5;
 pub const CODEC_MS: usize = 6;
 /// Usage index: codec mobile energy added to transfers (mJ).
 pub const CODEC_MJ: usize = 7;
+/// Usage index: uploaded bytes the link's burst carries (at once, not at the rate).
+pub const CREDIT_UP: usize = 8;
+/// Usage index: downloaded bytes the link's burst carries.
+pub const CREDIT_DOWN: usize = 9;
 
-/// Network-independent totals of a schedule (see the module docs).
+/// Bandwidth-independent totals of a schedule (see the module docs).
 pub type Usage = [f64; DIMS];
 
 /// A schedule: `(first, last, platform)` of each group, in order.
@@ -83,16 +97,40 @@ pub struct Radio {
     pub beta: f64,
     /// Round trip added per platform switch (ms).
     pub rtt_ms: f64,
+    /// Bytes of a request's upload the link passes at once (its burst; see the module docs).
+    pub burst_up_bytes: f64,
+    /// Bytes of a response the link passes at once.
+    pub burst_down_bytes: f64,
 }
 
 impl Radio {
-    /// Checks that the power model and round trip are finite and non-negative.
+    /// The paper's radio: this power model, no round trip and no burst.
+    pub fn new(alpha_up: f64, alpha_down: f64, beta: f64) -> Radio {
+        Radio {
+            alpha_up,
+            alpha_down,
+            beta,
+            rtt_ms: 0.0,
+            burst_up_bytes: 0.0,
+            burst_down_bytes: 0.0,
+        }
+    }
+
+    /// `[burst_up_bytes, burst_down_bytes]`.
+    #[inline]
+    pub fn burst(&self) -> Burst {
+        [self.burst_up_bytes, self.burst_down_bytes]
+    }
+
+    /// Checks that the power model, round trip and bursts are finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("alpha_up", self.alpha_up),
             ("alpha_down", self.alpha_down),
             ("beta", self.beta),
             ("rtt_ms", self.rtt_ms),
+            ("burst_up_bytes", self.burst_up_bytes),
+            ("burst_down_bytes", self.burst_down_bytes),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad_request(format!("{name} must be finite and >= 0, got {v}"));
@@ -110,9 +148,17 @@ impl Radio {
             alpha_down: self.alpha_down,
             beta: self.beta,
             rtt_ms: self.rtt_ms,
+            burst_up_bytes: self.burst_up_bytes,
+            burst_down_bytes: self.burst_down_bytes,
         }
     }
 }
+
+/// Bytes a link passes at once per request, `[up, down]` (see the module docs).
+pub type Burst = [f64; 2];
+
+/// No burst: every byte at the link's rate (the paper's model).
+pub const NO_BURST: Burst = [0.0, 0.0];
 
 /// The mobile link with the paper's linear radio power model (Eq. 21): bandwidths and a
 /// [`Radio`] (mirrors `jointdnn_edge.network.Network`).
@@ -128,6 +174,10 @@ pub struct Network {
     pub beta: f64,
     /// Round trip added per platform switch (ms).
     pub rtt_ms: f64,
+    /// Bytes of a request's upload the link passes at once.
+    pub burst_up_bytes: f64,
+    /// Bytes of a response the link passes at once.
+    pub burst_down_bytes: f64,
 }
 
 impl Network {
@@ -148,7 +198,15 @@ impl Network {
             alpha_down: self.alpha_down,
             beta: self.beta,
             rtt_ms: self.rtt_ms,
+            burst_up_bytes: self.burst_up_bytes,
+            burst_down_bytes: self.burst_down_bytes,
         }
+    }
+
+    /// `[burst_up_bytes, burst_down_bytes]`.
+    #[inline]
+    pub fn burst(&self) -> Burst {
+        [self.burst_up_bytes, self.burst_down_bytes]
     }
 
     /// The same radio at other bandwidths.
@@ -161,6 +219,9 @@ impl Network {
 ///
 /// Upload of `b` bytes takes `8 b / (up · 1e3)` ms at `alpha_up · up + beta` mW,
 /// i.e. costs `8 b (alpha_up · up + beta) / (up · 1e6)` mJ; download likewise.
+/// Bytes a burst carries (`CREDIT_*`) take no time: they give back their time
+/// and the base power `beta` over it; the radio still spends `alpha` per bit on
+/// them, the part of the power model that scales with the bits sent.
 pub fn weights(metric: Metric, net: &Network, slowdown: f64) -> Usage {
     let mut w = [0.0; DIMS];
     match metric {
@@ -171,12 +232,16 @@ pub fn weights(metric: Metric, net: &Network, slowdown: f64) -> Usage {
             w[BYTES_DOWN] = 8.0 / (net.down_mbps * 1e3);
             w[SWITCHES] = net.rtt_ms;
             w[CODEC_MS] = 1.0;
+            w[CREDIT_UP] = -w[BYTES_UP];
+            w[CREDIT_DOWN] = -w[BYTES_DOWN];
         }
         Metric::Energy => {
             w[MOBILE_MJ] = 1.0;
             w[BYTES_UP] = 8.0 * (net.alpha_up * net.up_mbps + net.beta) / (net.up_mbps * 1e6);
             w[BYTES_DOWN] = 8.0 * (net.alpha_down * net.down_mbps + net.beta) / (net.down_mbps * 1e6);
             w[CODEC_MJ] = 1.0;
+            w[CREDIT_UP] = -8e-6 * net.beta / net.up_mbps;
+            w[CREDIT_DOWN] = -8e-6 * net.beta / net.down_mbps;
         }
         Metric::Cloud => {
             w[CLOUD_MS] = slowdown;
@@ -362,17 +427,17 @@ pub struct Point {
 /// Number of reduced coordinates of a schedule for a fixed radio (see [`reduce`]).
 pub const RDIMS: usize = 5;
 
-/// Reduced coordinates for a fixed radio (alpha, beta, rtt) and varying bandwidths
-/// and slowdown: `[L0, E0, bytes_up, bytes_down, cloud_ms]`, where
-/// `L0 = mobile_ms + rtt · switches + codec_ms` and
+/// Reduced coordinates for a fixed radio (alpha, beta, rtt, burst) and varying bandwidths
+/// and slowdown: `[L0, E0, bytes_up - credit_up, bytes_down - credit_down, cloud_ms]` (the
+/// bytes sent at the rate), where `L0 = mobile_ms + rtt · switches + codec_ms` and
 /// `E0 = mobile_mj + codec_mj + 8e-6 (alpha_up · bytes_up + alpha_down · bytes_down)`.
 /// Every metric at a point is a non-negative combination of them ([`reduced_weights`]).
 pub fn reduce(u: &Usage, net: &Radio) -> [f64; RDIMS] {
     [
         u[MOBILE_MS] + net.rtt_ms * u[SWITCHES] + u[CODEC_MS],
         u[MOBILE_MJ] + u[CODEC_MJ] + 8e-6 * (net.alpha_up * u[BYTES_UP] + net.alpha_down * u[BYTES_DOWN]),
-        u[BYTES_UP],
-        u[BYTES_DOWN],
+        u[BYTES_UP] - u[CREDIT_UP],
+        u[BYTES_DOWN] - u[CREDIT_DOWN],
         u[CLOUD_MS],
     ]
 }
@@ -404,12 +469,14 @@ mod tests {
             alpha_down: 51.97,
             beta: 1288.04,
             rtt_ms: 3.0,
+            burst_up_bytes: 0.0,
+            burst_down_bytes: 0.0,
         }
     }
 
     #[test]
     fn reduced_coordinates_reproduce_every_metric() {
-        let u: Usage = [12.0, 3.5, 80.0, 150_000.0, 4_000.0, 2.0, 1.5, 0.7];
+        let u: Usage = [12.0, 3.5, 80.0, 150_000.0, 4_000.0, 2.0, 1.5, 0.7, 9_000.0, 4_000.0];
         let n = net();
         let p = Point {
             up_mbps: n.up_mbps,
@@ -440,6 +507,22 @@ mod tests {
         assert!((e - p_mw * t_s).abs() < 1e-9 * e);
         let l = dot(&weights(Metric::Latency, &n, 1.0), &u);
         assert!((l - t_s * 1e3).abs() < 1e-9 * l);
+    }
+
+    #[test]
+    fn a_burst_gives_back_the_time_of_the_bytes_it_carries() {
+        // 20 kB up over 4G, 9 kB of them in the burst: 11 kB at the rate; the radio spends alpha on all 20 kB
+        // and its base power over the 11 kB's time.
+        let n = net();
+        let mut u = [0.0; DIMS];
+        u[BYTES_UP] = 20e3;
+        u[CREDIT_UP] = 9e3;
+        let t_ms = 8.0 * 11e3 / 5.85e3;
+        let l = dot(&weights(Metric::Latency, &n, 1.0), &u);
+        assert!((l - t_ms).abs() < 1e-12 * t_ms, "{l} vs {t_ms}");
+        let e_mj = 438.39 * 8.0 * 20e3 / 1e6 + 1288.04 * t_ms / 1e3;
+        let e = dot(&weights(Metric::Energy, &n, 1.0), &u);
+        assert!((e - e_mj).abs() < 1e-12 * e_mj, "{e} vs {e_mj}");
     }
 
     #[test]

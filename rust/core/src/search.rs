@@ -13,7 +13,7 @@
 //!   lower bound stays within a given band — what lookup tables store.
 
 use crate::error::{PlanError, Result};
-use crate::problem::{dot, Platform, Usage, BYTES_UP, DIMS};
+use crate::problem::{dot, Burst, Platform, Usage, BYTES_UP, DIMS, NO_BURST};
 use crate::structure::{Lanes, Linear, StateGraph, Step};
 
 /// Which platforms groups may run on.
@@ -48,12 +48,12 @@ impl Path {
         self.steps.iter().map(|&s| g.step_group(s)).collect()
     }
 
-    /// Sum of the transitions' usage and transfer counts.
-    pub fn usage(&self, g: &StateGraph) -> (Usage, u32) {
+    /// Sum of the transitions' usage (on a link with `burst`) and transfer counts.
+    pub fn usage(&self, g: &StateGraph, burst: Burst) -> (Usage, u32) {
         let mut u = [0.0; crate::problem::DIMS];
         let mut n = 0;
         for &s in &self.steps {
-            let (su, st) = g.step_usage(s);
+            let (su, st) = g.step_usage(s, burst);
             u = crate::problem::add(&u, &su);
             n += st;
         }
@@ -67,11 +67,15 @@ pub fn shortest_path(g: &StateGraph, lin: &Linear) -> Option<(f64, Path)> {
     relax_classes(g, lin, |x| lin.xfer[x])
 }
 
-/// [`shortest_path`] for the cost `w · usage` (the same values as under `Linear::dot(g, force, w)`),
-/// weighing only the transfer vectors the search reaches.
-pub fn shortest_path_dot(g: &StateGraph, force: Force, w: &Usage) -> Option<(f64, Path)> {
+/// [`shortest_path`] for the cost `w · usage` on a link with `burst` (the same values as under
+/// `Linear::dot(g, force, burst, w)`), weighing only the transfer vectors the search reaches.
+pub fn shortest_path_dot(g: &StateGraph, force: Force, burst: Burst, w: &Usage) -> Option<(f64, Path)> {
     let lin = Linear::compute(force, |u| dot(w, u));
-    relax_classes(g, &lin, |x| transfer_dot(w, &g.xfer[x]))
+    if burst == NO_BURST {
+        relax_classes(g, &lin, |x| transfer_dot(w, &g.xfer[x]))
+    } else {
+        relax_classes(g, &lin, |x| transfer_dot(w, &g.transfer_usage(x, burst)))
+    }
 }
 
 /// `w · u` for a transfer vector `u`: its compute coordinates are zero, and the compute weights finite

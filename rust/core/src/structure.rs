@@ -44,7 +44,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::{PlanError, Result};
 use crate::problem::{
-    CostData, Platform, Usage, BYTES_DOWN, BYTES_UP, CLOUD_MS, CODEC_MJ, CODEC_MS, DIMS, MOBILE_MJ, MOBILE_MS, SWITCHES,
+    Burst, CostData, Platform, Usage, BYTES_DOWN, BYTES_UP, CLOUD_MS, CODEC_MJ, CODEC_MS, CREDIT_DOWN, CREDIT_UP, DIMS,
+    MOBILE_MJ, MOBILE_MS, NO_BURST, SWITCHES,
 };
 
 /// Residency of a live tensor.
@@ -147,9 +148,11 @@ pub struct StateGraph {
     /// CSR offsets into `runs` per state.
     pub run_start: Vec<u32>,
     pub runs: Vec<Run>,
-    /// Per transfer vector: its usage (no compute) and the tensors (and weight sets) moved.
+    /// Per transfer vector: its usage (no compute, no burst credit) and the tensors (and weight sets) moved.
     pub xfer: Vec<Usage>,
     pub xfer_transfers: Vec<u32>,
+    /// Per transfer vector, `[up, down]`: the bytes a link's burst may carry (see [`StateGraph::transfer_usage`]).
+    pub xfer_eligible: Vec<[f64; 2]>,
     /// Row `p` of the group columns starts at `group_start[p]` and holds `q = p..p + row_len`.
     pub group_start: Vec<usize>,
     pub mobile_ms: Vec<f64>,
@@ -272,10 +275,15 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `f` (linear in the usage) on `g`'s transitions; platforms `force` forbids are masked.
-    pub fn of(g: &StateGraph, force: crate::search::Force, f: impl Fn(&Usage) -> f64) -> Linear {
+    /// `f` (linear in the usage) on `g`'s transitions on a link with `burst`; platforms `force` forbids are
+    /// masked.
+    pub fn of(g: &StateGraph, force: crate::search::Force, burst: Burst, f: impl Fn(&Usage) -> f64) -> Linear {
         let mut lin = Linear::compute(force, &f);
-        lin.xfer = g.xfer.iter().map(&f).collect();
+        lin.xfer = if burst == NO_BURST {
+            g.xfer.iter().map(&f).collect()
+        } else {
+            (0..g.xfer.len()).map(|x| f(&g.transfer_usage(x, burst))).collect()
+        };
         lin
     }
 
@@ -294,9 +302,9 @@ impl Linear {
         }
     }
 
-    /// `w · usage`.
-    pub fn dot(g: &StateGraph, force: crate::search::Force, w: &Usage) -> Linear {
-        Linear::of(g, force, |u| crate::problem::dot(w, u))
+    /// `w · usage` on a link with `burst`.
+    pub fn dot(g: &StateGraph, force: crate::search::Force, burst: Burst, w: &Usage) -> Linear {
+        Linear::of(g, force, burst, |u| crate::problem::dot(w, u))
     }
 
     /// Whether transitions on `p` are allowed.
@@ -392,12 +400,31 @@ impl StateGraph {
         }
     }
 
-    /// The usage and transfer count of one transition (exactly what the schedule adds up).
-    pub fn step_usage(&self, step: Step) -> (Usage, u32) {
+    /// Transfer vector `x` on a link with `burst`: its usage with the credit dimensions set to the bytes the
+    /// burst carries, `min(burst, eligible)` per direction.
+    ///
+    /// Eligible are the bytes of the one request a transition starts and the one response it ends, so that a
+    /// burst is credited once per request and direction: a transition that switches to the cloud (its uploads)
+    /// and one that switches back or ends the schedule on the cloud (its downloads). On a chain these are all
+    /// the transfers. On a DAG a cloud run's later groups may upload more, and a mobile run's later groups
+    /// download tensors the run's first response could have carried: those get no credit, so the price never
+    /// falls below what the link charges for the requests the session sends.
+    #[inline]
+    pub fn transfer_usage(&self, x: usize, burst: Burst) -> Usage {
+        let mut u = self.xfer[x];
+        let eligible = self.xfer_eligible[x];
+        u[CREDIT_UP] = burst[0].min(eligible[0]);
+        u[CREDIT_DOWN] = burst[1].min(eligible[1]);
+        u
+    }
+
+    /// The usage and transfer count of one transition on a link with `burst` (exactly what the schedule adds
+    /// up).
+    pub fn step_usage(&self, step: Step, burst: Burst) -> (Usage, u32) {
         let r = &self.runs[step.run as usize];
         let first = self.boundary[r.from as usize] as usize;
         let at = self.group_at(first, step.last as usize);
-        let mut u = self.xfer[r.xfer as usize];
+        let mut u = self.transfer_usage(r.xfer as usize, burst);
         match r.platform {
             Platform::Mobile => {
                 u[MOBILE_MS] += self.mobile_ms[at];
@@ -427,7 +454,7 @@ impl StateGraph {
             + self.state_start.len() * 4
             + self.run_start.len() * 4
             + self.runs.len() * size_of::<Run>()
-            + self.xfer.len() * (size_of::<Usage>() + 4)
+            + self.xfer.len() * (size_of::<Usage>() + 4 + size_of::<[f64; 2]>())
             + self.group_start.len() * size_of::<usize>()
             + (self.mobile_ms.len() + self.mobile_mj.len() + self.cloud_ms.len()) * 8
             + self.classes.len() * size_of::<Class>()
@@ -481,6 +508,7 @@ impl StateGraph {
         let mut run_count: Vec<u32> = Vec::new();
         let mut xfer: Vec<Usage> = Vec::new();
         let mut xfer_transfers: Vec<u32> = Vec::new();
+        let mut xfer_eligible: Vec<[f64; 2]> = Vec::new();
         let mut transitions = 0usize;
         let mut res = vec![ON_MOBILE; n + 1]; // scratch residency, indexed by tensor
         let mut total_states = 1usize;
@@ -553,6 +581,13 @@ impl StateGraph {
                             if final_switch {
                                 u[SWITCHES] += 1.0;
                             }
+                            // The request this transition starts, the response it ends (see `transfer_usage`).
+                            let starts = platform == Platform::Cloud && last == Platform::Mobile;
+                            let ends = (platform == Platform::Mobile && last == Platform::Cloud) || final_switch;
+                            xfer_eligible.push([
+                                if starts { u[BYTES_UP] } else { 0.0 },
+                                if ends { u[BYTES_DOWN] } else { 0.0 },
+                            ]);
                             xfer.push(u);
                             xfer_transfers.push(transfers);
                             changed = false;
@@ -641,6 +676,7 @@ impl StateGraph {
             runs,
             xfer,
             xfer_transfers,
+            xfer_eligible,
             group_start,
             mobile_ms,
             mobile_mj,

@@ -98,6 +98,9 @@ fn random_network(rng: &mut Rng) -> Network {
         alpha_down: rng.range(50.0, 150.0),
         beta: rng.range(100.0, 1300.0),
         rtt_ms: if rng.uniform() < 0.5 { 0.0 } else { rng.range(0.0, 40.0) },
+        // half the links pass a burst of up to a few tensors' size at once
+        burst_up_bytes: if rng.uniform() < 0.5 { 0.0 } else { rng.range(0.0, 3e5) },
+        burst_down_bytes: if rng.uniform() < 0.5 { 0.0 } else { rng.range(0.0, 3e5) },
     }
 }
 
@@ -130,12 +133,12 @@ fn evaluate_agrees_with_the_state_graph_on_every_schedule() {
         let cost = random_costs(&mut rng, n, case % 2 == 1);
         let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
         // every path through the graph is a schedule whose evaluation matches the path's usage
-        let all = all_schedules(&cost, true);
         let net = random_network(&mut rng);
+        let all = all_schedules(&cost, true, net.burst());
         for m in [Metric::Latency, Metric::Energy] {
             let req = Request::new(m, net);
             let s = solve(&g, &req).unwrap();
-            let (u, _) = evaluate(&cost, &s.segments, true).unwrap();
+            let (u, _) = evaluate(&cost, &s.segments, true, net.burst()).unwrap();
             for (k, (a, b)) in u.iter().zip(&s.usage).enumerate() {
                 assert!(close(*a, *b), "case {case}: usage[{k}] {a} vs {b}");
             }
@@ -152,8 +155,8 @@ fn unconstrained_optimum_equals_brute_force() {
         let n = 1 + rng.below(8);
         let cost = random_costs(&mut rng, n, case % 3 != 0);
         let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
-        let all = all_schedules(&cost, true);
         let net = random_network(&mut rng);
+        let all = all_schedules(&cost, true, net.burst());
         for m in [Metric::Latency, Metric::Energy] {
             for force in [Force::None, Force::Mobile, Force::Cloud] {
                 let mut req = Request::new(m, net);
@@ -213,8 +216,8 @@ fn constrained_optimum_equals_brute_force() {
         let n = 1 + rng.below(7);
         let cost = random_costs(&mut rng, n, case % 2 == 0);
         let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
-        let all = all_schedules(&cost, true);
         let net = random_network(&mut rng);
+        let all = all_schedules(&cost, true, net.burst());
         let slowdown = rng.range(0.5, 3.0);
         // bounds drawn between the least and the largest value any schedule reaches
         let span = |m: Metric| {
@@ -270,8 +273,8 @@ fn lookup_table_answers_exactly_between_grid_points() {
         let n = 2 + rng.below(5);
         let cost = random_costs(&mut rng, n, case % 2 == 0);
         let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
-        let all = all_schedules(&cost, true);
         let radio = random_network(&mut rng).radio();
+        let all = all_schedules(&cost, true, radio.burst());
         let objective = if case % 3 == 0 { Metric::Energy } else { Metric::Latency };
         let mut constraints = Vec::new();
         if case % 4 == 1 {
@@ -452,8 +455,8 @@ fn wide_dag_exact_on_a_unet_shape() {
     cost.edges.sort();
     let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
     assert!(g.width >= k - 1);
-    let all = all_schedules(&cost, true);
     let net = random_network(&mut rng);
+    let all = all_schedules(&cost, true, net.burst());
     for m in [Metric::Latency, Metric::Energy] {
         let req = Request::new(m, net);
         let s = solve(&g, &req).unwrap();
@@ -473,8 +476,8 @@ fn stateless_cloud_optimum_equals_brute_force() {
         let n = 1 + rng.below(7);
         let cost = random_costs(&mut rng, n, case % 4 != 0);
         let g = StateGraph::build(&cost, &options).unwrap();
-        let all = all_schedules(&cost, false);
         let net = random_network(&mut rng);
+        let all = all_schedules(&cost, false, net.burst());
         for m in [Metric::Latency, Metric::Energy] {
             let mut req = Request::new(m, net);
             req.slowdown = rng.range(0.5, 3.0);
@@ -489,7 +492,7 @@ fn stateless_cloud_optimum_equals_brute_force() {
             match (solve(&g, &req), brute(&req, &all)) {
                 (Ok(s), Some(best)) => {
                     assert!(close(s.metric(m, &net, req.slowdown), best), "case {case}");
-                    let (u, _) = evaluate(&cost, &s.segments, false).unwrap();
+                    let (u, _) = evaluate(&cost, &s.segments, false, net.burst()).unwrap();
                     for (a, b) in u.iter().zip(&s.usage) {
                         assert!(close(*a, *b), "case {case}: state graph and evaluator disagree");
                     }
@@ -514,9 +517,9 @@ fn on_chains_cloud_memory_makes_no_difference() {
         let cost = random_costs(&mut rng, n, false);
         let net = random_network(&mut rng);
         for keeps in [true, false] {
-            let all = all_schedules(&cost, keeps);
+            let all = all_schedules(&cost, keeps, net.burst());
             for (segs, u) in &all {
-                let (v, _) = evaluate(&cost, segs, !keeps).unwrap();
+                let (v, _) = evaluate(&cost, segs, !keeps, net.burst()).unwrap();
                 assert_eq!(u, &v);
             }
         }
@@ -564,6 +567,8 @@ fn a_stateless_cloud_pays_for_skip_tensors_it_cannot_keep() {
         alpha_down: 100.0,
         beta: 800.0,
         rtt_ms: 0.0,
+        burst_up_bytes: 0.0,
+        burst_down_bytes: 0.0,
     };
     let req = Request::new(Metric::Latency, net);
     let keeps = solve(&StateGraph::build(&cost, &GraphOptions::default()).unwrap(), &req).unwrap();
@@ -576,14 +581,14 @@ fn a_stateless_cloud_pays_for_skip_tensors_it_cannot_keep() {
     };
     let stateless = solve(&StateGraph::build(&cost, &opts).unwrap(), &req).unwrap();
     // the stateful schedule, evaluated for a stateless cloud, pays the 2e6 bytes down and up again
-    let (u, _) = evaluate(&cost, &keeps.segments, false).unwrap();
+    let (u, _) = evaluate(&cost, &keeps.segments, false, net.burst()).unwrap();
     assert_eq!(
         u[crate::problem::BYTES_DOWN] - keeps.usage[crate::problem::BYTES_DOWN],
         2e6
     );
     assert_eq!(u[crate::problem::BYTES_UP] - keeps.usage[crate::problem::BYTES_UP], 2e6);
     // the stateless optimum avoids that and matches brute force under the stateless model
-    let best = brute(&req, &all_schedules(&cost, false)).unwrap();
+    let best = brute(&req, &all_schedules(&cost, false, net.burst())).unwrap();
     assert!(close(stateless.metric(Metric::Latency, &net, 1.0), best));
     assert!(best < metric_of(&u, Metric::Latency, &net, 1.0));
     assert!(stateless.metric(Metric::Latency, &net, 1.0) > keeps.metric(Metric::Latency, &net, 1.0));
@@ -596,7 +601,7 @@ fn a_cell_over_its_work_budget_is_answered_by_a_solve_and_the_rest_stay_exact() 
     let cost = random_costs(&mut rng, 6, true);
     let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
     let radio = random_network(&mut rng).radio();
-    let all = all_schedules(&cost, true);
+    let all = all_schedules(&cost, true, radio.burst());
     let spec = |max_work| LutSpec {
         objective: Metric::Latency,
         constraints: vec![],
@@ -691,6 +696,8 @@ fn overflowing_costs_are_refused_not_panicked_on() {
         alpha_down: 50.0,
         beta: 1e300,
         rtt_ms: 0.0,
+        burst_up_bytes: 0.0,
+        burst_down_bytes: 0.0,
     };
     let mut req = Request::new(Metric::Latency, net);
     req.energy_budget_mj = Some(1.0);
@@ -717,6 +724,8 @@ fn a_lookup_index_refuses_inconsistent_fields() {
         alpha_down: 50.0,
         beta: 1000.0,
         rtt_ms: 0.0,
+        burst_up_bytes: 0.0,
+        burst_down_bytes: 0.0,
     };
     let ok = |axes: [usize; 3], up: (f64, f64), reduced: Vec<[f64; 5]>, radio: Radio| {
         let cells = axes.iter().fold(1usize, |a, &b| a.saturating_mul(b)).min(4);
@@ -787,4 +796,75 @@ fn lookup_builds_refuse_out_of_range_and_too_many_cells() {
         build_cells(&g, &spec, &[0]),
         Err(PlanError::InvalidRequest(_))
     ));
+}
+
+#[test]
+fn a_burst_is_credited_once_per_request_and_direction() {
+    // Layer 0 on the mobile, layers 1 and 2 on the cloud, each cloud layer downloading updated weights
+    // (7 kB, 8 kB); the 20 kB activation goes up, the 5 kB result comes down. Hand-counted.
+    use crate::problem::Platform::{Cloud, Mobile};
+    use crate::problem::{BYTES_DOWN, BYTES_UP, CREDIT_DOWN, CREDIT_UP, NO_BURST};
+    let n = 3;
+    let ones = vec![1.0; n * n];
+    let mut cost = CostData::chain(n, ones.clone(), ones.clone(), ones, vec![20e3, 30e3, 5e3], 50e3);
+    cost.cloud_download_bytes = vec![0.0, 7e3, 8e3];
+    let two_groups = [(0, 0, Mobile), (1, 1, Cloud), (2, 2, Cloud)];
+    let one_group = [(0, 0, Mobile), (1, 2, Cloud)];
+    let credit = |segs: &[(usize, usize, crate::problem::Platform)], burst| {
+        let (u, _) = evaluate(&cost, segs, true, burst).unwrap();
+        assert_eq!(
+            (u[BYTES_UP], u[BYTES_DOWN]),
+            (20e3, 20e3),
+            "a burst changes no byte count"
+        );
+        (u[CREDIT_UP], u[CREDIT_DOWN])
+    };
+    assert_eq!(credit(&two_groups, NO_BURST), (0.0, 0.0));
+    // one request: its upload and its response each get one burst
+    assert_eq!(credit(&two_groups, [10e3, 10e3]), (10e3, 10e3));
+    assert_eq!(credit(&one_group, [10e3, 10e3]), (10e3, 10e3));
+    // a burst larger than the transfers carries all of them, but for the first cloud group's weights
+    // when the run has two groups: the planner credits only the group that ends the run (never too much)
+    assert_eq!(credit(&two_groups, [30e3, 30e3]), (20e3, 13e3));
+    assert_eq!(credit(&one_group, [30e3, 30e3]), (20e3, 20e3));
+    // mobile, cloud, mobile, cloud: two requests, each with its own burst
+    let back_and_forth = [(0, 0, Cloud), (1, 1, Mobile), (2, 2, Cloud)];
+    let (u, _) = evaluate(&cost, &back_and_forth, true, [10e3, 4e3]).unwrap();
+    // up: the input and layer 1's output; down: layer 0's output, layer 2's weights and the result
+    assert_eq!((u[BYTES_UP], u[BYTES_DOWN]), (50e3 + 30e3, 20e3 + 8e3 + 5e3));
+    assert_eq!((u[CREDIT_UP], u[CREDIT_DOWN]), (20e3, 8e3));
+}
+
+#[test]
+fn a_burst_moves_the_optimum_where_its_credit_outweighs_the_difference() {
+    // The network lab's case: a split uploading 13 kB on an 18.9 Mbit/s link is 4 ms dearer than staying
+    // on the phone without a burst; a 9.4 kB burst sends 9.4 kB of it at once (3.98 ms saved).
+    use crate::problem::Platform::{Cloud, Mobile};
+    let n = 2;
+    let inf = f64::INFINITY;
+    let mobile = vec![10.0, inf, inf, 20.0];
+    let cloud = vec![9.0, inf, inf, 0.5];
+    let cost = CostData::chain(n, mobile.clone(), cloud, mobile, vec![13e3, 4.0], 600e3);
+    cost.validate().unwrap();
+    let g = StateGraph::build(&cost, &GraphOptions::default()).unwrap();
+    let mut net = Network {
+        up_mbps: 18.9,
+        down_mbps: 50.0,
+        alpha_up: 283.17,
+        alpha_down: 137.01,
+        beta: 132.86,
+        rtt_ms: 7.0,
+        burst_up_bytes: 0.0,
+        burst_down_bytes: 0.0,
+    };
+    let upload_ms = 8.0 * 13e3 / 18.9e3;
+    let split_ms = 10.0 + upload_ms + 0.5 + 8.0 * 4.0 / 50e3 + 14.0; // two switches of rtt_ms
+    assert!(split_ms > 30.0 && split_ms < 30.0 + 4.0, "{split_ms}");
+    let plain = solve(&g, &Request::new(Metric::Latency, net)).unwrap();
+    assert_eq!(plain.segments, vec![(0, 0, Mobile), (1, 1, Mobile)]);
+    net.burst_up_bytes = 9.4e3;
+    let bursty = solve(&g, &Request::new(Metric::Latency, net)).unwrap();
+    assert_eq!(bursty.segments, vec![(0, 0, Mobile), (1, 1, Cloud)]);
+    let credited_ms = split_ms - 8.0 * 9.4e3 / 18.9e3;
+    assert!(close(bursty.metric(Metric::Latency, &net, 1.0), credited_ms));
 }

@@ -44,7 +44,7 @@ pub struct Solution {
     /// `((first, last, "mobile" | "cloud"), …)` in layer order.
     #[pyo3(get)]
     segments: Py<PyTuple>,
-    /// The schedule's resource usage vector (eight floats, `jointdnn_edge.planner.usage`).
+    /// The schedule's resource usage vector (ten floats, `jointdnn_edge.planner.usage`).
     #[pyo3(get)]
     usage: Py<PyTuple>,
     /// Tensors and weight sets moved between the platforms.
@@ -152,7 +152,7 @@ pub struct Candidate {
     /// `((first, last, "mobile" | "cloud"), …)` in layer order.
     #[pyo3(get)]
     segments: Py<PyTuple>,
-    /// The schedule's resource usage vector (eight floats).
+    /// The schedule's resource usage vector (ten floats).
     #[pyo3(get)]
     usage: Py<PyTuple>,
     /// Tensors and weight sets moved between the platforms.

@@ -16,22 +16,31 @@ struct RadioAttributes {
     alpha_down: f64,
     beta: f64,
     rtt_ms: f64,
+    burst_up_bytes: f64,
+    burst_down_bytes: f64,
 }
 
 /// `jointdnn_edge.network.Radio`. It is a named tuple, whose fields are read in their declared
-/// order `(alpha_up, alpha_down, beta, rtt_ms)` (a plan is a hot path: that is the fastest read);
-/// any other object is read by attribute name.
+/// order `(alpha_up, alpha_down, beta, rtt_ms, burst_up_bytes, burst_down_bytes)` (a plan is a hot
+/// path: that is the fastest read); any other object is read by attribute name.
 pub struct PyRadio(Radio);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for PyRadio {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let (alpha_up, alpha_down, beta, rtt_ms) = match obj.cast::<PyTuple>() {
-            Ok(fields) => fields.extract::<(f64, f64, f64, f64)>()?,
+        let (alpha_up, alpha_down, beta, rtt_ms, burst_up_bytes, burst_down_bytes) = match obj.cast::<PyTuple>() {
+            Ok(fields) => fields.extract::<(f64, f64, f64, f64, f64, f64)>()?,
             Err(_) => {
                 let r: RadioAttributes = obj.extract()?;
-                (r.alpha_up, r.alpha_down, r.beta, r.rtt_ms)
+                (
+                    r.alpha_up,
+                    r.alpha_down,
+                    r.beta,
+                    r.rtt_ms,
+                    r.burst_up_bytes,
+                    r.burst_down_bytes,
+                )
             }
         };
         Ok(PyRadio(Radio {
@@ -39,6 +48,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for PyRadio {
             alpha_down,
             beta,
             rtt_ms,
+            burst_up_bytes,
+            burst_down_bytes,
         }))
     }
 }
