@@ -208,6 +208,40 @@ def test_a_round_trip_drift_plans_exactly_until_the_new_table_is_built(cloud: An
         assert source == "lut" and schedule.segments == want.segments and build.calls == 1
 
 
+def test_a_learnt_burst_is_planned_with_and_rebuilds_the_table_once(cloud: Any) -> None:
+    """Uploads timed by a shaper's law, ``(bytes - burst) / rate``, teach the estimator the burst; the session plans
+    on it (exactly while a table for it builds, then from that table), and a refit that moves the burst's credit by
+    less than the round trip's tolerance keeps the table."""
+    g = cloud.models["alexnet"]
+    costs = fused_costs(g)
+    estimator = BandwidthEstimator()
+    rate = LINK.up_mbps
+    with JointSession(
+        g, cloud.client(estimator=estimator), costs, network="auto", radio=LINK, track_cloud_load=False,
+        executor=executor_for(g, threads=1), probe_interval_s=None,
+    ) as s:  # fmt: skip
+        s.warm_up(probe=False)
+        assert s.plan()[1] == "lut" and s.lookup_table.radio.burst_up_bytes == 0.0
+        build = GatedBuild(s)
+
+        def shaped(burst: float) -> None:
+            for nbytes in (13_314, 40_845) * 4:
+                estimator.add_transfer("up", nbytes, (nbytes - burst) * 8 / (rate * 1e6))
+
+        shaped(9440.0)
+        schedule, source, network, _ = s.plan()
+        assert network.burst_up_bytes == pytest.approx(9440.0) and source == BUILDING
+        want = plan(costs, network, cloud_keeps_tensors=False)
+        assert schedule.segments == want.segments and schedule.latency_ms == pytest.approx(want.latency_ms)
+        build.gate.set()
+        assert s.lookup_table.radio.burst_up_bytes == pytest.approx(9440.0)
+        schedule, source, _, _ = s.plan()
+        assert source == "lut" and schedule.segments == want.segments and build.calls == 1
+        shaped(9000.0)  # 0.35 ms less credit at 10 Mbit/s: within the 1 ms tolerance
+        assert s.plan()[2].burst_up_bytes == pytest.approx(9000.0)
+        assert s.plan()[1] == "lut" and build.calls == 1
+
+
 def test_lut_build_is_checked(cloud: Any) -> None:
     g = cloud.models["alexnet"]
     with pytest.raises(ConfigError, match="lut_build"):

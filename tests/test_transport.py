@@ -113,7 +113,7 @@ def test_estimator_ages_count_from_the_newest_sample_of_each_kind() -> None:
 
 def test_estimator_fits_rate_and_offset_when_sizes_differ() -> None:
     """Transfers timed by a shaper's law, ``(bytes - burst) / rate``: the samples of two sizes give back the rate
-    and the burst as a negative offset (which ``network`` leaves out); one size alone shows no offset,
+    and the burst as a negative offset (which ``network`` gives back as the link's burst); one size alone shows no offset,
     and after two sizes, samples of one size keep the offset. The oracle for noisy, many-sized samples is numpy's
     weighted polyfit (weights: the square roots of the decay's) and the harmonic mean of the corrected rates."""
     import numpy as np
@@ -128,7 +128,9 @@ def test_estimator_fits_rate_and_offset_when_sizes_differ() -> None:
     assert est.offsets_ms()["up"] == pytest.approx(-burst * 8 / (rate * 1e6) * 1e3)
     est.add_rtt(0.012)
     net = est.network(Network.preset("wifi"))
-    assert net.up_mbps == pytest.approx(rate) and net.rtt_ms == pytest.approx(6.0)  # offsets shift splits alike
+    assert net.up_mbps == pytest.approx(rate) and net.rtt_ms == pytest.approx(6.0)
+    # the offset stands for the shaper's burst, which the link carries in bytes; the download has no samples
+    assert net.burst_up_bytes == pytest.approx(burst) and net.burst_down_bytes == 0.0
     # what the harmonic mean of the two sizes' rates prices a 41 kB upload at, against the law
     one_size = BandwidthEstimator()
     for _ in range(4):

@@ -32,7 +32,7 @@ import numpy as np
 
 from .client import CloudClient, SliceCall, as_model_tensor, is_cloud_failure
 from .errors import CodecError, ConfigError, ExecutionError, InfeasibleError, JointDNNError, TransportError
-from .network import Network
+from .network import Network, Radio
 from .planner import LookupTable, Schedule, check_bound, check_force, check_objective, plan, runs_of
 
 if TYPE_CHECKING:
@@ -340,7 +340,7 @@ class JointSession:
     _answer: tuple[Any, tuple[float, float, float], Schedule] | None = None
     #: The last lookup-table plan on a fixed link, ``((table, rtt), network, slowdown, what _plan returned)``: what
     #: :meth:`_plan` returns again while the table, the link object and the slowdown stay the same.
-    _lut_plan: tuple[tuple[LookupTable, float], Network, float, tuple[Schedule, str, Network, float]] | None = None
+    _lut_plan: tuple[tuple[LookupTable, Radio], Network, float, tuple[Schedule, str, Network, float]] | None = None
     #: ``(schedule, its facts)`` of the last inference, kept by :meth:`_facts`.
     _facts_of: tuple[Schedule, _Facts] | None = None
 
@@ -454,10 +454,10 @@ class JointSession:
             raise ConfigError(f"lut_build must be one of {LUT_BUILDS}, got {lut_build!r}")
         self.lut_build = lut_build
         # the ready lookup table and the round trip (ms) of the radio it was built with, swapped as one
-        self._table: tuple[LookupTable, float] | None = None
+        self._table: tuple[LookupTable, Radio] | None = None  # and the radio (round trip, bursts) it was built for
         self._building: _TableBuild | None = None  # the background build in flight
         self._build_wanted: Network | None = None  # the link a plan found no table for: built once it is done
-        self._failed_rtt: float | None = None  # the round trip a build last failed for: not retried there
+        self._failed_radio: Radio | None = None  # the radio a build last failed for: not retried there
         #: Why the latest lookup-table build failed (None: none did); the session plans exactly meanwhile.
         self.lut_error: str | None = None
         self.max_accuracy_loss = check_bound("max_accuracy_loss", max_accuracy_loss)
@@ -530,7 +530,7 @@ class JointSession:
             if self._table is None:
                 self._ping_if_unmeasured()  # a failure is the circuit breaker's; the table is built on the radio
                 radio = self._network_now()
-                self._table = (self._build_lut(radio), radio.rtt_ms)
+                self._table = (self._build_lut(radio), radio.radio)
             return self._table[0]
 
     def _build_lut(self, radio: Network, cancelled: threading.Event | None = None) -> LookupTable:
@@ -567,10 +567,10 @@ class JointSession:
         """The table to plan on ``network`` with, or None to plan exactly (starting a background build if needed and
         ``start``; else the caller starts it with :meth:`_start_build`).
 
-        A table whose round trip has drifted from ``network``'s is not used: its radio is stale.
+        A table whose round trip or burst has drifted from ``network``'s is not used: its radio is stale.
         """
         table = self._table
-        if table is not None and not (isinstance(self.network, str) and _drifted(table[1], network.rtt_ms)):
+        if table is not None and not (isinstance(self.network, str) and _stale(table[1], network)):
             return table[0] if self.lut_build != "never" else None  # a table asked for by hand is not used
         if self.lut_build == "never":
             return None
@@ -578,7 +578,7 @@ class JointSession:
             with self._lock:  # the table's radio (round trip included) is fixed when built
                 built = self._table
                 if built is table or built is None:  # not rebuilt by another thread meanwhile
-                    self._table = built = (self._build_lut(network), network.rtt_ms)
+                    self._table = built = (self._build_lut(network), network.radio)
                 return built[0]
         if start:
             self._start_build(network)
@@ -586,15 +586,15 @@ class JointSession:
 
     def _start_build(self, network: Network) -> None:
         """Start a background build of the table for ``network`` unless one runs, the session is closed, or a build
-        for this round trip failed."""
+        for this radio failed."""
         if self._building is None:
             with self._lock:
                 if self._building is None and self._may_build(network):
                     self._building = _TableBuild(self, network)
 
     def _may_build(self, network: Network) -> bool:
-        """Whether a table for ``network`` may be built: the session open, and no build failed for its round trip."""
-        failed = self._failed_rtt is not None and not _drifted(self._failed_rtt, network.rtt_ms)
+        """Whether a table for ``network`` may be built: the session open, and no build failed for its radio."""
+        failed = self._failed_radio is not None and not _stale(self._failed_radio, network)
         return not self._closed and not failed
 
     def _finish_build(self, build: _TableBuild, table: LookupTable | None, error: BaseException | None) -> None:
@@ -608,11 +608,11 @@ class JointSession:
                 logger.info("lookup table built after its session closed: dropped")
             elif error is not None:
                 self.lut_error = f"{type(error).__name__}: {error}"
-                self._failed_rtt = build.rtt_ms
+                self._failed_radio = build.radio
                 logger.warning("building the lookup table failed (%s); planning each inference exactly", self.lut_error)
             elif table is not None:
-                self._table = (table, build.rtt_ms)
-                self.lut_error = self._failed_rtt = None
+                self._table = (table, build.radio)
+                self.lut_error = self._failed_radio = None
 
     def _wait_for_table(self) -> None:
         """Have the table the next plan would use ready: start its build if needed and wait for it (never raises)."""
@@ -1347,7 +1347,7 @@ class _TableBuild:
     """One lookup-table build for a session on a daemon thread, started when made; ``cancelled`` stops it."""
 
     def __init__(self, session: JointSession, radio: Network) -> None:
-        self.rtt_ms = radio.rtt_ms
+        self.radio = radio.radio
         self.cancelled = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(session, radio), name="jointdnn-lut", daemon=True)
         self.thread.start()
@@ -1375,6 +1375,20 @@ def _local_ranges(schedules: Sequence[Sequence[tuple[int, int, str]]], n: int) -
 def _drifted(built: float, now: float) -> bool:
     """Whether a round-trip estimate moved enough from the one a table was built with to rebuild it."""
     return abs(now - built) > max(1.0, 0.5 * built)
+
+
+def _stale(built: Radio, link: Network) -> bool:
+    """Whether ``link`` moved enough from the radio a table was built for to rebuild it: its round trip, or the time
+    a burst saves at the link's rate (:func:`_drifted` on both; a refit of the burst moves it a little at every few
+    samples, and a rebuild on both busy cores slowed the requests it overlapped)."""
+    if _drifted(built.rtt_ms, link.rtt_ms):
+        return True
+    if built.burst_up_bytes == link.burst_up_bytes and built.burst_down_bytes == link.burst_down_bytes:
+        return False
+    up, down = 8e-3 / link.up_mbps, 8e-3 / link.down_mbps  # ms per byte
+    return _drifted(built.burst_up_bytes * up, link.burst_up_bytes * up) or _drifted(
+        built.burst_down_bytes * down, link.burst_down_bytes * down
+    )
 
 
 def _check_offered(schedule: Schedule, costs: CostTable) -> None:

@@ -85,8 +85,8 @@ class BandwidthEstimator:
     and set back to 0 at a step. Every rule above works on the samples'
     rates with the offset taken out, ``bytes / (seconds - offset)`` (never
     below the raw rate over :data:`MAX_FIT_RATIO`), so the estimate is
-    the link's rate at the margin; :meth:`offsets_ms` gives the offsets
-    (:meth:`network` does not charge them). Thread-safe.
+    the link's rate at the margin; :meth:`offsets_ms` gives the offsets, and
+    :meth:`network` the bursts they stand for. Thread-safe.
     """
 
     def __init__(
@@ -283,22 +283,26 @@ class BandwidthEstimator:
         Bandwidths without samples keep ``radio``'s; ``rtt_ms`` becomes half
         the estimated round trip, because the planner charges ``rtt_ms`` per
         platform switch and one request (a round trip) makes two switches.
-        The offsets (:meth:`offsets_ms`) are not charged. Each cloud run is
-        one upload and one download, so leaving out a burst's credit prices
-        every schedule that uses the cloud a little high against all-mobile
-        (once per cloud run), and splits of one cloud run alike against each
-        other; added to the round trip, the offsets moved the round trip a
-        lookup table is built for at each refit (in the network lab, rebuilds
-        every few inferences on its two cores doubled other requests' times).
+        A negative offset (:meth:`offsets_ms`) is a burst's credit: the link
+        passes ``-offset * rate`` bytes of each transfer at once. It becomes
+        the link's ``burst_up_bytes`` / ``burst_down_bytes``, which the
+        planner credits once per request and direction (each cloud run is one
+        upload and one download), so that a small split's upload is priced at
+        what it costs, not at the rate alone. Bursts are in bytes because a
+        shaper's bucket is: the burst stays put while the rate is re-estimated.
+        A direction without an estimate keeps ``radio``'s burst.
         """
         with self._lock:
             up, down = self._estimate["up"], self._estimate["down"]
+            offset = dict(self._offset)
             rtt = statistics.median(self._rtt) if self._rtt else None
         return replace(
             radio,
             up_mbps=float(up if up is not None else radio.up_mbps),
             down_mbps=float(down if down is not None else radio.down_mbps),
             rtt_ms=float(rtt / 2.0 if rtt is not None else radio.rtt_ms),
+            burst_up_bytes=_burst_bytes(offset["up"], up, radio.burst_up_bytes),
+            burst_down_bytes=_burst_bytes(offset["down"], down, radio.burst_down_bytes),
         )
 
     def forget_rtt(self, keep: int = 0) -> None:
@@ -332,6 +336,11 @@ def _keep_newest(samples: deque[Any], keep: int) -> None:
     recent = list(samples)[-keep:] if keep > 0 else []
     samples.clear()
     samples.extend(recent)
+
+
+def _burst_bytes(offset_s: float, rate_mbps: float | None, otherwise: float) -> float:
+    """The bytes a link with this offset (<= 0 s) and rate passes at once; ``otherwise`` without a rate."""
+    return otherwise if rate_mbps is None else max(0.0, -offset_s) * rate_mbps * 1e6 / 8.0
 
 
 def _rate(sample: tuple[float, float], offset: float) -> float:
