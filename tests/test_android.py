@@ -10,6 +10,7 @@ compares the two in one run.
 from __future__ import annotations
 
 import array
+import dataclasses
 import json
 import math
 import os
@@ -207,6 +208,13 @@ def test_configure_radio_and_planner_options(dag_path):
     bridge.configure(json.dumps({"radio": {"preset": "3g", "rtt_ms": 40.0}, "plan_options": {}}))
     net = Network.preset("3g", rtt_ms=40.0).with_bandwidth(7.0, 20.0)
     same(json.loads(bridge.decide(7.0, 20.0)), plan(costs, net))
+    # a shaped link's burst, on a preset or in a full radio, reaches the planner
+    bursty = {"preset": "4g", "rtt_ms": 10.0, "burst_up_bytes": 9400.0, "burst_down_bytes": 4500.0}
+    bridge.configure(json.dumps({"radio": bursty}))
+    net = dataclasses.replace(Network.preset("4g", rtt_ms=10.0), burst_up_bytes=9400.0, burst_down_bytes=4500.0)
+    same(json.loads(bridge.decide(3.0, 9.0)), plan(costs, net.with_bandwidth(3.0, 9.0)))
+    with pytest.raises(ConfigError, match="burst_up_bytes"):
+        bridge.configure(json.dumps({"radio": {**radio, "burst_up_bytes": -1.0}}))
     bridge.configure(json.dumps({"objective": "energy"}))
     same(json.loads(bridge.decide(7.0, 20.0)), plan(costs, net, objective="energy"))
 

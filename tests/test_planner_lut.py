@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import struct
 import subprocess
 import sys
 
@@ -66,6 +68,7 @@ def test_label_search_all_mode_returns_exactly_the_pareto_front(costs, seed):
 def test_queries_equal_direct_solves_anywhere_in_the_box(costs, objective, constrained, seed):
     rng = np.random.default_rng(seed)
     radio = Network.preset("4g", rtt_ms=float(rng.choice([0.0, 10.0])))
+    radio = dataclasses.replace(radio, burst_up_bytes=float(rng.choice([0.0, 9.4e3, 2e5])))
     kw = {}
     if constrained:
         # a deadline that binds somewhere in the box
@@ -112,6 +115,28 @@ def test_file_round_trip_is_lossless(tmp_path):
     assert back.to_bytes() == lut.to_bytes()
     for up, down in [(0.3, 0.6), (2.0, 9.0), (77.0, 150.0)]:
         assert back.query(up, down).segments == lut.query(up, down).segments
+
+
+def test_a_table_for_a_link_with_a_burst_is_version_3_and_answers_with_its_burst(tmp_path):
+    """A burst changes the file's layout (its radio and usage records), so such a table is written as version 3,
+    which older readers refuse; a table without one keeps version 1. Oracle: plan() on the same link."""
+    costs = random_costs(np.random.default_rng(7), 8, dag=True)
+    link = dataclasses.replace(Network.preset("wifi", rtt_ms=5.0), burst_up_bytes=9.4e3, burst_down_bytes=4.5e3)
+    lut = LookupTable.build(costs, network=link, cells=(6, 6, 1), deadline_ms=1e9)
+    data = lut.to_bytes()
+    assert struct.unpack_from("<H", data, 8)[0] == 3
+    back = LookupTable.from_bytes(data)
+    assert back.radio == link.radio and back.to_bytes() == data
+    plain = LookupTable.build(costs, network=dataclasses.replace(link, burst_up_bytes=0.0, burst_down_bytes=0.0),
+                              cells=(6, 6, 1), deadline_ms=1e9)  # fmt: skip
+    assert struct.unpack_from("<H", plain.to_bytes(), 8)[0] == 1
+    credited = 0
+    for up, down in [(0.3, 0.6), (2.0, 9.0), (10.0, 30.0), (77.0, 150.0)]:
+        want = plan(costs, link.with_bandwidth(up, down), deadline_ms=1e9)
+        got = back.query(up, down)
+        assert close(got.latency_ms, want.latency_ms)
+        credited += got.latency_ms < plain.query(up, down).latency_ms
+    assert credited > 0  # the burst is what the tables differ by
 
 
 def test_corrupt_truncated_and_foreign_files_are_refused():

@@ -113,9 +113,10 @@ def test_estimator_ages_count_from_the_newest_sample_of_each_kind() -> None:
 
 def test_estimator_fits_rate_and_offset_when_sizes_differ() -> None:
     """Transfers timed by a shaper's law, ``(bytes - burst) / rate``: the samples of two sizes give back the rate
-    and the burst as a negative offset (which ``network`` gives back as the link's burst); one size alone shows no offset,
-    and after two sizes, samples of one size keep the offset. The oracle for noisy, many-sized samples is numpy's
-    weighted polyfit (weights: the square roots of the decay's) and the harmonic mean of the corrected rates."""
+    and the burst as a negative offset (which ``network`` gives back as the link's burst); one size alone shows no
+    offset, and after two sizes, samples of one size keep the offset. The oracle for noisy, many-sized samples is
+    numpy's weighted polyfit (weights: the square roots of the decay's) and the harmonic mean of the corrected
+    rates."""
     import numpy as np
 
     from jointdnn_edge.client._estimator import MAX_FIT_RESIDUAL, MIN_SIDE_SAMPLES, MIN_SIZE_SPREAD

@@ -200,9 +200,12 @@ class Trace:
     def summary(self) -> str:
         """A few human-readable lines."""
         pred = f"{self.predicted_ms:.1f} ms" if self.predicted_ms is not None else "n/a"
+        net = self.network
+        burst = net.burst_up_bytes or net.burst_down_bytes
         lines = [
-            f"schedule {self.schedule.bar()} ({self.source}); planned for up {self.network.up_mbps:.3g} / "
-            f"down {self.network.down_mbps:.3g} Mbit/s, rtt {2 * self.network.rtt_ms:.3g} ms",
+            f"schedule {self.schedule.bar()} ({self.source}); planned for up {net.up_mbps:.3g} / "
+            f"down {net.down_mbps:.3g} Mbit/s, rtt {2 * net.rtt_ms:.3g} ms"
+            + (f", burst {net.burst_up_bytes:.0f} / {net.burst_down_bytes:.0f} B" if burst else ""),
             f"latency predicted {pred}, measured {self.measured_ms:.1f} ms; "
             f"{self.bytes_up} B up, {self.bytes_down} B down",
         ]

@@ -112,7 +112,8 @@ def configure(options_json: str) -> str:
     Keys (all optional): ``radio`` (``"3g"``, ``"4g"``, ``"wifi"``,
     ``{"preset": "4g", "rtt_ms": 30}`` or ``{"alpha_up", "alpha_down",
     "beta", "rtt_ms"}``: the power model in mW per Mbit/s and mW, Eq. 21
-    of the paper), ``objective`` (``"latency"``, ``"energy"`` or null: the
+    of the paper; either object may add ``burst_up_bytes`` and
+    ``burst_down_bytes``, a shaped link's burst), ``objective`` (``"latency"``, ``"energy"`` or null: the
     lookup table's, else latency), ``plan_options`` (extra keyword arguments
     of :func:`~jointdnn_edge.plan`, e.g. ``{"cloud_keeps_tensors": false}``).
     Raises :class:`~jointdnn_edge.errors.ConfigError` for a bad option.

@@ -58,10 +58,15 @@ def _run(args: Sequence[str], *, check: bool = True) -> subprocess.CompletedProc
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=20)
 
 
+def shaper_burst_bytes(rate_mbps: float) -> int:
+    """The depth of the lab's token bucket at ``rate_mbps``: the bytes it passes at once after a pause."""
+    return max(MIN_BURST_BYTES, int(max(int(rate_mbps * 1e6), OUTAGE_KBIT * 1000) / 8 * BURST_S))
+
+
 def _tbf(rate_mbps: float) -> list[str]:
     """``tc`` arguments of a token bucket at ``rate_mbps`` (0: :data:`OUTAGE_KBIT`)."""
     bits = max(int(rate_mbps * 1e6), OUTAGE_KBIT * 1000)
-    burst = max(MIN_BURST_BYTES, int(bits / 8 * BURST_S))
+    burst = shaper_burst_bytes(rate_mbps)
     limit = max(MIN_QUEUE_BYTES, int(bits / 8 * QUEUE_S)) + burst
     return ["tbf", "rate", f"{bits}bit", "burst", str(burst), "limit", str(limit)]
 

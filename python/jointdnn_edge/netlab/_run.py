@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ConfigError, JointDNNError
 from ..network import Network
 from ._device import EMULATIONS, PacedExecutor, mobile_costs, slowdown_for
-from ._lab import SERVER_ADDR, Lab, LabUnavailableError, lab_unavailable_reason
+from ._lab import SERVER_ADDR, Lab, LabUnavailableError, lab_unavailable_reason, shaper_burst_bytes
 from ._relay import DelayRelay
 from ._trace import LinkTrace
 
@@ -413,9 +413,12 @@ class _Driver:
         self._optima: dict[tuple[float, float, float], float] = {}
 
     def _planned_link(self, up_mbps: float, down_mbps: float, rtt_ms: float) -> Network:
-        """A shaped link as the planner prices it: the lab's radio at these rates, and half the round trip per
-        platform switch (a request is two switches)."""
-        return replace(self.radio, up_mbps=up_mbps, down_mbps=down_mbps, rtt_ms=rtt_ms / 2)
+        """A shaped link as the planner prices it: the lab's radio at these rates, half the round trip per platform
+        switch (a request is two switches), and the shapers' bursts."""
+        return replace(
+            self.radio, up_mbps=up_mbps, down_mbps=down_mbps, rtt_ms=rtt_ms / 2,
+            burst_up_bytes=float(shaper_burst_bytes(up_mbps)), burst_down_bytes=float(shaper_burst_bytes(down_mbps)),
+        )  # fmt: skip
 
     def _shaped_costs(self, point: Any, schedule: Any) -> dict[str, float | None]:
         """``schedule``'s latency and the optimum, both priced by the planner on the shaped link (None in an outage).
@@ -567,6 +570,9 @@ class _Driver:
             planned_up_mbps=tr.network.up_mbps,
             planned_down_mbps=tr.network.down_mbps,
             planned_rtt_ms=tr.network.rtt_ms * 2,  # the round trip: the planner's rtt_ms is charged per switch
+            # the burst the plan credited (the estimator's, learnt from its transfers' sizes and times)
+            planned_burst_up_bytes=tr.network.burst_up_bytes,
+            planned_burst_down_bytes=tr.network.burst_down_bytes,
             planned_cloud_slowdown=tr.cloud_slowdown,
             network_ms=sum(s.network_ms for s in tr.steps if s.platform == "cloud"),
             server_ms=sum(s.server_ms for s in tr.steps if s.platform == "cloud"),

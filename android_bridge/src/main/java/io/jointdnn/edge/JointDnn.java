@@ -111,7 +111,8 @@ public final class JointDnn {
 
     /**
      * Sets planner defaults: {@code radio} ("3g", "4g", "wifi" or an object of {@code alpha_up,
-     * alpha_down, beta, rtt_ms}), {@code objective}, {@code plan_options}. Returns the configuration.
+     * alpha_down, beta, rtt_ms} and optionally {@code burst_up_bytes, burst_down_bytes}), {@code
+     * objective}, {@code plan_options}. Returns the configuration.
      */
     public JSONObject configure(JSONObject options) {
         return object(call("configure", options.toString()));
