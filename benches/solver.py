@@ -50,7 +50,7 @@ from rich.console import Console
 from jointdnn_edge import CostTable, Network, __version__
 from jointdnn_edge.planner import LookupTable, compile, native_available, plan, reference
 from jointdnn_edge.planner.schedule import evaluate_usage
-from jointdnn_edge.planner.usage import dot, weights
+from jointdnn_edge.planner.usage import DIMS, dot, weights
 from jointdnn_edge.reproduce import replace_section as write_section  # the other benches import it from here
 
 console = Console(width=140)
@@ -283,10 +283,10 @@ def networkx_solver(costs: CostTable, net: Network) -> Callable[[], float]:
     for s in range(g.num_states):
         for k in range(g.trans_start[s], g.trans_start[s + 1]):
             t = g.trans[k]
-            G.add_edge(s, t[0], usage=t[5])
+            G.add_edge(s, t[0], usage=reference.transition_usage(t, reference.burst_of(net)))
     for s in range(g.num_states):
         if g.is_terminal(s):
-            G.add_edge(s, "end", usage=(0.0,) * 8)
+            G.add_edge(s, "end", usage=(0.0,) * DIMS)
 
     def run() -> float:
         return nx.shortest_path_length(G, 0, "end", weight=lambda u, v, d: sum(a * b for a, b in zip(w, d["usage"])))

@@ -402,7 +402,10 @@ def test_lookup_indices_with_inconsistent_fields_are_refused():
         up_mbps=(1.0, 10.0), down_mbps=(1.0, 10.0), cloud_slowdown=(1.0, 1.0), axes=(1, 1, 1),
         candidates=[(((0, 0, "mobile"),), [1.0] * DIMS, 0)], status=[0], offsets=[0, 1], members=[0],
     )  # fmt: skip
-    LookupTable(**kw)
+    table = LookupTable(**kw)
+    # its schedule carries a credit though its radio has no burst: written in the burst layout, read back the same
+    assert struct.unpack_from("<H", table.to_bytes(), 8)[0] == 3
+    assert LookupTable.from_bytes(table.to_bytes()).candidates == table.candidates
     for change in [
         {"axes": (0, 1, 1), "status": [], "offsets": [0], "members": []},
         {"up_mbps": (0.0, 10.0)},
@@ -411,6 +414,7 @@ def test_lookup_indices_with_inconsistent_fields_are_refused():
         {"offsets": [0, 2]},
         {"members": [1]},
         {"candidates": [(((0, 0, "mobile"),), [NAN] * DIMS, 0)]},
+        {"candidates": [(((0, 0, "mobile"),), [1.0] * (DIMS - 1) + [2.0], 0)]},  # a credit over its bytes
         {"constraints": [("latency", -1.0)]},
         {"n": 0},
     ]:

@@ -98,3 +98,23 @@ def test_the_loss_reading_the_model_output_is_not_an_activation_move() -> None:
     step = plan_training(forward, "wifi", backward=backward)
     assert all(p == "cloud" for _, _, p in step.forward) and all(p == "mobile" for _, _, p in step.backward)
     assert [(m.tensor, m.to, m.readers) for m in step.activation_moves] == [(1, "mobile", (1,))]
+
+
+def test_training_steps_are_priced_without_the_links_burst() -> None:
+    """A training step moves whole activations and weights: both training planners price it at the link's rate
+    (docs/planner.md), so a burst changes neither answer. Oracle: the same plans on the link without it."""
+    import dataclasses
+
+    rng = random.Random(7)
+    forward = _random_chain(rng, 5, None)
+    plain = Network.preset("wifi", rtt_ms=5.0)
+    bursty = dataclasses.replace(plain, burst_up_bytes=5e5, burst_down_bytes=5e5)
+    for objective in ("latency", "energy"):
+        a = jd.plan(forward, bursty, objective=objective, phase="training")
+        b = jd.plan(forward, plain, objective=objective, phase="training")
+        assert a.segments == b.segments and a.latency_ms == b.latency_ms
+        assert a.usage is not None and a.usage[-2:] == (0.0, 0.0)
+        c, d = plan_training(forward, bursty, objective=objective), plan_training(forward, plain, objective=objective)
+        assert c.schedule.segments == d.schedule.segments and c.latency_ms == d.latency_ms
+    # an inference plan on the same link does credit it
+    assert jd.plan(forward, bursty).latency_ms < jd.plan(forward, plain).latency_ms

@@ -7,6 +7,7 @@ planner run on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -217,6 +218,12 @@ def test_trace_energy_is_the_steps_work_at_the_table_power_plus_radio(cloud: Any
     want = 1500.0 * busy / 1e3 + net.upload_mj(up) + net.download_mj(down)
     assert trace.energy_mj == pytest.approx(want)
     assert trace.to_dict()["energy_mj"] == pytest.approx(want)
+    # planned on a link with a burst: the paper's power law with the burst's bytes sent in no time (the radio spends
+    # alpha per bit on every byte, its base power beta only over the time at the rate); one request, one response
+    bursty = dataclasses.replace(net, burst_up_bytes=up / 4, burst_down_bytes=up + down)
+    radio_mj = 8e-3 * (net.alpha_up * up + net.alpha_down * down) / 1e3
+    radio_mj += net.beta * 8 * (up - up / 4) / (net.up_mbps * 1e6)  # all the download is in the burst
+    assert dataclasses.replace(trace, network=bursty).energy_mj == pytest.approx(1500.0 * busy / 1e3 + radio_mj)
     with JointSession(g, None, executor=executor_for(g, threads=1)) as local:  # no cost table: no power, no energy
         local.run(uniform_feeds(g, 4))
         assert local.last_trace is not None and local.last_trace.energy_mj is None

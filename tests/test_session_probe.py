@@ -16,7 +16,15 @@ import pytest
 
 from jointdnn_edge import CostTable, JointSession, Network, zoo
 from jointdnn_edge.client import Emulation
-from jointdnn_edge.models.graph import PROBE_DOWN_BYTES, PROBE_UP_BYTES, probe_feeds, probe_layer, uniform_feeds
+from jointdnn_edge.models.graph import (
+    PROBE_DOWN_BYTES,
+    PROBE_UP_BYTES,
+    SMALL_PROBE_UP_BYTES,
+    probe_feeds,
+    probe_layer,
+    small_probe_layer,
+    uniform_feeds,
+)
 from jointdnn_edge.planner import plan
 
 pytestmark = pytest.mark.usefixtures("cloud")
@@ -52,6 +60,51 @@ def test_probe_layer_moves_the_fewest_bytes_that_measure_both_ways() -> None:
         and sum(pix.tensor(n).nbytes for n in pix.slice_io(probe_layer(pix), probe_layer(pix))[0]) < pix.input_bytes
     )
     assert probe_layer(zoo.load("alexnet", size="tiny")) == 0  # no layer uploads 128 kB: the model input
+
+
+def _brute_force_small_probe_layer(g: Any, probe: int) -> int | None:
+    """The layer other than ``probe`` with float inputs of SMALL_PROBE_UP_BYTES to half ``probe``'s upload that moves
+    the fewest bytes."""
+    ceiling = sum(g.tensor(n).nbytes for n in g.slice_io(probe, probe)[0]) / 2
+    best = None
+    for i in range(g.n):
+        ins, outs = g.slice_io(i, i)
+        up = sum(g.tensor(n).nbytes for n in ins)
+        total = up + sum(g.tensor(n).nbytes for n in outs)
+        floats = bool(ins) and all(np.dtype(g.tensor(n).dtype).kind == "f" for n in ins)
+        if i != probe and floats and SMALL_PROBE_UP_BYTES <= up <= ceiling and (best is None or total < best[0]):
+            best = (total, i)
+    return None if best is None else best[1]
+
+
+def test_the_small_probe_layer_uploads_a_quarter_to_a_half_of_the_probe() -> None:
+    """Brute force over the layers' sizes: the small AlexNet's second probe is pool2 (58 kB up against the input's
+    206 kB), the tiny pix2pix's a 33 kB layer; the tiny AlexNet has none (nothing past its input uploads 8 kB)."""
+    for g in (zoo.load("alexnet", "onnx", size="small"), zoo.load("pix2pix", size="tiny")):
+        small = small_probe_layer(g, probe_layer(g))
+        assert small is not None and small == _brute_force_small_probe_layer(g, probe_layer(g)), g.name
+    small_alexnet = zoo.load("alexnet", "onnx", size="small")
+    assert small_probe_layer(small_alexnet, 0) == 7
+    assert small_probe_layer(zoo.load("alexnet", size="tiny"), 0) is None
+
+
+@pytest.mark.parametrize("burst", [16384.0, 0.0])
+def test_a_local_sessions_probes_learn_the_links_burst(cloud: Any, burst: float) -> None:
+    """A session kept on the phone moves nothing but its probes; their two sizes show the link's burst, which a split's
+    small upload is priced by (the network lab's 33 ms phone stayed local on Wi-Fi because one-size probes never
+    showed it). Oracle: the emulated link, whose first ``burst`` bytes of a request pass unpaced; the control without
+    one learns (almost) none."""
+    g = cloud.models["pix2pix"]
+    costs = CostTable.from_layers([0.05] * g.n, [0.05] * g.n, **g.cost_skeleton())  # the phone as fast: local
+    client = cloud.client(emulate=Emulation(up_mbps=10.0, down_mbps=50.0, rtt_ms=2.0, burst_up_bytes=burst))
+    with client, JointSession(g, client, costs, lut_build="never", probe_interval_s=None) as session:
+        session.probe(2)  # two probes' worth: the probe layer and the smaller upload, twice
+    net = client.estimator.network(Network.preset("wifi"))
+    assert net.up_mbps == pytest.approx(10.0, rel=0.25)
+    if burst:
+        assert net.burst_up_bytes == pytest.approx(burst, rel=0.35)
+    else:
+        assert net.burst_up_bytes < 4096.0
 
 
 def test_a_local_session_on_a_wrong_estimate_probes_and_finds_the_split(cloud: Any) -> None:
@@ -134,7 +187,8 @@ def test_a_probe_past_layer_0_runs_on_the_server(cloud: Any) -> None:
         before = client.estimator.taken()
         session.probe(2)
         after = client.estimator.taken()
-    assert after["up"] - before["up"] == 2 and after["down"] - before["down"] == 2, (before, after)
+    # each probe: the probe layer both ways, then the smaller upload (its answer is no sample)
+    assert after["up"] - before["up"] == 4 and after["down"] - before["down"] == 2, (before, after)
     assert after["rtt"] - before["rtt"] >= 2
 
 

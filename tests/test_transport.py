@@ -111,6 +111,23 @@ def test_estimator_ages_count_from_the_newest_sample_of_each_kind() -> None:
     assert [est.age_s(k) for k in ("up", "down", "rtt")] == [None, None, None]
 
 
+def test_the_estimated_burst_is_the_fitted_lines_bytes_and_the_radios_until_a_line_is_fitted() -> None:
+    """Oracle: the shaper's law ``(bytes - burst) / rate`` that timed the samples. The burst is the fitted line's, in
+    bytes; a step voids it, and the radio's (a prior the app may know) stands until the next line."""
+    import dataclasses
+
+    radio = dataclasses.replace(Network.preset("wifi"), burst_up_bytes=5000.0)
+    est = BandwidthEstimator()
+    assert est.network(radio).burst_up_bytes == 5000.0  # no samples
+    rate, burst = 18.88, 9440.0
+    for nbytes in (13_314, 40_845) * 2:
+        est.add_transfer("up", nbytes, (nbytes - burst) * 8 / (rate * 1e6))
+    assert est.network(radio).burst_up_bytes == pytest.approx(burst)
+    for _ in range(2):  # a step to a 4x slower link: the old burst is void
+        est.add_transfer("up", 40_845, 40_845 * 8 / (rate / 4 * 1e6))
+    assert est.network(radio).up_mbps < rate / 2 and est.network(radio).burst_up_bytes == 5000.0
+
+
 def test_estimator_fits_rate_and_offset_when_sizes_differ() -> None:
     """Transfers timed by a shaper's law, ``(bytes - burst) / rate``: the samples of two sizes give back the rate
     and the burst as a negative offset (which ``network`` gives back as the link's burst); one size alone shows no

@@ -162,20 +162,26 @@ class Trace:
     @property
     def energy_mj(self) -> float | None:
         """Mobile energy estimate (mJ): the steps' mobile compute and codec work at ``power_mw``, plus the radio
-        energy of the bytes they moved on ``network`` (None without a power)."""
+        energy of the bytes they moved on ``network``, each cloud step's request and response less what the link's
+        burst saves, as the planner prices them (None without a power)."""
         power = self.power_mw
         if power is None:
             return None
         busy_ms = 0.0  # mobile compute, and codec work for the cloud steps
-        up = down = 0
+        radio = 0.0
+        net = self.network
         for s in self.steps:
             if s.platform == "mobile":
                 busy_ms += s.compute_ms
             else:
                 busy_ms += s.encode_ms + s.decode_ms
-                up += s.bytes_up
-                down += s.bytes_down
-        radio = self.network.upload_mj(up) + self.network.download_mj(down) if up or down else 0.0
+                if s.bytes_up or s.bytes_down:
+                    radio += net.upload_mj(s.bytes_up) + net.download_mj(s.bytes_down)
+                    if net.burst_up_bytes or net.burst_down_bytes:  # the burst's bytes: no base power over them
+                        saved_ms = net.upload_ms(min(net.burst_up_bytes, s.bytes_up)) + net.download_ms(
+                            min(net.burst_down_bytes, s.bytes_down)
+                        )
+                        radio -= net.beta * saved_ms / 1e3
         return busy_ms * power / 1e3 + radio
 
     @property
@@ -1083,7 +1089,8 @@ class JointSession:
         """Measure the link with two round trips and ``repeats`` real split requests, results discarded: one layer on
         the cloud, the one of :func:`~jointdnn_edge.models.graph.probe_layer` (at least 128 kB up and 64 kB down
         where the model has such a layer, the fewest bytes that do: the full AlexNet's probe moves 173 kB each way,
-        not its 618 kB input and 1.16 MB back).
+        not its 618 kB input and 1.16 MB back), each followed by a smaller upload where the model has a layer for
+        it (:func:`~jointdnn_edge.models.graph.small_probe_layer`), so that the estimate sees the link's burst.
 
         Useful before the first inference with ``network="auto"``, and when
         the schedule stays on the mobile (no transfers, so nothing to measure).
@@ -1097,13 +1104,18 @@ class JointSession:
         on a new network (so seen, or found by its own pings) sets no duty floor, and the next local inference probes
         again."""
         from .codec import encode
-        from .models.graph import probe_feeds, probe_layer
+        from .models.graph import probe_feeds, probe_layer, small_probe_layer
 
         if self.cloud is None:
             return
         started = time.monotonic()
         layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
+        # A second, smaller upload: two sizes show the link's burst (BandwidthEstimator), which a session kept local
+        # never learnt from one-size probes, and which is what a split's small upload is priced by. Its answer is no
+        # download sample: small enough to fit in a shaper's burst, it would read an absurd rate.
+        small = small_probe_layer(self.graph, layer)
+        small_frame = None if small is None else encode(probe_feeds(self.graph, small), codec="raw")
         before_ms = self.cloud.estimator.rtt_ms
         # opens the connection (a handshake is no bandwidth sample); the round trip, which the upload samples
         # subtract, moves to a new level at the estimator's second sample
@@ -1126,6 +1138,11 @@ class JointSession:
             resp = self.cloud.infer_slice(self.model_name, layer, layer, frame, codec="raw", digest=self.digest)
             self._track_cloud_load(resp.queue_ms, 0.0, None)
             server_s += resp.server_ms / 1e3
+            if small is not None and small_frame is not None:
+                resp = self.cloud.infer_slice(
+                    self.model_name, small, small, small_frame, codec="raw", digest=self.digest, sample_down=False
+                )
+                server_s += resp.server_ms / 1e3
         if new_network:
             # Measured by what may still be the old network's time: the next local inference probes again, at once,
             # and that probe sets the interval (one more probe per change of network).

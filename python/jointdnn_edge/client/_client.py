@@ -302,6 +302,7 @@ class CloudClient:
         max_response_bytes: int | None = None,
         check_frame: Callable[[bytes], object] | None = None,
         lossy: Sequence[tuple[str, str, bytes]] = (),
+        sample_down: bool = True,
     ) -> SliceResponse:
         """Run layers ``first..last`` of ``model`` on the cloud with the tensors in ``frame``.
 
@@ -316,7 +317,9 @@ class CloudClient:
         :class:`RemoteError`) counts as a cloud failure, of the probe too.
         ``lossy``: ``(tensor, spec digest hex, payload)`` of inputs sent
         lossily (``docs/wire-format.md`` §9) beside ``frame``, under specs the
-        server holds.
+        server holds. ``sample_down=False``: the response is no download
+        sample for the estimator (a probe's small request, whose answer may
+        fit in a shaper's burst and read an absurd rate).
         Raises :class:`CloudUnavailableError`,
         :class:`DeadlineExceededError`, :class:`AuthError` or
         :class:`RemoteError`.
@@ -348,10 +351,11 @@ class CloudClient:
             frame_out = _frame_output(doc, sections)
             if check_frame is not None:
                 check_frame(frame_out)
-        return self._finish(reply, frame_out, _timings(doc))
+        return self._finish(reply, frame_out, _timings(doc), sample_down)
 
-    def _finish(self, reply: _Reply, frame: bytes, t: Mapping[str, float]) -> SliceResponse:
-        """Book the transfer into the estimator and build the response record."""
+    def _finish(self, reply: _Reply, frame: bytes, t: Mapping[str, float], sample_down: bool = True) -> SliceResponse:
+        """Book the transfer into the estimator (the response too unless not ``sample_down``) and build the response
+        record."""
         est = self.estimator
         rtt_s = (est.rtt_ms or 0.0) / 1e3
         server_s = t.get(P.R_SERVER, 0.0) / 1e3
@@ -377,7 +381,7 @@ class CloudClient:
         elif up_s >= _MIN_UPLOAD_SHARE * raw_s:
             est.add_transfer("up", sent, up_s)
         # else: the upload is a sliver of the request, within the round trip's error: no bandwidth sample
-        if clean:
+        if clean and sample_down:
             est.add_transfer("down", got, down_s)
         return SliceResponse(
             frame=frame,

@@ -35,25 +35,32 @@ class Emulation:
     read in chunks the same way, so the time a transfer takes (and what the
     :class:`~jointdnn_edge.BandwidthEstimator` measures) is what the
     emulated link would give, as long as the real link is faster. ``None``
-    leaves a direction unpaced.
+    leaves a direction unpaced. ``burst_up_bytes`` / ``burst_down_bytes``:
+    the first bytes of each request / response pass unpaced, as a shaper's
+    token bucket passes its depth at once (a transfer of ``b`` bytes then
+    takes ``max(0, b - burst) * 8 / mbps``).
     """
 
     up_mbps: float | None = None
     down_mbps: float | None = None
     rtt_ms: float = 0.0
+    burst_up_bytes: float = 0.0
+    burst_down_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("up_mbps", "down_mbps"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"Emulation.{name} must be a positive number or None, got {v!r}")
-        if not (isinstance(self.rtt_ms, (int, float)) and math.isfinite(self.rtt_ms) and self.rtt_ms >= 0):
-            raise ConfigError(f"Emulation.rtt_ms must be >= 0, got {self.rtt_ms!r}")
+        for name in ("rtt_ms", "burst_up_bytes", "burst_down_bytes"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ConfigError(f"Emulation.{name} must be >= 0, got {v!r}")
 
     @classmethod
     def of(cls, network: Network) -> Emulation:
-        """The bandwidths and round trip of a :class:`~jointdnn_edge.Network` (e.g. ``Network.preset("3g")``)."""
-        return cls(network.up_mbps, network.down_mbps, network.rtt_ms)
+        """The bandwidths, round trip and bursts of a :class:`~jointdnn_edge.Network` (``Network.preset("3g")``)."""
+        return cls(network.up_mbps, network.down_mbps, network.rtt_ms, network.burst_up_bytes, network.burst_down_bytes)
 
 
 class EmulatedTransport(httpx.BaseTransport):
@@ -80,7 +87,7 @@ class EmulatedTransport(httpx.BaseTransport):
                 request.method,
                 request.url,
                 headers=request.headers,
-                stream=PacedStream(_sync(request.stream), emu.up_mbps),
+                stream=PacedStream(_sync(request.stream), emu.up_mbps, emu.burst_up_bytes),
                 extensions=request.extensions,
             )
         response = self.inner.handle_request(request)
@@ -89,7 +96,7 @@ class EmulatedTransport(httpx.BaseTransport):
         return httpx.Response(
             response.status_code,
             headers=response.headers,
-            stream=PacedStream(_sync(response.stream), emu.down_mbps),
+            stream=PacedStream(_sync(response.stream), emu.down_mbps, emu.burst_down_bytes),
             extensions=response.extensions,
         )
 
@@ -99,15 +106,17 @@ class EmulatedTransport(httpx.BaseTransport):
 
 
 class PacedStream(httpx.SyncByteStream):
-    """The bytes of ``inner`` in chunks of about 2 ms, each delivered no sooner than a ``mbps`` link would.
+    """The bytes of ``inner`` in chunks of about 2 ms, each delivered no sooner than a ``mbps`` link would, the first
+    ``burst_bytes`` at once.
 
     The clock starts at the first chunk, so the whole takes at least
-    ``bytes * 8 / (mbps * 1e6)`` seconds from there.
+    ``max(0, bytes - burst_bytes) * 8 / (mbps * 1e6)`` seconds from there.
     """
 
-    def __init__(self, inner: Iterable[bytes], mbps: float) -> None:
+    def __init__(self, inner: Iterable[bytes], mbps: float, burst_bytes: float = 0.0) -> None:
         self.inner = inner
         self.rate = mbps * 1e6 / 8.0  # bytes per second
+        self.burst = burst_bytes
 
     def __iter__(self) -> Iterator[bytes]:
         chunk = _chunk_for(self.rate)
@@ -120,7 +129,7 @@ class PacedStream(httpx.SyncByteStream):
                 if start is None:
                     start = time.perf_counter()
                 delivered += len(piece)
-                wait = start + delivered / self.rate - time.perf_counter()
+                wait = start + max(0.0, delivered - self.burst) / self.rate - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
                 yield piece

@@ -123,6 +123,9 @@ class BandwidthEstimator:
             "down": deque(maxlen=self.window),
         }
         self._offset = {"up": 0.0, "down": 0.0}  # seconds: see the class docstring
+        # bytes the link passes at once, the fitted line's crossing of the bytes axis (None: no line fitted since the
+        # last step; network() then keeps the radio's)
+        self._burst: dict[str, float | None] = {"up": None, "down": None}
         self._estimate: dict[str, float | None] = {"up": None, "down": None}  # Mbit/s, worked out at each sample
         self._rtt: deque[float] = deque(maxlen=self.window)
         self._taken = {"up": 0, "down": 0, "rtt": 0}
@@ -201,6 +204,7 @@ class BandwidthEstimator:
         """The link changed: keep only the newest ``keep`` samples, and the offset learned before is void."""
         _keep_newest(self._held[direction], keep)
         self._offset[direction] = 0.0
+        self._burst[direction] = None
 
     def _refit(self, direction: str) -> None:
         """Set the offset to the intercept of the weighted line through the held samples when their sizes differ
@@ -232,6 +236,9 @@ class BandwidthEstimator:
             # shows (on the lab's ramp down, large uploads timed on the fast link and small ones on the slow:
             # +tens of ms, which hid the fall), as well as slow start; it is taken for neither.
             self._offset[direction] = min(0.0, intercept)
+            # the burst in bytes (a bucket's depth, which does not move with the rate): where the line crosses zero
+            # time
+            self._burst[direction] = max(0.0, -intercept) / slope
 
     @property
     def up_mbps(self) -> float | None:
@@ -284,25 +291,27 @@ class BandwidthEstimator:
         the estimated round trip, because the planner charges ``rtt_ms`` per
         platform switch and one request (a round trip) makes two switches.
         A negative offset (:meth:`offsets_ms`) is a burst's credit: the link
-        passes ``-offset * rate`` bytes of each transfer at once. It becomes
-        the link's ``burst_up_bytes`` / ``burst_down_bytes``, which the
-        planner credits once per request and direction (each cloud run is one
-        upload and one download), so that a small split's upload is priced at
-        what it costs, not at the rate alone. Bursts are in bytes because a
-        shaper's bucket is: the burst stays put while the rate is re-estimated.
-        A direction without an estimate keeps ``radio``'s burst.
+        passes the bytes where the fitted line crosses zero time at once
+        (``-offset`` times the line's rate). They become the link's
+        ``burst_up_bytes`` / ``burst_down_bytes``, which the planner credits
+        once per request and direction (each cloud run is one upload and one
+        download), so that a small split's upload is priced at what it costs,
+        not at the rate alone. Bursts are in bytes, as a shaper's bucket is,
+        and change only when a line is fitted again, not with every sample
+        that moves the rate. A direction with no line fitted since its last
+        step keeps ``radio``'s burst (a fitted line that shows none gives 0).
         """
         with self._lock:
             up, down = self._estimate["up"], self._estimate["down"]
-            offset = dict(self._offset)
+            burst_up, burst_down = self._burst["up"], self._burst["down"]
             rtt = statistics.median(self._rtt) if self._rtt else None
         return replace(
             radio,
             up_mbps=float(up if up is not None else radio.up_mbps),
             down_mbps=float(down if down is not None else radio.down_mbps),
             rtt_ms=float(rtt / 2.0 if rtt is not None else radio.rtt_ms),
-            burst_up_bytes=_burst_bytes(offset["up"], up, radio.burst_up_bytes),
-            burst_down_bytes=_burst_bytes(offset["down"], down, radio.burst_down_bytes),
+            burst_up_bytes=float(burst_up if burst_up is not None else radio.burst_up_bytes),
+            burst_down_bytes=float(burst_down if burst_down is not None else radio.burst_down_bytes),
         )
 
     def forget_rtt(self, keep: int = 0) -> None:
@@ -319,6 +328,7 @@ class BandwidthEstimator:
             for direction, held in self._held.items():
                 held.clear()
                 self._offset[direction] = 0.0
+                self._burst[direction] = None
                 self._estimate[direction] = None
             self._rtt.clear()
             self._sampled_at = dict.fromkeys(self._sampled_at)
@@ -336,11 +346,6 @@ def _keep_newest(samples: deque[Any], keep: int) -> None:
     recent = list(samples)[-keep:] if keep > 0 else []
     samples.clear()
     samples.extend(recent)
-
-
-def _burst_bytes(offset_s: float, rate_mbps: float | None, otherwise: float) -> float:
-    """The bytes a link with this offset (<= 0 s) and rate passes at once; ``otherwise`` without a rate."""
-    return otherwise if rate_mbps is None else max(0.0, -offset_s) * rate_mbps * 1e6 / 8.0
 
 
 def _rate(sample: tuple[float, float], offset: float) -> float:

@@ -238,6 +238,32 @@ def probe_layer(graph: ModelGraph, up_bytes: int = PROBE_UP_BYTES, down_bytes: i
     return best[1]
 
 
+#: A probe's second request uploads at least this much, and at most half the first's: two sizes let the estimator fit
+#: the link's burst (``BandwidthEstimator``), which a local session would otherwise never see (its probes were all
+#: one size, and a split's small upload is where the burst counts).
+SMALL_PROBE_UP_BYTES = 32 * 1024
+
+
+def small_probe_layer(graph: ModelGraph, probe: int, up_bytes: int = SMALL_PROBE_UP_BYTES) -> int | None:
+    """The layer of a probe's second, smaller request: of the layers whose inputs are all floating point and add up
+    to between ``up_bytes`` and half what layer ``probe`` uploads, the one that moves the fewest bytes; None when no
+    layer does (the tiny zoo models: nothing past their input uploads 8 kB)."""
+    ins = graph.slice_io(probe, probe)[0]
+    ceiling = sum(graph.tensor(n).nbytes for n in ins) / 2
+    fits: list[tuple[int, int]] = []
+    for i in range(graph.n):
+        if i == probe:
+            continue
+        ins, outs = graph.slice_io(i, i)
+        tensors = [graph.tensor(n) for n in ins]
+        if not tensors or any(np.dtype(t.dtype).kind != "f" for t in tensors):
+            continue
+        up = sum(t.nbytes for t in tensors)
+        if up_bytes <= up <= ceiling:
+            fits.append((up + sum(graph.tensor(n).nbytes for n in outs), i))
+    return min(fits)[1] if fits else None
+
+
 def probe_feeds(graph: ModelGraph, first: int, last: int | None = None) -> dict[str, np.ndarray]:
     """Inputs of layers ``first..last`` (default: ``first`` alone) for a request whose results are discarded (a link
     probe, a warm-up): :func:`uniform_feeds` from layer 0, zeros of each input's shape otherwise."""

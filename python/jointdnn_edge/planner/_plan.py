@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -48,7 +49,10 @@ def plan(
     chains; it matters for DAGs). ``solver``: ``"auto"``
     (native if available, else ``"python"``), ``"native"``, ``"python"``,
     ``"ilp"`` (HiGHS MILP) or ``"brute"`` (enumeration; small tables only).
-    All solvers are exact and agree on the optimal cost.
+    All solvers are exact and agree on the optimal cost; the ILP refuses a
+    DAG on a link with a burst (``Network.burst_up_bytes``), which it does
+    not model. A training step is priced without the link's burst, as
+    :func:`~jointdnn_edge.planner.plan_training` prices it.
 
     ``max_accuracy_loss`` with ``accuracy`` (an accuracy table, see
     :func:`~jointdnn_edge.planner.transfer_options`) plans under an accuracy
@@ -85,6 +89,8 @@ def plan(
     network, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )
+    if phase == "training" and (network.burst_up_bytes or network.burst_down_bytes):
+        network = dataclasses.replace(network, burst_up_bytes=0.0, burst_down_bytes=0.0)  # see the docstring
     if max_accuracy_loss is not None or accuracy is not None:
         return _plan_with_options(
             costs, network, objective, cloud_slowdown, (deadline_ms, energy_budget_mj, cloud_budget_ms), force,

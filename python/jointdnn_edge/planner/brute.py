@@ -10,7 +10,12 @@ Two exhaustive methods, independent of the state-graph solvers:
   for a placement, transfers and switches are fixed (runs are maximal
   same-platform sequences either way) and the best grouping
   of each run of same-platform layers is an interval DP on one scalar cost.
-  Exact for unconstrained objectives; practical to about N = 14.
+  Exact for unconstrained objectives; practical to about N = 14. On a link
+  with a burst the credit depends on the grouping within a run (a weight
+  download or a DAG's later upload is credited only with the group that
+  starts or ends the run), so the DP prices a run's first and last group with
+  the credit of the transfers sent with it (which layer each transfer goes
+  with is fixed by the placement).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..network import Network
-from .schedule import evaluate_usage
-from .usage import CLOUD_MS, MOBILE_MJ, MOBILE_MS, dot, weights, within
+from .schedule import _tensor_sends, evaluate_usage
+from .usage import CLOUD_MS, CREDIT_DOWN, CREDIT_UP, MOBILE_MJ, MOBILE_MS, dot, weights, within
 
 Segments = list[tuple[int, int, str]]
 
@@ -101,6 +106,8 @@ def best_by_placement(
     """Unconstrained optimum by enumerating per-layer placements (see the module docs)."""
     n = costs.n
     w = weights(objective, network, slowdown)
+    burst_up, burst_down = _burst(network)
+    credit_up, credit_down = -w[CREDIT_UP], -w[CREDIT_DOWN]  # what a byte the burst carries saves
 
     def mobile_cost(i: int, j: int) -> float:
         t = costs.mobile_ms[i][j]
@@ -114,8 +121,35 @@ def best_by_placement(
     choices: Sequence[tuple[str, ...]] = (
         list(itertools.product(("mobile", "cloud"), repeat=n)) if force is None else [(force,) * n]
     )
+
+    def credit(sent: list[list[float]], a: int, b: int, first: bool, p: str, after_cloud: bool) -> float:
+        """What the burst saves on the group a..b of a run (``first``: it starts the run), ``sent[k]`` the bytes (up,
+        down) sent with layer ``k``'s group."""
+        if not (burst_up or burst_down):
+            return 0.0
+        up = sum(sent[k][0] for k in range(a, b + 1))
+        down = sum(sent[k][1] for k in range(a, b + 1))
+        saved = 0.0
+        if first and p == "cloud":
+            saved += credit_up * min(burst_up, up)
+        if (first and p == "mobile" and after_cloud) or (p == "cloud" and b == n - 1):
+            saved += credit_down * min(burst_down, down)
+        return saved
+
     best_v, best_segs = math.inf, []
     for place in choices:
+        # bytes sent with each layer's group, by direction (fixed by the placement: see _tensor_sends)
+        sent = [[0.0, 0.0] for _ in range(n)]
+        if burst_up or burst_down:
+            runs = [0] * n
+            for layer in range(1, n):
+                runs[layer] = runs[layer - 1] + (place[layer] != place[layer - 1])
+            for t, d, layer in _tensor_sends(costs, place, runs, cloud_keeps_tensors):
+                sent[layer][d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
+            for layer in range(n):
+                if place[layer] == "cloud":
+                    sent[layer][1] += float(costs.cloud_download_bytes[layer])
+
         segs: Segments = []
         compute = 0.0
         i = 0
@@ -125,11 +159,12 @@ def best_by_placement(
                 j += 1
             # best grouping of the run i..j on place[i]: interval DP
             f = group_cost[place[i]]
+            after_cloud = i > 0 and place[i - 1] == "cloud"
             dp = [0.0] + [math.inf] * (j - i + 1)
             cut = [0] * (j - i + 2)
             for e in range(1, j - i + 2):
                 for s in range(e):
-                    v = dp[s] + f(i + s, i + e - 1)
+                    v = dp[s] + f(i + s, i + e - 1) - credit(sent, i + s, i + e - 1, s == 0, place[i], after_cloud)
                     if v < dp[e]:
                         dp[e], cut[e] = v, s
             run: Segments = []

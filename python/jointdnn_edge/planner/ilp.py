@@ -175,7 +175,8 @@ def _paper(
     mob, cld = _group_vars(m, costs, force)
 
     def credited(u: list[float]) -> list[float]:
-        # on a chain every transfer is one request's upload or one response (evaluate_usage's rule): each gets a burst
+        # on a chain each activation crosses at a switch, with the group that starts a cloud run (its upload) or
+        # follows one (its download): evaluate_usage's rule credits it; weights only with the run's last group
         u = list(u)
         u[CREDIT_UP] = min(burst[0], u[BYTES_UP])
         u[CREDIT_DOWN] = min(burst[1], u[BYTES_DOWN])

@@ -54,7 +54,7 @@ from ._backend import (
 )
 from ._lut_budget import check_lossy, lossy_from_json, lossy_to_json, merge_cells
 from .schedule import Schedule
-from .usage import DIMS, reduce
+from .usage import BYTES_DOWN, BYTES_UP, CREDIT_DOWN, CREDIT_UP, DIMS, reduce
 
 MAGIC = b"JDNNLUT\x00"
 VERSION = 1
@@ -403,7 +403,9 @@ class LookupTable:
         out = bytearray()
         flags = (1 if self._costs_dict is not None else 0) | (0 if self.cloud_keeps_tensors else 2)
         flags |= 0 if self.lossy is None else 4
-        bursty = bool(self.radio.burst_up_bytes or self.radio.burst_down_bytes)
+        # the burst layout when the radio has one (or, for a table made by hand, any schedule has a credit)
+        credits = any(u[CREDIT_UP] or u[CREDIT_DOWN] for _, u, _ in self.candidates)
+        bursty = bool(self.radio.burst_up_bytes or self.radio.burst_down_bytes or credits)
         version = (VERSION if self.lossy is None else VERSION_LOSSY) + (VERSION_BURST if bursty else 0)
         dims, fields = (DIMS, len(Radio._fields)) if bursty else (_PLAIN_DIMS, 4)
         out += MAGIC
@@ -627,6 +629,8 @@ def _check_fields(
         for segs, u, _k in candidates:
             if len(u) != DIMS or not all(nonneg(x) for x in u):
                 raise bad(f"a stored schedule's usage must be {DIMS} finite numbers >= 0")
+            if u[CREDIT_UP] > u[BYTES_UP] or u[CREDIT_DOWN] > u[BYTES_DOWN]:
+                raise bad("a stored schedule's burst carries more bytes than it sends")
             first = 0
             for a0, b0, p in segs:
                 if a0 != first or b0 < a0 or p not in ("mobile", "cloud"):

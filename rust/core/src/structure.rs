@@ -405,10 +405,11 @@ impl StateGraph {
     ///
     /// Eligible are the bytes of the one request a transition starts and the one response it ends, so that a
     /// burst is credited once per request and direction: a transition that switches to the cloud (its uploads)
-    /// and one that switches back or ends the schedule on the cloud (its downloads). On a chain these are all
-    /// the transfers. On a DAG a cloud run's later groups may upload more, and a mobile run's later groups
-    /// download tensors the run's first response could have carried: those get no credit, so the price never
-    /// falls below what the link charges for the requests the session sends.
+    /// and one that switches back or ends the schedule on the cloud (its downloads). On an inference chain
+    /// these are all the transfers. Weights downloaded by a cloud group that does not end its run, a DAG's
+    /// uploads by a cloud run's later groups, and downloads by a mobile run's later groups of tensors the run's
+    /// first response could have carried get no credit, so the price never falls below what the link charges
+    /// for the requests the session sends.
     #[inline]
     pub fn transfer_usage(&self, x: usize, burst: Burst) -> Usage {
         let mut u = self.xfer[x];
