@@ -347,7 +347,7 @@ class JointSession:
     _power: tuple[Any, float | None] | None = None
     #: The last lookup-table answer, ``(table, (up, down, slowdown), schedule)``, kept by :meth:`_query`.
     _answer: tuple[Any, tuple[float, float, float], Schedule] | None = None
-    #: The last lookup-table plan on a fixed link, ``((table, rtt), network, slowdown, what _plan returned)``: what
+    #: The last lookup-table plan on a fixed link, ``((table, radio), network, slowdown, what _plan returned)``: what
     #: :meth:`_plan` returns again while the table, the link object and the slowdown stay the same.
     _lut_plan: tuple[tuple[LookupTable, Radio], Network, float, tuple[Schedule, str, Network, float]] | None = None
     #: ``(schedule, its facts)`` of the last inference, kept by :meth:`_facts`.
@@ -462,8 +462,8 @@ class JointSession:
         if lut_build not in LUT_BUILDS:
             raise ConfigError(f"lut_build must be one of {LUT_BUILDS}, got {lut_build!r}")
         self.lut_build = lut_build
-        # the ready lookup table and the round trip (ms) of the radio it was built with, swapped as one
-        self._table: tuple[LookupTable, Radio] | None = None  # and the radio (round trip, bursts) it was built for
+        # the ready lookup table and the radio (round trip, bursts) it was built for, swapped as one
+        self._table: tuple[LookupTable, Radio] | None = None
         self._building: _TableBuild | None = None  # the background build in flight
         self._build_wanted: Network | None = None  # the link a plan found no table for: built once it is done
         self._failed_radio: Radio | None = None  # the radio a build last failed for: not retried there
