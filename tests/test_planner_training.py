@@ -116,5 +116,13 @@ def test_training_steps_are_priced_without_the_links_burst() -> None:
         assert a.usage is not None and a.usage[-2:] == (0.0, 0.0)
         c, d = plan_training(forward, bursty, objective=objective), plan_training(forward, plain, objective=objective)
         assert c.schedule.segments == d.schedule.segments and c.latency_ms == d.latency_ms
+    # a training lookup table, and a training schedule evaluated again, price it the same way (found in review)
+    lut = jd.LookupTable.build(forward, network=bursty, phase="training", cells=(2, 2, 1))
+    assert lut.radio.burst_up_bytes == 0.0
+    a = jd.plan(forward, bursty.with_bandwidth(5.0, 20.0), phase="training")
+    got = lut.query(5.0, 20.0)
+    assert got.latency_ms == pytest.approx(a.latency_ms, rel=1e-9)
+    again = a.evaluate(CostTable.training(forward), bursty.with_bandwidth(5.0, 20.0))
+    assert again.latency_ms == pytest.approx(a.latency_ms, rel=1e-9)
     # an inference plan on the same link does credit it
     assert jd.plan(forward, bursty).latency_ms < jd.plan(forward, plain).latency_ms

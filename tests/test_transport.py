@@ -128,6 +128,27 @@ def test_the_estimated_burst_is_the_fitted_lines_bytes_and_the_radios_until_a_li
     assert est.network(radio).up_mbps < rate / 2 and est.network(radio).burst_up_bytes == 5000.0
 
 
+def test_uploads_the_burst_carried_most_of_are_no_rate_samples() -> None:
+    """After a line showed the burst, split uploads just over it (10.5 kB against 9.44) are timed mostly by noise:
+    stretched by the offset more than MAX_FIT_RATIO times, they leave the rate and the step rules alone. Capped
+    instead, they read 2.5 times the rate, and eight of them a step to 10 times it (found in review). Oracle: the
+    shaper's law that timed every sample."""
+    rate, burst = 18.88, 9440.0
+    est = BandwidthEstimator()
+    for nbytes in (206_384, 57_600) * 2:  # a probe's two sizes
+        est.add_transfer("up", nbytes, (nbytes - burst) * 8 / (rate * 1e6))
+    assert est.up_mbps == pytest.approx(rate) and est.network(Network.preset("wifi")).burst_up_bytes == pytest.approx(
+        burst
+    )
+    for _ in range(8):
+        est.add_transfer("up", 10_500, (10_500 - burst) * 8 / (rate * 1e6))
+    net = est.network(Network.preset("wifi"))
+    assert net.up_mbps == pytest.approx(rate) and net.burst_up_bytes == pytest.approx(burst)
+    for _ in range(8):  # 13 kB is timed well enough (the offset stretches it 3.4x): a rate sample
+        est.add_transfer("up", 13_314, (13_314 - burst) * 8 / (rate * 1e6))
+    assert est.up_mbps == pytest.approx(rate) and est.counts()["up"] == est.window
+
+
 def test_estimator_fits_rate_and_offset_when_sizes_differ() -> None:
     """Transfers timed by a shaper's law, ``(bytes - burst) / rate``: the samples of two sizes give back the rate
     and the burst as a negative offset (which ``network`` gives back as the link's burst); one size alone shows no

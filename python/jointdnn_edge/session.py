@@ -1112,8 +1112,9 @@ class JointSession:
         layer = probe_layer(self.graph)
         frame = encode(probe_feeds(self.graph, layer), codec="raw")
         # A second, smaller upload: two sizes show the link's burst (BandwidthEstimator), which a session kept local
-        # never learnt from one-size probes, and which is what a split's small upload is priced by. Its answer is no
-        # download sample: small enough to fit in a shaper's burst, it would read an absurd rate.
+        # never learnt from one-size probes, and which is what a split's small upload is priced by. It gives only its
+        # upload sample: its answer, small enough to fit in a shaper's burst, would read an absurd rate, and its time
+        # is no round trip.
         small = small_probe_layer(self.graph, layer)
         small_frame = None if small is None else encode(probe_feeds(self.graph, small), codec="raw")
         before_ms = self.cloud.estimator.rtt_ms
@@ -1140,8 +1141,9 @@ class JointSession:
             server_s += resp.server_ms / 1e3
             if small is not None and small_frame is not None:
                 resp = self.cloud.infer_slice(
-                    self.model_name, small, small, small_frame, codec="raw", digest=self.digest, sample_down=False
+                    self.model_name, small, small, small_frame, codec="raw", digest=self.digest, upload_sample_only=True
                 )
+                self._track_cloud_load(resp.queue_ms, 0.0, None)
                 server_s += resp.server_ms / 1e3
         if new_network:
             # Measured by what may still be the old network's time: the next local inference probes again, at once,

@@ -302,7 +302,7 @@ class CloudClient:
         max_response_bytes: int | None = None,
         check_frame: Callable[[bytes], object] | None = None,
         lossy: Sequence[tuple[str, str, bytes]] = (),
-        sample_down: bool = True,
+        upload_sample_only: bool = False,
     ) -> SliceResponse:
         """Run layers ``first..last`` of ``model`` on the cloud with the tensors in ``frame``.
 
@@ -317,9 +317,11 @@ class CloudClient:
         :class:`RemoteError`) counts as a cloud failure, of the probe too.
         ``lossy``: ``(tensor, spec digest hex, payload)`` of inputs sent
         lossily (``docs/wire-format.md`` §9) beside ``frame``, under specs the
-        server holds. ``sample_down=False``: the response is no download
-        sample for the estimator (a probe's small request, whose answer may
-        fit in a shaper's burst and read an absurd rate).
+        server holds. ``upload_sample_only``: the request gives the estimator
+        at most an upload sample, no round trip and no download (a probe's
+        small request, whose answer, and at high rates its upload, may fit in
+        a shaper's burst: its times say nothing of the round trip or the
+        download rate).
         Raises :class:`CloudUnavailableError`,
         :class:`DeadlineExceededError`, :class:`AuthError` or
         :class:`RemoteError`.
@@ -351,11 +353,13 @@ class CloudClient:
             frame_out = _frame_output(doc, sections)
             if check_frame is not None:
                 check_frame(frame_out)
-        return self._finish(reply, frame_out, _timings(doc), sample_down)
+        return self._finish(reply, frame_out, _timings(doc), upload_sample_only)
 
-    def _finish(self, reply: _Reply, frame: bytes, t: Mapping[str, float], sample_down: bool = True) -> SliceResponse:
-        """Book the transfer into the estimator (the response too unless not ``sample_down``) and build the response
-        record."""
+    def _finish(
+        self, reply: _Reply, frame: bytes, t: Mapping[str, float], upload_sample_only: bool = False
+    ) -> SliceResponse:
+        """Book the transfer into the estimator (only an upload sample with ``upload_sample_only``, see
+        :meth:`infer_slice`) and build the response record."""
         est = self.estimator
         rtt_s = (est.rtt_ms or 0.0) / 1e3
         server_s = t.get(P.R_SERVER, 0.0) / 1e3
@@ -369,6 +373,9 @@ class CloudClient:
         clean = not reply.fresh or reply.handshake_s > 0
         if not clean:
             pass
+        elif upload_sample_only:
+            if raw_s > rtt_s and up_s >= _MIN_UPLOAD_SHARE * raw_s:
+                est.add_transfer("up", sent, up_s)  # below min_bytes the estimator refuses it
         elif reply.fresh and sent < est.min_bytes:
             pass  # a round trip on a new connection: its request may have waited for the handshake's last ACK
         elif sent < est.min_bytes:
@@ -381,7 +388,7 @@ class CloudClient:
         elif up_s >= _MIN_UPLOAD_SHARE * raw_s:
             est.add_transfer("up", sent, up_s)
         # else: the upload is a sliver of the request, within the round trip's error: no bandwidth sample
-        if clean and sample_down:
+        if clean and not upload_sample_only:
             est.add_transfer("down", got, down_s)
         return SliceResponse(
             frame=frame,

@@ -38,7 +38,9 @@ class Emulation:
     leaves a direction unpaced. ``burst_up_bytes`` / ``burst_down_bytes``:
     the first bytes of each request / response pass unpaced, as a shaper's
     token bucket passes its depth at once (a transfer of ``b`` bytes then
-    takes ``max(0, b - burst) * 8 / mbps``).
+    takes ``max(0, b - burst) * 8 / mbps``). Every body gets the whole
+    burst, as from a bucket that refilled since the last one; a real bucket
+    refills at the rate, so requests back to back get less from it.
     """
 
     up_mbps: float | None = None

@@ -227,6 +227,8 @@ class LookupTable:
         if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ConfigError(f"threads must be an integer >= 1 or None, got {threads!r}")
         radio = check_radio(network)
+        if phase == "training":  # a training step is priced without the link's burst, as plan() prices it
+            radio = radio._replace(burst_up_bytes=0.0, burst_down_bytes=0.0)
         check_objective(objective)
         check_force(force)
         for name, r in (("up_mbps", up_mbps), ("down_mbps", down_mbps), ("cloud_slowdown", cloud_slowdown)):

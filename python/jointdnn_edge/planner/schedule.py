@@ -271,9 +271,10 @@ class Schedule:
     def evaluate(
         self, costs: Any, network: Any, *, cloud_slowdown: float = 1.0, cloud_keeps_tensors: bool = True
     ) -> Schedule:
-        """This schedule's costs on ``network`` (its burst included) recomputed from the cost model's definition (no
-        solver involved)."""
-        burst = (network.burst_up_bytes, network.burst_down_bytes)
+        """This schedule's costs on ``network`` (its burst included, but for a training table, which is priced without
+        one as ``plan`` prices it) recomputed from the cost model's definition (no solver involved)."""
+        training = getattr(costs, "phase", "inference") == "training"
+        burst = (0.0, 0.0) if training else (network.burst_up_bytes, network.burst_down_bytes)
         usage, transfers = evaluate_usage(costs, self.segments, cloud_keeps_tensors=cloud_keeps_tensors, burst=burst)
         return Schedule.from_usage(
             self.segments,
