@@ -283,7 +283,7 @@ def networkx_solver(costs: CostTable, net: Network) -> Callable[[], float]:
     for s in range(g.num_states):
         for k in range(g.trans_start[s], g.trans_start[s + 1]):
             t = g.trans[k]
-            G.add_edge(s, t[0], usage=reference.transition_usage(t, reference.burst_of(net)))
+            G.add_edge(s, t[0], usage=reference.transition_usage(t, net.burst))
     for s in range(g.num_states):
         if g.is_terminal(s):
             G.add_edge(s, "end", usage=(0.0,) * DIMS)

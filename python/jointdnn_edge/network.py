@@ -44,6 +44,15 @@ class Radio(NamedTuple):
     burst_up_bytes: float = 0.0
     burst_down_bytes: float = 0.0
 
+    @property
+    def burst(self) -> tuple[float, float]:
+        """``(burst_up_bytes, burst_down_bytes)``."""
+        return (self.burst_up_bytes, self.burst_down_bytes)
+
+    def without_burst(self) -> Radio:
+        """This radio with no burst (every byte at the rate, as the paper prices it)."""
+        return self._replace(burst_up_bytes=0.0, burst_down_bytes=0.0)
+
     def with_bandwidth(self, up_mbps: float, down_mbps: float, *, name: str | None = None) -> Network:
         """The link of this radio at these bandwidths (ConfigError for bad figures)."""
         return Network(up_mbps, down_mbps, *self, name=name)
@@ -120,6 +129,15 @@ class Network:
     def with_bandwidth(self, up_mbps: float, down_mbps: float) -> Network:
         """The same radio with other bandwidths (for measured or emulated links)."""
         return replace(self, up_mbps=float(up_mbps), down_mbps=float(down_mbps))
+
+    @property
+    def burst(self) -> tuple[float, float]:
+        """``(burst_up_bytes, burst_down_bytes)``."""
+        return (self.burst_up_bytes, self.burst_down_bytes)
+
+    def without_burst(self) -> Network:
+        """This link with no burst (every byte at the rate, as the paper prices it)."""
+        return replace(self, burst_up_bytes=0.0, burst_down_bytes=0.0)
 
     def upload_ms(self, nbytes: float) -> float:
         """Milliseconds to upload ``nbytes`` at the link's rate (no burst)."""

@@ -62,7 +62,7 @@ class Emulation:
     @classmethod
     def of(cls, network: Network) -> Emulation:
         """The bandwidths, round trip and bursts of a :class:`~jointdnn_edge.Network` (``Network.preset("3g")``)."""
-        return cls(network.up_mbps, network.down_mbps, network.rtt_ms, network.burst_up_bytes, network.burst_down_bytes)
+        return cls(network.up_mbps, network.down_mbps, network.rtt_ms, *network.burst)
 
 
 class EmulatedTransport(httpx.BaseTransport):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -90,7 +89,7 @@ def plan(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )
     if phase == "training" and (network.burst_up_bytes or network.burst_down_bytes):
-        network = dataclasses.replace(network, burst_up_bytes=0.0, burst_down_bytes=0.0)  # see the docstring
+        network = network.without_burst()  # see the docstring
     if max_accuracy_loss is not None or accuracy is not None:
         return _plan_with_options(
             costs, network, objective, cloud_slowdown, (deadline_ms, energy_budget_mj, cloud_budget_ms), force,

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..network import Network
-from .schedule import _tensor_sends, evaluate_usage
+from .schedule import _tensor_sends, burst_credit, bytes_sent_with, evaluate_usage
 from .usage import CLOUD_MS, CREDIT_DOWN, CREDIT_UP, MOBILE_MJ, MOBILE_MS, dot, weights, within
 
 Segments = list[tuple[int, int, str]]
@@ -60,10 +60,6 @@ def all_schedules(
         yield segs, u, k
 
 
-def _burst(network: Network) -> tuple[float, float]:
-    return (network.burst_up_bytes, network.burst_down_bytes)
-
-
 def best(
     costs: Any,
     network: Network,
@@ -85,7 +81,7 @@ def best(
     ]
     best_v = math.inf
     best_s = None
-    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors, burst=_burst(network)):
+    for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors, burst=network.burst):
         if not all(within(dot(w[m], u), b) for m, b in bounds):
             continue
         v = dot(w[objective], u)
@@ -106,7 +102,7 @@ def best_by_placement(
     """Unconstrained optimum by enumerating per-layer placements (see the module docs)."""
     n = costs.n
     w = weights(objective, network, slowdown)
-    burst_up, burst_down = _burst(network)
+    bursty = network.burst != (0.0, 0.0)
     credit_up, credit_down = -w[CREDIT_UP], -w[CREDIT_DOWN]  # what a byte the burst carries saves
 
     def mobile_cost(i: int, j: int) -> float:
@@ -122,33 +118,24 @@ def best_by_placement(
         list(itertools.product(("mobile", "cloud"), repeat=n)) if force is None else [(force,) * n]
     )
 
-    def credit(sent: list[list[float]], a: int, b: int, first: bool, p: str, after_cloud: bool) -> float:
-        """What the burst saves on the group a..b of a run (``first``: it starts the run), ``sent[k]`` the bytes (up,
+    def credit(sent: list[list[float]], a: int, b: int, p: str, before: str) -> float:
+        """What the burst saves on the group a..b on ``p`` after a group on ``before``, ``sent[k]`` the bytes (up,
         down) sent with layer ``k``'s group."""
-        if not (burst_up or burst_down):
+        if not bursty:
             return 0.0
-        up = sum(sent[k][0] for k in range(a, b + 1))
-        down = sum(sent[k][1] for k in range(a, b + 1))
-        saved = 0.0
-        if first and p == "cloud":
-            saved += credit_up * min(burst_up, up)
-        if (first and p == "mobile" and after_cloud) or (p == "cloud" and b == n - 1):
-            saved += credit_down * min(burst_down, down)
-        return saved
+        up, down = (sum(sent[k][d] for k in range(a, b + 1)) for d in (0, 1))
+        carried_up, carried_down = burst_credit(network.burst, up, down, p, before, b == n - 1)
+        return credit_up * carried_up + credit_down * carried_down
 
     best_v, best_segs = math.inf, []
     for place in choices:
         # bytes sent with each layer's group, by direction (fixed by the placement: see _tensor_sends)
-        sent = [[0.0, 0.0] for _ in range(n)]
-        if burst_up or burst_down:
+        sent: list[list[float]] = []
+        if bursty:
             runs = [0] * n
             for layer in range(1, n):
                 runs[layer] = runs[layer - 1] + (place[layer] != place[layer - 1])
-            for t, d, layer in _tensor_sends(costs, place, runs, cloud_keeps_tensors):
-                sent[layer][d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
-            for layer in range(n):
-                if place[layer] == "cloud":
-                    sent[layer][1] += float(costs.cloud_download_bytes[layer])
+            sent = bytes_sent_with(costs, place, _tensor_sends(costs, place, runs, cloud_keeps_tensors))
 
         segs: Segments = []
         compute = 0.0
@@ -159,12 +146,13 @@ def best_by_placement(
                 j += 1
             # best grouping of the run i..j on place[i]: interval DP
             f = group_cost[place[i]]
-            after_cloud = i > 0 and place[i - 1] == "cloud"
+            before_run = place[i - 1] if i > 0 else "mobile"
             dp = [0.0] + [math.inf] * (j - i + 1)
             cut = [0] * (j - i + 2)
             for e in range(1, j - i + 2):
                 for s in range(e):
-                    v = dp[s] + f(i + s, i + e - 1) - credit(sent, i + s, i + e - 1, s == 0, place[i], after_cloud)
+                    before = before_run if s == 0 else place[i]
+                    v = dp[s] + f(i + s, i + e - 1) - credit(sent, i + s, i + e - 1, place[i], before)
                     if v < dp[e]:
                         dp[e], cut[e] = v, s
             run: Segments = []
@@ -178,7 +166,7 @@ def best_by_placement(
             i = j + 1
         if not math.isfinite(compute):
             continue
-        u, _ = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors, burst=_burst(network))
+        u, _ = evaluate_usage(costs, segs, cloud_keeps_tensors=cloud_keeps_tensors, burst=network.burst)
         v = dot(w, u)
         if v < best_v:
             best_v, best_segs = v, segs
@@ -221,7 +209,7 @@ def best_with_options(
         by_tensor.setdefault(o.tensor, []).append(o)
     best_key: tuple[float, float] | None = None
     found = None
-    burst = _burst(network)
+    burst = network.burst
     for segs, u, k in all_schedules(costs, force, cloud_keeps_tensors=cloud_keeps_tensors, burst=burst):
         place = [p for a, b, p in segs for _ in range(a, b + 1)]
         uploads: dict[int, int] = {}

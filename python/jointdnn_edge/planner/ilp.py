@@ -272,7 +272,7 @@ def solve_ilp(
         raise SolverError("the paper's ILP formulation covers chains whose only output is the last layer")
     if formulation not in ("paper", "placement"):
         raise SolverError(f"unknown ILP formulation {formulation!r}")
-    burst = (network.burst_up_bytes, network.burst_down_bytes)
+    burst = network.burst
     if formulation == "paper":
         model, mob, cld = _paper(costs, force, burst)
     elif burst != (0.0, 0.0):

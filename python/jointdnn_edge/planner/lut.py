@@ -228,7 +228,7 @@ class LookupTable:
             raise ConfigError(f"threads must be an integer >= 1 or None, got {threads!r}")
         radio = check_radio(network)
         if phase == "training":  # a training step is priced without the link's burst, as plan() prices it
-            radio = radio._replace(burst_up_bytes=0.0, burst_down_bytes=0.0)
+            radio = radio.without_burst()
         check_objective(objective)
         check_force(force)
         for name, r in (("up_mbps", up_mbps), ("down_mbps", down_mbps), ("cloud_slowdown", cloud_slowdown)):
@@ -409,7 +409,7 @@ class LookupTable:
         credits = any(u[CREDIT_UP] or u[CREDIT_DOWN] for _, u, _ in self.candidates)
         bursty = bool(self.radio.burst_up_bytes or self.radio.burst_down_bytes or credits)
         version = (VERSION if self.lossy is None else VERSION_LOSSY) + (VERSION_BURST if bursty else 0)
-        dims, fields = (DIMS, len(Radio._fields)) if bursty else (_PLAIN_DIMS, 4)
+        dims, fields = _layout(bursty)
         out += MAGIC
         out += struct.pack("<HHI", version, flags, self.n)
         out += struct.pack(
@@ -458,7 +458,7 @@ class LookupTable:
                 f"lookup table version {version} is not supported (this SDK reads 1 to {VERSION_LOSSY + VERSION_BURST})"
             )
         bursty = version > VERSION_LOSSY
-        dims, fields = (DIMS, len(Radio._fields)) if bursty else (_PLAIN_DIMS, 4)
+        dims, fields = _layout(bursty)
         version -= VERSION_BURST if bursty else 0
         if bool(flags & 4) != (version == VERSION_LOSSY):
             raise LookupTableError(f"lookup table version {version} does not match its transfer-options flag")
@@ -578,6 +578,11 @@ def _counts(cells: Any) -> tuple[int, int, int] | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return a if len(a) == 3 and all(c >= 1 for c in a) else None
+
+
+def _layout(bursty: bool) -> tuple[int, int]:
+    """Usage dimensions and radio fields a file stores: all of them in the burst layout, else the first 8 and 4."""
+    return (DIMS, len(Radio._fields)) if bursty else (_PLAIN_DIMS, 4)
 
 
 def _check_fields(

@@ -61,11 +61,6 @@ Burst = tuple[float, float]
 NO_BURST: Burst = (0.0, 0.0)
 
 
-def burst_of(radio: Radio | Network) -> Burst:
-    """``(burst_up_bytes, burst_down_bytes)`` of a radio or link."""
-    return (radio.burst_up_bytes, radio.burst_down_bytes)
-
-
 # ------------------------------------------------- results (mirrors of the native classes)
 class Solution(NamedTuple):
     """The exact optimum of one request (mirror of the native ``Solution``): the schedule, its
@@ -625,7 +620,7 @@ def solve(g: StateGraph, req: Request) -> Solution:
     """The exact optimum of ``req`` (mirror of ``plan::solve``)."""
     _validate(req)
     link = req.link
-    burst = burst_of(link)
+    burst = link.burst
     w_obj = weights(req.objective, link, req.slowdown)
     found = shortest_path(g, transition_costs(g, w_obj, req.force, burst))
     if found is None:
@@ -684,7 +679,7 @@ def solve(g: StateGraph, req: Request) -> Solution:
 def _solution(g: StateGraph, path: list[int], req: Request) -> Solution:
     """``path`` as a :class:`Solution`, its costs on ``req``'s network and slowdown."""
     link, slowdown = req.link, req.slowdown
-    u, n = path_usage(g, path, burst_of(link))
+    u, n = path_usage(g, path, link.burst)
     return Solution(
         tuple(path_segments(g, path)),
         tuple(u),
@@ -783,7 +778,7 @@ def lut_cell(g: StateGraph, spec: LutSpec, c: int) -> LutCell:
     constraints = [(reduced_weights(m, spec.radio, *lo), b) for m, b in spec.constraints]
     relevant = [any(f[k] != 0.0 for f in [objective] + [f for f, _ in constraints]) for k in range(RDIMS)]
     delta = []
-    burst = burst_of(spec.radio)
+    burst = spec.radio.burst
     for t in g.trans:
         r = reduce(transition_usage(t, burst), spec.radio)
         delta.append([r[k] if relevant[k] else 0.0 for k in range(RDIMS)])

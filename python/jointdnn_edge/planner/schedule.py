@@ -274,7 +274,7 @@ class Schedule:
         """This schedule's costs on ``network`` (its burst included, but for a training table, which is priced without
         one as ``plan`` prices it) recomputed from the cost model's definition (no solver involved)."""
         training = getattr(costs, "phase", "inference") == "training"
-        burst = (0.0, 0.0) if training else (network.burst_up_bytes, network.burst_down_bytes)
+        burst = (0.0, 0.0) if training else network.burst
         usage, transfers = evaluate_usage(costs, self.segments, cloud_keeps_tensors=cloud_keeps_tensors, burst=burst)
         return Schedule.from_usage(
             self.segments,
@@ -318,8 +318,6 @@ def evaluate_usage(
     """
     u = [0.0] * DIMS
     place = _placement(costs, segments)
-    group = [k for k, seg in enumerate(segments) for _ in range(int(seg[0]), int(seg[1]) + 1)]
-    sent = [[0.0, 0.0] for _ in segments]
     for seg in segments:
         a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
         if p == "mobile":
@@ -328,11 +326,10 @@ def evaluate_usage(
         else:
             u[1] += float(costs.cloud_ms[a][b])
     run = _run_ids(segments)
+    sends = _tensor_sends(costs, place, run, cloud_keeps_tensors)
     transfers = 0
-    for t, d, with_layer in _tensor_sends(costs, place, run, cloud_keeps_tensors):
-        nbytes = float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
-        u[BYTES_UP + d] += nbytes
-        sent[group[with_layer]][d] += nbytes
+    for t, d, _ in sends:
+        u[BYTES_UP + d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
         u[CODEC_MS] += float(costs.codec_ms[t][d])
         u[CODEC_MJ] += float(costs.codec_mj[t][d])
         transfers += 1
@@ -340,20 +337,44 @@ def evaluate_usage(
         w = float(costs.cloud_download_bytes[layer])
         if p == "cloud" and w > 0:
             u[BYTES_DOWN] += w
-            sent[group[layer]][1] += w
             transfers += 1
+    sent = bytes_sent_with(costs, place, sends)
     prev = "mobile"
     for k, seg in enumerate(segments):
-        if seg[2] != prev:
+        a, b, p = int(seg[0]), int(seg[1]), str(seg[2])
+        if p != prev:
             u[SWITCHES] += 1
-        if seg[2] == "cloud" and prev == "mobile":
-            u[CREDIT_UP] += min(burst[0], sent[k][0])
-        if (seg[2] == "mobile" and prev == "cloud") or (seg[2] == "cloud" and k + 1 == len(segments)):
-            u[CREDIT_DOWN] += min(burst[1], sent[k][1])
-        prev = seg[2]
+        up, down = (sum(sent[layer][d] for layer in range(a, b + 1)) for d in (0, 1))
+        credit_up, credit_down = burst_credit(burst, up, down, p, prev, k + 1 == len(segments))
+        u[CREDIT_UP] += credit_up
+        u[CREDIT_DOWN] += credit_down
+        prev = p
     if prev != "mobile":
         u[SWITCHES] += 1
     return u, transfers
+
+
+def bytes_sent_with(costs: Any, place: Sequence[str], sends: Sequence[tuple[int, int, int]]) -> list[list[float]]:
+    """Per layer, the bytes ``[up, down]`` sent with its group: the tensors ``sends`` (:func:`_tensor_sends` of
+    ``place``) sends with it, and on the cloud its weight set."""
+    sent = [[0.0, 0.0] for _ in place]
+    for t, d, layer in sends:
+        sent[layer][d] += float(costs.input_bytes if t == 0 else costs.out_bytes[t - 1])
+    for layer, p in enumerate(place):
+        if p == "cloud":
+            sent[layer][1] += float(costs.cloud_download_bytes[layer])
+    return sent
+
+
+def burst_credit(
+    burst: tuple[float, float], up: float, down: float, platform: str, before: str, last: bool
+) -> tuple[float, float]:
+    """The bytes ``(up, down)`` a link's ``burst`` carries of what a group on ``platform`` sends (``up``, ``down``),
+    the group before it on ``before`` (``"mobile"`` for the first), ``last`` when it ends the schedule: the uploads of
+    a group that starts a cloud run, the downloads of one that follows a cloud run or is the last and on the cloud."""
+    credit_up = min(burst[0], up) if platform == "cloud" and before == "mobile" else 0.0
+    ends_cloud_run = (platform == "mobile" and before == "cloud") or (platform == "cloud" and last)
+    return credit_up, min(burst[1], down) if ends_cloud_run else 0.0
 
 
 def _placement(costs: Any, segments: Sequence[Sequence[Any]]) -> list[str]:

@@ -28,7 +28,6 @@ Solvers, all exact for the table:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import weakref
 from collections.abc import Sequence
@@ -374,7 +373,7 @@ def plan_training(
     network, slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms = check_request(
         network, objective, force, cloud_slowdown, deadline_ms, energy_budget_mj, cloud_budget_ms
     )
-    network = dataclasses.replace(network, burst_up_bytes=0.0, burst_down_bytes=0.0)
+    network = network.without_burst()
     if solver not in TRAINING_SOLVERS:
         raise ConfigError(f"solver must be one of {TRAINING_SOLVERS}, got {solver!r}")
     if forward.phase == "training":
